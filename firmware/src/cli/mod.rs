@@ -1,0 +1,47 @@
+//! Command-line front end: parses arguments and dispatches to one file per command group.
+//!
+//! Every command prints a clear error and exits non-zero on bad input; nothing here panics.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+mod args;
+mod spool;
+
+pub use args::Args;
+
+/// Usage text shown by `mailbag help` and on errors.
+pub const USAGE: &str = "\
+usage: mailbag <command> [options]
+
+commands:
+  run [--config FILE]                    run the daemon
+  spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
+  spool inspect IMAGE                    list the messages in a spool image
+  --version                              print the version
+";
+
+/// Entry point used by `main.rs`.
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    let mut args = Args::new(argv);
+    let result = match args.next_word().as_deref() {
+        Some("--version") | Some("-V") | Some("version") => {
+            println!("mailbag {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some("spool") => spool::run(&mut args),
+        Some("help") | Some("--help") | Some("-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("mailbag: {}", msg.trim_end());
+            ExitCode::from(2)
+        }
+    }
+}

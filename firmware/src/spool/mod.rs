@@ -1,0 +1,1 @@
+//! The spool: a littlefs2 filesystem on a `BlockDevice` holding queued messages.

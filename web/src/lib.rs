@@ -1,0 +1,1 @@
+//! mailbag-web: the LuCI-style admin page (placeholder until its issue lands).
