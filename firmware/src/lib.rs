@@ -1,8 +1,14 @@
 //! mailbag: an SMTP store-and-forward relay (backup MX) for OpenWrt routers.
 //!
 //! Layers, bottom up: `mailbag-hal` (flash devices, clocks) → [`spool`] (littlefs2 queue) →
-//! [`smtp`] (sans-IO protocol cores) → `relay` (delivery) → the daemon in `main.rs`.
+//! [`smtp`] (sans-IO protocol cores) and [`policy`] → [`relay`] (delivery) → the daemon.
 //! Protocol cores never do I/O; only the daemon edge owns sockets, TLS and timers.
+//! [`config`] is the one configuration model; [`firewall`] renders rules from it.
 
 pub mod cli;
+pub mod config;
+pub mod firewall;
+pub mod policy;
+pub mod relay;
+pub mod smtp;
 pub mod spool;

@@ -1,0 +1,5 @@
+//! Acceptance policy: domains, recipients, size, anti-abuse.
+
+pub mod config;
+
+pub use config::PolicyConfig;

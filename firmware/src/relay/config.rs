@@ -1,0 +1,34 @@
+//! The `[relay]` configuration section (delivery to the next hop).
+
+use serde::{Deserialize, Serialize};
+
+/// `[relay]`: where accepted mail goes and how long mailbag keeps trying.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RelayConfig {
+    /// Next hops as `host:port`, optionally with a preference: `10 mail.lan:25`.
+    pub next_hops: Vec<String>,
+    /// Seconds between next-hop probes while mail is held.
+    pub probe_interval: u32,
+    /// Retry schedule, e.g. `15m for 2h, then 30m`.
+    pub retry: String,
+    /// Days before undeliverable mail is bounced (1..=30).
+    pub lifetime_days: u32,
+    /// Hours before a delay warning (0 = never).
+    pub delay_warning_hours: u32,
+    /// The upstream silo (edge role): `host:port` that receives ETRN when the WAN comes back.
+    pub upstream_silo: Option<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            next_hops: Vec::new(),
+            probe_interval: 30,
+            retry: "15m for 2h, then 30m".into(),
+            lifetime_days: 7,
+            delay_warning_hours: 4,
+            upstream_silo: None,
+        }
+    }
+}
