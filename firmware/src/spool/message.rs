@@ -1,0 +1,198 @@
+//! What the spool stores about a message: its id, envelope and delivery state.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest address kept (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
+pub const ADDRESS_MAX: usize = 256;
+/// Most recipients per message (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
+pub const RECIPIENTS_MAX: usize = 100;
+/// Longest last-error text kept (a next hop's reply line, truncated).
+pub const ERROR_MAX: usize = 200;
+/// Most distinct recipient domains tracked per message for quotas.
+pub const DOMAINS_PER_MESSAGE: usize = 8;
+
+/// An address as stored: at most [`ADDRESS_MAX`] bytes. The SMTP layer has validated it.
+pub type Address = heapless::String<ADDRESS_MAX>;
+
+/// A queued message's id: the spool's mount count in the high 32 bits and a sequence
+/// number within that mount in the low 32, so ids never repeat on one spool. Shown as 16
+/// hex digits (the `queued as` id of the 250 reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub u64);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016X}", self.0)
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u64::from_str_radix(s, 16).map(MessageId).map_err(|e| e.to_string())
+        } else {
+            Err(format!("'{s}' is not a message id (16 hex digits)"))
+        }
+    }
+}
+
+/// The SMTP envelope of an accepted message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Reverse-path; empty for the null sender `<>` (bounces).
+    pub sender: Address,
+    /// Forward-paths, at least one.
+    pub recipients: heapless::Vec<Address, RECIPIENTS_MAX>,
+}
+
+impl Envelope {
+    /// Builds an envelope, refusing over-long addresses and too many recipients.
+    pub fn new<'a>(sender: &str, recipients: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let sender = Address::try_from(sender).map_err(|_| "sender address too long".to_string())?;
+        let mut env = Envelope { sender, recipients: heapless::Vec::new() };
+        for r in recipients {
+            let a = Address::try_from(r).map_err(|_| format!("recipient address too long: {r:.40}..."))?;
+            env.recipients.push(a).map_err(|_| "too many recipients".to_string())?;
+        }
+        if env.recipients.is_empty() {
+            return Err("no recipients".into());
+        }
+        Ok(env)
+    }
+}
+
+/// Domain part of an address, lower-cased (empty if there is none).
+pub fn domain_of(addr: &str) -> String {
+    addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Delivery state of one recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptStatus {
+    /// Not yet delivered; will be retried.
+    Pending,
+    /// The next hop accepted it (2xx).
+    Delivered,
+    /// Permanently refused (5xx) or expired; a DSN is due/sent.
+    Failed,
+}
+
+/// One recipient and its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Forward-path.
+    pub address: Address,
+    /// Delivery state.
+    pub status: RcptStatus,
+}
+
+/// The record kept for each queued message (`/q/<id>.m`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Queue id.
+    pub id: MessageId,
+    /// Wall-clock seconds when it was accepted.
+    pub received_unix: u64,
+    /// Body size in bytes.
+    pub size: u64,
+    /// CRC-32 of the body, checked when it is read back.
+    pub body_crc: u32,
+    /// Reverse-path (empty: null sender).
+    pub sender: Address,
+    /// Recipients and their delivery state.
+    pub recipients: heapless::Vec<Recipient, RECIPIENTS_MAX>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Wall-clock seconds of the next attempt (0: as soon as possible).
+    pub next_attempt_unix: u64,
+    /// The last temporary or permanent error, for people reading the queue.
+    pub last_error: heapless::String<ERROR_MAX>,
+    /// Whether a delay warning was already sent.
+    pub warned: bool,
+}
+
+impl MessageMeta {
+    /// Recipients still to deliver.
+    pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.iter().filter(|r| r.status == RcptStatus::Pending)
+    }
+
+    /// Sets `last_error`, truncated to [`ERROR_MAX`] bytes at a character boundary.
+    pub fn set_last_error(&mut self, text: &str) {
+        self.last_error.clear();
+        let mut end = text.len().min(ERROR_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Cannot fail: `end <= ERROR_MAX`.
+        let _ = self.last_error.push_str(&text[..end]);
+    }
+}
+
+/// The spool header (`/spool.hdr`), written at format and updated at each mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`HEADER_MAGIC`].
+    pub magic: [u8; 8],
+    /// Wall-clock seconds of the format.
+    pub created_unix: u64,
+    /// Times the spool was mounted for writing (the high half of message ids).
+    pub mounts: u32,
+    /// Blocks the filesystem spans (grown when the image grows).
+    pub block_count: u32,
+}
+
+/// Identifies a mailbag spool.
+pub const HEADER_MAGIC: [u8; 8] = *b"MAILBAG\0";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_and_parse() {
+        let id = MessageId(0x0000_0002_0000_00AB);
+        assert_eq!(id.to_string(), "00000002000000AB");
+        assert_eq!("00000002000000ab".parse::<MessageId>().unwrap(), id);
+        assert!("xyz".parse::<MessageId>().is_err());
+        assert!("00000002000000AB0".parse::<MessageId>().is_err());
+    }
+
+    #[test]
+    fn envelope_bounds() {
+        assert!(Envelope::new("a@b", ["c@d"]).is_ok());
+        assert!(Envelope::new("a@b", []).is_err());
+        let long = "x".repeat(300);
+        assert!(Envelope::new(&long, ["c@d"]).is_err());
+        let many: Vec<String> = (0..101).map(|i| format!("u{i}@d")).collect();
+        assert!(Envelope::new("a@b", many.iter().map(String::as_str)).is_err());
+    }
+
+    #[test]
+    fn last_error_is_truncated_on_a_char_boundary() {
+        let mut m = MessageMeta {
+            id: MessageId(1),
+            received_unix: 0,
+            size: 0,
+            body_crc: 0,
+            sender: Address::new(),
+            recipients: heapless::Vec::new(),
+            attempts: 0,
+            next_attempt_unix: 0,
+            last_error: heapless::String::new(),
+            warned: false,
+        };
+        m.set_last_error(&"é".repeat(150));
+        assert!(m.last_error.len() <= ERROR_MAX);
+        assert!(m.last_error.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn domain_is_lowercased() {
+        assert_eq!(domain_of("User@Example.COM"), "example.com");
+        assert_eq!(domain_of("nodomain"), "");
+    }
+}
