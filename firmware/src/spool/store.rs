@@ -206,18 +206,33 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             )));
         }
 
-        let scan = scan_queue(&fs).map_err(|e| lfs_error(&handle, e))?;
         // Refuse before changing anything if any record is from the future.
-        if let Some(v) = scan.newer {
+        let preview = scan_queue(&fs).map_err(|e| lfs_error(&handle, e))?;
+        if let Some(v) = preview.newer {
             return Err(SpoolError::NewerFormat(v));
         }
+        if access == Access::ReadWrite {
+            // The first write after mount makes littlefs finish any rename or relocation a
+            // power cut interrupted (its "forceconsistency"); until then a directory listing
+            // can miss an entry. So write the header *before* scanning the queue.
+            if device_blocks as u32 > header.block_count {
+                fs.grow(device_blocks).map_err(|e| lfs_error(&handle, e))?;
+                header.block_count = device_blocks as u32;
+            }
+            header.mounts = header.mounts.wrapping_add(1);
+            write_header(&fs, &header).map_err(|e| lfs_error(&handle, e))?;
+        }
+        let scan = match access {
+            Access::ReadWrite => scan_queue(&fs).map_err(|e| lfs_error(&handle, e))?,
+            Access::ReadOnly => preview,
+        };
 
         let mut spool = Spool {
             fs,
             flash: handle,
             access,
             limits,
-            header: header.clone(),
+            header,
             seq: 0,
             index: Vec::with_capacity(limits.max_messages as usize),
             bytes: 0,
@@ -231,13 +246,6 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         }
 
         if access == Access::ReadWrite {
-            if device_blocks as u32 > header.block_count {
-                spool.fs.grow(device_blocks).map_err(|e| spool.io(e))?;
-                header.block_count = device_blocks as u32;
-            }
-            header.mounts = header.mounts.wrapping_add(1);
-            write_header(&spool.fs, &header).map_err(|e| spool.io(e))?;
-            spool.header = header;
             for name in &scan.remove {
                 remove_if_exists(&spool.fs, &path(name)).map_err(|e| spool.io(e))?;
             }
