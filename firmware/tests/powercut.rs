@@ -19,7 +19,9 @@
 
 use std::collections::BTreeMap;
 
-use mailbag::spool::{Access, Allocation, Barrier, Envelope, Flash, Limits, MessageId, Spool, SpoolError, format};
+use mailbag::spool::{
+    Access, Allocation, Barrier, Envelope, Flash, Limits, MessageId, Spool, SpoolError, format,
+};
 use mailbag_hal::{CacheModel, Geometry, LogEntry, PowerCut, PowerCutLog, RamDevice, Replay};
 
 const BLOCKS: u32 = 2048; // 8 MiB
@@ -52,9 +54,18 @@ fn body(len: usize, seed: u64) -> Vec<u8> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Enqueue { id: MessageId, len: usize, seed: u64 },
-    Update { id: MessageId, attempts: u32 },
-    Remove { id: MessageId },
+    Enqueue {
+        id: MessageId,
+        len: usize,
+        seed: u64,
+    },
+    Update {
+        id: MessageId,
+        attempts: u32,
+    },
+    Remove {
+        id: MessageId,
+    },
 }
 
 fn size_for(r: &mut Rng) -> usize {
@@ -66,7 +77,10 @@ fn size_for(r: &mut Rng) -> usize {
 }
 
 fn mount_rw(dev: RamDevice) -> (Flash<RamDevice>, Allocation<RamDevice>) {
-    (Flash::new(dev, Barrier::BlockSwitch).unwrap(), Allocation::new())
+    (
+        Flash::new(dev, Barrier::BlockSwitch).unwrap(),
+        Allocation::new(),
+    )
 }
 
 /// Runs the workload on a recording device; returns the base image, the log and the ops.
@@ -78,7 +92,8 @@ fn record_workload() -> (Vec<u8>, Vec<LogEntry>, Vec<Op>) {
     let dev = PowerCut::new(base, None).with_log(log.clone());
     let mut flash: Flash<PowerCut<RamDevice>> = Flash::new(dev, Barrier::BlockSwitch).unwrap();
     let mut alloc = Allocation::new();
-    let mut spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+    let mut spool =
+        Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
 
     let mut r = Rng(0x6d61_696c_6261_6721);
     let mut ops = Vec::new();
@@ -111,10 +126,17 @@ fn record_workload() -> (Vec<u8>, Vec<LogEntry>, Vec<Op>) {
             meta.set_last_error("451 4.4.1 primary unreachable");
             spool.update(&meta).unwrap();
             live[i].2 = meta.attempts;
-            ops.push(Op::Update { id: live[i].0, attempts: meta.attempts });
+            ops.push(Op::Update {
+                id: live[i].0,
+                attempts: meta.attempts,
+            });
         } else {
             // Mostly the oldest, as delivery would.
-            let i = if r.below(3) == 0 { r.below(live.len() as u64) as usize } else { 0 };
+            let i = if r.below(3) == 0 {
+                r.below(live.len() as u64) as usize
+            } else {
+                0
+            };
             let (id, _, _) = live.remove(i);
             spool.remove(id).unwrap();
             ops.push(Op::Remove { id });
@@ -147,7 +169,10 @@ fn expected(ops: &[Op], done: usize) -> Expect {
             }
         }
     }
-    Expect { live, in_flight: ops.get(done).cloned() }
+    Expect {
+        live,
+        in_flight: ops.get(done).cloned(),
+    }
 }
 
 /// Bodies of the workload, generated once.
@@ -170,12 +195,20 @@ fn check(image: Vec<u8>, ops: &[Op], bodies: &Bodies, done: usize, what: &str) {
     let (mut flash, mut alloc) = mount_rw(dev);
     let mut spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite)
         .unwrap_or_else(|e| panic!("{what}: remount failed: {e}"));
-    assert_eq!(spool.usage().damaged, 0, "{what}: a power cut must not look like damage; in flight {:?}", exp.in_flight);
+    assert_eq!(
+        spool.usage().damaged,
+        0,
+        "{what}: a power cut must not look like damage; in flight {:?}",
+        exp.in_flight
+    );
 
     let listed: Vec<MessageId> = spool.entries().iter().map(|e| e.id).collect();
     for id in exp.live.keys() {
         let removing = matches!(exp.in_flight, Some(Op::Remove { id: r }) if r == *id);
-        assert!(listed.contains(id) || removing, "{what}: acknowledged message {id} lost");
+        assert!(
+            listed.contains(id) || removing,
+            "{what}: acknowledged message {id} lost"
+        );
     }
     for id in &listed {
         let meta = spool.meta(*id).unwrap();
@@ -186,12 +219,18 @@ fn check(image: Vec<u8>, ops: &[Op], bodies: &Bodies, done: usize, what: &str) {
         let (len, seed, attempts) = match (exp.live.get(id), &exp.in_flight) {
             (Some(&e), _) => e,
             (None, Some(Op::Enqueue { id: f, len, seed })) if f == id => (*len, *seed, 0),
-            _ => panic!("{what}: message {id} is listed but was never acknowledged (or was removed)"),
+            _ => {
+                panic!("{what}: message {id} is listed but was never acknowledged (or was removed)")
+            }
         };
         assert_eq!(got.len(), len, "{what}: {id} has the wrong length");
         assert!(got == bodies.0[&seed], "{what}: {id} is not byte-identical");
         let updating = matches!(exp.in_flight, Some(Op::Update { id: u, attempts: a }) if u == *id && a == meta.attempts);
-        assert!(meta.attempts == attempts || updating, "{what}: {id} has attempts {} not {attempts}", meta.attempts);
+        assert!(
+            meta.attempts == attempts || updating,
+            "{what}: {id} has attempts {} not {attempts}",
+            meta.attempts
+        );
     }
 
     // The spool still takes mail.
@@ -216,11 +255,22 @@ fn every_acknowledged_message_survives_power_cuts() {
         .collect();
     let wanted = match std::env::var("MAILBAG_POWERCUT_POINTS").as_deref() {
         Ok("all") => cut_points.len(),
-        Ok(n) => n.parse().expect("MAILBAG_POWERCUT_POINTS: a number or 'all'"),
+        Ok(n) => n
+            .parse()
+            .expect("MAILBAG_POWERCUT_POINTS: a number or 'all'"),
         Err(_) => 2400,
     };
     let step = (cut_points.len() as f64 / wanted.min(cut_points.len()) as f64).max(1.0);
-    let sizes: Vec<usize> = ops.iter().filter_map(|o| if let Op::Enqueue { len, .. } = o { Some(*len) } else { None }).collect();
+    let sizes: Vec<usize> = ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::Enqueue { len, .. } = o {
+                Some(*len)
+            } else {
+                None
+            }
+        })
+        .collect();
     eprintln!(
         "workload: {} ops ({} enqueues, {} KiB..{} KiB), {} program/erase operations, checking {} cut points",
         ops.len(),
@@ -241,10 +291,23 @@ fn every_acknowledged_message_survives_power_cuts() {
         let cut = cut_points[x as usize];
         x += step;
         // Ops whose "returned" mark precedes the cut are complete.
-        let done = entries[..cut].iter().filter(|e| matches!(e, LogEntry::Mark(_))).count();
-        let (model, tear) = if checked % 2 == 0 { (CacheModel::WriteThrough, true) } else { (CacheModel::Volatile, false) };
+        let done = entries[..cut]
+            .iter()
+            .filter(|e| matches!(e, LogEntry::Mark(_)))
+            .count();
+        let (model, tear) = if checked % 2 == 0 {
+            (CacheModel::WriteThrough, true)
+        } else {
+            (CacheModel::Volatile, false)
+        };
         let image = replay.crash_image(cut, model, tear, &mut |_| rng.next() & 1 == 0);
-        check(image, &ops, &bodies, done, &format!("cut at entry {cut} ({model:?}, op {done})"));
+        check(
+            image,
+            &ops,
+            &bodies,
+            done,
+            &format!("cut at entry {cut} ({model:?}, op {done})"),
+        );
         checked += 1;
     }
     // A cut after everything, too.
@@ -265,7 +328,8 @@ fn a_spool_left_without_sync_loses_nothing_it_acknowledged() {
     let mut flash: Flash<PowerCut<RamDevice>> = Flash::new(dev, Barrier::BlockSwitch).unwrap();
     let id = {
         let mut alloc = Allocation::new();
-        let mut spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+        let mut spool =
+            Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
         let env = Envelope::new("s@outside.test", ["r@office.test"]).unwrap();
         let mut p = spool.begin(&env, 0).unwrap();
         spool.append(&mut p, &body(5000, 1)).unwrap();
@@ -279,5 +343,8 @@ fn a_spool_left_without_sync_loses_nothing_it_acknowledged() {
     let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
     assert_eq!(spool.entries().len(), 1);
     assert_eq!(spool.entries()[0].id, id);
-    assert!(matches!(spool.meta(MessageId(id.0 + 1)), Err(SpoolError::NotFound)));
+    assert!(matches!(
+        spool.meta(MessageId(id.0 + 1)),
+        Err(SpoolError::NotFound)
+    ));
 }

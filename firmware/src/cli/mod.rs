@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod args;
+mod fmt;
 mod spool;
 
 pub use args::Args;
@@ -17,7 +18,7 @@ usage: mailbag <command> [options]
 commands:
   run [--config FILE]                    run the daemon
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
-  spool inspect IMAGE                    list the messages in a spool image
+  spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
   --version                              print the version
 ";
 

@@ -30,14 +30,19 @@ pub enum SpoolError {
 impl SpoolError {
     /// True for "no room now, try later" errors (SMTP 452).
     pub fn is_capacity(&self) -> bool {
-        matches!(self, SpoolError::TooManyMessages | SpoolError::Full | SpoolError::DomainQuota(_))
+        matches!(
+            self,
+            SpoolError::TooManyMessages | SpoolError::Full | SpoolError::DomainQuota(_)
+        )
     }
 }
 
 impl fmt::Display for SpoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpoolError::TooManyMessages => f.write_str("spool holds its maximum number of messages"),
+            SpoolError::TooManyMessages => {
+                f.write_str("spool holds its maximum number of messages")
+            }
             SpoolError::Full => f.write_str("spool is full"),
             SpoolError::DomainQuota(d) => write!(f, "quota for domain {d} is used up"),
             SpoolError::NotFound => f.write_str("no such message"),

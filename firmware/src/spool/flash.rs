@@ -145,13 +145,23 @@ impl<D: BlockDevice, const COUNT: usize> Flash<D, COUNT> {
                 SPOOL_BLOCK * FORMAT_BLOCKS
             ));
         }
-        let inner = Inner { dev, barrier, dirty: None, stats: FlashStats::default(), last_error: None };
-        Ok(Self { inner: Rc::new(RefCell::new(inner)) })
+        let inner = Inner {
+            dev,
+            barrier,
+            dirty: None,
+            stats: FlashStats::default(),
+            last_error: None,
+        };
+        Ok(Self {
+            inner: Rc::new(RefCell::new(inner)),
+        })
     }
 
     /// A handle for `sync` and statistics.
     pub fn handle(&self) -> FlashHandle<D> {
-        FlashHandle { inner: Rc::clone(&self.inner) }
+        FlashHandle {
+            inner: Rc::clone(&self.inner),
+        }
     }
 
     /// Number of littlefs blocks the device holds.
@@ -161,7 +171,9 @@ impl<D: BlockDevice, const COUNT: usize> Flash<D, COUNT> {
 
     /// Gives the device back (the filesystem must be unmounted: no other handle in use).
     pub fn into_device(self) -> Option<D> {
-        Rc::try_unwrap(self.inner).ok().map(|cell| cell.into_inner().dev)
+        Rc::try_unwrap(self.inner)
+            .ok()
+            .map(|cell| cell.into_inner().dev)
     }
 }
 
@@ -188,7 +200,9 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
     fn write(&mut self, off: usize, data: &[u8]) -> LfsResult<usize> {
         let mut inner = self.inner.borrow_mut();
         let block = (off / SPOOL_BLOCK) as u64;
-        let res = inner.before_write(block).and_then(|()| inner.dev.program(off as u64, data));
+        let res = inner
+            .before_write(block)
+            .and_then(|()| inner.dev.program(off as u64, data));
         match res {
             Ok(()) => {
                 inner.stats.programmed += data.len() as u64;
@@ -201,7 +215,9 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
     fn erase(&mut self, off: usize, len: usize) -> LfsResult<usize> {
         let mut inner = self.inner.borrow_mut();
         let block = (off / SPOOL_BLOCK) as u64;
-        let res = inner.before_write(block).and_then(|()| inner.dev.erase(off as u64, len as u64));
+        let res = inner
+            .before_write(block)
+            .and_then(|()| inner.dev.erase(off as u64, len as u64));
         match res {
             Ok(()) => {
                 inner.stats.erased += len as u64;
@@ -215,11 +231,15 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailbag_hal::{Geometry, PowerCut, PowerCutLog, RamDevice, LogEntry};
+    use mailbag_hal::{Geometry, LogEntry, PowerCut, PowerCutLog, RamDevice};
 
     fn logged() -> (Flash<PowerCut<RamDevice>>, PowerCutLog) {
         let log = PowerCutLog::new();
-        let dev = PowerCut::new(RamDevice::new(Geometry::new(16, 16, 4096, 32).unwrap()), None).with_log(log.clone());
+        let dev = PowerCut::new(
+            RamDevice::new(Geometry::new(16, 16, 4096, 32).unwrap()),
+            None,
+        )
+        .with_log(log.clone());
         (Flash::new(dev, Barrier::BlockSwitch).unwrap(), log)
     }
 
@@ -230,8 +250,15 @@ mod tests {
         f.write(16, &[0; 16]).unwrap();
         f.write(4096, &[0; 16]).unwrap();
         f.erase(8192, 4096).unwrap();
-        let syncs = log.entries().iter().filter(|e| **e == LogEntry::Sync).count();
-        assert_eq!(syncs, 2, "one sync before block 1, one before erasing block 2");
+        let syncs = log
+            .entries()
+            .iter()
+            .filter(|e| **e == LogEntry::Sync)
+            .count();
+        assert_eq!(
+            syncs, 2,
+            "one sync before block 1, one before erasing block 2"
+        );
         assert_eq!(f.handle().stats().syncs, 2);
     }
 
@@ -250,7 +277,10 @@ mod tests {
         let dev = RamDevice::new(Geometry::new(16, 16, 4096, 32).unwrap());
         let mut f: Flash<_> = Flash::new(dev, Barrier::None).unwrap();
         assert!(f.write(32 * 4096, &[0; 16]).is_err());
-        assert!(matches!(f.handle().take_error(), Some(mailbag_hal::Error::OutOfBounds)));
+        assert!(matches!(
+            f.handle().take_error(),
+            Some(mailbag_hal::Error::OutOfBounds)
+        ));
     }
 
     #[test]

@@ -32,7 +32,9 @@ impl std::str::FromStr for MessageId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            u64::from_str_radix(s, 16).map(MessageId).map_err(|e| e.to_string())
+            u64::from_str_radix(s, 16)
+                .map(MessageId)
+                .map_err(|e| e.to_string())
         } else {
             Err(format!("'{s}' is not a message id (16 hex digits)"))
         }
@@ -50,12 +52,22 @@ pub struct Envelope {
 
 impl Envelope {
     /// Builds an envelope, refusing over-long addresses and too many recipients.
-    pub fn new<'a>(sender: &str, recipients: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        let sender = Address::try_from(sender).map_err(|_| "sender address too long".to_string())?;
-        let mut env = Envelope { sender, recipients: heapless::Vec::new() };
+    pub fn new<'a>(
+        sender: &str,
+        recipients: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, String> {
+        let sender =
+            Address::try_from(sender).map_err(|_| "sender address too long".to_string())?;
+        let mut env = Envelope {
+            sender,
+            recipients: heapless::Vec::new(),
+        };
         for r in recipients {
-            let a = Address::try_from(r).map_err(|_| format!("recipient address too long: {r:.40}..."))?;
-            env.recipients.push(a).map_err(|_| "too many recipients".to_string())?;
+            let a = Address::try_from(r)
+                .map_err(|_| format!("recipient address too long: {r:.40}..."))?;
+            env.recipients
+                .push(a)
+                .map_err(|_| "too many recipients".to_string())?;
         }
         if env.recipients.is_empty() {
             return Err("no recipients".into());
@@ -66,7 +78,9 @@ impl Envelope {
 
 /// Domain part of an address, lower-cased (empty if there is none).
 pub fn domain_of(addr: &str) -> String {
-    addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+    addr.rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Delivery state of one recipient.
@@ -117,7 +131,9 @@ pub struct MessageMeta {
 impl MessageMeta {
     /// Recipients still to deliver.
     pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
-        self.recipients.iter().filter(|r| r.status == RcptStatus::Pending)
+        self.recipients
+            .iter()
+            .filter(|r| r.status == RcptStatus::Pending)
     }
 
     /// Sets `last_error`, truncated to [`ERROR_MAX`] bytes at a character boundary.

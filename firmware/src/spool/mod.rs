@@ -17,6 +17,7 @@ mod crc;
 mod error;
 pub mod flash;
 pub mod message;
+pub mod open;
 pub mod record;
 mod store;
 #[cfg(test)]

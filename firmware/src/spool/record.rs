@@ -53,7 +53,10 @@ impl std::fmt::Display for RecordError {
             RecordError::Checksum => f.write_str("record checksum mismatch"),
             RecordError::WrongKind(k) => write!(f, "unexpected record kind 0x{k:02x}"),
             RecordError::NewerVersion(v) => {
-                write!(f, "record format {v} is newer than this build reads ({FORMAT_VERSION})")
+                write!(
+                    f,
+                    "record format {v} is newer than this build reads ({FORMAT_VERSION})"
+                )
             }
             RecordError::Payload => f.write_str("record payload is malformed"),
             RecordError::TooLarge => f.write_str("record too large"),
@@ -64,14 +67,20 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// Encodes `value` as a `kind` record into `buf`; returns the used prefix.
-pub fn encode<'b, T: Serialize>(kind: Kind, value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], RecordError> {
+pub fn encode<'b, T: Serialize>(
+    kind: Kind,
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], RecordError> {
     if buf.len() < 6 {
         return Err(RecordError::TooLarge);
     }
     buf[0] = kind as u8;
     buf[1] = FORMAT_VERSION;
     let end = buf.len() - 4;
-    let n = postcard::to_slice(value, &mut buf[2..end]).map_err(|_| RecordError::TooLarge)?.len();
+    let n = postcard::to_slice(value, &mut buf[2..end])
+        .map_err(|_| RecordError::TooLarge)?
+        .len();
     let crc = crc32(0, &buf[..2 + n]);
     buf[2 + n..2 + n + 4].copy_from_slice(&crc.to_le_bytes());
     Ok(&buf[..2 + n + 4])
@@ -107,7 +116,10 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample { n: 0x0102_0304_0506, s: heapless::String::try_from("héllo").unwrap() }
+        Sample {
+            n: 0x0102_0304_0506,
+            s: heapless::String::try_from("héllo").unwrap(),
+        }
     }
 
     #[test]
@@ -130,10 +142,19 @@ mod tests {
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
-            assert!(decode::<Sample>(Kind::Message, &bad).is_err(), "flip at byte {i} undetected");
+            assert!(
+                decode::<Sample>(Kind::Message, &bad).is_err(),
+                "flip at byte {i} undetected"
+            );
         }
-        assert_eq!(decode::<Sample>(Kind::Message, &[]), Err(RecordError::Truncated));
-        assert_eq!(decode::<Sample>(Kind::Header, &good), Err(RecordError::WrongKind(b'M')));
+        assert_eq!(
+            decode::<Sample>(Kind::Message, &[]),
+            Err(RecordError::Truncated)
+        );
+        assert_eq!(
+            decode::<Sample>(Kind::Header, &good),
+            Err(RecordError::WrongKind(b'M'))
+        );
     }
 
     #[test]
@@ -144,12 +165,18 @@ mod tests {
         let n = bytes.len() - 4;
         let crc = crc32(0, &bytes[..n]);
         bytes[n..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode::<Sample>(Kind::Message, &bytes), Err(RecordError::NewerVersion(FORMAT_VERSION + 1)));
+        assert_eq!(
+            decode::<Sample>(Kind::Message, &bytes),
+            Err(RecordError::NewerVersion(FORMAT_VERSION + 1))
+        );
     }
 
     #[test]
     fn too_small_buffer_is_an_error() {
         let mut buf = [0u8; 8];
-        assert_eq!(encode(Kind::Message, &sample(), &mut buf), Err(RecordError::TooLarge));
+        assert_eq!(
+            encode(Kind::Message, &sample(), &mut buf),
+            Err(RecordError::TooLarge)
+        );
     }
 }

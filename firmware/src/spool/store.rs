@@ -36,7 +36,8 @@ use super::crc::crc32;
 use super::error::SpoolError;
 use super::flash::{Barrier, FORMAT_BLOCKS, Flash, FlashHandle, FlashStats, SPOOL_BLOCK};
 use super::message::{
-    DOMAINS_PER_MESSAGE, Envelope, HEADER_MAGIC, Header, MessageId, MessageMeta, RcptStatus, Recipient, domain_of,
+    DOMAINS_PER_MESSAGE, Envelope, HEADER_MAGIC, Header, MessageId, MessageMeta, RcptStatus,
+    Recipient, domain_of,
 };
 use super::record::{self, Kind, RECORD_MAX, RecordError};
 
@@ -53,7 +54,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_messages: 4096, max_bytes: u64::MAX, max_bytes_per_domain: 0 }
+        Self {
+            max_messages: 4096,
+            max_bytes: u64::MAX,
+            max_bytes_per_domain: 0,
+        }
     }
 }
 
@@ -126,6 +131,10 @@ pub struct Usage {
     pub flash: FlashStats,
 }
 
+/// Largest index allocated up front (entries past it, possible only if the limit was lowered
+/// while more mail was held, grow the vector once).
+const INDEX_PREALLOC_MAX: u32 = 1 << 16;
+
 const HEADER_PATH: &str = "/spool.hdr";
 const HEADER_TMP: &str = "/spool.hdr.t";
 const QUEUE_DIR: &str = "/q";
@@ -153,7 +162,9 @@ pub fn format<D: BlockDevice>(dev: D, barrier: Barrier, now_unix: u64) -> Result
     let handle = small.handle();
     Filesystem::format(&mut small).map_err(|e| lfs_error(&handle, e))?;
     drop(handle);
-    let dev = small.into_device().ok_or_else(|| SpoolError::Io("device still borrowed".into()))?;
+    let dev = small
+        .into_device()
+        .ok_or_else(|| SpoolError::Io("device still borrowed".into()))?;
 
     let mut flash: Flash<D> = Flash::new(dev, barrier).map_err(SpoolError::Io)?;
     let handle = flash.handle();
@@ -163,13 +174,21 @@ pub fn format<D: BlockDevice>(dev: D, barrier: Barrier, now_unix: u64) -> Result
         if blocks > FORMAT_BLOCKS {
             fs.grow(blocks).map_err(|e| lfs_error(&handle, e))?;
         }
-        let header = Header { magic: HEADER_MAGIC, created_unix: now_unix, mounts: 0, block_count: blocks as u32 };
+        let header = Header {
+            magic: HEADER_MAGIC,
+            created_unix: now_unix,
+            mounts: 0,
+            block_count: blocks as u32,
+        };
         write_header(&fs, &header).map_err(|e| lfs_error(&handle, e))?;
-        fs.create_dir(&path(QUEUE_DIR)).map_err(|e| lfs_error(&handle, e))?;
+        fs.create_dir(&path(QUEUE_DIR))
+            .map_err(|e| lfs_error(&handle, e))?;
     }
     handle.sync().map_err(|e| SpoolError::Io(e.to_string()))?;
     drop(handle);
-    flash.into_device().ok_or_else(|| SpoolError::Io("device still borrowed".into()))
+    flash
+        .into_device()
+        .ok_or_else(|| SpoolError::Io("device still borrowed".into()))
 }
 
 impl<'a, D: BlockDevice> Spool<'a, D> {
@@ -185,12 +204,16 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         let handle = flash.handle();
         let device_blocks = flash.device_blocks();
         let fs = Filesystem::mount(alloc, flash).map_err(|e| {
-            let why = handle.take_error().map(|e| e.to_string()).unwrap_or_else(|| format!("{e:?}"));
+            let why = handle
+                .take_error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| format!("{e:?}"));
             SpoolError::NotASpool(format!("no littlefs filesystem found ({why})"))
         })?;
         let mut buf = [0u8; 256];
-        let n = read_file(&fs, &path(HEADER_PATH), 0, &mut buf)
-            .map_err(|_| SpoolError::NotASpool("littlefs filesystem without a mailbag header".into()))?;
+        let n = read_file(&fs, &path(HEADER_PATH), 0, &mut buf).map_err(|_| {
+            SpoolError::NotASpool("littlefs filesystem without a mailbag header".into())
+        })?;
         let mut header: Header = match record::decode(Kind::Header, &buf[..n]) {
             Ok(h) => h,
             Err(RecordError::NewerVersion(v)) => return Err(SpoolError::NewerFormat(v)),
@@ -234,7 +257,7 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             limits,
             header,
             seq: 0,
-            index: Vec::with_capacity(limits.max_messages as usize),
+            index: Vec::with_capacity(limits.max_messages.min(INDEX_PREALLOC_MAX) as usize),
             bytes: 0,
             in_flight: 0,
             reserved: 0,
@@ -251,7 +274,10 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             }
             if !scan.damaged.is_empty() {
                 if !spool.fs.exists(&path(BAD_DIR)) {
-                    spool.fs.create_dir(&path(BAD_DIR)).map_err(|e| spool.io(e))?;
+                    spool
+                        .fs
+                        .create_dir(&path(BAD_DIR))
+                        .map_err(|e| spool.io(e))?;
                 }
                 for id in &scan.damaged {
                     for ext in ["m", "b"] {
@@ -295,9 +321,15 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
 
     /// Starts receiving a message for `envelope`. `declared_size` is the SIZE= parameter
     /// (0 if none); it is checked against the limits up front.
-    pub fn begin(&mut self, envelope: &Envelope, declared_size: u64) -> Result<Pending, SpoolError> {
+    pub fn begin(
+        &mut self,
+        envelope: &Envelope,
+        declared_size: u64,
+    ) -> Result<Pending, SpoolError> {
         self.writable()?;
-        if self.index.len() as u64 + u64::from(self.in_flight) >= u64::from(self.limits.max_messages) {
+        if self.index.len() as u64 + u64::from(self.in_flight)
+            >= u64::from(self.limits.max_messages)
+        {
             return Err(SpoolError::TooManyMessages);
         }
         if self.bytes + self.reserved + declared_size > self.limits.max_bytes {
@@ -315,7 +347,13 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         let id = MessageId((u64::from(self.header.mounts) << 32) | u64::from(self.seq));
         self.seq = self.seq.checked_add(1).ok_or(SpoolError::Full)?;
         self.in_flight += 1;
-        Ok(Pending { id, size: 0, crc: 0, created: false, domains })
+        Ok(Pending {
+            id,
+            size: 0,
+            crc: 0,
+            created: false,
+            domains,
+        })
     }
 
     /// Appends body bytes. For efficiency pass chunks of several KiB; the data is in the
@@ -335,7 +373,10 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         }
         let body = path(&queue_file(p.id, "b"));
         let res = if p.created {
-            OpenOptions::new().write(true).append(true).open_and_then(&self.fs, &body, |f| f.write_all(data))
+            OpenOptions::new()
+                .write(true)
+                .append(true)
+                .open_and_then(&self.fs, &body, |f| f.write_all(data))
         } else {
             self.fs.write(&body, data)
         };
@@ -349,14 +390,22 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
 
     /// Makes the message durable and returns its id. Only after this returns may the
     /// sender be told 250.
-    pub fn commit(&mut self, mut p: Pending, envelope: &Envelope, now_unix: u64) -> Result<MessageId, SpoolError> {
+    pub fn commit(
+        &mut self,
+        mut p: Pending,
+        envelope: &Envelope,
+        now_unix: u64,
+    ) -> Result<MessageId, SpoolError> {
         let result = self.commit_inner(&mut p, envelope, now_unix);
         match result {
             Ok(meta) => {
                 self.in_flight -= 1;
                 self.reserved -= p.size;
                 self.bytes += p.size;
-                self.index.push(IndexEntry { domains: p.domains, ..index_entry(&meta) });
+                self.index.push(IndexEntry {
+                    domains: p.domains,
+                    ..index_entry(&meta)
+                });
                 Ok(meta.id)
             }
             Err(e) => {
@@ -367,16 +416,26 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         }
     }
 
-    fn commit_inner(&mut self, p: &mut Pending, envelope: &Envelope, now_unix: u64) -> Result<MessageMeta, SpoolError> {
+    fn commit_inner(
+        &mut self,
+        p: &mut Pending,
+        envelope: &Envelope,
+        now_unix: u64,
+    ) -> Result<MessageMeta, SpoolError> {
         self.writable()?;
         if !p.created {
-            self.fs.write(&path(&queue_file(p.id, "b")), &[]).map_err(|e| self.io(e))?;
+            self.fs
+                .write(&path(&queue_file(p.id, "b")), &[])
+                .map_err(|e| self.io(e))?;
             p.created = true;
         }
         let mut recipients = heapless::Vec::new();
         for r in &envelope.recipients {
             // Same capacity as the envelope's, so this cannot fail.
-            let _ = recipients.push(Recipient { address: r.clone(), status: RcptStatus::Pending });
+            let _ = recipients.push(Recipient {
+                address: r.clone(),
+                status: RcptStatus::Pending,
+            });
         }
         let meta = MessageMeta {
             id: p.id,
@@ -409,19 +468,29 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
     pub fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError> {
         self.position(id)?;
         let mut buf = vec![0u8; RECORD_MAX];
-        let n = read_file(&self.fs, &path(&queue_file(id, "m")), 0, &mut buf).map_err(|e| self.io(e))?;
+        let n = read_file(&self.fs, &path(&queue_file(id, "m")), 0, &mut buf)
+            .map_err(|e| self.io(e))?;
         let meta: MessageMeta = record::decode(Kind::Message, &buf[..n])?;
         Ok(meta)
     }
 
     /// Reads body bytes of `id` at `offset` into `buf`; returns how many (0 at the end).
-    pub fn read_body(&self, id: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize, SpoolError> {
+    pub fn read_body(
+        &self,
+        id: MessageId,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, SpoolError> {
         self.position(id)?;
         read_file(&self.fs, &path(&queue_file(id, "b")), offset, buf).map_err(|e| self.io(e))
     }
 
     /// Reads the whole body in chunks, feeding each to `sink`, and checks its CRC.
-    pub fn stream_body(&self, id: MessageId, mut sink: impl FnMut(&[u8])) -> Result<u64, SpoolError> {
+    pub fn stream_body(
+        &self,
+        id: MessageId,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<u64, SpoolError> {
         let meta = self.meta(id)?;
         let mut buf = [0u8; 4096];
         let (mut off, mut crc) = (0u64, 0u32);
@@ -435,7 +504,9 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             off += n as u64;
         }
         if off != meta.size || crc != meta.body_crc {
-            return Err(SpoolError::Corrupt(format!("body of {id} does not match its record")));
+            return Err(SpoolError::Corrupt(format!(
+                "body of {id} does not match its record"
+            )));
         }
         Ok(off)
     }
@@ -447,7 +518,9 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         let at = self.position(meta.id)?;
         let tmp = queue_file(meta.id, "t");
         self.write_record(&tmp, meta)?;
-        self.fs.rename(&path(&tmp), &path(&queue_file(meta.id, "m"))).map_err(|e| self.io(e))?;
+        self.fs
+            .rename(&path(&tmp), &path(&queue_file(meta.id, "m")))
+            .map_err(|e| self.io(e))?;
         self.sync()?;
         let e = &mut self.index[at];
         e.attempts = meta.attempts;
@@ -459,7 +532,9 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
     pub fn remove(&mut self, id: MessageId) -> Result<(), SpoolError> {
         self.writable()?;
         let at = self.position(id)?;
-        self.fs.remove(&path(&queue_file(id, "m"))).map_err(|e| self.io(e))?;
+        self.fs
+            .remove(&path(&queue_file(id, "m")))
+            .map_err(|e| self.io(e))?;
         remove_if_exists(&self.fs, &path(&queue_file(id, "b"))).map_err(|e| self.io(e))?;
         self.sync()?;
         let e = self.index.remove(at);
@@ -480,21 +555,38 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
     }
 
     fn position(&self, id: MessageId) -> Result<usize, SpoolError> {
-        self.index.binary_search_by_key(&id, |e| e.id).map_err(|_| SpoolError::NotFound)
+        self.index
+            .binary_search_by_key(&id, |e| e.id)
+            .map_err(|_| SpoolError::NotFound)
     }
 
     fn domain_bytes(&self, domain: u64) -> u64 {
-        self.index.iter().filter(|e| e.domains.contains(&domain)).map(|e| e.size).sum()
+        self.index
+            .iter()
+            .filter(|e| e.domains.contains(&domain))
+            .map(|e| e.size)
+            .sum()
     }
 
-    fn check_domains(&self, env: &Envelope, domains: &[u64], declared: u64) -> Result<(), SpoolError> {
+    fn check_domains(
+        &self,
+        env: &Envelope,
+        domains: &[u64],
+        declared: u64,
+    ) -> Result<(), SpoolError> {
         if self.limits.max_bytes_per_domain == 0 {
             return Ok(());
         }
         for (i, d) in domains.iter().enumerate() {
             if self.domain_bytes(*d) + declared > self.limits.max_bytes_per_domain {
-                let name = env.recipients.iter().map(|r| domain_of(r)).find(|n| fnv1a(n) == *d);
-                return Err(SpoolError::DomainQuota(name.unwrap_or_else(|| format!("#{i}"))));
+                let name = env
+                    .recipients
+                    .iter()
+                    .map(|r| domain_of(r))
+                    .find(|n| fnv1a(n) == *d);
+                return Err(SpoolError::DomainQuota(
+                    name.unwrap_or_else(|| format!("#{i}")),
+                ));
             }
         }
         Ok(())
@@ -544,7 +636,9 @@ fn index_entry(meta: &MessageMeta) -> IndexEntry {
 
 /// FNV-1a, 64-bit: domain keys for quota accounting (collisions only merge two quotas).
 pub fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn queue_file(id: MessageId, ext: &str) -> String {
@@ -557,14 +651,20 @@ fn path(s: &str) -> PathBuf {
     PathBuf::try_from(s).unwrap_or_default()
 }
 
-fn write_header<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>, h: &Header) -> Result<(), LfsError> {
+fn write_header<S: littlefs2::driver::Storage>(
+    fs: &Filesystem<'_, S>,
+    h: &Header,
+) -> Result<(), LfsError> {
     let mut buf = [0u8; 256];
     let bytes = record::encode(Kind::Header, h, &mut buf).map_err(|_| LfsError::INVALID)?;
     fs.write(&path(HEADER_TMP), bytes)?;
     fs.rename(&path(HEADER_TMP), &path(HEADER_PATH))
 }
 
-fn remove_if_exists<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>, p: &Path) -> Result<(), LfsError> {
+fn remove_if_exists<S: littlefs2::driver::Storage>(
+    fs: &Filesystem<'_, S>,
+    p: &Path,
+) -> Result<(), LfsError> {
     match fs.remove(p) {
         Err(e) if e == LfsError::NO_SUCH_ENTRY => Ok(()),
         other => other,
@@ -615,8 +715,12 @@ fn scan_queue<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>) -> Result<S
         for entry in dir {
             let entry = entry?;
             let name = entry.file_name().as_str();
-            let Some((stem, ext)) = name.split_once('.') else { continue };
-            let Ok(id) = stem.parse::<MessageId>() else { continue };
+            let Some((stem, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(id) = stem.parse::<MessageId>() else {
+                continue;
+            };
             let f = files.entry(id).or_default();
             let len = entry.metadata().len();
             match ext {
@@ -644,7 +748,9 @@ fn scan_queue<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>) -> Result<S
             (Some(_), body) => {
                 let n = read_file(fs, &path(&queue_file(id, "m")), 0, &mut buf)?;
                 match record::decode::<MessageMeta>(Kind::Message, &buf[..n]) {
-                    Ok(meta) if meta.id == id && body == Some(meta.size as usize) => scan.good.push(meta),
+                    Ok(meta) if meta.id == id && body == Some(meta.size as usize) => {
+                        scan.good.push(meta)
+                    }
                     Ok(_) => scan.damaged.push(id),
                     Err(RecordError::NewerVersion(v)) => scan.newer = Some(v),
                     Err(_) => scan.damaged.push(id),

@@ -15,7 +15,11 @@ fn formatted(blocks: u32) -> RamDevice {
 }
 
 /// Mounts `dev`, runs `f`, unmounts, and hands the device back.
-fn with<R>(dev: RamDevice, limits: Limits, f: impl FnOnce(&mut Spool<'_, RamDevice>) -> R) -> (RamDevice, R) {
+fn with<R>(
+    dev: RamDevice,
+    limits: Limits,
+    f: impl FnOnce(&mut Spool<'_, RamDevice>) -> R,
+) -> (RamDevice, R) {
     let mut flash: Flash<RamDevice> = Flash::new(dev, Barrier::BlockSwitch).unwrap();
     let r = {
         let mut alloc = Allocation::new();
@@ -35,7 +39,9 @@ fn try_mount(dev: RamDevice, access: Access) -> (RamDevice, Result<Usage, SpoolE
 }
 
 fn body(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn enqueue(s: &mut Spool<'_, RamDevice>, rcpt: &str, data: &[u8]) -> Result<MessageId, SpoolError> {
@@ -92,7 +98,10 @@ fn empty_body_is_a_valid_message() {
 
 #[test]
 fn message_count_limit_is_a_capacity_error() {
-    let limits = Limits { max_messages: 2, ..Limits::default() };
+    let limits = Limits {
+        max_messages: 2,
+        ..Limits::default()
+    };
     let (_, ()) = with(formatted(64), limits, |s| {
         enqueue(s, "a@office.test", b"1").unwrap();
         let env = Envelope::new("s@x.test", ["a@office.test"]).unwrap();
@@ -102,20 +111,32 @@ fn message_count_limit_is_a_capacity_error() {
         assert!(matches!(err, SpoolError::TooManyMessages) && err.is_capacity());
         s.abort(p);
         enqueue(s, "a@office.test", b"2").unwrap();
-        assert!(matches!(enqueue(s, "a@office.test", b"3"), Err(SpoolError::TooManyMessages)));
+        assert!(matches!(
+            enqueue(s, "a@office.test", b"3"),
+            Err(SpoolError::TooManyMessages)
+        ));
     });
 }
 
 #[test]
 fn byte_limit_is_checked_up_front_and_while_streaming() {
-    let limits = Limits { max_bytes: 50_000, ..Limits::default() };
+    let limits = Limits {
+        max_bytes: 50_000,
+        ..Limits::default()
+    };
     let (dev, ()) = with(formatted(128), limits, |s| {
         let env = Envelope::new("s@x.test", ["a@office.test"]).unwrap();
         assert!(matches!(s.begin(&env, 60_000), Err(SpoolError::Full)));
         enqueue(s, "a@office.test", &body(30_000, 1)).unwrap();
-        assert!(matches!(enqueue(s, "a@office.test", &body(30_000, 2)), Err(SpoolError::Full)));
+        assert!(matches!(
+            enqueue(s, "a@office.test", &body(30_000, 2)),
+            Err(SpoolError::Full)
+        ));
         let u = s.usage();
-        assert_eq!((u.messages, u.bytes, u.in_flight, u.reserved), (1, 30_000, 0, 0));
+        assert_eq!(
+            (u.messages, u.bytes, u.in_flight, u.reserved),
+            (1, 30_000, 0, 0)
+        );
     });
     // The refused message left nothing behind.
     let (_, ()) = with(dev, limits, |s| assert_eq!(s.entries().len(), 1));
@@ -123,7 +144,10 @@ fn byte_limit_is_checked_up_front_and_while_streaming() {
 
 #[test]
 fn per_domain_quota_names_the_domain_and_spares_others() {
-    let limits = Limits { max_bytes_per_domain: 10_000, ..Limits::default() };
+    let limits = Limits {
+        max_bytes_per_domain: 10_000,
+        ..Limits::default()
+    };
     let (_, ()) = with(formatted(128), limits, |s| {
         enqueue(s, "a@full.test", &body(8_000, 1)).unwrap();
         let env = Envelope::new("s@x.test", ["b@FULL.test"]).unwrap();
@@ -131,7 +155,10 @@ fn per_domain_quota_names_the_domain_and_spares_others() {
             Err(SpoolError::DomainQuota(d)) => assert_eq!(d, "full.test"),
             other => panic!("expected a quota error, got {other:?}"),
         }
-        assert!(matches!(enqueue(s, "b@full.test", &body(5_000, 2)), Err(SpoolError::DomainQuota(_))));
+        assert!(matches!(
+            enqueue(s, "b@full.test", &body(5_000, 2)),
+            Err(SpoolError::DomainQuota(_))
+        ));
         enqueue(s, "b@other.test", &body(9_000, 3)).unwrap();
     });
 }
@@ -194,7 +221,9 @@ fn corrupted_record_is_moved_aside_not_lost_and_others_survive() {
         let good = enqueue(s, "b@office.test", b"healthy one").unwrap();
         let mut buf = vec![0u8; 1024];
         let meta = s.meta(bad).unwrap();
-        let rec = record::encode(record::Kind::Message, &meta, &mut buf).unwrap().to_vec();
+        let rec = record::encode(record::Kind::Message, &meta, &mut buf)
+            .unwrap()
+            .to_vec();
         let mut damaged = rec.clone();
         damaged[5] ^= 0x40;
         s.overwrite_for_test(&format!("/q/{bad}.m"), &damaged);
@@ -226,10 +255,15 @@ fn foreign_images_are_refused_untouched() {
     let before = dev.image().to_vec();
     let (dev, r) = try_mount(dev, Access::ReadWrite);
     assert!(matches!(r, Err(SpoolError::NotASpool(_))), "{r:?}");
-    assert_eq!(dev.image(), &before[..], "a refused image must not be written");
+    assert_eq!(
+        dev.image(),
+        &before[..],
+        "a refused image must not be written"
+    );
 
     // A littlefs filesystem that is not a spool.
-    let mut flash: Flash<RamDevice, { flash::FORMAT_BLOCKS }> = Flash::new(ram(64), Barrier::None).unwrap();
+    let mut flash: Flash<RamDevice, { flash::FORMAT_BLOCKS }> =
+        Flash::new(ram(64), Barrier::None).unwrap();
     littlefs2::fs::Filesystem::format(&mut flash).unwrap();
     let dev = flash.into_device().unwrap();
     let before = dev.image().to_vec();
@@ -246,7 +280,9 @@ fn newer_format_is_refused_untouched() {
         let mut h = s.header().clone();
         h.mounts += 1;
         let mut buf = [0u8; 256];
-        let mut rec = record::encode(record::Kind::Header, &h, &mut buf).unwrap().to_vec();
+        let mut rec = record::encode(record::Kind::Header, &h, &mut buf)
+            .unwrap()
+            .to_vec();
         rec[1] = record::FORMAT_VERSION + 1;
         let n = rec.len() - 4;
         let crc = crc32(0, &rec[..n]);
@@ -256,19 +292,25 @@ fn newer_format_is_refused_untouched() {
     let before = dev.image().to_vec();
     let (dev, r) = try_mount(dev, Access::ReadWrite);
     let err = r.unwrap_err();
-    assert!(matches!(err, SpoolError::NewerFormat(v) if v == record::FORMAT_VERSION + 1), "{err}");
+    assert!(
+        matches!(err, SpoolError::NewerFormat(v) if v == record::FORMAT_VERSION + 1),
+        "{err}"
+    );
     assert!(err.to_string().contains("newer mailbag"));
     assert_eq!(dev.image(), &before[..]);
 }
 
 #[test]
 fn read_only_mount_writes_nothing() {
-    let (dev, _) = with(formatted(64), Limits::default(), |s| enqueue(s, "a@office.test", b"x").unwrap());
+    let (dev, _) = with(formatted(64), Limits::default(), |s| {
+        enqueue(s, "a@office.test", b"x").unwrap()
+    });
     let before = dev.image().to_vec();
     let mut flash: Flash<RamDevice> = Flash::new(dev, Barrier::BlockSwitch).unwrap();
     {
         let mut alloc = Allocation::new();
-        let mut s = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadOnly).unwrap();
+        let mut s =
+            Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadOnly).unwrap();
         assert_eq!(s.entries().len(), 1);
         let env = Envelope::new("s@x.test", ["a@office.test"]).unwrap();
         assert!(matches!(s.begin(&env, 0), Err(SpoolError::ReadOnly)));
@@ -278,7 +320,9 @@ fn read_only_mount_writes_nothing() {
 
 #[test]
 fn a_larger_device_grows_the_spool() {
-    let (dev, id) = with(formatted(32), Limits::default(), |s| enqueue(s, "a@office.test", b"kept").unwrap());
+    let (dev, id) = with(formatted(32), Limits::default(), |s| {
+        enqueue(s, "a@office.test", b"kept").unwrap()
+    });
     let mut image = dev.image().to_vec();
     image.resize(128 * 4096, 0xff);
     let bigger = RamDevice::from_image(16, 16, 4096, image).unwrap();
@@ -299,7 +343,10 @@ fn device_full_is_a_capacity_error_and_the_spool_recovers() {
                 Ok(id) => stored.push(id),
                 Err(e) => break e,
             }
-            assert!(stored.len() < 100, "a 128 KiB device cannot hold 100 x 20 KB");
+            assert!(
+                stored.len() < 100,
+                "a 128 KiB device cannot hold 100 x 20 KB"
+            );
         };
         assert!(err.is_capacity(), "{err}");
         assert!(!stored.is_empty());
