@@ -69,8 +69,10 @@ pub enum CommandError {
     NotImplemented,
     /// Arguments malformed: 501 5.5.4 (RFC 5321 §4.3.2).
     Syntax(&'static str),
-    /// The path did not parse: 501 5.1.7 / 553 5.6.7.
+    /// The MAIL path did not parse: 501 5.1.7 / 553 5.6.7.
     Address(AddressError),
+    /// The RCPT path did not parse: 501 5.1.3 / 553 5.6.7, or 550 5.7.1 for relay tricks.
+    RcptAddress(AddressError),
     /// A MAIL parameter we do not know: 555 5.5.4 (RFC 5321 §4.1.1.11).
     UnknownParam,
 }
@@ -81,7 +83,7 @@ impl fmt::Display for CommandError {
             Self::Unknown => f.write_str("command unrecognized"),
             Self::NotImplemented => f.write_str("command not implemented"),
             Self::Syntax(why) => f.write_str(why),
-            Self::Address(e) => write!(f, "{e}"),
+            Self::Address(e) | Self::RcptAddress(e) => write!(f, "{e}"),
             Self::UnknownParam => f.write_str("parameter not recognized"),
         }
     }
@@ -106,7 +108,7 @@ impl<'a> Command<'a> {
             parse_mail(arg)
         } else if is("RCPT") {
             let path = strip_keyword(arg, "TO:").ok_or(CommandError::Syntax("expected TO:<address>"))?;
-            let (path, params) = split_path(path).map_err(CommandError::Address)?;
+            let (path, params) = split_path(path).map_err(CommandError::RcptAddress)?;
             // RCPT extensions (DSN NOTIFY=, ORCPT=) are not advertised (RFC 5321 §4.1.1.11).
             if params.is_empty() { Ok(Self::Rcpt(path)) } else { Err(CommandError::UnknownParam) }
         } else if is("DATA") {

@@ -382,7 +382,7 @@ impl<P: Policy> Session<P> {
         let stop = match Command::parse(line.line()) {
             Ok(cmd) => self.command(cmd, now, out),
             Err(e) => {
-                let r = command_error_reply(e, ErrorContext::Command);
+                let r = command_error_reply(e);
                 self.bad(r, out)
             }
         };
@@ -547,7 +547,7 @@ impl<P: Policy> Session<P> {
         };
         let mailbox = match Mailbox::parse_forward(path, self.envelope.params.smtputf8) {
             Ok(m) => m,
-            Err(e) => return self.bad(command_error_reply(CommandError::Address(e), ErrorContext::Rcpt), out),
+            Err(e) => return self.bad(command_error_reply(CommandError::RcptAddress(e)), out),
         };
         if self.envelope.recipients.len() >= self.cfg.max_recipients {
             // RFC 5321 §4.5.3.1.10: 452, the client sends the rest in another transaction.
@@ -601,34 +601,26 @@ impl<P: Policy> Session<P> {
     }
 }
 
-/// Where a command error happened, for the enhanced code (RFC 3463 §3.2: X.1.7 sender,
-/// X.1.3 recipient).
-#[derive(Clone, Copy)]
-enum ErrorContext {
-    Command,
-    Rcpt,
-}
-
-fn command_error_reply(e: CommandError, ctx: ErrorContext) -> Reply {
-    match (e, ctx) {
+/// RFC 3463 §3.2: X.1.7 for a bad sender, X.1.3 for a bad recipient address.
+fn command_error_reply(e: CommandError) -> Reply {
+    match e {
         // §4.2.4: 500 unrecognized, 502 not implemented.
-        (CommandError::Unknown, _) => reply(500, "5.5.1", "Error: command unrecognized"),
-        (CommandError::NotImplemented, _) => reply(502, "5.5.1", "Error: command not implemented"),
-        (CommandError::Syntax(why), _) => Reply::new(501, "5.5.4", format_args!("Syntax error: {why}")),
-        (CommandError::UnknownParam, _) => reply(555, "5.5.4", "Error: parameter not recognized"),
-        (CommandError::Address(e), ErrorContext::Rcpt) if e.is_relay_attempt() => {
+        CommandError::Unknown => reply(500, "5.5.1", "Error: command unrecognized"),
+        CommandError::NotImplemented => reply(502, "5.5.1", "Error: command not implemented"),
+        CommandError::Syntax(why) => Reply::new(501, "5.5.4", format_args!("Syntax error: {why}")),
+        CommandError::UnknownParam => reply(555, "5.5.4", "Error: parameter not recognized"),
+        CommandError::RcptAddress(e) if e.is_relay_attempt() => {
             reply(550, "5.7.1", "Relay access denied")
         }
         // RFC 6531 §3.6: non-ASCII address without SMTPUTF8.
-        (CommandError::Address(AddressError::NonAscii), _) => {
+        CommandError::Address(AddressError::NonAscii)
+        | CommandError::RcptAddress(AddressError::NonAscii) => {
             reply(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
         }
-        (CommandError::Address(e), ErrorContext::Rcpt) => {
+        CommandError::RcptAddress(e) => {
             Reply::new(501, "5.1.3", format_args!("Bad recipient address syntax: {e}"))
         }
-        (CommandError::Address(e), ErrorContext::Command) => {
-            Reply::new(501, "5.1.7", format_args!("Bad address syntax: {e}"))
-        }
+        CommandError::Address(e) => Reply::new(501, "5.1.7", format_args!("Bad sender address syntax: {e}")),
     }
 }
 
@@ -644,4 +636,581 @@ fn too_big() -> Reply {
 /// three events, so this cannot fail; ignoring the impossible error keeps panics out.
 fn push<'a>(out: &mut Events<'a>, event: Event<'a>) {
     let _ = out.push(event);
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::Cell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::policy::{Capacity, Checker, PolicyConfig, Rules};
+
+    #[allow(unused_macros)]
+    macro_rules! send {
+        ($h:expr, $($bytes:expr),+ $(,)?) => { $( $h.send(AsRef::<[u8]>::as_ref(&$bytes)); )+ };
+    }
+    pub(crate) use send;
+
+    macro_rules! expect_reply {
+        ($h:expr, $code:expr) => { $h.expect_reply($code, "") };
+        ($h:expr, $code:expr, $text:expr) => { $h.expect_reply($code, $text) };
+    }
+
+    macro_rules! expect_event {
+        ($h:expr, $seen:expr) => { assert_eq!($h.next(), Some($seen)) };
+    }
+
+    macro_rules! expect_nothing {
+        ($h:expr) => { assert_eq!($h.next(), None) };
+    }
+
+
+    /// A capacity hook the test can fill up.
+    #[derive(Clone, Default)]
+    pub(crate) struct TestCapacity(Rc<Cell<Option<QuotaError>>>);
+
+    impl Capacity for TestCapacity {
+        fn space_for(&self, _domain: &str, _size: u64) -> Result<(), QuotaError> {
+            self.0.get().map_or(Ok(()), Err)
+        }
+    }
+
+    /// What the host saw, owned, with adjacent body pieces merged.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(crate) enum Seen {
+        Reply(String),
+        StartTls,
+        Begin,
+        Body(Vec<u8>),
+        End,
+        Aborted(AbortReason),
+        Etrn(String),
+        Close,
+    }
+
+    /// A host that behaves like the daemon edge will: keeps unconsumed bytes, drops them
+    /// after StartTls, feeds at most `chunk` bytes per call.
+    pub(crate) struct Host {
+        pub(crate) session: Session<Checker<TestCapacity>>,
+        pub(crate) capacity: TestCapacity,
+        pending: Vec<u8>,
+        pub(crate) log: VecDeque<Seen>,
+        pub(crate) now: Instant,
+        chunk: usize,
+    }
+
+    pub(crate) const T0: u64 = 1_795_554_000;
+
+    pub(crate) fn smtp_config() -> SmtpConfig {
+        SmtpConfig { hostname: "mx.example.net".into(), max_message_size: 1000, ..SmtpConfig::default() }
+    }
+
+    impl Host {
+        pub(crate) fn new() -> Self {
+            Self::with(smtp_config(), usize::MAX)
+        }
+
+        pub(crate) fn with(smtp: SmtpConfig, chunk: usize) -> Self {
+            let policy = PolicyConfig {
+                domains: vec!["example.com".into(), "list.example".into()],
+                recipients: vec!["alice@list.example".into()],
+            };
+            let rules = Arc::new(Rules::from_config(&policy).unwrap());
+            let capacity = TestCapacity::default();
+            let cfg = SessionConfig::new(&smtp, Checker::new(rules, capacity.clone())).unwrap();
+            let peer = PeerInfo { ip: "192.0.2.7".parse().unwrap(), port: 40000, tls: false, unix_seconds: T0 };
+            let now = Instant::from_secs(100);
+            let (session, greeting) = Session::new(&cfg, peer, now);
+            let mut log = VecDeque::new();
+            log.push_back(Seen::Reply(greeting.as_str().into()));
+            Self { session, capacity, pending: Vec::new(), log, now, chunk }
+        }
+
+        pub(crate) fn send(&mut self, bytes: &[u8]) {
+            self.pending.extend_from_slice(bytes);
+            self.pump();
+        }
+
+        fn pump(&mut self) {
+            // Bounded: every round consumes at least one byte or stops.
+            while !self.pending.is_empty() {
+                let take = self.pending.len().min(self.chunk);
+                let mut out = Events::new();
+                let n = self.session.input(&self.pending[..take], self.now, &mut out);
+                let mut starttls = false;
+                for event in out {
+                    starttls |= event == Event::StartTls;
+                    record(&mut self.log, event);
+                }
+                self.pending.drain(..n);
+                if starttls {
+                    // CVE-2011-0411: plaintext read before the handshake is dropped.
+                    self.pending.clear();
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+
+        pub(crate) fn stored(&mut self, result: Result<&str, StoreError>) {
+            let r = self.session.stored(result, self.now);
+            self.log.push_back(Seen::Reply(r.as_str().into()));
+            self.pump();
+        }
+
+        pub(crate) fn tick(&mut self) {
+            let mut out = Events::new();
+            self.session.tick(self.now, &mut out);
+            for event in out {
+                record(&mut self.log, event);
+            }
+        }
+
+        pub(crate) fn next(&mut self) -> Option<Seen> {
+            self.log.pop_front()
+        }
+
+        pub(crate) fn expect_reply(&mut self, code: u16, text: &str) -> String {
+            match self.next() {
+                Some(Seen::Reply(r)) => {
+                    assert!(r.starts_with(&code.to_string()), "want {code} {text:?}, got {r:?}");
+                    assert!(r.contains(text), "want {code} {text:?}, got {r:?}");
+                    r
+                }
+                other => panic!("want reply {code} {text:?}, got {other:?}"),
+            }
+        }
+
+        /// Greeting, EHLO, MAIL and one RCPT, all answered.
+        pub(crate) fn ready_for_data(&mut self) {
+            self.expect_reply(220, "mx.example.net");
+            send!(self, "EHLO client.example\r\n", "MAIL FROM:<s@sender.example>\r\n", "RCPT TO:<u@example.com>\r\n");
+            self.expect_reply(250, "PIPELINING");
+            self.expect_reply(250, "2.1.0");
+            self.expect_reply(250, "2.1.5");
+        }
+    }
+
+
+    pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
+        let seen = match event {
+            Event::Reply(r) => Seen::Reply(r.as_str().into()),
+            Event::StartTls => Seen::StartTls,
+            Event::MessageBegin => Seen::Begin,
+            Event::Body(b) => {
+                if let Some(Seen::Body(prev)) = log.back_mut() {
+                    prev.extend_from_slice(b);
+                    return;
+                }
+                Seen::Body(b.to_vec())
+            }
+            Event::MessageEnd => Seen::End,
+            Event::MessageAborted(r) => Seen::Aborted(r),
+            Event::Etrn(n) => Seen::Etrn(n.as_str().into()),
+            Event::Close => Seen::Close,
+        };
+        log.push_back(seen);
+    }
+
+    #[test]
+    fn greeting_and_ehlo_advertise_every_extension() {
+        let mut h = Host::new();
+        expect_reply!(h, 220, "mx.example.net ESMTP");
+        send!(h, "EHLO client.example\r\n");
+        let ehlo = expect_reply!(h, 250);
+        for ext in ["PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "STARTTLS", "ETRN"] {
+            assert!(ehlo.contains(&format!("250-{ext}\r\n")) || ehlo.ends_with(&format!("250 {ext}\r\n")), "{ext} in {ehlo}");
+        }
+        let mut h = Host::with(SmtpConfig { starttls: false, ..smtp_config() }, usize::MAX);
+        send!(h, "EHLO client.example\r\n");
+        h.next();
+        assert!(!expect_reply!(h, 250).contains("STARTTLS"));
+    }
+
+    #[test]
+    fn a_message_is_streamed_then_acknowledged_only_after_the_host_stored_it() {
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(h, "DATA\r\n");
+        expect_reply!(h, 354);
+        expect_event!(h, Seen::Begin);
+        let env = h.session.envelope().unwrap();
+        assert_eq!(env.from.as_ref().unwrap().to_string(), "<s@sender.example>");
+        assert_eq!(env.recipients[0].to_string(), "u@example.com");
+        assert_eq!(
+            env.received.as_str(),
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mailbag) with ESMTP;\r\n\tTue, 24 Nov 2026 21:00:00 +0000\r\n"
+        );
+        send!(h, "Subject: hi\r\n\r\n..dot\r\n", "end\r\n.\r\n");
+        expect_event!(h, Seen::Body(b"Subject: hi\r\n\r\n.dot\r\nend\r\n".to_vec()));
+        expect_event!(h, Seen::End);
+        expect_nothing!(h);
+        h.stored(Ok("4F2A"));
+        expect_reply!(h, 250, "2.0.0 Ok: queued as 4F2A");
+        assert!(h.session.envelope().is_none());
+    }
+
+    #[test]
+    fn pipelined_commands_wait_while_the_host_stores() {
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(h, "DATA\r\nhello\r\n.\r\nMAIL FROM:<t@sender.example>\r\nQUIT\r\n");
+        expect_reply!(h, 354);
+        expect_event!(h, Seen::Begin);
+        expect_event!(h, Seen::Body(b"hello\r\n".to_vec()));
+        expect_event!(h, Seen::End);
+        expect_nothing!(h);
+        // Not consumed: the session would not even look at it.
+        let mut out = Events::new();
+        assert_eq!(h.session.input(b"NOOP\r\n", h.now, &mut out), 0);
+        assert!(out.is_empty());
+        h.stored(Err(StoreError::SpoolFull));
+        expect_reply!(h, 452, "4.3.1 Insufficient system storage");
+        expect_reply!(h, 250, "2.1.0");
+        expect_reply!(h, 221);
+        expect_event!(h, Seen::Close);
+    }
+
+    #[test]
+    fn store_errors_map_to_retryable_replies() {
+        for (err, want) in [(StoreError::QuotaExceeded, "452 4.2.2"), (StoreError::Io, "451 4.3.0")] {
+            let mut h = Host::new();
+            h.ready_for_data();
+            send!(h, "DATA\r\nx\r\n.\r\n");
+            h.log.clear();
+            h.stored(Err(err));
+            assert!(expect_reply!(h, 400 + want[1..3].parse::<u16>().unwrap()).starts_with(want));
+        }
+        let mut h = Host::new();
+        assert_eq!(h.session.stored(Ok("x"), h.now).code(), 451, "no message waiting");
+    }
+
+    #[test]
+    fn commands_out_of_order_get_503_and_the_rest_behave() {
+        let mut h = Host::with(SmtpConfig { max_bad_commands: 100, ..smtp_config() }, usize::MAX);
+        h.next();
+        send!(h, "MAIL FROM:<a@b.example>\r\n");
+        expect_reply!(h, 503, "5.5.1");
+        send!(h, "HELO client.example\r\n", "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        expect_reply!(h, 250, "mx.example.net");
+        expect_reply!(h, 503, "need MAIL");
+        expect_reply!(h, 503, "need MAIL");
+        send!(h, "MAIL FROM:<>\r\n", "DATA\r\n", "MAIL FROM:<>\r\n");
+        expect_reply!(h, 250, "2.1.0");
+        expect_reply!(h, 503, "need RCPT");
+        expect_reply!(h, 503, "nested MAIL");
+        send!(h, "VRFY bob\r\n", "HELP\r\n", "NOOP\r\n", "RSET\r\n", "RCPT TO:<u@example.com>\r\n");
+        expect_reply!(h, 252, "2.5.2");
+        expect_reply!(h, 214);
+        expect_reply!(h, 250, "2.0.0");
+        expect_reply!(h, 250, "2.0.0");
+        expect_reply!(h, 503, "need MAIL");
+        send!(h, "FOO\r\n", "EXPN staff\r\n", "DATA x\r\n", "RCPT\r\n", "MAIL FROM:<>\r\n", "RCPT TO:u@example.com\r\n");
+        expect_reply!(h, 500, "5.5.1");
+        expect_reply!(h, 502, "5.5.1");
+        expect_reply!(h, 501, "5.5.4");
+        expect_reply!(h, 501, "5.5.4");
+        expect_reply!(h, 250);
+        expect_reply!(h, 501, "5.1.3");
+        send!(h, "QUIT\r\n");
+        expect_reply!(h, 221, "2.0.0");
+        expect_event!(h, Seen::Close);
+        send!(h, "NOOP\r\n");
+        expect_nothing!(h);
+    }
+
+    #[test]
+    fn too_many_errors_disconnect() {
+        let mut h = Host::new();
+        h.next();
+        for _ in 1..DEFAULT_BAD {
+            send!(h, "BOGUS\r\n");
+            expect_reply!(h, 500);
+        }
+        send!(h, "BOGUS\r\n", "NOOP\r\n");
+        expect_reply!(h, 500);
+        expect_reply!(h, 421, "4.7.0");
+        expect_event!(h, Seen::Close);
+        expect_nothing!(h);
+    }
+
+    const DEFAULT_BAD: u32 = super::super::limits::DEFAULT_MAX_BAD_COMMANDS;
+
+    #[test]
+    fn recipients_are_checked_by_the_policy() {
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(
+            h,
+            "RCPT TO:<u@evil.example>\r\n",
+            "RCPT TO:<@example.com:u@evil.example>\r\n",
+            "RCPT TO:<u@evil.example@example.com>\r\n",
+            "RCPT TO:<u%evil.example@example.com>\r\n",
+            "RCPT TO:<bob@list.example>\r\n",
+            "RCPT TO:<Alice+x@LIST.example>\r\n",
+        );
+        expect_reply!(h, 550, "5.7.1 Relay access denied");
+        expect_reply!(h, 550, "5.7.1");
+        expect_reply!(h, 550, "5.7.1");
+        expect_reply!(h, 550, "5.7.1");
+        expect_reply!(h, 550, "5.1.1 User unknown");
+        expect_reply!(h, 250, "2.1.5");
+        h.capacity.0.set(Some(QuotaError::SpoolFull));
+        send!(h, "RCPT TO:<v@example.com>\r\n");
+        expect_reply!(h, 452, "4.3.1");
+        h.capacity.0.set(Some(QuotaError::QuotaExceeded));
+        send!(h, "RCPT TO:<v@example.com>\r\n");
+        expect_reply!(h, 452, "4.2.2");
+    }
+
+    #[test]
+    fn recipient_count_is_bounded() {
+        let mut h = Host::with(SmtpConfig { max_recipients: 2, ..smtp_config() }, usize::MAX);
+        h.ready_for_data();
+        send!(h, "RCPT TO:<v@example.com>\r\n", "RCPT TO:<w@example.com>\r\n", "DATA\r\n");
+        expect_reply!(h, 250);
+        expect_reply!(h, 452, "4.5.3");
+        expect_reply!(h, 354);
+        assert_eq!(h.session.envelope().unwrap().recipients.len(), 2);
+        let too_many = SmtpConfig { max_recipients: 101, ..smtp_config() };
+        assert_eq!(SessionConfig::new(&too_many, ()).err(), Some(SessionConfigError::MaxRecipients));
+    }
+
+    #[test]
+    fn size_is_refused_at_mail_and_while_streaming() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "EHLO c.example\r\n", "MAIL FROM:<a@b.example> SIZE=1001\r\n", "MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME\r\n");
+        h.next();
+        expect_reply!(h, 552, "5.3.4");
+        expect_reply!(h, 250);
+        send!(h, "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        expect_reply!(h, 250);
+        expect_reply!(h, 354);
+        expect_event!(h, Seen::Begin);
+        let line = "x".repeat(98) + "\r\n";
+        for _ in 0..10 {
+            send!(h, line.as_str());
+        }
+        expect_event!(h, Seen::Body(line.repeat(10).into_bytes()));
+        send!(h, "one byte too many\r\n");
+        expect_event!(h, Seen::Aborted(AbortReason::TooBig));
+        send!(h, "more\r\n.\r\n", "MAIL FROM:<a@b.example>\r\n");
+        expect_reply!(h, 552, "5.3.4");
+        expect_reply!(h, 250, "2.1.0");
+        expect_nothing!(h);
+    }
+
+    #[test]
+    fn helo_sessions_take_no_parameters_and_say_smtp_in_received() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "HELO c.example\r\n", "MAIL FROM:<a@b.example> BODY=8BITMIME\r\n", "MAIL FROM:<a@b.example>\r\n");
+        send!(h, "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        h.next();
+        expect_reply!(h, 555, "5.5.4");
+        expect_reply!(h, 250);
+        expect_reply!(h, 250);
+        expect_reply!(h, 354);
+        assert!(h.session.envelope().unwrap().received.contains("with SMTP;"));
+    }
+
+    #[test]
+    fn smtputf8_allows_utf8_addresses() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "EHLO c.example\r\n", "MAIL FROM:<ö@b.example>\r\n", "MAIL FROM:<ö@b.example> SMTPUTF8\r\n");
+        send!(h, "RCPT TO:<jürgen@example.com>\r\n", "DATA\r\n");
+        h.next();
+        expect_reply!(h, 553, "5.6.7");
+        expect_reply!(h, 250);
+        expect_reply!(h, 250);
+        expect_reply!(h, 354);
+        assert!(h.session.envelope().unwrap().received.contains("with UTF8SMTP;"));
+    }
+
+    #[test]
+    fn an_overlong_command_line_is_refused_and_the_next_works() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "NOOP ".to_string() + &"x".repeat(2000) + "\r\nNOOP\r\n");
+        expect_reply!(h, 500, "5.5.6");
+        expect_reply!(h, 250);
+    }
+
+    #[test]
+    fn bare_newline_in_a_command_closes() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "NOOP\nNOOP\r\n");
+        expect_reply!(h, 550, "5.5.2");
+        expect_event!(h, Seen::Close);
+        expect_nothing!(h);
+    }
+
+    /// SMTP smuggling at the session level: after each end-of-data look-alike the client
+    /// pipelines a second, forged message. The first message must be aborted, the session
+    /// closed, and nothing of the forged message accepted.
+    #[test]
+    fn no_smuggled_message_is_ever_accepted() {
+        let ends: &[&str] = &["\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r", "\r.\r\n", "\r\n.\r", ".\n", "\r\n.\r\r\n"];
+        for end in ends {
+            let mut h = Host::new();
+            h.ready_for_data();
+            let forged = "MAIL FROM:<ceo@example.com>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nforged\r\n.\r\n";
+            send!(h, format!("DATA\r\nreal{end}{forged}"));
+            expect_reply!(h, 354);
+            expect_event!(h, Seen::Begin);
+            let Some(Seen::Body(body)) = h.next() else { panic!("no body for {end:?}") };
+            // The piece before the bad ending may or may not be passed on; it is aborted.
+            assert!(body.starts_with(b"real") && body.len() <= 6, "{end:?}: {body:?}");
+            expect_event!(h, Seen::Aborted(AbortReason::BareNewline));
+            expect_reply!(h, 550, "5.5.2");
+            expect_event!(h, Seen::Close);
+            expect_nothing!(h);
+            assert!(h.session.is_closed(), "{end:?}");
+        }
+    }
+
+    #[test]
+    fn starttls_drops_pipelined_plaintext() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "EHLO c.example\r\n");
+        h.next();
+        // The injected commands ride in the same packet as STARTTLS (CVE-2011-0411).
+        let wire = b"STARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<u@example.com>\r\n";
+        let mut out = Events::new();
+        let n = h.session.input(wire, h.now, &mut out);
+        assert_eq!(n, b"STARTTLS\r\n".len(), "nothing after STARTTLS is consumed");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0], Event::Reply(reply(220, "2.0.0", "Ready to start TLS")));
+        assert_eq!(out[1], Event::StartTls);
+        // A host that wrongly feeds the rest anyway: the session discards it.
+        let mut out = Events::new();
+        assert_eq!(h.session.input(&wire[n..], h.now, &mut out), wire.len() - n);
+        assert!(out.is_empty());
+        h.session.tls_established(h.now);
+        send!(h, "RCPT TO:<u@example.com>\r\n", "MAIL FROM:<a@b.example>\r\n", "EHLO c.example\r\n");
+        expect_reply!(h, 503, "HELO/EHLO first");
+        expect_reply!(h, 503, "HELO/EHLO first");
+        let ehlo = expect_reply!(h, 250);
+        assert!(!ehlo.contains("STARTTLS"), "not offered twice");
+        send!(h, "STARTTLS\r\n", "MAIL FROM:<a@b.example>\r\n", "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        expect_reply!(h, 503, "TLS already active");
+        expect_reply!(h, 250);
+        expect_reply!(h, 250);
+        expect_reply!(h, 354);
+        assert!(h.session.envelope().unwrap().received.contains("with ESMTPS;"));
+    }
+
+    #[test]
+    fn starttls_is_refused_when_not_configured_or_in_a_transaction() {
+        let mut h = Host::with(SmtpConfig { starttls: false, ..smtp_config() }, usize::MAX);
+        h.next();
+        send!(h, "STARTTLS\r\n");
+        expect_reply!(h, 502);
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(h, "STARTTLS\r\n");
+        expect_reply!(h, 503, "transaction");
+    }
+
+    #[test]
+    fn etrn_is_handed_to_the_host() {
+        let mut h = Host::new();
+        h.next();
+        send!(h, "ETRN example.com\r\n", "EHLO c.example\r\n", "ETRN @example.com\r\n", "NOOP\r\n");
+        expect_reply!(h, 503);
+        expect_reply!(h, 250);
+        expect_event!(h, Seen::Etrn("@example.com".into()));
+        expect_reply!(h, 250, "Ok");
+        send!(h, "MAIL FROM:<>\r\n", "ETRN example.com\r\n");
+        expect_reply!(h, 250);
+        expect_reply!(h, 503, "transaction");
+    }
+
+    #[test]
+    fn idle_and_session_timeouts_close_with_421() {
+        let mut h = Host::new();
+        h.next();
+        let idle = Duration::from_secs(smtp_config().idle_timeout_secs);
+        assert_eq!(h.session.deadline(), Some(h.now + idle));
+        h.now += idle - Duration::from_secs(1);
+        h.tick();
+        expect_nothing!(h);
+        h.now += Duration::from_secs(1);
+        h.tick();
+        expect_reply!(h, 421, "4.4.2");
+        expect_event!(h, Seen::Close);
+        assert_eq!(h.session.deadline(), None);
+
+        // Mid-DATA, the partial message is aborted too.
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(h, "DATA\r\npartial");
+        h.log.clear();
+        h.now += idle;
+        h.tick();
+        expect_event!(h, Seen::Aborted(AbortReason::Timeout));
+        expect_reply!(h, 421);
+        expect_event!(h, Seen::Close);
+    }
+
+    #[test]
+    fn idle_time_does_not_run_while_the_host_stores_but_the_session_limit_does() {
+        let mut h = Host::new();
+        h.ready_for_data();
+        send!(h, "DATA\r\nx\r\n.\r\n");
+        h.log.clear();
+        h.now += Duration::from_secs(smtp_config().idle_timeout_secs * 2);
+        h.tick();
+        expect_nothing!(h);
+        h.now = Instant::from_secs(100 + smtp_config().session_timeout_secs);
+        h.tick();
+        expect_reply!(h, 421);
+        expect_event!(h, Seen::Close);
+    }
+
+    /// A conversation with pipelining, two messages, dot-stuffing and errors.
+    fn script() -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(b"EHLO c.example\r\nMAIL FROM:<a@b.example> SIZE=500\r\nRCPT TO:<u@example.com>\r\n");
+        s.extend_from_slice(b"RCPT TO:<u@evil.example>\r\nDATA\r\n");
+        for i in 0..40 {
+            s.extend_from_slice(format!("..line {i}\r\n.stuffed\r\n\r\n...\r\n").as_bytes());
+        }
+        s.extend_from_slice(b".\r\nBOGUS\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<alice@list.example>\r\nDATA\r\n.\r\n");
+        s.extend_from_slice(b"ETRN example.com\r\nQUIT\r\nNOOP\r\n");
+        s
+    }
+
+    fn run_script(chunk: usize) -> Vec<Seen> {
+        let mut h = Host::with(smtp_config(), chunk);
+        h.send(&script());
+        let mut seen = Vec::new();
+        // Bounded: two messages, so at most two store hand-offs.
+        for _ in 0..3 {
+            seen.extend(h.log.drain(..));
+            if seen.last() == Some(&Seen::End) {
+                h.stored(Ok("Q1"));
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn byte_at_a_time_behaves_exactly_like_whole_buffer() {
+        let whole = run_script(usize::MAX);
+        assert_eq!(whole.iter().filter(|s| **s == Seen::End).count(), 2, "{whole:#?}");
+        assert_eq!(whole.last(), Some(&Seen::Close));
+        assert!(whole.contains(&Seen::Etrn("example.com".into())));
+        for chunk in [1, 2, 3, 7, 64] {
+            assert_eq!(run_script(chunk), whole, "chunk size {chunk}");
+        }
+    }
 }
