@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{
+    DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_BAD_COMMANDS, DEFAULT_SESSION_TIMEOUT_SECS,
+    RECIPIENTS_MAX,
+};
+
 /// `[smtp]`: how mailbag listens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -20,6 +25,14 @@ pub struct SmtpConfig {
     pub tls_key: Option<String>,
     /// Offer STARTTLS at all.
     pub starttls: bool,
+    /// Recipients per message; more get `452 4.5.3` (at most [`RECIPIENTS_MAX`]).
+    pub max_recipients: u32,
+    /// Rejected commands before `421 4.7.0` and disconnect.
+    pub max_bad_commands: u32,
+    /// Seconds without input before `421 4.4.2` (RFC 5321 §4.5.3.2.7: at least 300).
+    pub idle_timeout_secs: u64,
+    /// Seconds a whole session may last before `421 4.4.2`.
+    pub session_timeout_secs: u64,
 }
 
 impl Default for SmtpConfig {
@@ -32,6 +45,10 @@ impl Default for SmtpConfig {
             tls_cert: None,
             tls_key: None,
             starttls: true,
+            max_recipients: RECIPIENTS_MAX as u32,
+            max_bad_commands: DEFAULT_MAX_BAD_COMMANDS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            session_timeout_secs: DEFAULT_SESSION_TIMEOUT_SECS,
         }
     }
 }

@@ -1,0 +1,58 @@
+//! What a [`Session`](super::Session) asks of its host.
+
+use core::fmt;
+
+use super::limits::{ETRN_ARG_MAX, EVENTS_MAX};
+use super::reply::Reply;
+
+/// The caller-supplied output of one [`Session::input`](super::Session::input) call.
+pub type Events<'a> = heapless::Vec<Event<'a>, EVENTS_MAX>;
+
+/// One thing the host must do, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Write these bytes to the peer.
+    Reply(Reply),
+    /// Write the preceding replies, flush, then do the TLS handshake (RFC 3207 §4.2). Any
+    /// plaintext the host has read but the session has not consumed MUST be dropped
+    /// (CVE-2011-0411); call [`Session::tls_established`](super::Session::tls_established)
+    /// once the handshake is done.
+    StartTls,
+    /// A message starts: open a spool entry, write
+    /// [`Session::envelope`](super::Session::envelope)`().received` first.
+    MessageBegin,
+    /// The next piece of message content, CRLFs exactly as on the wire, dots unstuffed.
+    /// Borrowed from the input buffer, so its size is bounded by the host's read size.
+    Body(&'a [u8]),
+    /// The message is complete: make it durable, then call
+    /// [`Session::stored`](super::Session::stored). Input is not consumed until then.
+    MessageEnd,
+    /// Discard the partial message; the session sends the reply itself.
+    MessageAborted(AbortReason),
+    /// `ETRN node` (RFC 1985): start delivery for `node`, then write
+    /// [`Reply::etrn`] for the outcome.
+    Etrn(heapless::String<ETRN_ARG_MAX>),
+    /// Write the preceding replies, then close the connection.
+    Close,
+}
+
+/// Why a message in progress was abandoned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortReason {
+    /// Over the size limit (RFC 1870 §6.3: 552 after the final dot).
+    TooBig,
+    /// A bare CR or LF, which could smuggle a second message (the session closes).
+    BareNewline,
+    /// The session timed out.
+    Timeout,
+}
+
+impl fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooBig => "message too big",
+            Self::BareNewline => "bare CR or LF in message",
+            Self::Timeout => "timeout",
+        })
+    }
+}
