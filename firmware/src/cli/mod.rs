@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod args;
+mod config;
 mod spool;
 
 pub use args::Args;
@@ -18,6 +19,7 @@ commands:
   run [--config FILE]                    run the daemon
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE                    list the messages in a spool image
+  check-config FILE                      check a config file (UCI or TOML)
   --version                              print the version
 ";
 
@@ -30,6 +32,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             Ok(())
         }
         Some("spool") => spool::run(&mut args),
+        Some("check-config") => config::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())

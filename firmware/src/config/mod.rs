@@ -229,8 +229,13 @@ impl Config {
             Role::Edge => "edge",
             Role::Silo => "silo",
         };
+        // The mode's config spelling (`walled-garden`), as the user wrote it.
+        let mode = toml::Value::try_from(self.firewall.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         format!(
-            "role={role} enabled={} domains={} listen={} next-hops={} spool={} ({} bytes) lifetime={}d firewall={:?}",
+            "role={role} enabled={} domains={} listen={} next-hops={} spool={} ({} bytes) lifetime={}d firewall={mode}",
             self.enabled,
             self.policy.domains.len(),
             self.smtp.listen.join(","),
@@ -238,7 +243,6 @@ impl Config {
             self.spool.path,
             self.spool.size,
             self.relay.lifetime_days,
-            self.firewall.mode,
         )
     }
 }

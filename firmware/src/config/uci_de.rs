@@ -252,9 +252,11 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
         self.current = Some(entry.clone());
         let field = entry.name.replace('_', "-");
         let de: de::value::StringDeserializer<UciError> = field.into_deserializer();
-        seed.deserialize(de)
-            .map(Some)
-            .map_err(|e| e.within(entry.line, entry.name))
+        seed.deserialize(de).map(Some).map_err(|mut e| {
+            // "unknown field ..., expected one of ...": name fields as the file spells them.
+            e.msg = e.msg.replace('-', "_");
+            e.within(entry.line, entry.name)
+        })
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(
