@@ -162,6 +162,15 @@ fn spool(c: &Config, r: &mut Report) {
         r.error("spool.path", "empty; give an image file path or /dev/mtdN");
     }
     let is_mtd = s.path.starts_with("/dev/");
+    if ["/tmp/", "/var/"].iter().any(|ram| s.path.starts_with(ram)) {
+        r.warn(
+            "spool.path",
+            format!(
+                "'{}' is in RAM on OpenWrt (/tmp, /var): held mail would not survive a reboot",
+                s.path
+            ),
+        );
+    }
     if !is_mtd && s.size < MIN_SPOOL_SIZE {
         r.error(
             "spool.size",
@@ -404,5 +413,6 @@ mod tests {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(keys(&r.warnings).contains(&"smtp.max-message-size"));
         assert!(keys(&r.warnings).contains(&"policy.domains"));
+        assert!(keys(&r.warnings).contains(&"spool.path"), "default /var/lib is tmpfs on OpenWrt");
     }
 }
