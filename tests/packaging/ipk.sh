@@ -1,4 +1,6 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2016 # inner 'sh -c' scripts expand their own "$1"
 # SPDX-License-Identifier: Apache-2.0
 # Builds an .ipk from the host-built binary with openwrt-package/build-ipk.sh and checks
 # it the way opkg and the packages feed CI read it: outer gzip'd tar with the three
@@ -6,6 +8,7 @@
 # reproducible build, the packaged binary's --version against test.sh, and the packaged
 # UCI defaults against the packaged binary's check-config.
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 bin="$(mailbag_bin)" || { echo "cannot build mailbag" >&2; exit 1; }

@@ -27,8 +27,11 @@ mailbag_bin() {
 		echo "$MAILBAG_BIN"
 		return
 	fi
-	(cd "$repo" && cargo build -q -p mailbag --bin mailbag) >&2 || return 1
-	local dir
+	local out dir
+	out="$(cd "$repo" && cargo build -q -p mailbag --bin mailbag 2>&1)" || {
+		echo "$out" >&2
+		return 1
+	}
 	dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
 		sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 	echo "$dir/debug/mailbag"

@@ -1,8 +1,10 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # SPDX-License-Identifier: Apache-2.0
 # Every shell script of the package and its tests passes shellcheck. Scripts that run on the
 # router are checked as POSIX sh (busybox ash), host scripts as bash.
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 command -v shellcheck >/dev/null || { echo "shellcheck not installed (apt shellcheck)" >&2; exit 1; }
