@@ -1,5 +1,7 @@
 //! `mailbag check-config`, run as the init script and an admin would run it.
 
+#![allow(clippy::unwrap_used)] // a test: a failed step should panic
+
 use std::path::PathBuf;
 use std::process::Command;
 

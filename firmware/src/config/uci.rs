@@ -288,8 +288,7 @@ impl<I: Iterator<Item = char>> Lexer<I> {
         let mut any = false;
         while let Some(&c) = self.chars.peek() {
             match c {
-                '\'' => self.single_quoted(&mut out)?,
-                '"' => self.double_quoted(&mut out)?,
+                '\'' | '"' => self.quoted(&mut out, c)?,
                 '\\' => {
                     self.chars.next();
                     if !self.escaped(&mut out) {
@@ -329,31 +328,16 @@ impl<I: Iterator<Item = char>> Lexer<I> {
         }
     }
 
-    fn single_quoted(&mut self, out: &mut String) -> Result<(), ParseError> {
+    /// A quoted piece: `'...'` takes everything literally, `"..."` honours backslashes.
+    /// Both may span lines.
+    fn quoted(&mut self, out: &mut String, quote: char) -> Result<(), ParseError> {
         let line = self.line;
         self.chars.next();
         loop {
             match self.chars.next() {
-                None => return Err(unterminated(line, '\'')),
-                Some('\'') => return Ok(()),
-                Some(c) => {
-                    if c == '\n' {
-                        self.line += 1;
-                    }
-                    out.push(c);
-                }
-            }
-        }
-    }
-
-    fn double_quoted(&mut self, out: &mut String) -> Result<(), ParseError> {
-        let line = self.line;
-        self.chars.next();
-        loop {
-            match self.chars.next() {
-                None => return Err(unterminated(line, '"')),
-                Some('"') => return Ok(()),
-                Some('\\') => {
+                None => return Err(unterminated(line, quote)),
+                Some(c) if c == quote => return Ok(()),
+                Some('\\') if quote == '"' => {
                     self.escaped(out);
                 }
                 Some(c) => {

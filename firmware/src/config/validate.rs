@@ -413,6 +413,9 @@ mod tests {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(keys(&r.warnings).contains(&"smtp.max-message-size"));
         assert!(keys(&r.warnings).contains(&"policy.domains"));
-        assert!(keys(&r.warnings).contains(&"spool.path"), "default /var/lib is tmpfs on OpenWrt");
+        assert!(
+            keys(&r.warnings).contains(&"spool.path"),
+            "default /var/lib is tmpfs on OpenWrt"
+        );
     }
 }
