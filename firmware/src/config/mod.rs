@@ -201,6 +201,34 @@ impl Config {
         uci_write::to_uci(self).map_err(ConfigError::Write)
     }
 
+    /// Saves the model as UCI at `path` (what the web page does), only if it validates.
+    /// Atomic: written to `path.tmp`, fsynced, renamed over `path`, directory fsynced, so
+    /// a power cut leaves either the old file or the new one.
+    pub fn save_uci(&self, path: &Path) -> Result<(), ConfigError> {
+        let report = self.validate();
+        if !report.errors.is_empty() {
+            return Err(ConfigError::Invalid(report.errors));
+        }
+        let text = self.to_uci()?;
+        let io = |e| ConfigError::Io(path.to_path_buf(), e);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+
     /// The model as TOML.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::Write(WriteError(e.to_string())))

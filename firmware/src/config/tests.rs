@@ -248,3 +248,29 @@ fn load_reads_files_and_reports_errors_by_key_and_line() {
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn save_uci_writes_a_file_that_loads_equal_and_refuses_invalid_configs() {
+    let dir = std::env::temp_dir().join(format!("mailbag-save-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mailbag");
+
+    let mut c = Config::demo(Path::new("/srv/mailbag"));
+    c.relay.upstream_silo = Some("silo.example.net:25".into());
+    c.save_uci(&path).unwrap();
+    assert_eq!(Config::load(&path).unwrap(), c);
+    assert!(!dir.join("mailbag.tmp").exists());
+
+    let before = std::fs::read_to_string(&path).unwrap();
+    let mut bad = c.clone();
+    bad.relay.lifetime_days = 0;
+    let e = bad.save_uci(&path).unwrap_err();
+    assert!(e.to_string().contains("relay.lifetime-days"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "old file kept"
+    );
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
