@@ -48,8 +48,8 @@ fn every_invalid_value_is_listed_and_exit_is_2() {
         "{out}"
     );
     assert!(
-        out.contains("relay.lifetime-days: 31 is out of range 1..=30"),
-        "{out}"
+        out.contains("relay.lifetime_days: 31 is out of range 1..=30"),
+        "UCI spelling: {out}"
     );
 }
 
@@ -69,6 +69,13 @@ fn syntax_and_unknown_options_name_the_line() {
     let (code, out) = check("[relay]\nlifetime-days = \"a week\"\n", "bad.toml");
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("line 2"), "{out}");
+
+    let (code, out) = check("[relay]\nlifetime-days = 0\n", "zero.toml");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("relay.lifetime-days: 0 is out of range"),
+        "TOML spelling: {out}"
+    );
 
     let (code, out) = check("", "empty.toml");
     assert_eq!(code, 0, "an empty file is the defaults: {out}");

@@ -171,8 +171,15 @@ impl Config {
     /// Like [`Config::load`], also returning the validation report (its warnings).
     pub fn load_with_report(path: &Path) -> Result<(Config, Report), ConfigError> {
         let text = read_bounded(path)?;
-        let config = Self::parse(&text, Format::detect(path, &text))?;
-        let report = config.validate();
+        let format = Format::detect(path, &text);
+        let config = Self::parse(&text, format)?;
+        let mut report = config.validate();
+        if format == Format::Uci {
+            // Name keys as the file spells them (`relay.lifetime_days`).
+            for issue in report.errors.iter_mut().chain(report.warnings.iter_mut()) {
+                issue.key = issue.key.replace('-', "_");
+            }
+        }
         if report.errors.is_empty() {
             Ok((config, report))
         } else {
@@ -197,6 +204,8 @@ impl Config {
     }
 
     /// The model as a UCI file (`config mailbag 'main'` plus one section per table).
+    /// Fails only for values UCI/TOML cannot carry (sizes above `i64::MAX`), which
+    /// validation rejects.
     pub fn to_uci(&self) -> Result<String, ConfigError> {
         uci_write::to_uci(self).map_err(ConfigError::Write)
     }

@@ -266,6 +266,10 @@ fn save_uci_writes_a_file_that_loads_equal_and_refuses_invalid_configs() {
     bad.relay.lifetime_days = 0;
     let e = bad.save_uci(&path).unwrap_err();
     assert!(e.to_string().contains("relay.lifetime-days"), "{e}");
+    let mut huge = c.clone();
+    huge.spool.size = u64::MAX;
+    assert!(huge.to_uci().is_err(), "TOML/UCI integers are i64");
+    assert!(matches!(huge.save_uci(&path), Err(ConfigError::Invalid(_))));
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         before,

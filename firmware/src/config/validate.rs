@@ -15,6 +15,9 @@ use crate::firewall::FirewallMode;
 pub const MAX_SESSIONS_LIMIT: u32 = 4096;
 /// Smallest spool image that holds littlefs metadata and a few messages.
 pub const MIN_SPOOL_SIZE: u64 = 64 * 1024;
+/// Largest size setting accepted (1 TiB): far above any router flash, and it keeps every
+/// size representable in TOML (whose integers are i64).
+pub const MAX_SIZE: u64 = 1 << 40;
 /// Longest a message may be kept (days), per the product's retry policy.
 pub const LIFETIME_DAYS: std::ops::RangeInclusive<u32> = 1..=30;
 
@@ -61,6 +64,19 @@ impl Report {
 /// Runs every check.
 pub fn check(c: &Config) -> Report {
     let mut r = Report::default();
+    for (key, size) in [
+        ("smtp.max-message-size", c.smtp.max_message_size),
+        ("spool.size", c.spool.size),
+        ("spool.max-bytes", c.spool.max_bytes),
+        ("spool.max-bytes-per-domain", c.spool.max_bytes_per_domain),
+    ] {
+        if size > MAX_SIZE {
+            r.error(
+                key,
+                format!("{size} bytes is more than the {MAX_SIZE} (1 TiB) limit"),
+            );
+        }
+    }
     smtp(c, &mut r);
     policy(c, &mut r);
     spool(c, &mut r);
@@ -363,10 +379,12 @@ mod tests {
             "silo".into(),
         ];
         c.spool.size = 1000;
+        c.spool.max_bytes_per_domain = u64::MAX;
         let r = check(&c);
         assert_eq!(
             keys(&r.errors),
             [
+                "spool.max-bytes-per-domain",
                 "smtp.hostname",
                 "smtp.listen[1]",
                 "smtp.tls-key",
@@ -380,7 +398,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            r.errors[1].to_string(),
+            r.errors[2].to_string(),
             "smtp.listen[1]: 'x:25' is not an address:port (e.g. 0.0.0.0:25, [::]:25)"
         );
     }
