@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod args;
+mod config;
 mod fmt;
 mod spool;
 
@@ -19,6 +20,7 @@ commands:
   run [--config FILE]                    run the daemon
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
+  check-config FILE                      check a config file (UCI or TOML)
   --version                              print the version
 ";
 
@@ -31,6 +33,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             Ok(())
         }
         Some("spool") => spool::run(&mut args),
+        Some("check-config") => config::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())

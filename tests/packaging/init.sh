@@ -1,0 +1,61 @@
+#!/bin/bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2016 # inner 'sh -c' scripts expand their own "$1"
+# SPDX-License-Identifier: Apache-2.0
+# The procd init script's decisions, run under POSIX sh against stand-ins for OpenWrt's
+# shell API (procd-stubs.sh) and the real mailbag binary's check-config: disabled means no
+# instance; enabled and valid means one foreground, respawned instance logging to logd;
+# a config check-config rejects, or an invalid 'enabled', means no instance and a log line.
+set -uo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+bin="$(mailbag_bin)" || { echo "cannot build mailbag" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+init="$repo/openwrt-package/mailbag/files/mailbag.init"
+shipped="$repo/openwrt-package/mailbag/files/mailbag.config"
+
+# run_init CONFIG_TEXT FUNCTION: runs the init script's FUNCTION; the procd log is in $work/log.
+run_init() {
+	printf '%s' "$1" >"$work/mailbag"
+	: >"$work/log"
+	LOG="$work/log" sh -c '
+		. "$1"; . "$2"
+		PROG="$3"; CONFIG="$4"
+		"$5"
+	' _ "$repo/tests/packaging/procd-stubs.sh" "$init" "$bin" "$work/mailbag" "$2"
+}
+
+with() { # CONFIG_TEXT SED_EXPR: the config with one edit applied
+	printf '%s' "$1" | sed "$2"
+}
+
+config="$(with "$(cat "$shipped")" "s#'/srv/mailbag/spool.img'#'$work/spool/spool.img'#")"
+
+run_init "$config" start_service
+check "shipped config (enabled 0): no instance" test ! -s "$work/log"
+
+enabled="$(with "$config" "s/option enabled '0'/option enabled '1'/")"
+run_init "$enabled" start_service
+check "enabled: one instance" test "$(grep -c '^open_instance' "$work/log")" = 1
+check "enabled: foreground 'mailbag run --config'" \
+	grep -qx "set_param command $bin run --config $work/mailbag" "$work/log"
+check "enabled: respawn" grep -q '^set_param respawn' "$work/log"
+check "enabled: stdout and stderr to logd" \
+	sh -c 'grep -qx "set_param stdout 1" "$1" && grep -qx "set_param stderr 1" "$1"' _ "$work/log"
+check "enabled: spool directory created" test -d "$work/spool"
+
+invalid="$(with "$enabled" "s/list listen '0.0.0.0:25'/list listen 'x:25'/")"
+run_init "$invalid" start_service
+check "invalid config: no instance" sh -c '! grep -q open_instance "$1"' _ "$work/log"
+check "invalid config: errors logged with the key" \
+	grep -q "logger -t mailbag -p daemon.err.*smtp.listen\[0\]: 'x:25' is not an address:port" "$work/log"
+
+bad_bool="$(with "$config" "s/option enabled '0'/option enabled 'maybe'/")"
+run_init "$bad_bool" start_service 2>/dev/null
+check "enabled 'maybe': no instance" sh -c '! grep -q open_instance "$1"' _ "$work/log"
+
+run_init "$config" service_triggers
+check "reload trigger on /etc/config/mailbag" grep -qx "reload_trigger mailbag" "$work/log"
+finish
