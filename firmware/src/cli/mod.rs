@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod args;
+mod firewall;
 mod spool;
 
 pub use args::Args;
@@ -18,6 +19,9 @@ commands:
   run [--config FILE]                    run the daemon
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE                    list the messages in a spool image
+  firewall render --format nft|uci|iptables [--config FILE]
+                                         print the walled-garden firewall rules
+  firewall apply [--config FILE]         load them (set update in place when loaded)
   --version                              print the version
 ";
 
@@ -30,6 +34,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             Ok(())
         }
         Some("spool") => spool::run(&mut args),
+        Some("firewall") => firewall::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())
