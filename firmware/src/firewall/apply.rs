@@ -74,20 +74,23 @@ impl std::error::Error for ApplyError {}
 
 /// Loads `rules` into the fw4 table and stores the include at `file`.
 pub fn apply_nft(rules: &Ruleset, file: &Path) -> Result<Outcome, ApplyError> {
-    let loaded = succeeds("nft", &["list", "chain", "inet", "fw4", nft::CHAIN]);
-    let outcome = if loaded {
-        run("nft", &["-f", "-"], &nft::set_update(rules))?;
-        Outcome::Updated
-    } else if rules.mode() == FirewallMode::Off {
-        Outcome::NothingLoaded
-    } else {
-        for chain in [format!("input_{}", rules.zone()), format!("forward_{}", rules.zone())] {
-            if !succeeds("nft", &["list", "chain", "inet", "fw4", &chain]) {
-                return Err(ApplyError::NoZoneChain(format!("inet fw4 {chain}")));
-            }
+    let input = format!("input_{}", rules.zone());
+    let listing = output("nft", &["list", "chain", "inet", "fw4", &input]);
+    let outcome = match listing {
+        Some(l) if nft::is_hooked(&l) => {
+            run("nft", &["-f", "-"], &nft::set_update(rules))?;
+            Outcome::Updated
         }
-        run("nft", &["-f", "-"], &nft::live_load(rules))?;
-        Outcome::Loaded
+        _ if rules.mode() == FirewallMode::Off => Outcome::NothingLoaded,
+        None => return Err(ApplyError::NoZoneChain(format!("inet fw4 {input}"))),
+        Some(_) => {
+            let forward = format!("forward_{}", rules.zone());
+            if output("nft", &["list", "chain", "inet", "fw4", &forward]).is_none() {
+                return Err(ApplyError::NoZoneChain(format!("inet fw4 {forward}")));
+            }
+            run("nft", &["-f", "-"], &nft::live_load(rules))?;
+            Outcome::Loaded
+        }
     };
     write_atomic(file, &nft::include(rules))?;
     Ok(outcome)
@@ -98,19 +101,23 @@ pub fn apply_nft(rules: &Ruleset, file: &Path) -> Result<Outcome, ApplyError> {
 pub fn apply_iptables(rules: &Ruleset, file4: &Path, file6: &Path) -> Result<Outcome, ApplyError> {
     let mut outcome = Outcome::NothingLoaded;
     for (family, file) in [(Family::V4, file4), (Family::V6, file6)] {
-        let loaded = succeeds(family.list_cmd(), &["-S", iptables::CHAIN]);
-        let step = if loaded {
-            run(family.restore_cmd(), &["--noflush"], &iptables::fragment(rules, family, Hooks::Keep))?;
-            Outcome::Updated
-        } else if rules.mode() == FirewallMode::Off {
-            Outcome::NothingLoaded
-        } else {
-            let chain = format!("input_{}_rule", rules.zone());
-            if !succeeds(family.list_cmd(), &["-S", &chain]) {
-                return Err(ApplyError::NoZoneChain(format!("{} {chain}", family.list_cmd())));
+        let hook = format!("input_{}_rule", rules.zone());
+        let step = match output(family.list_cmd(), &["-S", &hook]) {
+            Some(l) if iptables::is_hooked(&l) => {
+                let update = iptables::fragment(rules, family, Hooks::Keep);
+                run(family.restore_cmd(), &["--noflush"], &update)?;
+                Outcome::Updated
             }
-            run(family.restore_cmd(), &["--noflush"], &iptables::fragment(rules, family, Hooks::Insert))?;
-            Outcome::Loaded
+            _ if rules.mode() == FirewallMode::Off => Outcome::NothingLoaded,
+            None => {
+                return Err(ApplyError::NoZoneChain(format!("{} {hook}", family.list_cmd())));
+            }
+            // Redeclaring our chains empties them, so leftovers from before cannot duplicate.
+            Some(_) => {
+                let first = iptables::fragment(rules, family, Hooks::Insert);
+                run(family.restore_cmd(), &["--noflush"], &first)?;
+                Outcome::Loaded
+            }
         };
         if step != Outcome::NothingLoaded {
             outcome = step;
@@ -147,15 +154,16 @@ fn run(program: &str, args: &[&str], input: &str) -> Result<(), ApplyError> {
     }
 }
 
-/// True if `program args` exits 0 (used to ask whether a chain exists).
-fn succeeds(program: &str, args: &[&str]) -> bool {
+/// The standard output of `program args` if it exits 0.
+fn output(program: &str, args: &[&str]) -> Option<String> {
     Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 /// Writes `text` to `path` via a temporary file and rename, so readers see old or new.

@@ -131,6 +131,11 @@ pub fn fragment(rules: &Ruleset, family: Family, hooks: Hooks) -> String {
     out
 }
 
+/// True if `rule_chain_listing` (`iptables -S input_<zone>_rule`) jumps to our chains.
+pub fn is_hooked(rule_chain_listing: &str) -> bool {
+    rule_chain_listing.contains("-j MAILBAG_PORTS")
+}
+
 /// iptables wants `addr/len` even for hosts only in some versions; always give the length.
 fn full_cidr(c: &Cidr) -> String {
     match c {

@@ -66,16 +66,37 @@ pub fn include(rules: &Ruleset) -> String {
     out
 }
 
-/// An `nft -f` script that adds our sets, chain and hook rules to a running fw4 table that
-/// lacks them (first apply without an fw4 reload). One transaction.
+/// An `nft -f` script that adds our sets, chain and hook rules to a running fw4 table whose
+/// zone chains do not jump to us yet (first apply without an fw4 reload). One transaction.
+///
+/// `flush table` (what fw4 runs on reload) keeps sets, their elements and empty chains, so
+/// ours may already exist: declare them empty (a no-op if present), flush, then fill.
 pub fn live_load(rules: &Ruleset) -> String {
     let zone = rules.zone();
-    format!(
-        "table {TABLE} {{\n{}}}\ninsert rule {TABLE} input_{zone} {}\ninsert rule {TABLE} forward_{zone} {}\n",
-        declarations(rules, "\t"),
+    let mut out = format!("table {TABLE} {{\n");
+    for (set, _) in set_contents(rules) {
+        let _ = writeln!(out, "\tset {set} {{\n{}\t}}", set_type(set));
+    }
+    let _ = write!(
+        out,
+        "\tchain {CHAIN} {{\n\t}}\n}}\nflush chain {TABLE} {CHAIN}\n{}",
+        set_update(rules)
+    );
+    for rule in chain_rules() {
+        let _ = writeln!(out, "add rule {TABLE} {CHAIN} {rule}");
+    }
+    let _ = write!(
+        out,
+        "insert rule {TABLE} input_{zone} {}\ninsert rule {TABLE} forward_{zone} {}\n",
         input_hook(),
         forward_hook()
-    )
+    );
+    out
+}
+
+/// True if `input_chain_listing` (`nft list chain inet fw4 input_<zone>`) jumps to us.
+pub fn is_hooked(input_chain_listing: &str) -> bool {
+    input_chain_listing.contains(&format!("jump {CHAIN}"))
 }
 
 /// An `nft -f` script that replaces the elements of all four sets in one transaction.
@@ -121,31 +142,38 @@ fn set_contents(rules: &Ruleset) -> [(&'static str, Vec<String>); 4] {
 fn declarations(rules: &Ruleset, ind: &str) -> String {
     let mut out = String::new();
     for (set, elements) in set_contents(rules) {
-        let (ty, interval) = match set {
-            SET_SILO4 => ("ipv4_addr", true),
-            SET_SILO6 => ("ipv6_addr", true),
-            _ => ("inet_service", false),
-        };
-        let _ = writeln!(out, "{ind}set {set} {{\n{ind}\ttype {ty}");
-        if interval {
-            let _ = writeln!(out, "{ind}\tflags interval");
-        }
+        let _ = write!(out, "{ind}set {set} {{\n{}", set_type(set).replace('\t', &format!("{ind}\t")));
         // An empty set must not have an `elements` line: `elements = { }` is a syntax error.
         if !elements.is_empty() {
             let _ = writeln!(out, "{ind}\telements = {{ {} }}", elements.join(", "));
         }
         let _ = writeln!(out, "{ind}}}\n");
     }
-    let _ = write!(
-        out,
-        "{ind}chain {CHAIN} {{\n\
-         {ind}\tmeta l4proto tcp ct original proto-dst @{SET_OPEN} accept comment \"mailbag: primary down, SMTP open to all\"\n\
-         {ind}\tip saddr @{SET_SILO4} accept comment \"mailbag: SMTP from the silo\"\n\
-         {ind}\tip6 saddr @{SET_SILO6} accept comment \"mailbag: SMTP from the silo\"\n\
-         {ind}\tcounter drop comment \"mailbag: SMTP from outside the silo\"\n\
-         {ind}}}\n\n"
-    );
+    let _ = writeln!(out, "{ind}chain {CHAIN} {{");
+    for rule in chain_rules() {
+        let _ = writeln!(out, "{ind}\t{rule}");
+    }
+    let _ = writeln!(out, "{ind}}}\n");
     out
+}
+
+/// The `type`/`flags` lines of one of our sets, each starting with one tab.
+fn set_type(set: &str) -> &'static str {
+    match set {
+        SET_SILO4 => "\ttype ipv4_addr\n\tflags interval\n",
+        SET_SILO6 => "\ttype ipv6_addr\n\tflags interval\n",
+        _ => "\ttype inet_service\n",
+    }
+}
+
+/// The decision chain: open (primary down), silo, else drop.
+fn chain_rules() -> [String; 4] {
+    [
+        format!("meta l4proto tcp ct original proto-dst @{SET_OPEN} accept comment \"mailbag: primary down, SMTP open to all\""),
+        format!("ip saddr @{SET_SILO4} accept comment \"mailbag: SMTP from the silo\""),
+        format!("ip6 saddr @{SET_SILO6} accept comment \"mailbag: SMTP from the silo\""),
+        "counter drop comment \"mailbag: SMTP from outside the silo\"".to_string(),
+    ]
 }
 
 fn input_hook() -> String {
@@ -228,7 +256,9 @@ mod tests {
     fn live_load_inserts_hooks_at_the_top_of_the_zone_chains() {
         let r = rules(FirewallMode::WalledGarden, &["192.0.2.1"], Primary::Up);
         let s = live_load(&r);
-        assert!(s.starts_with("table inet fw4 {\n\tset mailbag_ports"));
+        assert!(s.starts_with("table inet fw4 {\n\tset mailbag_ports {\n\ttype inet_service\n\t}"));
+        assert!(s.contains("}\nflush chain inet fw4 mailbag_smtp\nflush set inet fw4 mailbag_ports\n"));
+        assert!(s.contains("\nadd rule inet fw4 mailbag_smtp counter drop"));
         assert!(s.contains("\ninsert rule inet fw4 input_wan tcp dport @mailbag_ports jump mailbag_smtp"));
         assert!(s.contains("\ninsert rule inet fw4 forward_wan ct status dnat"));
     }
