@@ -53,6 +53,38 @@ if sys.argv[1] == "listen":
                 c, _ = key.fileobj.accept(); c.close()
             except OSError:
                 pass
+elif sys.argv[1] == "burst":
+    # A new non-blocking connect every GAP seconds for DURATION seconds; each attempt
+    # counts as o (connected), r (refused) or t (no answer within 0.3 s). Bounded: at
+    # most 512 attempts in flight, all closed before the counts are printed.
+    src, dst, port, duration, gap = sys.argv[2:7]
+    fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    sel = selectors.DefaultSelector()
+    counts = {"o": 0, "t": 0, "r": 0}
+    pending = {}
+    end = time.time() + float(duration)
+    nxt = 0.0
+    print("started", flush=True)
+    while time.time() < end or pending:
+        now = time.time()
+        if now < end and now >= nxt and len(pending) < 512:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.bind((src, 0))
+            s.connect_ex((dst, int(port)))
+            sel.register(s, selectors.EVENT_WRITE)
+            pending[s] = now
+            nxt = now + float(gap)
+        for key, _ in sel.select(0.002):
+            s = key.fileobj
+            e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            counts["o" if e == 0 else "r"] += 1
+            sel.unregister(s); s.close(); del pending[s]
+        for s, t0 in list(pending.items()):
+            if time.time() - t0 > 0.3:
+                counts["t"] += 1
+                sel.unregister(s); s.close(); del pending[s]
+    print("o=%d t=%d r=%d" % (counts["o"], counts["t"], counts["r"]), flush=True)
 else:
     src, dst, port, timeout, count, gap = sys.argv[2:8]
     fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
@@ -263,22 +295,19 @@ impl Net {
         out.trim().chars().next().unwrap_or('?')
     }
 
-    /// Starts `count` back-to-back attempts (timeout 0.15 s) in the background.
-    fn probe_loop(&self, ns: &str, src: &str, dst: &str, port: u16, count: u32) -> Prober {
+    /// Starts a connection attempt every 5 ms for `secs` seconds, in the background.
+    fn burst(&self, ns: &str, src: &str, dst: &str, port: u16, secs: f32) -> Burst {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "python3", &self.helper(), "probe"])
-            .args([src, dst, &port.to_string(), "0.15", &count.to_string(), "0.01"])
+            .args(["netns", "exec", ns, "python3", &self.helper(), "burst"])
+            .args([src, dst, &port.to_string(), &secs.to_string(), "0.005"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         reader.read_line(&mut first).unwrap();
-        Prober {
-            child,
-            reader,
-            seen: first.trim().to_string(),
-        }
+        assert_eq!(first.trim(), "started");
+        Burst { child, reader }
     }
 
     /// Runs `mailbag ARGS` inside the router namespace.
@@ -316,27 +345,51 @@ impl Drop for Net {
     }
 }
 
-/// A background probe loop; `finish` returns every attempt's result.
-struct Prober {
+/// A background burst of connection attempts.
+struct Burst {
     child: Child,
     reader: BufReader<std::process::ChildStdout>,
-    seen: String,
 }
 
-impl Prober {
+/// How a burst's attempts ended.
+#[derive(Debug)]
+struct Counts {
+    connected: u32,
+    timed_out: u32,
+    refused: u32,
+}
+
+impl Burst {
     fn still_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
-    fn finish(mut self) -> String {
+    fn finish(mut self) -> Counts {
         let mut line = String::new();
-        while self.reader.read_line(&mut line).unwrap() > 0 {
-            self.seen.push_str(line.trim());
-            line.clear();
-        }
+        self.reader.read_line(&mut line).unwrap();
         assert!(self.child.wait().unwrap().success());
-        self.seen
+        let n = |k: &str| -> u32 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("bad burst output {line:?}"))
+        };
+        Counts {
+            connected: n("o="),
+            timed_out: n("t="),
+            refused: n("r="),
+        }
     }
+}
+
+/// While both bursts run, applies `configs` in turn (bounded); returns how many applies ran.
+fn apply_while_probing(bursts: &mut [&mut Burst], mut apply: impl FnMut(usize)) -> usize {
+    let mut n = 0;
+    while n < 200 && bursts.iter_mut().all(|b| b.still_running()) {
+        apply(n);
+        n += 1;
+    }
+    n
 }
 
 fn out_text(o: &Output) -> String {
@@ -470,22 +523,28 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
     // the attacker probes port 25 back to back.
     let cfg_b = net.write_config("b.toml", "walled-garden", &[SILO4_B, SILO6_B]);
     let handles_before = net.exec_ok(&r, &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"]);
-    let mut attacker = net.probe_loop(&net.attacker, ATTACKER4, ROUTER_A4, 25, 30);
-    let mut attacker6 = net.probe_loop(&net.attacker, ATTACKER6, ROUTER_A6, 25, 30);
+    let mut attacker = net.burst(&net.attacker, ATTACKER4, ROUTER_A4, 25, 3.0);
+    let mut attacker6 = net.burst(&net.attacker, ATTACKER6, ROUTER_A6, 465, 3.0);
     let started = Instant::now();
-    for cfg in [&cfg_b, &cfg_a, &cfg_b] {
-        let include_s = include.display().to_string();
+    let include_s = include.display().to_string();
+    let applies = apply_while_probing(&mut [&mut attacker, &mut attacker6], |i| {
+        // Ends on B: an odd number of applies is forced below.
+        let cfg = if i % 2 == 0 { &cfg_b } else { &cfg_a };
         let o = net.mailbag(&["firewall", "apply", "--config", cfg, "--file", &include_s]);
         assert!(o.status.success(), "{}", out_text(&o));
         assert!(out_text(&o).contains("updated in place"), "{}", out_text(&o));
+    });
+    let per_apply = started.elapsed() / applies.max(1) as u32;
+    if applies % 2 == 0 {
+        let o = net.mailbag(&["firewall", "apply", "--config", &cfg_b, "--file", &include_s]);
+        assert!(o.status.success());
     }
-    let apply_time = started.elapsed();
-    assert!(attacker.still_running() && attacker6.still_running(), "probes must cover the change");
-    let seen4 = attacker.finish();
-    let seen6 = attacker6.finish();
-    assert!(seen4.len() >= 30 && !seen4.contains('o'), "attacker got in over IPv4: {seen4}");
-    assert!(seen6.len() >= 30 && !seen6.contains('o'), "attacker got in over IPv6: {seen6}");
-    eprintln!("3 applies took {apply_time:?}; attacker probes: v4 {seen4}, v6 {seen6}");
+    let (seen4, seen6) = (attacker.finish(), attacker6.finish());
+    eprintln!("{applies} set changes, {per_apply:?} each; attacker v4 {seen4:?}, v6 {seen6:?}");
+    assert!(applies >= 10, "only {applies} applies ran during the probe");
+    assert_eq!(seen4.connected, 0, "attacker got in over IPv4: {seen4:?}");
+    assert_eq!(seen6.connected, 0, "attacker got in over IPv6: {seen6:?}");
+    assert!(seen4.timed_out > 200 && seen6.timed_out > 200, "{seen4:?} {seen6:?}");
 
     // No reload: the hook rules kept their handles; the sets hold B now.
     let handles_after = net.exec_ok(&r, &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"]);
@@ -586,14 +645,20 @@ fn iptables_silo_gets_in_attacker_does_not_and_changes_are_atomic() {
     assert!(apply(&cfg_a, "up").contains("rules loaded"));
     assert_walled(&net, 't');
 
-    let mut attacker = net.probe_loop(&net.attacker, ATTACKER4, ROUTER_A4, 25, 30);
-    let mut attacker6 = net.probe_loop(&net.attacker, ATTACKER6, ROUTER_A6, 465, 30);
-    for cfg in [&cfg_b, &cfg_a, &cfg_b] {
+    let mut attacker = net.burst(&net.attacker, ATTACKER4, ROUTER_A4, 25, 3.0);
+    let mut attacker6 = net.burst(&net.attacker, ATTACKER6, ROUTER_A6, 465, 3.0);
+    let applies = apply_while_probing(&mut [&mut attacker, &mut attacker6], |i| {
+        let cfg = if i % 2 == 0 { &cfg_b } else { &cfg_a };
         assert!(apply(cfg, "up").contains("updated in place"));
+    });
+    if applies % 2 == 0 {
+        apply(&cfg_b, "up");
     }
-    assert!(attacker.still_running() && attacker6.still_running(), "probes must cover the change");
     let (seen4, seen6) = (attacker.finish(), attacker6.finish());
-    assert!(!seen4.contains('o') && !seen6.contains('o'), "attacker got in: {seen4} {seen6}");
+    eprintln!("iptables: {applies} set changes; attacker v4 {seen4:?}, v6 {seen6:?}");
+    assert!(applies >= 10, "only {applies} applies ran during the probe");
+    assert_eq!(seen4.connected + seen6.connected, 0, "attacker got in: {seen4:?} {seen6:?}");
+    assert!(seen4.timed_out > 200 && seen6.timed_out > 200, "{seen4:?} {seen6:?}");
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO6_B, ROUTER_S6, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't');
