@@ -10,6 +10,9 @@
 //! probes). Where they are missing the tests print why and skip, unless
 //! `MAILBAG_REQUIRE_NETNS=1` (set it in CI) turns the skip into a failure.
 
+// Test harness code: a failed setup step should stop the test loudly, so unwrap is right.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -185,7 +188,13 @@ fn ok(cmd: &[&str]) -> String {
 
 impl Net {
     fn new() -> Option<Self> {
-        for tool in ["ip", "nft", "iptables-restore", "ip6tables-restore", "python3"] {
+        for tool in [
+            "ip",
+            "nft",
+            "iptables-restore",
+            "ip6tables-restore",
+            "python3",
+        ] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .output()
@@ -213,11 +222,23 @@ impl Net {
             ok(&["ip", "netns", "add", ns]);
         }
         let (r, s, a) = (&net.router, &net.silo, &net.attacker);
-        ok(&["ip", "-n", r, "link", "add", "rs", "type", "veth", "peer", "name", "sr", "netns", s]);
-        ok(&["ip", "-n", r, "link", "add", "ra", "type", "veth", "peer", "name", "ar", "netns", a]);
+        ok(&[
+            "ip", "-n", r, "link", "add", "rs", "type", "veth", "peer", "name", "sr", "netns", s,
+        ]);
+        ok(&[
+            "ip", "-n", r, "link", "add", "ra", "type", "veth", "peer", "name", "ar", "netns", a,
+        ]);
         for (ns, dev, addrs) in [
-            (r, "rs", vec![format!("{ROUTER_S4}/24"), format!("{ROUTER_S6}/64")]),
-            (r, "ra", vec![format!("{ROUTER_A4}/24"), format!("{ROUTER_A6}/64")]),
+            (
+                r,
+                "rs",
+                vec![format!("{ROUTER_S4}/24"), format!("{ROUTER_S6}/64")],
+            ),
+            (
+                r,
+                "ra",
+                vec![format!("{ROUTER_A4}/24"), format!("{ROUTER_A6}/64")],
+            ),
             (
                 s,
                 "sr",
@@ -228,7 +249,11 @@ impl Net {
                     format!("{SILO6_B}/64"),
                 ],
             ),
-            (a, "ar", vec![format!("{ATTACKER4}/24"), format!("{ATTACKER6}/64")]),
+            (
+                a,
+                "ar",
+                vec![format!("{ATTACKER4}/24"), format!("{ATTACKER6}/64")],
+            ),
         ] {
             for addr in addrs {
                 let mut cmd = vec!["ip", "-n", ns, "addr", "add", &addr, "dev", dev];
@@ -264,7 +289,12 @@ impl Net {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -275,13 +305,22 @@ impl Net {
     /// Starts the router's listener on 25, 465 and 2525 (bounded lifetime: 120 s).
     fn listen(&mut self) {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.router, "python3", &self.helper(), "listen"])
+            .args([
+                "netns",
+                "exec",
+                &self.router,
+                "python3",
+                &self.helper(),
+                "listen",
+            ])
             .args(["25,465,2525", "120"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready");
         self.listener = Some(child);
     }
@@ -290,7 +329,17 @@ impl Net {
     fn probe(&self, ns: &str, src: &str, dst: &str, port: u16) -> char {
         let out = self.exec_ok(
             ns,
-            &["python3", &self.helper(), "probe", src, dst, &port.to_string(), "1", "1", "0"],
+            &[
+                "python3",
+                &self.helper(),
+                "probe",
+                src,
+                dst,
+                &port.to_string(),
+                "1",
+                "1",
+                "0",
+            ],
         );
         out.trim().chars().next().unwrap_or('?')
     }
@@ -404,7 +453,11 @@ fn out_text(o: &Output) -> String {
 fn assert_walled(net: &Net, attacker_expect: char) {
     for (src, dst) in [(SILO4_A, ROUTER_S4), (SILO6_A, ROUTER_S6)] {
         for port in [25, 465] {
-            assert_eq!(net.probe(&net.silo, src, dst, port), 'o', "silo {src} -> {dst}:{port}");
+            assert_eq!(
+                net.probe(&net.silo, src, dst, port),
+                'o',
+                "silo {src} -> {dst}:{port}"
+            );
         }
     }
     for (src, dst) in [(ATTACKER4, ROUTER_A4), (ATTACKER6, ROUTER_A6)] {
@@ -415,7 +468,11 @@ fn assert_walled(net: &Net, attacker_expect: char) {
                 "attacker {src} -> {dst}:{port}"
             );
         }
-        assert_eq!(net.probe(&net.attacker, src, dst, 2525), 'o', "other ports unaffected");
+        assert_eq!(
+            net.probe(&net.attacker, src, dst, 2525),
+            'o',
+            "other ports unaffected"
+        );
     }
 }
 
@@ -438,7 +495,11 @@ fn every_rendering_passes_nft_and_iptables_restore_checks() {
         &[],
     ];
     let mut variants = Vec::new();
-    for mode in [FirewallMode::WalledGarden, FirewallMode::OpenWhenPrimaryDown, FirewallMode::Off] {
+    for mode in [
+        FirewallMode::WalledGarden,
+        FirewallMode::OpenWhenPrimaryDown,
+        FirewallMode::Off,
+    ] {
         for primary in [Primary::Up, Primary::Down] {
             for silo in silos {
                 variants.push(ruleset(mode, silo, primary));
@@ -455,7 +516,11 @@ fn every_rendering_passes_nft_and_iptables_restore_checks() {
     for rules in &variants {
         std::fs::write(inc.join("50-mailbag.nft"), nft::include(rules)).unwrap();
         let o = net.exec(r, &["nft", "-c", "-f", &scaffold.display().to_string()]);
-        assert!(o.status.success(), "nft -c include {rules:?}: {}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "nft -c include {rules:?}: {}",
+            out_text(&o)
+        );
     }
     // The live-load and set-update scripts against a running table.
     net.exec_ok(r, &["nft", "-f", &empty.display().to_string()]);
@@ -467,7 +532,11 @@ fn every_rendering_passes_nft_and_iptables_restore_checks() {
     net.exec_ok(r, &["nft", "-f", &scaffold.display().to_string()]);
     for rules in &variants {
         let o = net.exec_stdin(r, &["nft", "-c", "-f", "-"], &nft::live_load(rules));
-        assert!(o.status.success(), "nft -c live load over existing sets: {}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "nft -c live load over existing sets: {}",
+            out_text(&o)
+        );
         let o = net.exec_stdin(r, &["nft", "-c", "-f", "-"], &nft::set_update(rules));
         assert!(o.status.success(), "nft -c set update: {}", out_text(&o));
     }
@@ -479,22 +548,36 @@ fn every_rendering_passes_nft_and_iptables_restore_checks() {
             for hooks in [iptables::Hooks::Insert, iptables::Hooks::Keep] {
                 let frag = iptables::fragment(rules, family, hooks);
                 let o = net.exec_stdin(r, &[family.restore_cmd(), "--test", "--noflush"], &frag);
-                assert!(o.status.success(), "{} --test: {}\n{frag}", family.restore_cmd(), out_text(&o));
+                assert!(
+                    o.status.success(),
+                    "{} --test: {}\n{frag}",
+                    family.restore_cmd(),
+                    out_text(&o)
+                );
             }
         }
     }
     // And the CLI's own output is what was checked.
-    let cli = net.mailbag(&["firewall", "render", "--format", "nft", "--silo", "192.0.2.7"]);
+    let cli = net.mailbag(&[
+        "firewall",
+        "render",
+        "--format",
+        "nft",
+        "--silo",
+        "192.0.2.7",
+    ]);
     assert!(cli.status.success());
     assert_eq!(
         String::from_utf8_lossy(&cli.stdout),
-        nft::include(&Ruleset::new(
-            &FirewallConfig::default(),
-            SiloSet::parse(&["192.0.2.7"]).unwrap(),
-            Primary::Up,
-            false
+        nft::include(
+            &Ruleset::new(
+                &FirewallConfig::default(),
+                SiloSet::parse(&["192.0.2.7"]).unwrap(),
+                Primary::Up,
+                false
+            )
+            .unwrap()
         )
-        .unwrap())
     );
 }
 
@@ -517,12 +600,19 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
 
     // Port 25 was open to all before; now the attacker's SYNs are dropped ('t').
     assert_walled(&net, 't');
-    assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 't', "B not in the set yet");
+    assert_eq!(
+        net.probe(&net.silo, SILO4_B, ROUTER_S4, 25),
+        't',
+        "B not in the set yet"
+    );
 
     // Move the silo set from address A to B (both families) and back, several times, while
     // the attacker probes port 25 back to back.
     let cfg_b = net.write_config("b.toml", "walled-garden", &[SILO4_B, SILO6_B]);
-    let handles_before = net.exec_ok(&r, &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"]);
+    let handles_before = net.exec_ok(
+        &r,
+        &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"],
+    );
     let mut attacker = net.burst(&net.attacker, ATTACKER4, ROUTER_A4, 25, 3.0);
     let mut attacker6 = net.burst(&net.attacker, ATTACKER6, ROUTER_A6, 465, 3.0);
     let started = Instant::now();
@@ -532,11 +622,17 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
         let cfg = if i % 2 == 0 { &cfg_b } else { &cfg_a };
         let o = net.mailbag(&["firewall", "apply", "--config", cfg, "--file", &include_s]);
         assert!(o.status.success(), "{}", out_text(&o));
-        assert!(out_text(&o).contains("updated in place"), "{}", out_text(&o));
+        assert!(
+            out_text(&o).contains("updated in place"),
+            "{}",
+            out_text(&o)
+        );
     });
     let per_apply = started.elapsed() / applies.max(1) as u32;
     if applies % 2 == 0 {
-        let o = net.mailbag(&["firewall", "apply", "--config", &cfg_b, "--file", &include_s]);
+        let o = net.mailbag(&[
+            "firewall", "apply", "--config", &cfg_b, "--file", &include_s,
+        ]);
         assert!(o.status.success());
     }
     let (seen4, seen6) = (attacker.finish(), attacker6.finish());
@@ -544,10 +640,21 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
     assert!(applies >= 10, "only {applies} applies ran during the probe");
     assert_eq!(seen4.connected, 0, "attacker got in over IPv4: {seen4:?}");
     assert_eq!(seen6.connected, 0, "attacker got in over IPv6: {seen6:?}");
-    assert!(seen4.timed_out > 200 && seen6.timed_out > 200, "{seen4:?} {seen6:?}");
+    assert!(
+        seen4.timed_out > 200 && seen6.timed_out > 200,
+        "{seen4:?} {seen6:?}"
+    );
+    assert_eq!(
+        seen4.refused + seen6.refused,
+        0,
+        "dropped, not rejected: {seen4:?} {seen6:?}"
+    );
 
     // No reload: the hook rules kept their handles; the sets hold B now.
-    let handles_after = net.exec_ok(&r, &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"]);
+    let handles_after = net.exec_ok(
+        &r,
+        &["nft", "-a", "list", "chain", "inet", "fw4", "input_wan"],
+    );
     assert_eq!(handles_before, handles_after);
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO6_B, ROUTER_S6, 25), 'o');
@@ -555,23 +662,57 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
     assert_eq!(net.probe(&net.silo, SILO6_A, ROUTER_S6, 465), 't');
     // The include on disk holds the new set too, so the next fw4 reload keeps it.
     let on_disk = std::fs::read_to_string(&include).unwrap();
-    assert!(on_disk.contains(SILO4_B) && !on_disk.contains(SILO4_A), "{on_disk}");
+    assert!(
+        on_disk.contains(SILO4_B) && !on_disk.contains(SILO4_A),
+        "{on_disk}"
+    );
     net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
-    assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o', "after a full reload");
+    assert_eq!(
+        net.probe(&net.silo, SILO4_B, ROUTER_S4, 25),
+        'o',
+        "after a full reload"
+    );
     // fw4's reload (`flush table`) keeps set elements and merges the file's in, so A is
     // back; the post-reload apply (fw4 script include, see docs) removes it again.
-    let o = net.mailbag(&["firewall", "apply", "--config", &cfg_b, "--file", &include.display().to_string()]);
-    assert!(out_text(&o).contains("updated in place"), "{}", out_text(&o));
-    assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't', "stale element removed");
+    let o = net.mailbag(&[
+        "firewall",
+        "apply",
+        "--config",
+        &cfg_b,
+        "--file",
+        &include.display().to_string(),
+    ]);
+    assert!(
+        out_text(&o).contains("updated in place"),
+        "{}",
+        out_text(&o)
+    );
+    assert_eq!(
+        net.probe(&net.silo, SILO4_A, ROUTER_S4, 25),
+        't',
+        "stale element removed"
+    );
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
 
     // The change is seen from the attacker's side too: add it, then take it out again.
-    let cfg_att = net.write_config("att.toml", "walled-garden", &[SILO4_B, ATTACKER4, ATTACKER6]);
+    let cfg_att = net.write_config(
+        "att.toml",
+        "walled-garden",
+        &[SILO4_B, ATTACKER4, ATTACKER6],
+    );
     let inc_s = include.display().to_string();
-    assert!(net.mailbag(&["firewall", "apply", "--config", &cfg_att, "--file", &inc_s]).status.success());
+    assert!(
+        net.mailbag(&["firewall", "apply", "--config", &cfg_att, "--file", &inc_s])
+            .status
+            .success()
+    );
     assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o');
     assert_eq!(net.probe(&net.attacker, ATTACKER6, ROUTER_A6, 25), 'o');
-    assert!(net.mailbag(&["firewall", "apply", "--config", &cfg_b, "--file", &inc_s]).status.success());
+    assert!(
+        net.mailbag(&["firewall", "apply", "--config", &cfg_b, "--file", &inc_s])
+            .status
+            .success()
+    );
     assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 't');
     assert_eq!(net.probe(&net.attacker, ATTACKER6, ROUTER_A6, 25), 't');
 }
@@ -584,18 +725,39 @@ fn nft_apply_loads_into_a_running_fw4_and_open_when_primary_down_switches_both_w
     let scaffold = net.dir.join("fw4.nft");
     std::fs::write(&scaffold, fw4_scaffold(None)).unwrap();
     net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
-    assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o', "open before mailbag");
+    assert_eq!(
+        net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25),
+        'o',
+        "open before mailbag"
+    );
 
     let cfg = net.write_config("o.toml", "open-when-primary-down", &[SILO4_A, SILO6_A]);
-    let file = net.dir.join("etc/nftables.d/50-mailbag.nft").display().to_string();
+    let file = net
+        .dir
+        .join("etc/nftables.d/50-mailbag.nft")
+        .display()
+        .to_string();
     let apply = |primary: &str| {
-        let o = net.mailbag(&["firewall", "apply", "--config", &cfg, "--file", &file, "--primary", primary]);
+        let o = net.mailbag(&[
+            "firewall",
+            "apply",
+            "--config",
+            &cfg,
+            "--file",
+            &file,
+            "--primary",
+            primary,
+        ]);
         assert!(o.status.success(), "{}", out_text(&o));
         out_text(&o)
     };
     assert!(apply("up").contains("rules loaded"));
     assert_walled(&net, 't');
-    assert!(std::fs::read_to_string(&file).unwrap().contains("open to all now: no"));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("open to all now: no")
+    );
 
     assert!(apply("down").contains("updated in place"));
     assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o');
@@ -610,13 +772,28 @@ fn nft_apply_loads_into_a_running_fw4_and_open_when_primary_down_switches_both_w
     let o = net.mailbag(&["firewall", "apply", "--config", &off, "--file", &file]);
     assert!(o.status.success(), "{}", out_text(&o));
     assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o');
-    assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 587), 'r', "not listed: rejected");
+    assert_eq!(
+        net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 587),
+        'r',
+        "not listed: rejected"
+    );
 
     // A wrong zone name is caught against the running firewall, not half-applied.
     net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
     let lan = net.dir.join("lan.toml");
-    std::fs::write(&lan, "[firewall]\nwan-zone = \"wan2\"\nsilo = [\"192.0.2.1\"]\n").unwrap();
-    let o = net.mailbag(&["firewall", "apply", "--config", &lan.display().to_string(), "--file", &file]);
+    std::fs::write(
+        &lan,
+        "[firewall]\nwan-zone = \"wan2\"\nsilo = [\"192.0.2.1\"]\n",
+    )
+    .unwrap();
+    let o = net.mailbag(&[
+        "firewall",
+        "apply",
+        "--config",
+        &lan.display().to_string(),
+        "--file",
+        &file,
+    ]);
     assert!(!o.status.success());
     assert!(out_text(&o).contains("input_wan2"), "{}", out_text(&o));
 }
@@ -634,8 +811,18 @@ fn iptables_silo_gets_in_attacker_does_not_and_changes_are_atomic() {
     let f6 = net.dir.join("firewall.ip6tables").display().to_string();
     let apply = |cfg: &str, primary: &str| {
         let o = net.mailbag(&[
-            "firewall", "apply", "--backend", "iptables", "--config", cfg, "--file", &f4, "--file6",
-            &f6, "--primary", primary,
+            "firewall",
+            "apply",
+            "--backend",
+            "iptables",
+            "--config",
+            cfg,
+            "--file",
+            &f4,
+            "--file6",
+            &f6,
+            "--primary",
+            primary,
         ]);
         assert!(o.status.success(), "{}", out_text(&o));
         out_text(&o)
@@ -657,8 +844,20 @@ fn iptables_silo_gets_in_attacker_does_not_and_changes_are_atomic() {
     let (seen4, seen6) = (attacker.finish(), attacker6.finish());
     eprintln!("iptables: {applies} set changes; attacker v4 {seen4:?}, v6 {seen6:?}");
     assert!(applies >= 10, "only {applies} applies ran during the probe");
-    assert_eq!(seen4.connected + seen6.connected, 0, "attacker got in: {seen4:?} {seen6:?}");
-    assert!(seen4.timed_out > 200 && seen6.timed_out > 200, "{seen4:?} {seen6:?}");
+    assert_eq!(
+        seen4.connected + seen6.connected,
+        0,
+        "attacker got in: {seen4:?} {seen6:?}"
+    );
+    assert!(
+        seen4.timed_out > 200 && seen6.timed_out > 200,
+        "{seen4:?} {seen6:?}"
+    );
+    assert_eq!(
+        seen4.refused + seen6.refused,
+        0,
+        "dropped, not rejected: {seen4:?} {seen6:?}"
+    );
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO6_B, ROUTER_S6, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't');
@@ -694,8 +893,16 @@ fn silo_dns_is_resolved_and_a_failed_lookup_keeps_the_last_good_set() {
         }
     }
     let _cleanup = RmDir(etc.clone());
-    std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").unwrap();
-    std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{SILO4_A} silo.mailbag.test\n{SILO6_A} silo.mailbag.test\n")).unwrap();
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1 localhost\n{SILO4_A} silo.mailbag.test\n{SILO6_A} silo.mailbag.test\n"),
+    )
+    .unwrap();
     let scaffold = net.dir.join("fw4.nft");
     std::fs::write(&scaffold, fw4_scaffold(None)).unwrap();
     net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
@@ -715,14 +922,24 @@ fn silo_dns_is_resolved_and_a_failed_lookup_keeps_the_last_good_set() {
     let t = Instant::now();
     let o = net.mailbag(&["firewall", "apply", "--config", &cfg, "--file", &file]);
     assert!(o.status.success(), "{}", out_text(&o));
-    assert!(out_text(&o).contains("using the last good addresses (2)"), "{}", out_text(&o));
+    assert!(
+        out_text(&o).contains("using the last good addresses (2)"),
+        "{}",
+        out_text(&o)
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO6_A, ROUTER_S6, 25), 'o');
 
     // It comes back with a new address: watch mode picks it up and moves the set.
-    std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{SILO4_B} silo.mailbag.test\n")).unwrap();
-    let o = net.mailbag(&["firewall", "apply", "--config", &cfg, "--file", &file, "--watch", "1", "--rounds", "1"]);
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1 localhost\n{SILO4_B} silo.mailbag.test\n"),
+    )
+    .unwrap();
+    let o = net.mailbag(&[
+        "firewall", "apply", "--config", &cfg, "--file", &file, "--watch", "1", "--rounds", "1",
+    ]);
     assert!(o.status.success(), "{}", out_text(&o));
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't');

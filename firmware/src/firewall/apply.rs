@@ -60,7 +60,9 @@ impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Spawn(cmd, e) => write!(f, "cannot run {cmd}: {e}"),
-            Self::Refused { cmd, stderr } => write!(f, "{cmd} refused the rules: {}", stderr.trim()),
+            Self::Refused { cmd, stderr } => {
+                write!(f, "{cmd} refused the rules: {}", stderr.trim())
+            }
             Self::NoZoneChain(chain) => write!(
                 f,
                 "the running firewall has no chain {chain}: is the firewall (fw4/fw3) running, and is wan-zone the name of your WAN zone?"
@@ -110,7 +112,10 @@ pub fn apply_iptables(rules: &Ruleset, file4: &Path, file6: &Path) -> Result<Out
             }
             _ if rules.mode() == FirewallMode::Off => Outcome::NothingLoaded,
             None => {
-                return Err(ApplyError::NoZoneChain(format!("{} {hook}", family.list_cmd())));
+                return Err(ApplyError::NoZoneChain(format!(
+                    "{} {hook}",
+                    family.list_cmd()
+                )));
             }
             // Redeclaring our chains empties them, so leftovers from before cannot duplicate.
             Some(_) => {

@@ -236,9 +236,18 @@ mod tests {
 
     #[test]
     fn parses_and_clears_host_bits() {
-        assert_eq!(Cidr::parse("203.0.113.9/28").unwrap().to_string(), "203.0.113.0/28");
-        assert_eq!(Cidr::parse(" 198.51.100.7 ").unwrap().to_string(), "198.51.100.7");
-        assert_eq!(Cidr::parse("2001:db8::1/48").unwrap().to_string(), "2001:db8::/48");
+        assert_eq!(
+            Cidr::parse("203.0.113.9/28").unwrap().to_string(),
+            "203.0.113.0/28"
+        );
+        assert_eq!(
+            Cidr::parse(" 198.51.100.7 ").unwrap().to_string(),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            Cidr::parse("2001:db8::1/48").unwrap().to_string(),
+            "2001:db8::/48"
+        );
         assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
         assert_eq!(Cidr::parse("::/0").unwrap().to_string(), "::/0");
     }
@@ -291,7 +300,12 @@ mod tests {
                 "198.51.100.128/25",
                 "10.0.0.1",
             ]),
-            ["10.0.0.1", "192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32"]
+            [
+                "10.0.0.1",
+                "192.0.2.0/24",
+                "198.51.100.0/24",
+                "2001:db8::/32"
+            ]
         );
         // Order of input does not change the result.
         assert_eq!(

@@ -79,7 +79,11 @@ pub fn parse_last_good(rendered: &str) -> Vec<IpAddr> {
     let addrs = rendered
         .lines()
         .find_map(|l| l.strip_prefix(LAST_GOOD_TAG))
-        .map(|rest| rest.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     canonical(addrs)
 }

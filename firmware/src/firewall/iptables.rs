@@ -79,7 +79,11 @@ pub fn fragment(rules: &Ruleset, family: Family, hooks: Hooks) -> String {
         if family == Family::V4 { "ipv4" } else { "ipv6" },
         mode_name(rules.mode()),
         rules.zone(),
-        if ports.is_empty() { "none".into() } else { ports.join(",") },
+        if ports.is_empty() {
+            "none".into()
+        } else {
+            ports.join(",")
+        },
         if rules.open() { "yes" } else { "no" },
         dns::last_good_line(rules.resolved()),
     );
@@ -88,7 +92,13 @@ pub fn fragment(rules: &Ruleset, family: Family, hooks: Hooks) -> String {
         out.push_str("# mode off: mailbag adds no firewall rules.\nCOMMIT\n");
         return out;
     }
-    for chain in ["MAILBAG_PORTS", "MAILBAG_DNAT", CHAIN, "MAILBAG_OPEN", "MAILBAG_SILO"] {
+    for chain in [
+        "MAILBAG_PORTS",
+        "MAILBAG_DNAT",
+        CHAIN,
+        "MAILBAG_OPEN",
+        "MAILBAG_SILO",
+    ] {
         let _ = writeln!(out, ":{chain} - [0:0]");
     }
     if !ports.is_empty() {

@@ -24,4 +24,4 @@ pub mod uci;
 pub use cidr::{Cidr, CidrError, SiloSet};
 pub use config::{FirewallConfig, FirewallMode};
 pub use primary::{Primary, PrimaryState};
-pub use ruleset::{Ruleset, RulesError};
+pub use ruleset::{RulesError, Ruleset};

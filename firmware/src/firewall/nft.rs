@@ -105,7 +105,11 @@ pub fn set_update(rules: &Ruleset) -> String {
     for (set, elements) in set_contents(rules) {
         let _ = writeln!(out, "flush set {TABLE} {set}");
         if !elements.is_empty() {
-            let _ = writeln!(out, "add element {TABLE} {set} {{ {} }}", elements.join(", "));
+            let _ = writeln!(
+                out,
+                "add element {TABLE} {set} {{ {} }}",
+                elements.join(", ")
+            );
         }
     }
     out
@@ -120,7 +124,11 @@ fn header(rules: &Ruleset) -> String {
          # mode: {}; zone: {}; ports: {}; open to all now: {}\n{}\n",
         mode_name(rules.mode()),
         rules.zone(),
-        if ports.is_empty() { "none".into() } else { ports.join(",") },
+        if ports.is_empty() {
+            "none".into()
+        } else {
+            ports.join(",")
+        },
         if rules.open() { "yes" } else { "no" },
         dns::last_good_line(rules.resolved()),
     )
@@ -129,7 +137,11 @@ fn header(rules: &Ruleset) -> String {
 /// The four sets, in a fixed order, with their rendered elements.
 fn set_contents(rules: &Ruleset) -> [(&'static str, Vec<String>); 4] {
     let ports: Vec<String> = rules.ports().iter().map(u16::to_string).collect();
-    let open = if rules.open() { ports.clone() } else { Vec::new() };
+    let open = if rules.open() {
+        ports.clone()
+    } else {
+        Vec::new()
+    };
     let cidrs = |c: &[Cidr]| c.iter().map(Cidr::to_string).collect::<Vec<_>>();
     [
         (SET_PORTS, ports),
@@ -142,7 +154,11 @@ fn set_contents(rules: &Ruleset) -> [(&'static str, Vec<String>); 4] {
 fn declarations(rules: &Ruleset, ind: &str) -> String {
     let mut out = String::new();
     for (set, elements) in set_contents(rules) {
-        let _ = write!(out, "{ind}set {set} {{\n{}", set_type(set).replace('\t', &format!("{ind}\t")));
+        let _ = write!(
+            out,
+            "{ind}set {set} {{\n{}",
+            set_type(set).replace('\t', &format!("{ind}\t"))
+        );
         // An empty set must not have an `elements` line: `elements = { }` is a syntax error.
         if !elements.is_empty() {
             let _ = writeln!(out, "{ind}\telements = {{ {} }}", elements.join(", "));
@@ -169,7 +185,9 @@ fn set_type(set: &str) -> &'static str {
 /// The decision chain: open (primary down), silo, else drop.
 fn chain_rules() -> [String; 4] {
     [
-        format!("meta l4proto tcp ct original proto-dst @{SET_OPEN} accept comment \"mailbag: primary down, SMTP open to all\""),
+        format!(
+            "meta l4proto tcp ct original proto-dst @{SET_OPEN} accept comment \"mailbag: primary down, SMTP open to all\""
+        ),
         format!("ip saddr @{SET_SILO4} accept comment \"mailbag: SMTP from the silo\""),
         format!("ip6 saddr @{SET_SILO6} accept comment \"mailbag: SMTP from the silo\""),
         "counter drop comment \"mailbag: SMTP from outside the silo\"".to_string(),
@@ -209,7 +227,9 @@ mod tests {
             Primary::Up,
         );
         let text = include(&r);
-        assert!(text.contains("\tset mailbag_ports {\n\t\ttype inet_service\n\t\telements = { 25, 465 }\n\t}"));
+        assert!(text.contains(
+            "\tset mailbag_ports {\n\t\ttype inet_service\n\t\telements = { 25, 465 }\n\t}"
+        ));
         assert!(text.contains("\t\telements = { 192.0.2.0/24 }\n"), "{text}");
         assert!(text.contains("\t\telements = { 2001:db8::/32 }\n"));
         assert!(text.contains("set mailbag_open {\n\t\ttype inet_service\n\t}"));
@@ -220,7 +240,11 @@ mod tests {
 
     #[test]
     fn rendering_is_deterministic_whatever_the_input_order() {
-        let a = rules(FirewallMode::WalledGarden, &["10.0.0.1", "192.0.2.0/24"], Primary::Up);
+        let a = rules(
+            FirewallMode::WalledGarden,
+            &["10.0.0.1", "192.0.2.0/24"],
+            Primary::Up,
+        );
         let b = rules(
             FirewallMode::WalledGarden,
             &["192.0.2.0/24", "10.0.0.1", "192.0.2.7"],
@@ -232,7 +256,11 @@ mod tests {
 
     #[test]
     fn set_update_replaces_elements_in_one_script() {
-        let r = rules(FirewallMode::OpenWhenPrimaryDown, &["198.51.100.0/24"], Primary::Down);
+        let r = rules(
+            FirewallMode::OpenWhenPrimaryDown,
+            &["198.51.100.0/24"],
+            Primary::Down,
+        );
         assert_eq!(
             set_update(&r),
             "flush set inet fw4 mailbag_ports\n\
@@ -257,9 +285,13 @@ mod tests {
         let r = rules(FirewallMode::WalledGarden, &["192.0.2.1"], Primary::Up);
         let s = live_load(&r);
         assert!(s.starts_with("table inet fw4 {\n\tset mailbag_ports {\n\ttype inet_service\n\t}"));
-        assert!(s.contains("}\nflush chain inet fw4 mailbag_smtp\nflush set inet fw4 mailbag_ports\n"));
+        assert!(
+            s.contains("}\nflush chain inet fw4 mailbag_smtp\nflush set inet fw4 mailbag_ports\n")
+        );
         assert!(s.contains("\nadd rule inet fw4 mailbag_smtp counter drop"));
-        assert!(s.contains("\ninsert rule inet fw4 input_wan tcp dport @mailbag_ports jump mailbag_smtp"));
+        assert!(s.contains(
+            "\ninsert rule inet fw4 input_wan tcp dport @mailbag_ports jump mailbag_smtp"
+        ));
         assert!(s.contains("\ninsert rule inet fw4 forward_wan ct status dnat"));
     }
 }

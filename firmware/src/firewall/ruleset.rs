@@ -178,7 +178,9 @@ fn validate_dns_name(name: &str) -> Result<(), RulesError> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(())
@@ -218,7 +220,10 @@ mod tests {
         c.silo.clear();
         let err = Ruleset::new(&c, SiloSet::default(), Primary::Up, false).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("blocks ALL inbound mail") && msg.contains("--force"), "{msg}");
+        assert!(
+            msg.contains("blocks ALL inbound mail") && msg.contains("--force"),
+            "{msg}"
+        );
         assert!(Ruleset::new(&c, SiloSet::default(), Primary::Up, true).is_ok());
         c.mode = FirewallMode::Off;
         assert!(Ruleset::new(&c, SiloSet::default(), Primary::Up, false).is_ok());
@@ -251,11 +256,28 @@ mod tests {
     #[test]
     fn open_only_when_mode_allows_and_primary_down() {
         let c = cfg(FirewallMode::OpenWhenPrimaryDown);
-        assert!(Ruleset::new(&c, silo(&c), Primary::Down, false).unwrap().open());
-        assert!(!Ruleset::new(&c, silo(&c), Primary::Up, false).unwrap().open());
+        assert!(
+            Ruleset::new(&c, silo(&c), Primary::Down, false)
+                .unwrap()
+                .open()
+        );
+        assert!(
+            !Ruleset::new(&c, silo(&c), Primary::Up, false)
+                .unwrap()
+                .open()
+        );
         let c = cfg(FirewallMode::WalledGarden);
-        assert!(!Ruleset::new(&c, silo(&c), Primary::Down, false).unwrap().open());
+        assert!(
+            !Ruleset::new(&c, silo(&c), Primary::Down, false)
+                .unwrap()
+                .open()
+        );
         let c = cfg(FirewallMode::Off);
-        assert!(Ruleset::new(&c, silo(&c), Primary::Down, false).unwrap().ports().is_empty());
+        assert!(
+            Ruleset::new(&c, silo(&c), Primary::Down, false)
+                .unwrap()
+                .ports()
+                .is_empty()
+        );
     }
 }

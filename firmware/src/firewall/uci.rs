@@ -36,10 +36,7 @@ pub fn batch(rules: &Ruleset) -> String {
         rules.zone()
     );
     for (name, ty) in SECTIONS {
-        let _ = writeln!(
-            out,
-            "set firewall.{name}={ty}\ndelete firewall.{name}"
-        );
+        let _ = writeln!(out, "set firewall.{name}={ty}\ndelete firewall.{name}");
     }
     if rules.mode() == FirewallMode::Off {
         out.push_str("commit firewall\n");
@@ -60,7 +57,11 @@ pub fn batch(rules: &Ruleset) -> String {
              add_list firewall.{set}.match='src_net'\n"
         );
         for c in prefixes {
-            let _ = writeln!(out, "add_list firewall.{set}.entry='{}'", Cidr::to_string(c));
+            let _ = writeln!(
+                out,
+                "add_list firewall.{set}.entry='{}'",
+                Cidr::to_string(c)
+            );
         }
     }
     let rule = |out: &mut String, name: &str, title: &str, extra: &str, target: &str| {
