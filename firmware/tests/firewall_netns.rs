@@ -441,6 +441,23 @@ fn apply_while_probing(bursts: &mut [&mut Burst], mut apply: impl FnMut(usize)) 
     n
 }
 
+/// Many set changes ran during the bursts, and not one attacker attempt got through or was
+/// even answered: every SYN was dropped.
+fn assert_no_window(applies: usize, v4: &Counts, v6: &Counts) {
+    assert!(applies >= 10, "only {applies} applies ran during the probe");
+    assert_eq!(
+        v4.connected + v6.connected,
+        0,
+        "attacker got in: {v4:?} {v6:?}"
+    );
+    assert!(v4.timed_out > 200 && v6.timed_out > 200, "{v4:?} {v6:?}");
+    assert_eq!(
+        v4.refused + v6.refused,
+        0,
+        "dropped, not rejected: {v4:?} {v6:?}"
+    );
+}
+
 fn out_text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -637,18 +654,7 @@ fn nft_silo_gets_in_attacker_does_not_and_set_changes_never_open_a_window() {
     }
     let (seen4, seen6) = (attacker.finish(), attacker6.finish());
     eprintln!("{applies} set changes, {per_apply:?} each; attacker v4 {seen4:?}, v6 {seen6:?}");
-    assert!(applies >= 10, "only {applies} applies ran during the probe");
-    assert_eq!(seen4.connected, 0, "attacker got in over IPv4: {seen4:?}");
-    assert_eq!(seen6.connected, 0, "attacker got in over IPv6: {seen6:?}");
-    assert!(
-        seen4.timed_out > 200 && seen6.timed_out > 200,
-        "{seen4:?} {seen6:?}"
-    );
-    assert_eq!(
-        seen4.refused + seen6.refused,
-        0,
-        "dropped, not rejected: {seen4:?} {seen6:?}"
-    );
+    assert_no_window(applies, &seen4, &seen6);
 
     // No reload: the hook rules kept their handles; the sets hold B now.
     let handles_after = net.exec_ok(
@@ -843,21 +849,7 @@ fn iptables_silo_gets_in_attacker_does_not_and_changes_are_atomic() {
     }
     let (seen4, seen6) = (attacker.finish(), attacker6.finish());
     eprintln!("iptables: {applies} set changes; attacker v4 {seen4:?}, v6 {seen6:?}");
-    assert!(applies >= 10, "only {applies} applies ran during the probe");
-    assert_eq!(
-        seen4.connected + seen6.connected,
-        0,
-        "attacker got in: {seen4:?} {seen6:?}"
-    );
-    assert!(
-        seen4.timed_out > 200 && seen6.timed_out > 200,
-        "{seen4:?} {seen6:?}"
-    );
-    assert_eq!(
-        seen4.refused + seen6.refused,
-        0,
-        "dropped, not rejected: {seen4:?} {seen6:?}"
-    );
+    assert_no_window(applies, &seen4, &seen6);
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO6_B, ROUTER_S6, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't');

@@ -25,8 +25,7 @@ use std::fmt::Write;
 
 use super::cidr::Cidr;
 use super::config::FirewallMode;
-use super::dns;
-use super::ruleset::{Ruleset, mode_name};
+use super::ruleset::Ruleset;
 
 /// The chain that exists once our rules are loaded.
 pub const CHAIN: &str = "MAILBAG_SMTP";
@@ -73,19 +72,10 @@ pub fn fragment(rules: &Ruleset, family: Family, hooks: Hooks) -> String {
     let mut out = format!(
         "# mailbag firewall fragment for fw3 (OpenWrt 21.02 and older). Generated; do not edit.\n\
          # Load with `{} --noflush`; on fw3: config include, option type 'restore',\n\
-         # option family '{}', option path '<this file>'.\n\
-         # mode: {}; zone: {}; ports: {}; open to all now: {}\n{}",
+         # option family '{}', option path '<this file>'.\n{}",
         family.restore_cmd(),
         if family == Family::V4 { "ipv4" } else { "ipv6" },
-        mode_name(rules.mode()),
-        rules.zone(),
-        if ports.is_empty() {
-            "none".into()
-        } else {
-            ports.join(",")
-        },
-        if rules.open() { "yes" } else { "no" },
-        dns::last_good_line(rules.resolved()),
+        rules.summary(),
     );
     out.push_str("*filter\n");
     if rules.mode() == FirewallMode::Off && hooks == Hooks::Insert {
@@ -157,16 +147,12 @@ fn full_cidr(c: &Cidr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::{FirewallConfig, Primary, SiloSet};
+    use crate::firewall::Primary;
+    use crate::firewall::ruleset::fixture;
 
     fn rules(mode: FirewallMode, primary: Primary) -> Ruleset {
-        let cfg = FirewallConfig {
-            mode,
-            ports: vec![25, 587],
-            ..FirewallConfig::default()
-        };
-        let silo = SiloSet::parse(&["192.0.2.7", "2001:db8::/48", "::ffff:198.51.100.1"]).unwrap();
-        Ruleset::new(&cfg, silo, primary, false).unwrap()
+        let silo = ["192.0.2.7", "2001:db8::/48", "::ffff:198.51.100.1"];
+        fixture(mode, &[25, 587], &silo, primary)
     }
 
     #[test]

@@ -30,8 +30,7 @@ use std::fmt::Write;
 
 use super::cidr::Cidr;
 use super::config::FirewallMode;
-use super::dns;
-use super::ruleset::{Ruleset, mode_name};
+use super::ruleset::Ruleset;
 
 /// The fw4 table our sets and chain live in.
 pub const TABLE: &str = "inet fw4";
@@ -116,21 +115,11 @@ pub fn set_update(rules: &Ruleset) -> String {
 }
 
 fn header(rules: &Ruleset) -> String {
-    let ports: Vec<String> = rules.ports().iter().map(u16::to_string).collect();
     format!(
         "# mailbag firewall include for fw4 (OpenWrt 22.03+). Generated; do not edit.\n\
          # Install as {INCLUDE_PATH} (fw4 includes it inside `table {TABLE}`), then\n\
-         # `fw4 reload`; or run `mailbag firewall apply`, which does both.\n\
-         # mode: {}; zone: {}; ports: {}; open to all now: {}\n{}\n",
-        mode_name(rules.mode()),
-        rules.zone(),
-        if ports.is_empty() {
-            "none".into()
-        } else {
-            ports.join(",")
-        },
-        if rules.open() { "yes" } else { "no" },
-        dns::last_good_line(rules.resolved()),
+         # `fw4 reload`; or run `mailbag firewall apply`, which does both.\n{}\n",
+        rules.summary()
     )
 }
 
@@ -208,15 +197,11 @@ fn forward_hook() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::{FirewallConfig, Primary, SiloSet};
+    use crate::firewall::Primary;
+    use crate::firewall::ruleset::fixture;
 
     fn rules(mode: FirewallMode, silo: &[&str], primary: Primary) -> Ruleset {
-        let cfg = FirewallConfig {
-            mode,
-            ports: vec![465, 25],
-            ..FirewallConfig::default()
-        };
-        Ruleset::new(&cfg, SiloSet::parse(silo).unwrap(), primary, true).unwrap()
+        fixture(mode, &[465, 25], silo, primary)
     }
 
     #[test]

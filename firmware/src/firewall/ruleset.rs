@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::cidr::SiloSet;
 use super::config::{FirewallConfig, FirewallMode};
+use super::dns;
 use super::primary::Primary;
 
 /// Most guarded TCP ports (iptables `multiport` takes at most 15).
@@ -133,6 +134,24 @@ impl Ruleset {
         self
     }
 
+    /// The comment lines every rendering starts its body with: what is in force, and the
+    /// last good `silo-dns` answer (read back by the next apply).
+    pub fn summary(&self) -> String {
+        let ports: Vec<String> = self.ports().iter().map(u16::to_string).collect();
+        format!(
+            "# mode: {}; zone: {}; ports: {}; open to all now: {}\n{}",
+            mode_name(self.mode),
+            self.zone,
+            if ports.is_empty() {
+                "none".into()
+            } else {
+                ports.join(",")
+            },
+            if self.open { "yes" } else { "no" },
+            dns::last_good_line(&self.resolved),
+        )
+    }
+
     /// The recorded `silo-dns` addresses, sorted.
     pub fn resolved(&self) -> &[IpAddr] {
         &self.resolved
@@ -187,6 +206,25 @@ fn validate_dns_name(name: &str) -> Result<(), RulesError> {
     } else {
         Err(RulesError::BadDnsName(name.to_string()))
     }
+}
+
+/// A ruleset for renderer tests (forced, so an empty silo is allowed).
+#[cfg(test)]
+pub(crate) fn fixture(
+    mode: FirewallMode,
+    ports: &[u16],
+    silo: &[&str],
+    primary: Primary,
+) -> Ruleset {
+    let cfg = FirewallConfig {
+        mode,
+        ports: ports.to_vec(),
+        ..FirewallConfig::default()
+    };
+    #[allow(clippy::unwrap_used)] // test fixture: the callers pass valid prefixes
+    let silo = SiloSet::parse(silo).unwrap();
+    #[allow(clippy::unwrap_used)]
+    Ruleset::new(&cfg, silo, primary, true).unwrap()
 }
 
 #[cfg(test)]
