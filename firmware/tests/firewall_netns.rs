@@ -1,14 +1,16 @@
 //! Behaviour of the rendered firewall rules, proven with real packets in network namespaces.
 //!
-//! Each test builds its own three namespaces — a "router" with the rules and TCP listeners on
+//! Each test builds its own namespaces — a "router" with the rules and TCP listeners on
 //! 25, 465 and 2525, a "silo" and an "attacker", each with IPv4 and IPv6 addresses on a veth
-//! link to the router — and removes them on drop. The router has no fw4/fw3, so the tests load
+//! link to the router (plus, for the port-forward test, a "primary" on the router's LAN side)
+//! — and removes them on drop. The router has no fw4/fw3, so the tests load
 //! a minimal scaffold with the same table, chain names and include point as fw4 (or fw3's
 //! `input_wan_rule` hook chains), and `mailbag firewall render|apply` does the rest.
 //!
 //! Needs root, `ip`, `nft`, `iptables-restore`, `ip6tables-restore` and `python3` (listener and
 //! probes). Where they are missing the tests print why and skip, unless
-//! `MAILBAG_REQUIRE_NETNS=1` (set it in CI) turns the skip into a failure.
+//! `MAILBAG_REQUIRE_NETNS=1` (set it in CI) turns the skip into a failure. The skip message
+//! is visible with `cargo test -- --nocapture` (or `--show-output`).
 
 // Test harness code: a failed setup step should stop the test loudly, so unwrap is right.
 #![allow(clippy::unwrap_used)]
@@ -117,7 +119,8 @@ fn fw4_scaffold(include_dir: Option<&Path>) -> String {
         "table inet fw4\nflush table inet fw4\ntable inet fw4 {{\n{include}\
          \tchain input {{\n\t\ttype filter hook input priority filter; policy drop;\n\
          \t\tiifname \"lo\" accept\n\t\tct state established,related accept\n\
-         \t\tiifname {{ \"rs\", \"ra\" }} jump input_wan\n\t}}\n\
+         \t\tiifname {{ \"rs\", \"ra\" }} jump input_wan\n\
+         \t\tiifname \"rl\" accept comment \"the lan zone\"\n\t}}\n\
          \tchain forward {{\n\t\ttype filter hook forward priority filter; policy drop;\n\
          \t\tct state established,related accept\n\
          \t\tiifname {{ \"rs\", \"ra\" }} jump forward_wan\n\t}}\n\
@@ -156,7 +159,8 @@ struct Net {
     silo: String,
     attacker: String,
     dir: PathBuf,
-    listener: Option<Child>,
+    listeners: Vec<Child>,
+    lan: Option<String>,
 }
 
 fn skip(why: &str) -> Option<Net> {
@@ -213,13 +217,17 @@ impl Net {
             silo: format!("{tag}s"),
             attacker: format!("{tag}a"),
             dir,
-            listener: None,
+            listeners: Vec::new(),
+            lan: None,
         };
         if !sh(&["ip", "netns", "add", &net.router]).status.success() {
             return skip("cannot create a network namespace (not root?)");
         }
         for ns in [&net.silo, &net.attacker] {
             ok(&["ip", "netns", "add", ns]);
+        }
+        for ns in [&net.router, &net.silo, &net.attacker] {
+            net.no_dad(ns);
         }
         let (r, s, a) = (&net.router, &net.silo, &net.attacker);
         ok(&[
@@ -268,6 +276,20 @@ impl Net {
         Some(net)
     }
 
+    /// Skips IPv6 duplicate address detection for links made later in `ns`: a tentative
+    /// link-local address delays neighbour discovery (and so forwarding) by a second or two.
+    fn no_dad(&self, ns: &str) {
+        self.exec_ok(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.accept_dad=0",
+                "net.ipv6.conf.all.accept_dad=0",
+            ],
+        );
+    }
+
     fn exec(&self, ns: &str, cmd: &[&str]) -> Output {
         let mut full = vec!["ip", "netns", "exec", ns];
         full.extend_from_slice(cmd);
@@ -304,15 +326,78 @@ impl Net {
 
     /// Starts the router's listener on 25, 465 and 2525 (bounded lifetime: 120 s).
     fn listen(&mut self) {
+        self.listen_in(&self.router.clone());
+    }
+
+    /// Adds a "primary" namespace on the router's LAN side (10.77.3.2, fd77:3::2) with the
+    /// listener in it instead of on the router; the router forwards.
+    fn add_primary_on_lan(&mut self) -> String {
+        let lan = self.router.replace("r", "p");
+        ok(&["ip", "netns", "add", &lan]);
+        self.lan = Some(lan.clone());
+        self.no_dad(&lan);
+        let r = self.router.clone();
+        ok(&[
+            "ip", "-n", &r, "link", "add", "rl", "type", "veth", "peer", "name", "lr", "netns",
+            &lan,
+        ]);
+        ok(&["ip", "-n", &r, "addr", "add", "10.77.3.1/24", "dev", "rl"]);
+        ok(&[
+            "ip",
+            "-n",
+            &r,
+            "addr",
+            "add",
+            "fd77:3::1/64",
+            "dev",
+            "rl",
+            "nodad",
+        ]);
+        ok(&["ip", "-n", &lan, "addr", "add", "10.77.3.2/24", "dev", "lr"]);
+        ok(&[
+            "ip",
+            "-n",
+            &lan,
+            "addr",
+            "add",
+            "fd77:3::2/64",
+            "dev",
+            "lr",
+            "nodad",
+        ]);
+        for (ns, dev) in [(&r, "rl"), (&lan, "lr"), (&lan, "lo")] {
+            ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        ok(&[
+            "ip",
+            "-n",
+            &lan,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.77.3.1",
+        ]);
+        ok(&[
+            "ip",
+            "-n",
+            &lan,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd77:3::1",
+        ]);
+        self.exec_ok(&r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        self.exec_ok(&r, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        self.listen_in(&lan);
+        lan
+    }
+
+    fn listen_in(&mut self, ns: &str) {
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.router,
-                "python3",
-                &self.helper(),
-                "listen",
-            ])
+            .args(["netns", "exec", ns, "python3", &self.helper(), "listen"])
             .args(["25,465,2525", "120"])
             .stdout(Stdio::piped())
             .spawn()
@@ -322,7 +407,7 @@ impl Net {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready");
-        self.listener = Some(child);
+        self.listeners.push(child);
     }
 
     /// One connection attempt (1 s timeout): 'o', 't' or 'r'.
@@ -383,11 +468,14 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        if let Some(mut l) = self.listener.take() {
+        for mut l in self.listeners.drain(..) {
             let _ = l.kill();
             let _ = l.wait();
         }
-        for ns in [&self.router, &self.silo, &self.attacker] {
+        for ns in [&self.router, &self.silo, &self.attacker]
+            .into_iter()
+            .chain(&self.lan)
+        {
             let _ = sh(&["ip", "netns", "del", ns]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -935,4 +1023,41 @@ fn silo_dns_is_resolved_and_a_failed_lookup_keeps_the_last_good_set() {
     assert!(o.status.success(), "{}", out_text(&o));
     assert_eq!(net.probe(&net.silo, SILO4_B, ROUTER_S4, 25), 'o');
     assert_eq!(net.probe(&net.silo, SILO4_A, ROUTER_S4, 25), 't');
+}
+
+#[test]
+fn nft_guards_a_primary_behind_a_port_forward() {
+    let Some(mut net) = Net::new() else { return };
+    net.listen(); // 2525 stays a service on the router itself
+    net.add_primary_on_lan();
+    let r = net.router.clone();
+    // fw4 with a port forward (redirect) of 25 and 465 to the primary on the LAN.
+    let inc = net.dir.join("nftables.d");
+    std::fs::create_dir_all(&inc).unwrap();
+    let cfg = net.write_config("a.toml", "walled-garden", &[SILO4_A, SILO6_A]);
+    let o = net.mailbag(&["firewall", "render", "--format", "nft", "--config", &cfg]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    std::fs::write(inc.join("50-mailbag.nft"), &o.stdout).unwrap();
+    let scaffold = format!(
+        "{}table inet fw4 {{\n\tchain dstnat {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         \t\tiifname {{ \"rs\", \"ra\" }} jump dstnat_wan\n\t}}\n\
+         \tchain dstnat_wan {{\n\
+         \t\tmeta nfproto ipv4 tcp dport {{ 25, 465 }} dnat ip to 10.77.3.2\n\
+         \t\tmeta nfproto ipv6 tcp dport {{ 25, 465 }} dnat ip6 to fd77:3::2\n\t}}\n}}\n",
+        fw4_scaffold(Some(&inc))
+    );
+    let path = net.dir.join("fw4.nft");
+    std::fs::write(&path, scaffold).unwrap();
+    net.exec_ok(&r, &["nft", "-f", &path.display().to_string()]);
+
+    // Forwarded to the primary for the silo; dropped for the attacker; 2525 still local.
+    assert_walled(&net, 't');
+    // The drops happened in the forward path, not on the router's own input.
+    let counters = net.exec_ok(&r, &["nft", "list", "chain", "inet", "fw4", "mailbag_smtp"]);
+    assert!(!counters.contains("counter packets 0 "), "{counters}");
+
+    // Without mailbag's rules the port forward is open to anyone: the guard is what stops it.
+    net.exec_ok(&r, &["nft", "flush", "set", "inet", "fw4", "mailbag_ports"]);
+    assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o');
+    assert_eq!(net.probe(&net.attacker, ATTACKER6, ROUTER_A6, 25), 'o');
 }
