@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod args;
 mod config;
+mod firewall;
 mod fmt;
 mod spool;
 
@@ -21,6 +22,9 @@ commands:
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
   check-config FILE                      check a config file (UCI or TOML)
+  firewall render --format nft|uci|iptables [--config FILE]
+                                         print the walled-garden firewall rules
+  firewall apply [--config FILE]         load them (set update in place when loaded)
   --version                              print the version
 ";
 
@@ -34,6 +38,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         Some("spool") => spool::run(&mut args),
         Some("check-config") => config::run(&mut args),
+        Some("firewall") => firewall::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())

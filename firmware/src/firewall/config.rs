@@ -25,6 +25,8 @@ pub struct FirewallConfig {
     pub silo: Vec<String>,
     /// Optional DNS name of the provider's silo, resolved (A/AAAA) and re-resolved on a timer.
     pub silo_dns: Option<String>,
+    /// Seconds between re-resolutions of `silo-dns` (`mailbag firewall apply --watch`).
+    pub silo_dns_interval: u32,
     /// TCP ports to guard (25, optionally 465/587).
     pub ports: Vec<u16>,
     /// The fw4/fw3 WAN zone name.
@@ -37,6 +39,7 @@ impl Default for FirewallConfig {
             mode: FirewallMode::WalledGarden,
             silo: Vec::new(),
             silo_dns: None,
+            silo_dns_interval: 300,
             ports: vec![25],
             wan_zone: "wan".into(),
         }
