@@ -11,15 +11,27 @@ use mailbag_hal::FileDevice;
 fn run(dir: &PathBuf, size: usize, count: usize, barrier: Barrier) -> (f64, f64, f64, f64) {
     let path = dir.join(format!("bench-{size}-{barrier:?}.img"));
     let _ = std::fs::remove_file(&path);
-    let image = (64u64 << 20).max((size * count * 2) as u64).next_multiple_of(4096);
+    let image = (64u64 << 20)
+        .max((size * count * 2) as u64)
+        .next_multiple_of(4096);
     let dev = FileDevice::create(&path, image, 4096).expect("create image");
     let dev = format(dev, barrier, 0).expect("format");
     let mut flash = Flash::new(dev, barrier).expect("flash");
     let handle_stats = flash.handle();
     let mut alloc = Allocation::new();
-    let mut spool = Spool::mount(&mut alloc, &mut flash, Limits { max_messages: 100_000, ..Limits::default() }, Access::ReadWrite)
-        .expect("mount");
-    let body: Vec<u8> = (0..size).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\r\n"[i % 38]).collect();
+    let mut spool = Spool::mount(
+        &mut alloc,
+        &mut flash,
+        Limits {
+            max_messages: 100_000,
+            ..Limits::default()
+        },
+        Access::ReadWrite,
+    )
+    .expect("mount");
+    let body: Vec<u8> = (0..size)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\r\n"[i % 38])
+        .collect();
     let env = Envelope::new("sender@outside.test", ["rcpt@office.test"]).expect("envelope");
     let before = handle_stats.stats();
     let t = Instant::now();
@@ -43,8 +55,14 @@ fn run(dir: &PathBuf, size: usize, count: usize, barrier: Barrier) -> (f64, f64,
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     std::fs::create_dir_all(&dir).expect("bench dir");
-    println!("spool enqueue on a file image with fdatasync, in {}", dir.display());
-    println!("{:>9} {:>6} {:>12} {:>9} {:>10} {:>14} {:>7} {:>11}", "size", "msgs", "barrier", "msg/s", "MB/s", "dev bytes/msg", "ampl.", "syncs/msg");
+    println!(
+        "spool enqueue on a file image with fdatasync, in {}",
+        dir.display()
+    );
+    println!(
+        "{:>9} {:>6} {:>12} {:>9} {:>10} {:>14} {:>7} {:>11}",
+        "size", "msgs", "barrier", "msg/s", "MB/s", "dev bytes/msg", "ampl.", "syncs/msg"
+    );
     for (size, count) in [(4 * 1024, 400), (100 * 1024, 120)] {
         for barrier in [Barrier::BlockSwitch, Barrier::None] {
             let (rate, written, ampl, syncs) = run(&dir, size, count, barrier);

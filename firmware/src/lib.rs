@@ -5,8 +5,12 @@
 //! Protocol cores never do I/O; only the daemon edge owns sockets, TLS and timers.
 //! [`config`] is the one configuration model; [`firewall`] renders rules from it.
 
+#[macro_use]
+mod log;
+
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod firewall;
 pub mod policy;
 pub mod relay;

@@ -9,6 +9,7 @@ mod args;
 mod config;
 mod firewall;
 mod fmt;
+mod run;
 mod spool;
 
 pub use args::Args;
@@ -18,7 +19,7 @@ pub const USAGE: &str = "\
 usage: mailbag <command> [options]
 
 commands:
-  run [--config FILE]                    run the daemon
+  run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo)
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
   check-config FILE                      check a config file (UCI or TOML)
@@ -36,6 +37,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             println!("mailbag {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Some("run") => run::run(&mut args),
         Some("spool") => spool::run(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),

@@ -66,9 +66,10 @@ pub fn inspect_image(
         out.push_str("[");
     } else {
         out.push_str(&format!(
-            "spool {}: {} messages, {} held, device {}, created {}, mounted {} times{}\n",
+            "spool {}: {} message{}, {} held, device {}, created {}, mounted {} times{}\n",
             path.display(),
             usage.messages,
+            if usage.messages == 1 { "" } else { "s" },
             fmt::size(usage.bytes),
             fmt::size(usage.device_bytes),
             fmt::utc(spool.header().created_unix),

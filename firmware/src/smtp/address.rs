@@ -313,13 +313,18 @@ fn is_label(label: &str, utf8: bool) -> bool {
         && label.len() <= 63
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+        && label.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || c == '-'
+                || (utf8 && !c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        })
 }
 
 fn parse_literal(inner: &str) -> Result<IpAddr, AddressError> {
-    if let Some(v6) = inner.strip_prefix("IPv6:").or_else(|| inner.strip_prefix("ipv6:")) {
+    if let Some(v6) = inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+    {
         return v6
             .parse::<Ipv6Addr>()
             .map(IpAddr::V6)
@@ -357,7 +362,10 @@ mod tests {
     fn source_route_is_dropped_from_sender_and_refused_for_recipient() {
         let from = ReversePath::parse("<@relay.example,@b.example:a@c.example>", false).unwrap();
         assert_eq!(from.to_string(), "<a@c.example>");
-        assert_eq!(fwd("<@a.example:b@c.example>"), Err(AddressError::SourceRoute));
+        assert_eq!(
+            fwd("<@a.example:b@c.example>"),
+            Err(AddressError::SourceRoute)
+        );
     }
 
     #[test]

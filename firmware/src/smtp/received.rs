@@ -126,8 +126,14 @@ mod tests {
     #[test]
     fn dates_match_known_instants() {
         assert_eq!(Rfc5322Date(0).to_string(), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(Rfc5322Date(951_782_400).to_string(), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(Rfc5322Date(1_795_554_000).to_string(), "Tue, 24 Nov 2026 21:00:00 +0000");
+        assert_eq!(
+            Rfc5322Date(951_782_400).to_string(),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
+        assert_eq!(
+            Rfc5322Date(1_795_554_000).to_string(),
+            "Tue, 24 Nov 2026 21:00:00 +0000"
+        );
     }
 
     #[test]

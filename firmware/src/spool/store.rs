@@ -392,6 +392,20 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
     /// sender be told 250.
     pub fn commit(
         &mut self,
+        p: Pending,
+        envelope: &Envelope,
+        now_unix: u64,
+    ) -> Result<MessageId, SpoolError> {
+        let id = self.commit_unsynced(p, envelope, now_unix)?;
+        self.sync()?;
+        Ok(id)
+    }
+
+    /// Commits like [`Spool::commit`] but leaves the final device sync to the caller, so
+    /// several commits can share one ([`Spool::sync`]); the messages are durable only after
+    /// that sync returns, and no sender may be told 250 before.
+    pub fn commit_unsynced(
+        &mut self,
         mut p: Pending,
         envelope: &Envelope,
         now_unix: u64,
@@ -450,7 +464,6 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             warned: false,
         };
         self.write_record(&queue_file(p.id, "m"), &meta)?;
-        self.sync()?;
         Ok(meta)
     }
 

@@ -1,0 +1,143 @@
+//! The daemon edge: tokio listeners, TLS, the spool thread, signals. Everything that does
+//! I/O lives here; the protocol cores (`smtp`, `policy`, `spool` logic) are driven from it.
+//!
+//! Shutdown (SIGTERM from procd, or SIGINT): stop accepting, tell idle sessions `421`,
+//! give sessions in the middle of a message [`GRACE`] to finish, then let the spool thread
+//! finish the requests it has and sync. Nothing acknowledged is ever lost: a message not
+//! yet answered 250 is the sender's to retry.
+
+pub mod conn;
+pub mod listen;
+pub mod spool_actor;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailbag_hal::{Clock, SystemClock};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::policy::{Checker, Rules};
+use crate::smtp::SessionConfig;
+use crate::spool::Limits;
+use crate::spool::open::open_for_daemon;
+
+/// How long sessions get to finish after a stop signal.
+pub const GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
+/// (when none is configured).
+pub fn run(config: Config, state_dir: &Path) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(serve(config, state_dir.to_path_buf()))
+}
+
+async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let spool_path = PathBuf::from(&config.spool.path);
+    let dev = open_for_daemon(&spool_path, config.spool.size, clock.as_ref())
+        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
+    let limits = Limits {
+        max_messages: config.spool.max_messages,
+        max_bytes: config.spool.max_bytes,
+        max_bytes_per_domain: config.spool.max_bytes_per_domain,
+    };
+    let (spool, spool_thread) = spool_actor::start(dev, limits, Arc::clone(&clock))
+        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
+
+    let rules = Arc::new(Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?);
+    let checker = Checker::new(rules, spool_actor::GaugeCapacity(Arc::clone(&spool.gauge)));
+    let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
+    let tls = if config.smtp.starttls {
+        let sc = tls::server_config(
+            config.smtp.tls_cert.as_deref(),
+            config.smtp.tls_key.as_deref(),
+            &state_dir,
+            &config.smtp.hostname,
+        )?;
+        Some(TlsAcceptor::from(sc))
+    } else {
+        None
+    };
+    session.starttls = tls.is_some();
+
+    let mut listeners = Vec::new();
+    for text in &config.smtp.listen {
+        let addr: SocketAddr = text
+            .parse()
+            .map_err(|_| format!("smtp.listen: '{text}' is not address:port"))?;
+        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = l.local_addr().map_err(|e| e.to_string())?;
+        crate::log!("smtp listening on {local}");
+        listeners.push(l);
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ctx = Arc::new(conn::Ctx {
+        session,
+        spool,
+        tls,
+        clock,
+        shutdown: shutdown_rx,
+    });
+    let max_sessions = config.smtp.max_sessions.max(1) as usize;
+    let slots = Arc::new(Semaphore::new(max_sessions));
+    let rejecting = Arc::new(Semaphore::new(listen::REJECTING_MAX));
+    let mut accepts = Vec::new();
+    for l in listeners {
+        accepts.push(tokio::spawn(listen::accept_loop(
+            l,
+            Arc::clone(&ctx),
+            Arc::clone(&slots),
+            Arc::clone(&rejecting),
+        )));
+    }
+    crate::log!("ready: {}", config.summary());
+
+    wait_for_signal().await;
+    crate::log!(
+        "stopping: no new connections; waiting up to {}s for sessions",
+        GRACE.as_secs()
+    );
+    let _ = shutdown_tx.send(true);
+    for a in accepts {
+        let _ = a.await;
+    }
+    let all = u32::try_from(max_sessions).unwrap_or(u32::MAX);
+    if tokio::time::timeout(GRACE, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        crate::log!(
+            "sessions still open after the grace period are dropped (their mail was not acknowledged)"
+        );
+    }
+    drop(ctx);
+    // The spool thread ends once the last handle is gone, after the queued requests.
+    let _ = tokio::task::spawn_blocking(move || spool_thread.join()).await;
+    crate::log!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::log!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,305 @@
+//! The spool thread: owns the flash device and the mounted [`Spool`], and serves the SMTP
+//! sessions' requests one at a time from a bounded channel.
+//!
+//! littlefs is single-threaded and its files are not `Send`, so one thread owns it all.
+//! Requests are batched: after taking one request the thread drains whatever else is queued
+//! (up to [`BATCH_MAX`]) and commits every message of the batch with **one** device sync
+//! before answering any of them (group commit). Every sender still hears 250 only after its
+//! message is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use mailbag_hal::Clock;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::policy::{Capacity, QuotaError};
+use crate::spool::open::AnyDevice;
+use crate::spool::{
+    Access, Allocation, Envelope, Flash, Limits, MessageId, Pending, Spool, SpoolError,
+};
+
+/// Requests queued for the spool thread before senders wait (back-pressure).
+pub const QUEUE_DEPTH: usize = 64;
+/// Most requests handled in one batch (one sync for all commits in it).
+pub const BATCH_MAX: usize = 32;
+/// Size of one body chunk handed to the spool thread.
+pub const BODY_CHUNK: usize = 16 * 1024;
+
+/// A body chunk buffer; sessions own one and lend it to the spool thread per append.
+pub type Chunk = Box<heapless::Vec<u8, BODY_CHUNK>>;
+
+enum Request {
+    Begin {
+        envelope: Box<Envelope>,
+        declared: u64,
+        reply: oneshot::Sender<Result<Pending, SpoolError>>,
+    },
+    Append {
+        pending: Pending,
+        chunk: Chunk,
+        reply: oneshot::Sender<(Pending, Chunk, Result<(), SpoolError>)>,
+    },
+    Commit {
+        pending: Pending,
+        envelope: Box<Envelope>,
+        reply: oneshot::Sender<Result<MessageId, SpoolError>>,
+    },
+    Abort {
+        pending: Pending,
+    },
+}
+
+/// Counters the spool thread publishes after each batch (read without locking by the
+/// RCPT-time capacity check and the status page).
+#[derive(Debug, Default)]
+pub struct Gauge {
+    /// Messages held.
+    pub messages: AtomicU64,
+    /// Body bytes held or being received.
+    pub bytes: AtomicU64,
+    /// Configured message limit.
+    pub max_messages: AtomicU64,
+    /// Configured byte limit.
+    pub max_bytes: AtomicU64,
+    /// Messages accepted since start.
+    pub accepted: AtomicU64,
+}
+
+/// RCPT-time capacity check from the published gauge (never blocks).
+#[derive(Clone, Debug)]
+pub struct GaugeCapacity(pub Arc<Gauge>);
+
+impl Capacity for GaugeCapacity {
+    fn space_for(&self, _domain: &str, size: u64) -> Result<(), QuotaError> {
+        let g = &self.0;
+        if g.messages.load(Ordering::Relaxed) >= g.max_messages.load(Ordering::Relaxed)
+            || g.bytes.load(Ordering::Relaxed) + size > g.max_bytes.load(Ordering::Relaxed)
+        {
+            return Err(QuotaError::SpoolFull);
+        }
+        Ok(())
+    }
+}
+
+/// The async side: cloned into every session.
+#[derive(Clone)]
+pub struct SpoolHandle {
+    tx: mpsc::Sender<Request>,
+    /// Published counters.
+    pub gauge: Arc<Gauge>,
+}
+
+fn gone() -> SpoolError {
+    SpoolError::Io("spool thread stopped".into())
+}
+
+impl SpoolHandle {
+    /// Starts a message.
+    pub async fn begin(&self, envelope: Envelope, declared: u64) -> Result<Pending, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Begin {
+                envelope: Box::new(envelope),
+                declared,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Appends a chunk; hands the (emptied) chunk buffer back.
+    pub async fn append(
+        &self,
+        pending: Pending,
+        chunk: Chunk,
+    ) -> (Option<Pending>, Chunk, Result<(), SpoolError>) {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(req)) = self
+            .tx
+            .send(Request::Append {
+                pending,
+                chunk,
+                reply,
+            })
+            .await
+        {
+            // The thread is gone; nothing was written.
+            let chunk = match req {
+                Request::Append { mut chunk, .. } => {
+                    chunk.clear();
+                    chunk
+                }
+                _ => Box::default(),
+            };
+            return (None, chunk, Err(gone()));
+        }
+        match rx.await {
+            Ok((p, mut c, r)) => {
+                c.clear();
+                (Some(p), c, r)
+            }
+            // The thread died holding the buffer: a new one, once.
+            Err(_) => (None, Box::default(), Err(gone())),
+        }
+    }
+
+    /// Makes the message durable; returns its id only then.
+    pub async fn commit(
+        &self,
+        pending: Pending,
+        envelope: Envelope,
+    ) -> Result<MessageId, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Commit {
+                pending,
+                envelope: Box::new(envelope),
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Drops a message being received.
+    pub async fn abort(&self, pending: Pending) {
+        let _ = self.tx.send(Request::Abort { pending }).await;
+    }
+}
+
+/// Mounts the spool on `dev` in a new thread. Returns once the mount (with recovery)
+/// succeeded or failed. The thread ends when every [`SpoolHandle`] is dropped, after
+/// finishing the requests already queued.
+pub fn start(
+    dev: AnyDevice,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+) -> Result<(SpoolHandle, JoinHandle<()>), SpoolError> {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let gauge = Arc::new(Gauge::default());
+    gauge
+        .max_messages
+        .store(u64::from(limits.max_messages), Ordering::Relaxed);
+    gauge.max_bytes.store(limits.max_bytes, Ordering::Relaxed);
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let g = Arc::clone(&gauge);
+    let thread = std::thread::Builder::new()
+        .name("spool".into())
+        .spawn(move || serve(dev, limits, clock, rx, g, ready_tx))
+        .map_err(|e| SpoolError::Io(format!("cannot start the spool thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok((SpoolHandle { tx, gauge }, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(SpoolError::Io("spool thread died while mounting".into())),
+    }
+}
+
+fn serve(
+    dev: AnyDevice,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<Request>,
+    gauge: Arc<Gauge>,
+    ready: std::sync::mpsc::SyncSender<Result<(), SpoolError>>,
+) {
+    let barrier = dev.barrier();
+    let mut flash = match Flash::new(dev, barrier) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = ready.send(Err(SpoolError::NotASpool(e)));
+            return;
+        }
+    };
+    let mut alloc = Allocation::new();
+    let mut spool = match Spool::mount(&mut alloc, &mut flash, limits, Access::ReadWrite) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let u = spool.usage();
+    crate::log!(
+        "spool mounted: {} messages, {} bytes held, {} damaged",
+        u.messages,
+        u.bytes,
+        u.damaged
+    );
+    publish(&spool, &gauge);
+    let _ = ready.send(Ok(()));
+
+    let mut batch: Vec<Request> = Vec::with_capacity(BATCH_MAX);
+    let mut committed: Vec<(
+        oneshot::Sender<Result<MessageId, SpoolError>>,
+        Result<MessageId, SpoolError>,
+    )> = Vec::with_capacity(BATCH_MAX);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        for req in batch.drain(..) {
+            match req {
+                Request::Begin {
+                    envelope,
+                    declared,
+                    reply,
+                } => {
+                    let _ = reply.send(spool.begin(&envelope, declared));
+                }
+                Request::Append {
+                    mut pending,
+                    chunk,
+                    reply,
+                } => {
+                    let r = spool.append(&mut pending, &chunk);
+                    let _ = reply.send((pending, chunk, r));
+                }
+                Request::Commit {
+                    pending,
+                    envelope,
+                    reply,
+                } => {
+                    let r = spool.commit_unsynced(pending, &envelope, clock.unix_seconds());
+                    committed.push((reply, r));
+                }
+                Request::Abort { pending } => spool.abort(pending),
+            }
+        }
+        if !committed.is_empty() {
+            // One sync makes every commit of the batch durable; only then answer.
+            let synced = spool.sync();
+            for (reply, r) in committed.drain(..) {
+                let r = match (&synced, r) {
+                    (Ok(()), Ok(id)) => {
+                        gauge.accepted.fetch_add(1, Ordering::Relaxed);
+                        Ok(id)
+                    }
+                    (Err(e), Ok(_)) => Err(SpoolError::Io(e.to_string())),
+                    (_, Err(e)) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        publish(&spool, &gauge);
+    }
+    let _ = spool.sync();
+    crate::log!("spool closed");
+}
+
+fn publish<D: mailbag_hal::BlockDevice>(spool: &Spool<'_, D>, gauge: &Gauge) {
+    let u = spool.usage();
+    gauge
+        .messages
+        .store(u64::from(u.messages + u.in_flight), Ordering::Relaxed);
+    gauge.bytes.store(u.bytes + u.reserved, Ordering::Relaxed);
+}
