@@ -1,7 +1,6 @@
 //! [`Clock`]: monotonic time as `embassy_time::Instant`, plus wall-clock seconds.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use embassy_time::{Duration, Instant};
 
@@ -53,9 +52,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to; clones share the same time.
+///
+/// (A mutex rather than an `AtomicU64`: 32-bit MIPS has no 64-bit atomics.)
 #[derive(Clone, Debug)]
 pub struct ManualClock {
-    micros: Arc<AtomicU64>,
+    micros: Arc<Mutex<u64>>,
     unix_base: u64,
 }
 
@@ -63,24 +64,30 @@ impl ManualClock {
     /// A clock at monotonic zero whose wall time starts at `unix_base` seconds.
     pub fn new(unix_base: u64) -> Self {
         Self {
-            micros: Arc::new(AtomicU64::new(0)),
+            micros: Arc::new(Mutex::new(0)),
             unix_base,
         }
     }
 
     /// Moves time forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.micros.fetch_add(by.as_micros(), Ordering::SeqCst);
+        *self.micros.lock().unwrap_or_else(PoisonError::into_inner) += by.as_micros();
+    }
+}
+
+impl ManualClock {
+    fn micros(&self) -> u64 {
+        *self.micros.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        Instant::from_micros(self.micros.load(Ordering::SeqCst))
+        Instant::from_micros(self.micros())
     }
 
     fn unix_seconds(&self) -> u64 {
-        self.unix_base + self.micros.load(Ordering::SeqCst) / 1_000_000
+        self.unix_base + self.micros() / 1_000_000
     }
 }
 

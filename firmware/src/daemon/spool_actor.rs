@@ -7,8 +7,7 @@
 //! before answering any of them (group commit). Every sender still hears 250 only after its
 //! message is durable.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use mailbag_hal::Clock;
@@ -51,20 +50,35 @@ enum Request {
     },
 }
 
-/// Counters the spool thread publishes after each batch (read without locking by the
-/// RCPT-time capacity check and the status page).
+/// Counters the spool thread publishes after each batch, read by the RCPT-time capacity
+/// check and the status page. (A mutex, not 64-bit atomics: 32-bit MIPS has none.)
 #[derive(Debug, Default)]
-pub struct Gauge {
-    /// Messages held.
-    pub messages: AtomicU64,
+pub struct Gauge(Mutex<GaugeValues>);
+
+/// A snapshot of [`Gauge`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GaugeValues {
+    /// Messages held or being received.
+    pub messages: u64,
     /// Body bytes held or being received.
-    pub bytes: AtomicU64,
+    pub bytes: u64,
     /// Configured message limit.
-    pub max_messages: AtomicU64,
+    pub max_messages: u64,
     /// Configured byte limit.
-    pub max_bytes: AtomicU64,
+    pub max_bytes: u64,
     /// Messages accepted since start.
-    pub accepted: AtomicU64,
+    pub accepted: u64,
+}
+
+impl Gauge {
+    /// The current values.
+    pub fn get(&self) -> GaugeValues {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut GaugeValues)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
 }
 
 /// RCPT-time capacity check from the published gauge (never blocks).
@@ -73,10 +87,8 @@ pub struct GaugeCapacity(pub Arc<Gauge>);
 
 impl Capacity for GaugeCapacity {
     fn space_for(&self, _domain: &str, size: u64) -> Result<(), QuotaError> {
-        let g = &self.0;
-        if g.messages.load(Ordering::Relaxed) >= g.max_messages.load(Ordering::Relaxed)
-            || g.bytes.load(Ordering::Relaxed) + size > g.max_bytes.load(Ordering::Relaxed)
-        {
+        let g = self.0.get();
+        if g.messages >= g.max_messages || g.bytes.saturating_add(size) > g.max_bytes {
             return Err(QuotaError::SpoolFull);
         }
         Ok(())
@@ -180,10 +192,10 @@ pub fn start(
 ) -> Result<(SpoolHandle, JoinHandle<()>), SpoolError> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let gauge = Arc::new(Gauge::default());
-    gauge
-        .max_messages
-        .store(u64::from(limits.max_messages), Ordering::Relaxed);
-    gauge.max_bytes.store(limits.max_bytes, Ordering::Relaxed);
+    gauge.update(|g| {
+        g.max_messages = u64::from(limits.max_messages);
+        g.max_bytes = limits.max_bytes;
+    });
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let g = Arc::clone(&gauge);
     let thread = std::thread::Builder::new()
@@ -281,7 +293,7 @@ fn serve(
             for (reply, r) in committed.drain(..) {
                 let r = match (&synced, r) {
                     (Ok(()), Ok(id)) => {
-                        gauge.accepted.fetch_add(1, Ordering::Relaxed);
+                        gauge.update(|g| g.accepted += 1);
                         Ok(id)
                     }
                     (Err(e), Ok(_)) => Err(SpoolError::Io(e.to_string())),
@@ -298,8 +310,8 @@ fn serve(
 
 fn publish<D: mailbag_hal::BlockDevice>(spool: &Spool<'_, D>, gauge: &Gauge) {
     let u = spool.usage();
-    gauge
-        .messages
-        .store(u64::from(u.messages + u.in_flight), Ordering::Relaxed);
-    gauge.bytes.store(u.bytes + u.reserved, Ordering::Relaxed);
+    gauge.update(|g| {
+        g.messages = u64::from(u.messages + u.in_flight);
+        g.bytes = u.bytes + u.reserved;
+    });
 }

@@ -21,7 +21,7 @@ pub struct SpoolConfig {
 impl Default for SpoolConfig {
     fn default() -> Self {
         Self {
-            path: "/var/lib/mailbag/spool.img".into(),
+            path: "/srv/mailbag/spool.img".into(),
             size: 16 * 1024 * 1024,
             max_messages: 4096,
             max_bytes: 14 * 1024 * 1024,
