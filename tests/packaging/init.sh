@@ -41,7 +41,7 @@ run_init "$enabled" start_service
 check "enabled: one instance" test "$(grep -c '^open_instance' "$work/log")" = 1
 check "enabled: foreground 'mailbag run --config'" \
 	grep -qx "set_param command $bin run --config $work/mailbag" "$work/log"
-check "enabled: respawn" grep -q '^set_param respawn' "$work/log"
+check "enabled: respawn forever" grep -qx "set_param respawn 3600 5 0" "$work/log"
 check "enabled: stdout and stderr to logd" \
 	sh -c 'grep -qx "set_param stdout 1" "$1" && grep -qx "set_param stderr 1" "$1"' _ "$work/log"
 check "enabled: spool directory created" test -d "$work/spool"
