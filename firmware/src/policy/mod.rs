@@ -110,7 +110,9 @@ impl<C: Capacity> Checker<C> {
 impl<C: Capacity> Policy for Checker<C> {
     fn recipient(&self, rcpt: &Mailbox, size: u64) -> Result<(), Refusal> {
         let domain = self.rules.check(rcpt)?;
-        self.capacity.space_for(domain, size).map_err(Refusal::Capacity)
+        self.capacity
+            .space_for(domain, size)
+            .map_err(Refusal::Capacity)
     }
 }
 
@@ -127,7 +129,10 @@ mod tests {
     }
 
     fn rules() -> Arc<Rules> {
-        let cfg = PolicyConfig { domains: vec!["example.com".into()], recipients: vec![] };
+        let cfg = PolicyConfig {
+            domains: vec!["example.com".into()],
+            recipients: vec![],
+        };
         Arc::new(Rules::from_config(&cfg).unwrap())
     }
 
@@ -142,7 +147,10 @@ mod tests {
             full.recipient(&rcpt("<a@example.com>"), 10),
             Err(Refusal::Capacity(QuotaError::SpoolFull))
         );
-        assert_eq!(full.recipient(&rcpt("<a@evil.example>"), 10), Err(Refusal::RelayDenied));
+        assert_eq!(
+            full.recipient(&rcpt("<a@evil.example>"), 10),
+            Err(Refusal::RelayDenied)
+        );
         let open = Checker::new(rules(), Unlimited);
         assert_eq!(open.recipient(&rcpt("<a@example.com>"), 10), Ok(()));
     }

@@ -46,10 +46,19 @@ const FOREIGN_DOMAINS: &[&str] = &[
 
 /// Local parts paired with the foreign domains.
 fn local_parts() -> Vec<String> {
-    let mut v: Vec<String> = ["user", "postmaster", "a", "User.Name", "x+y", "a.b.c", "!#$&'*+-/=?^_`{|}~", "u_s-e.r"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        "user",
+        "postmaster",
+        "a",
+        "User.Name",
+        "x+y",
+        "a.b.c",
+        "!#$&'*+-/=?^_`{|}~",
+        "u_s-e.r",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     v.push("l".repeat(64));
     v.push("l".repeat(65));
     v.push("\"quoted user\"".into());
@@ -118,14 +127,21 @@ fn foreign_forms() -> Vec<String> {
         }
         // Unbracketed, padded or doubled brackets around our own domain.
         forms.push(format!("user%evil.net@{ours}"));
-        forms.push(format!("<<user@evil.net>>"));
+        forms.push("<<user@evil.net>>".into());
         forms.push(format!("<user@evil.net> <user@{ours}>"));
         forms.push(format!("<user@{ours}.>"));
         forms.push(format!("<user@{ours} >"));
-        forms.push(format!("< user@evil.net>"));
+        forms.push("< user@evil.net>".into());
     }
     // Non-listed users at the domain that has a recipient list are refused (5.1.1).
-    for user in ["bob", "alice.x", "alic", "alicee", "ALICE%evil.net", "alice!evil"] {
+    for user in [
+        "bob",
+        "alice.x",
+        "alic",
+        "alicee",
+        "ALICE%evil.net",
+        "alice!evil",
+    ] {
         forms.push(format!("<{user}@list.example>"));
     }
     forms
@@ -135,7 +151,11 @@ fn foreign_forms() -> Vec<String> {
 fn rcpt(form: &str) -> String {
     let mut h = Host::new();
     h.next();
-    send!(h, "EHLO c.example\r\n", "MAIL FROM:<s@sender.example> SMTPUTF8\r\n");
+    send!(
+        h,
+        "EHLO c.example\r\n",
+        "MAIL FROM:<s@sender.example> SMTPUTF8\r\n"
+    );
     h.expect_reply(250, "");
     h.expect_reply(250, "");
     send!(h, format!("RCPT TO:{form}\r\n"));
@@ -156,7 +176,11 @@ fn no_foreign_recipient_form_is_accepted() {
         relay_denied += usize::from(reply.starts_with("550 5.7.1"));
     }
     // Most forms parse and reach the policy; the rest are syntax errors (501/553).
-    assert!(relay_denied * 2 > forms.len(), "{relay_denied} of {}", forms.len());
+    assert!(
+        relay_denied * 2 > forms.len(),
+        "{relay_denied} of {}",
+        forms.len()
+    );
 }
 
 #[test]

@@ -19,7 +19,9 @@ use crate::smtp::{Domain, Mailbox};
 
 /// Characters that reroute mail in some MTA, and look-alikes a normalizing host might
 /// turn into them (FULLWIDTH/SMALL PERCENT, COMMERCIAL AT, EXCLAMATION).
-const ROUTING_CHARS: [char; 9] = ['%', '!', '@', '\u{FF05}', '\u{FE6A}', '\u{FF20}', '\u{FE6B}', '\u{FF01}', '\u{FE57}'];
+const ROUTING_CHARS: [char; 9] = [
+    '%', '!', '@', '\u{FF05}', '\u{FE6A}', '\u{FF20}', '\u{FE6B}', '\u{FF01}', '\u{FE57}',
+];
 
 /// A configuration entry that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +40,10 @@ impl fmt::Display for RulesError {
             Self::BadDomain(d) => write!(f, "policy.domains: {d:?} is not a host name"),
             Self::BadRecipient(r) => write!(f, "policy.recipients: {r:?} is not local@domain"),
             Self::RecipientOutsideDomains(r) => {
-                write!(f, "policy.recipients: {r:?} is not in one of policy.domains")
+                write!(
+                    f,
+                    "policy.recipients: {r:?} is not in one of policy.domains"
+                )
             }
         }
     }
@@ -100,7 +105,9 @@ impl Rules {
         }
         if !domain.recipients.is_empty() {
             let local = local.to_ascii_lowercase();
-            let base = local.split_once('+').map_or(local.as_str(), |(base, _)| base);
+            let base = local
+                .split_once('+')
+                .map_or(local.as_str(), |(base, _)| base);
             if !domain.recipients.iter().any(|r| *r == local || r == base) {
                 return Err(Refusal::UnknownUser);
             }
@@ -154,7 +161,10 @@ mod tests {
 
     #[test]
     fn recipient_lists_limit_their_domain_only() {
-        let r = rules(&["example.com", "other.example"], &["Sales@example.com", "info@example.com"]);
+        let r = rules(
+            &["example.com", "other.example"],
+            &["Sales@example.com", "info@example.com"],
+        );
         assert_eq!(check(&r, "<sales@EXAMPLE.com>"), Ok(()));
         assert_eq!(check(&r, "<SALES+eu@example.com>"), Ok(()));
         assert_eq!(check(&r, "<bob@example.com>"), Err(Refusal::UnknownUser));
@@ -170,9 +180,18 @@ mod tests {
             })
             .unwrap_err()
         };
-        assert_eq!(bad(&["[192.0.2.1]"], &[]), RulesError::BadDomain("[192.0.2.1]".into()));
-        assert_eq!(bad(&["example.com."], &[]), RulesError::BadDomain("example.com.".into()));
-        assert_eq!(bad(&["example.com"], &["nobody"]), RulesError::BadRecipient("nobody".into()));
+        assert_eq!(
+            bad(&["[192.0.2.1]"], &[]),
+            RulesError::BadDomain("[192.0.2.1]".into())
+        );
+        assert_eq!(
+            bad(&["example.com."], &[]),
+            RulesError::BadDomain("example.com.".into())
+        );
+        assert_eq!(
+            bad(&["example.com"], &["nobody"]),
+            RulesError::BadRecipient("nobody".into())
+        );
         assert_eq!(
             bad(&["example.com"], &["a@other.example"]),
             RulesError::RecipientOutsideDomains("a@other.example".into())

@@ -63,6 +63,9 @@ impl std::error::Error for AddressError {}
 
 /// The part after `@`: a host name (ASCII-lowercased) or an address literal.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum Domain {
     /// A host name; with SMTPUTF8 it may contain U-labels (RFC 6531 §3.3).
     Name(heapless::String<DOMAIN_MAX>),
@@ -159,6 +162,9 @@ impl fmt::Display for Mailbox {
 
 /// A MAIL FROM reverse-path: a mailbox, or `<>` for bounces (RFC 5321 §4.5.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum ReversePath {
     /// `<>`: the null sender.
     Null,
@@ -212,6 +218,9 @@ pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
     Err(AddressError::Syntax)
 }
 
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 enum Path {
     Null,
     Mailbox { routed: bool, mailbox: Mailbox },
@@ -313,13 +322,18 @@ fn is_label(label: &str, utf8: bool) -> bool {
         && label.len() <= 63
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+        && label.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || c == '-'
+                || (utf8 && !c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        })
 }
 
 fn parse_literal(inner: &str) -> Result<IpAddr, AddressError> {
-    if let Some(v6) = inner.strip_prefix("IPv6:").or_else(|| inner.strip_prefix("ipv6:")) {
+    if let Some(v6) = inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+    {
         return v6
             .parse::<Ipv6Addr>()
             .map(IpAddr::V6)
@@ -357,7 +371,10 @@ mod tests {
     fn source_route_is_dropped_from_sender_and_refused_for_recipient() {
         let from = ReversePath::parse("<@relay.example,@b.example:a@c.example>", false).unwrap();
         assert_eq!(from.to_string(), "<a@c.example>");
-        assert_eq!(fwd("<@a.example:b@c.example>"), Err(AddressError::SourceRoute));
+        assert_eq!(
+            fwd("<@a.example:b@c.example>"),
+            Err(AddressError::SourceRoute)
+        );
     }
 
     #[test]

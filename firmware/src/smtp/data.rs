@@ -86,7 +86,10 @@ impl DataReceiver {
                 (Position::LineStart, b'.') => {
                     if out.capacity() - out.len() < EVENTS_RESERVE {
                         self.emit(&input[run..i], out);
-                        return Fed { consumed: i, end: None };
+                        return Fed {
+                            consumed: i,
+                            end: None,
+                        };
                     }
                     // Dot-unstuffing: the dot is not content.
                     self.emit(&input[run..i], out);
@@ -101,12 +104,18 @@ impl DataReceiver {
                 }
                 (Position::DotCr, b'\n') => {
                     self.position = Position::LineStart;
-                    return Fed { consumed: i + 1, end: Some(DataEnd::Complete) };
+                    return Fed {
+                        consumed: i + 1,
+                        end: Some(DataEnd::Complete),
+                    };
                 }
                 (Position::Cr, b'\n') => Position::LineStart,
                 (Position::Cr | Position::DotCr, _) | (_, b'\n') => {
                     self.emit(&input[run..i], out);
-                    return Fed { consumed: i + 1, end: Some(DataEnd::BareNewline) };
+                    return Fed {
+                        consumed: i + 1,
+                        end: Some(DataEnd::BareNewline),
+                    };
                 }
                 (_, b'\r') => Position::Cr,
                 _ => Position::Mid,
@@ -114,7 +123,10 @@ impl DataReceiver {
             self.position = next;
         }
         self.emit(&input[run..], out);
-        Fed { consumed: input.len(), end: None }
+        Fed {
+            consumed: input.len(),
+            end: None,
+        }
     }
 
     fn emit<'a>(&mut self, piece: &'a [u8], out: &mut Events<'a>) {
@@ -172,7 +184,11 @@ mod tests {
         let (body, end, _, n) = run(&[wire], 1000);
         assert_eq!(body, b"Subject: x\r\n\r\n.leading\r\nx\r\nend\r\n");
         assert_eq!(end, Some(DataEnd::Complete));
-        assert_eq!(n, wire.len() - b"QUIT\r\n".len(), "stops right after the terminator");
+        assert_eq!(
+            n,
+            wire.len() - b"QUIT\r\n".len(),
+            "stops right after the terminator"
+        );
     }
 
     #[test]
@@ -203,7 +219,12 @@ mod tests {
         ];
         for v in variants {
             let (_, end, _, _) = run(&[v], 1000);
-            assert_eq!(end, Some(DataEnd::BareNewline), "{:?}", String::from_utf8_lossy(v));
+            assert_eq!(
+                end,
+                Some(DataEnd::BareNewline),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
         }
     }
 

@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! Received: from client.example ([192.0.2.1])
-//! 	by mx.example (mailbag) with ESMTPS;
-//! 	Tue, 24 Nov 2026 21:00:00 +0000
+//!     by mx.example (mailbag) with ESMTPS;
+//!     Tue, 24 Nov 2026 21:00:00 +0000
 //! ```
 //!
-//! The HELO name is client-supplied; the command parser already limited it to one token of
-//! printable ASCII without parentheses, so it cannot end the header or forge a comment.
+//! (continuation lines start with a tab).
+//!
+//! The HELO name is client-supplied; the command parser already limited it to host-name and
+//! address-literal characters, so it cannot end the header, forge a comment or add a `;`.
 
 use core::fmt::{self, Write as _};
 use std::net::IpAddr;
@@ -126,8 +128,14 @@ mod tests {
     #[test]
     fn dates_match_known_instants() {
         assert_eq!(Rfc5322Date(0).to_string(), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(Rfc5322Date(951_782_400).to_string(), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(Rfc5322Date(1_795_554_000).to_string(), "Tue, 24 Nov 2026 21:00:00 +0000");
+        assert_eq!(
+            Rfc5322Date(951_782_400).to_string(),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
+        assert_eq!(
+            Rfc5322Date(1_795_554_000).to_string(),
+            "Tue, 24 Nov 2026 21:00:00 +0000"
+        );
     }
 
     #[test]

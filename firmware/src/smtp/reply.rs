@@ -114,9 +114,11 @@ impl Reply {
     /// [`Event::Etrn`]: super::Event::Etrn
     pub fn etrn(outcome: EtrnOutcome, node: &str) -> Self {
         match outcome {
-            EtrnOutcome::Started => {
-                Self::new(250, "2.0.0", format_args!("OK, queuing for node {node} started"))
-            }
+            EtrnOutcome::Started => Self::new(
+                250,
+                "2.0.0",
+                format_args!("OK, queuing for node {node} started"),
+            ),
             EtrnOutcome::NothingWaiting => Self::new(
                 251,
                 "2.0.0",
@@ -148,7 +150,10 @@ mod tests {
     #[test]
     fn multiline_uses_dash_on_all_but_last() {
         let r = Reply::multiline(250, &["mx.example", "PIPELINING", "8BITMIME"]);
-        assert_eq!(r.as_str(), "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+        assert_eq!(
+            r.as_str(),
+            "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        );
     }
 
     #[test]
@@ -162,8 +167,14 @@ mod tests {
     #[test]
     fn etrn_replies_follow_rfc_1985() {
         assert_eq!(Reply::etrn(EtrnOutcome::Started, "example.com").code(), 250);
-        assert_eq!(Reply::etrn(EtrnOutcome::NothingWaiting, "example.com").code(), 251);
+        assert_eq!(
+            Reply::etrn(EtrnOutcome::NothingWaiting, "example.com").code(),
+            251
+        );
         assert_eq!(Reply::etrn(EtrnOutcome::Unable, "example.com").code(), 458);
-        assert_eq!(Reply::etrn(EtrnOutcome::NotAllowed, "example.com").code(), 459);
+        assert_eq!(
+            Reply::etrn(EtrnOutcome::NotAllowed, "example.com").code(),
+            459
+        );
     }
 }

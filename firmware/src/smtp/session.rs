@@ -56,7 +56,10 @@ impl fmt::Display for SessionConfigError {
         match self {
             Self::Hostname => f.write_str("smtp.hostname is not a host name"),
             Self::MaxRecipients => {
-                write!(f, "smtp.max-recipients must be between 1 and {RECIPIENTS_MAX}")
+                write!(
+                    f,
+                    "smtp.max-recipients must be between 1 and {RECIPIENTS_MAX}"
+                )
             }
         }
     }
@@ -68,8 +71,10 @@ impl<P> SessionConfig<P> {
     /// Check `[smtp]` once at start-up; `policy` is cloned into every session.
     pub fn new(smtp: &SmtpConfig, policy: P) -> Result<Self, SessionConfigError> {
         let hostname = match super::address::Domain::parse(&smtp.hostname, false) {
-            Ok(super::address::Domain::Name(_)) => heapless::String::try_from(smtp.hostname.as_str())
-                .map_err(|_| SessionConfigError::Hostname)?,
+            Ok(super::address::Domain::Name(_)) => {
+                heapless::String::try_from(smtp.hostname.as_str())
+                    .map_err(|_| SessionConfigError::Hostname)?
+            }
             _ => return Err(SessionConfigError::Hostname),
         };
         let max_recipients = usize::try_from(smtp.max_recipients).unwrap_or(usize::MAX);
@@ -258,7 +263,11 @@ impl<P: Policy> Session<P> {
     /// The host's answer after [`Event::MessageEnd`]: the message is durable (`Ok(queue
     /// id)`) or not. Returns the reply to the final dot (RFC 5321 §4.1.1.4, §4.2.5). Called
     /// in any other state it changes nothing and returns `451 4.3.0` (a host bug).
-    pub fn stored<Q: fmt::Display>(&mut self, result: Result<Q, StoreError>, now: Instant) -> Reply {
+    pub fn stored<Q: fmt::Display>(
+        &mut self,
+        result: Result<Q, StoreError>,
+        now: Instant,
+    ) -> Reply {
         let helo = match core::mem::replace(&mut self.state, State::Closed) {
             State::Storing(helo) => helo,
             other => {
@@ -291,7 +300,9 @@ impl<P: Policy> Session<P> {
     /// Check timeouts; on expiry pushes `421 4.4.2` and [`Event::Close`] (RFC 5321
     /// §4.5.3.2). The idle timer does not run while the host is storing a message.
     pub fn tick(&mut self, now: Instant, out: &mut Events<'_>) {
-        let Some(deadline) = self.deadline() else { return };
+        let Some(deadline) = self.deadline() else {
+            return;
+        };
         if now < deadline {
             return;
         }
@@ -353,7 +364,10 @@ impl<P: Policy> Session<P> {
     /// A bare CR or LF: where the client thinks the line ends is unknowable, so nothing it
     /// sends next can be trusted; reject and close (Postfix `smtpd_forbid_bare_newline`).
     fn bare_newline(&mut self, out: &mut Events<'_>) -> bool {
-        push(out, Event::Reply(reply(550, "5.5.2", "Error: bare <CR> or <LF> received")));
+        push(
+            out,
+            Event::Reply(reply(550, "5.5.2", "Error: bare <CR> or <LF> received")),
+        );
         self.close(out)
     }
 
@@ -371,7 +385,10 @@ impl<P: Policy> Session<P> {
         if self.bad_commands < self.cfg.max_bad_commands {
             return false;
         }
-        push(out, Event::Reply(reply(421, "4.7.0", "Error: too many errors")));
+        push(
+            out,
+            Event::Reply(reply(421, "4.7.0", "Error: too many errors")),
+        );
         self.close(out)
     }
 
@@ -404,7 +421,11 @@ impl<P: Policy> Session<P> {
                 let ehlo = matches!(cmd, Command::Ehlo(_));
                 // Name bounded by the parser to DOMAIN_MAX; an overflow cannot happen.
                 let name = heapless::String::try_from(name).unwrap_or_default();
-                let r = if ehlo { self.ehlo_reply() } else { Reply::new(250, "", format_args!("{}", self.cfg.hostname)) };
+                let r = if ehlo {
+                    self.ehlo_reply()
+                } else {
+                    Reply::new(250, "", format_args!("{}", self.cfg.hostname))
+                };
                 // §4.1.4: EHLO/HELO in a transaction resets it.
                 self.state = State::Ready(Helo { name, ehlo });
                 push(out, Event::Reply(r));
@@ -469,13 +490,19 @@ impl<P: Policy> Session<P> {
             (State::Ready(_), Command::Etrn(node)) => {
                 self.state = State::Ready(helo);
                 // Bounded by the parser to ETRN_ARG_MAX.
-                push(out, Event::Etrn(heapless::String::try_from(node).unwrap_or_default()));
+                push(
+                    out,
+                    Event::Etrn(heapless::String::try_from(node).unwrap_or_default()),
+                );
                 true
             }
             (state, _) => {
                 // STARTTLS or ETRN inside a transaction.
                 self.state = state;
-                self.bad(reply(503, "5.5.1", "Error: MAIL transaction in progress"), out)
+                self.bad(
+                    reply(503, "5.5.1", "Error: MAIL transaction in progress"),
+                    out,
+                )
             }
         }
     }
@@ -518,7 +545,13 @@ impl<P: Policy> Session<P> {
         true
     }
 
-    fn mail(&mut self, helo: Helo, from: ReversePath, params: MailParams, out: &mut Events<'_>) -> bool {
+    fn mail(
+        &mut self,
+        helo: Helo,
+        from: ReversePath,
+        params: MailParams,
+        out: &mut Events<'_>,
+    ) -> bool {
         if !helo.ehlo && params != MailParams::default() {
             // RFC 1869 §6: no extension parameters after HELO.
             self.state = State::Ready(helo);
@@ -551,7 +584,10 @@ impl<P: Policy> Session<P> {
         };
         if self.envelope.recipients.len() >= self.cfg.max_recipients {
             // RFC 5321 §4.5.3.1.10: 452, the client sends the rest in another transaction.
-            push(out, Event::Reply(reply(452, "4.5.3", "Error: too many recipients")));
+            push(
+                out,
+                Event::Reply(reply(452, "4.5.3", "Error: too many recipients")),
+            );
             return false;
         }
         let size = self.envelope.params.size.unwrap_or(0);
@@ -595,7 +631,14 @@ impl<P: Policy> Session<P> {
         );
         self.state = State::Data(helo, DataReceiver::new(self.cfg.max_message_size));
         // §4.1.1.4 / §4.3.2: 354, then content.
-        push(out, Event::Reply(Reply::new(354, "", format_args!("End data with <CR><LF>.<CR><LF>"))));
+        push(
+            out,
+            Event::Reply(Reply::new(
+                354,
+                "",
+                format_args!("End data with <CR><LF>.<CR><LF>"),
+            )),
+        );
         push(out, Event::MessageBegin);
         true
     }
@@ -617,10 +660,14 @@ fn command_error_reply(e: CommandError) -> Reply {
         | CommandError::RcptAddress(AddressError::NonAscii) => {
             reply(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8")
         }
-        CommandError::RcptAddress(e) => {
-            Reply::new(501, "5.1.3", format_args!("Bad recipient address syntax: {e}"))
+        CommandError::RcptAddress(e) => Reply::new(
+            501,
+            "5.1.3",
+            format_args!("Bad recipient address syntax: {e}"),
+        ),
+        CommandError::Address(e) => {
+            Reply::new(501, "5.1.7", format_args!("Bad sender address syntax: {e}"))
         }
-        CommandError::Address(e) => Reply::new(501, "5.1.7", format_args!("Bad sender address syntax: {e}")),
     }
 }
 
@@ -629,7 +676,11 @@ fn reply(code: u16, enhanced: &str, text: &str) -> Reply {
 }
 
 fn too_big() -> Reply {
-    reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+    reply(
+        552,
+        "5.3.4",
+        "Message size exceeds fixed maximum message size",
+    )
 }
 
 /// `input` keeps [`EVENTS_RESERVE`] slots free before each step and a step pushes at most
@@ -655,18 +706,25 @@ pub(crate) mod tests {
     pub(crate) use send;
 
     macro_rules! expect_reply {
-        ($h:expr, $code:expr) => { $h.expect_reply($code, "") };
-        ($h:expr, $code:expr, $text:expr) => { $h.expect_reply($code, $text) };
+        ($h:expr, $code:expr) => {
+            $h.expect_reply($code, "")
+        };
+        ($h:expr, $code:expr, $text:expr) => {
+            $h.expect_reply($code, $text)
+        };
     }
 
     macro_rules! expect_event {
-        ($h:expr, $seen:expr) => { assert_eq!($h.next(), Some($seen)) };
+        ($h:expr, $seen:expr) => {
+            assert_eq!($h.next(), Some($seen))
+        };
     }
 
     macro_rules! expect_nothing {
-        ($h:expr) => { assert_eq!($h.next(), None) };
+        ($h:expr) => {
+            assert_eq!($h.next(), None)
+        };
     }
-
 
     /// A capacity hook the test can fill up.
     #[derive(Clone, Default)]
@@ -705,7 +763,11 @@ pub(crate) mod tests {
     pub(crate) const T0: u64 = 1_795_554_000;
 
     pub(crate) fn smtp_config() -> SmtpConfig {
-        SmtpConfig { hostname: "mx.example.net".into(), max_message_size: 1000, ..SmtpConfig::default() }
+        SmtpConfig {
+            hostname: "mx.example.net".into(),
+            max_message_size: 1000,
+            ..SmtpConfig::default()
+        }
     }
 
     impl Host {
@@ -721,12 +783,24 @@ pub(crate) mod tests {
             let rules = Arc::new(Rules::from_config(&policy).unwrap());
             let capacity = TestCapacity::default();
             let cfg = SessionConfig::new(&smtp, Checker::new(rules, capacity.clone())).unwrap();
-            let peer = PeerInfo { ip: "192.0.2.7".parse().unwrap(), port: 40000, tls: false, unix_seconds: T0 };
+            let peer = PeerInfo {
+                ip: "192.0.2.7".parse().unwrap(),
+                port: 40000,
+                tls: false,
+                unix_seconds: T0,
+            };
             let now = Instant::from_secs(100);
             let (session, greeting) = Session::new(&cfg, peer, now);
             let mut log = VecDeque::new();
             log.push_back(Seen::Reply(greeting.as_str().into()));
-            Self { session, capacity, pending: Vec::new(), log, now, chunk }
+            Self {
+                session,
+                capacity,
+                pending: Vec::new(),
+                log,
+                now,
+                chunk,
+            }
         }
 
         pub(crate) fn send(&mut self, bytes: &[u8]) {
@@ -739,7 +813,9 @@ pub(crate) mod tests {
             while !self.pending.is_empty() {
                 let take = self.pending.len().min(self.chunk);
                 let mut out = Events::new();
-                let n = self.session.input(&self.pending[..take], self.now, &mut out);
+                let n = self
+                    .session
+                    .input(&self.pending[..take], self.now, &mut out);
                 let mut starttls = false;
                 for event in out {
                     starttls |= event == Event::StartTls;
@@ -777,7 +853,10 @@ pub(crate) mod tests {
         pub(crate) fn expect_reply(&mut self, code: u16, text: &str) -> String {
             match self.next() {
                 Some(Seen::Reply(r)) => {
-                    assert!(r.starts_with(&code.to_string()), "want {code} {text:?}, got {r:?}");
+                    assert!(
+                        r.starts_with(&code.to_string()),
+                        "want {code} {text:?}, got {r:?}"
+                    );
                     assert!(r.contains(text), "want {code} {text:?}, got {r:?}");
                     r
                 }
@@ -788,13 +867,17 @@ pub(crate) mod tests {
         /// Greeting, EHLO, MAIL and one RCPT, all answered.
         pub(crate) fn ready_for_data(&mut self) {
             self.expect_reply(220, "mx.example.net");
-            send!(self, "EHLO client.example\r\n", "MAIL FROM:<s@sender.example>\r\n", "RCPT TO:<u@example.com>\r\n");
+            send!(
+                self,
+                "EHLO client.example\r\n",
+                "MAIL FROM:<s@sender.example>\r\n",
+                "RCPT TO:<u@example.com>\r\n"
+            );
             self.expect_reply(250, "PIPELINING");
             self.expect_reply(250, "2.1.0");
             self.expect_reply(250, "2.1.5");
         }
     }
-
 
     pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
         let seen = match event {
@@ -822,10 +905,28 @@ pub(crate) mod tests {
         expect_reply!(h, 220, "mx.example.net ESMTP");
         send!(h, "EHLO client.example\r\n");
         let ehlo = expect_reply!(h, 250);
-        for ext in ["PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "STARTTLS", "ETRN"] {
-            assert!(ehlo.contains(&format!("250-{ext}\r\n")) || ehlo.ends_with(&format!("250 {ext}\r\n")), "{ext} in {ehlo}");
+        for ext in [
+            "PIPELINING",
+            "SIZE 1000",
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
+            "STARTTLS",
+            "ETRN",
+        ] {
+            assert!(
+                ehlo.contains(&format!("250-{ext}\r\n"))
+                    || ehlo.ends_with(&format!("250 {ext}\r\n")),
+                "{ext} in {ehlo}"
+            );
         }
-        let mut h = Host::with(SmtpConfig { starttls: false, ..smtp_config() }, usize::MAX);
+        let mut h = Host::with(
+            SmtpConfig {
+                starttls: false,
+                ..smtp_config()
+            },
+            usize::MAX,
+        );
         send!(h, "EHLO client.example\r\n");
         h.next();
         assert!(!expect_reply!(h, 250).contains("STARTTLS"));
@@ -846,7 +947,10 @@ pub(crate) mod tests {
             "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mailbag) with ESMTP;\r\n\tTue, 24 Nov 2026 21:00:00 +0000\r\n"
         );
         send!(h, "Subject: hi\r\n\r\n..dot\r\n", "end\r\n.\r\n");
-        expect_event!(h, Seen::Body(b"Subject: hi\r\n\r\n.dot\r\nend\r\n".to_vec()));
+        expect_event!(
+            h,
+            Seen::Body(b"Subject: hi\r\n\r\n.dot\r\nend\r\n".to_vec())
+        );
         expect_event!(h, Seen::End);
         expect_nothing!(h);
         h.stored(Ok("4F2A"));
@@ -858,7 +962,10 @@ pub(crate) mod tests {
     fn pipelined_commands_wait_while_the_host_stores() {
         let mut h = Host::new();
         h.ready_for_data();
-        send!(h, "DATA\r\nhello\r\n.\r\nMAIL FROM:<t@sender.example>\r\nQUIT\r\n");
+        send!(
+            h,
+            "DATA\r\nhello\r\n.\r\nMAIL FROM:<t@sender.example>\r\nQUIT\r\n"
+        );
         expect_reply!(h, 354);
         expect_event!(h, Seen::Begin);
         expect_event!(h, Seen::Body(b"hello\r\n".to_vec()));
@@ -877,7 +984,10 @@ pub(crate) mod tests {
 
     #[test]
     fn store_errors_map_to_retryable_replies() {
-        for (err, want) in [(StoreError::QuotaExceeded, "452 4.2.2"), (StoreError::Io, "451 4.3.0")] {
+        for (err, want) in [
+            (StoreError::QuotaExceeded, "452 4.2.2"),
+            (StoreError::Io, "451 4.3.0"),
+        ] {
             let mut h = Host::new();
             h.ready_for_data();
             send!(h, "DATA\r\nx\r\n.\r\n");
@@ -886,16 +996,31 @@ pub(crate) mod tests {
             assert!(expect_reply!(h, 400 + want[1..3].parse::<u16>().unwrap()).starts_with(want));
         }
         let mut h = Host::new();
-        assert_eq!(h.session.stored(Ok("x"), h.now).code(), 451, "no message waiting");
+        assert_eq!(
+            h.session.stored(Ok("x"), h.now).code(),
+            451,
+            "no message waiting"
+        );
     }
 
     #[test]
     fn commands_out_of_order_get_503_and_the_rest_behave() {
-        let mut h = Host::with(SmtpConfig { max_bad_commands: 100, ..smtp_config() }, usize::MAX);
+        let mut h = Host::with(
+            SmtpConfig {
+                max_bad_commands: 100,
+                ..smtp_config()
+            },
+            usize::MAX,
+        );
         h.next();
         send!(h, "MAIL FROM:<a@b.example>\r\n");
         expect_reply!(h, 503, "5.5.1");
-        send!(h, "HELO client.example\r\n", "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        send!(
+            h,
+            "HELO client.example\r\n",
+            "RCPT TO:<u@example.com>\r\n",
+            "DATA\r\n"
+        );
         expect_reply!(h, 250, "mx.example.net");
         expect_reply!(h, 503, "need MAIL");
         expect_reply!(h, 503, "need MAIL");
@@ -903,13 +1028,28 @@ pub(crate) mod tests {
         expect_reply!(h, 250, "2.1.0");
         expect_reply!(h, 503, "need RCPT");
         expect_reply!(h, 503, "nested MAIL");
-        send!(h, "VRFY bob\r\n", "HELP\r\n", "NOOP\r\n", "RSET\r\n", "RCPT TO:<u@example.com>\r\n");
+        send!(
+            h,
+            "VRFY bob\r\n",
+            "HELP\r\n",
+            "NOOP\r\n",
+            "RSET\r\n",
+            "RCPT TO:<u@example.com>\r\n"
+        );
         expect_reply!(h, 252, "2.5.2");
         expect_reply!(h, 214);
         expect_reply!(h, 250, "2.0.0");
         expect_reply!(h, 250, "2.0.0");
         expect_reply!(h, 503, "need MAIL");
-        send!(h, "FOO\r\n", "EXPN staff\r\n", "DATA x\r\n", "RCPT\r\n", "MAIL FROM:<>\r\n", "RCPT TO:u@example.com\r\n");
+        send!(
+            h,
+            "FOO\r\n",
+            "EXPN staff\r\n",
+            "DATA x\r\n",
+            "RCPT\r\n",
+            "MAIL FROM:<>\r\n",
+            "RCPT TO:u@example.com\r\n"
+        );
         expect_reply!(h, 500, "5.5.1");
         expect_reply!(h, 502, "5.5.1");
         expect_reply!(h, 501, "5.5.4");
@@ -969,22 +1109,44 @@ pub(crate) mod tests {
 
     #[test]
     fn recipient_count_is_bounded() {
-        let mut h = Host::with(SmtpConfig { max_recipients: 2, ..smtp_config() }, usize::MAX);
+        let mut h = Host::with(
+            SmtpConfig {
+                max_recipients: 2,
+                ..smtp_config()
+            },
+            usize::MAX,
+        );
         h.ready_for_data();
-        send!(h, "RCPT TO:<v@example.com>\r\n", "RCPT TO:<w@example.com>\r\n", "DATA\r\n");
+        send!(
+            h,
+            "RCPT TO:<v@example.com>\r\n",
+            "RCPT TO:<w@example.com>\r\n",
+            "DATA\r\n"
+        );
         expect_reply!(h, 250);
         expect_reply!(h, 452, "4.5.3");
         expect_reply!(h, 354);
         assert_eq!(h.session.envelope().unwrap().recipients.len(), 2);
-        let too_many = SmtpConfig { max_recipients: 101, ..smtp_config() };
-        assert_eq!(SessionConfig::new(&too_many, ()).err(), Some(SessionConfigError::MaxRecipients));
+        let too_many = SmtpConfig {
+            max_recipients: 101,
+            ..smtp_config()
+        };
+        assert_eq!(
+            SessionConfig::new(&too_many, ()).err(),
+            Some(SessionConfigError::MaxRecipients)
+        );
     }
 
     #[test]
     fn size_is_refused_at_mail_and_while_streaming() {
         let mut h = Host::new();
         h.next();
-        send!(h, "EHLO c.example\r\n", "MAIL FROM:<a@b.example> SIZE=1001\r\n", "MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME\r\n");
+        send!(
+            h,
+            "EHLO c.example\r\n",
+            "MAIL FROM:<a@b.example> SIZE=1001\r\n",
+            "MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME\r\n"
+        );
         h.next();
         expect_reply!(h, 552, "5.3.4");
         expect_reply!(h, 250);
@@ -1009,28 +1171,50 @@ pub(crate) mod tests {
     fn helo_sessions_take_no_parameters_and_say_smtp_in_received() {
         let mut h = Host::new();
         h.next();
-        send!(h, "HELO c.example\r\n", "MAIL FROM:<a@b.example> BODY=8BITMIME\r\n", "MAIL FROM:<a@b.example>\r\n");
+        send!(
+            h,
+            "HELO c.example\r\n",
+            "MAIL FROM:<a@b.example> BODY=8BITMIME\r\n",
+            "MAIL FROM:<a@b.example>\r\n"
+        );
         send!(h, "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
         h.next();
         expect_reply!(h, 555, "5.5.4");
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(h.session.envelope().unwrap().received.contains("with SMTP;"));
+        assert!(
+            h.session
+                .envelope()
+                .unwrap()
+                .received
+                .contains("with SMTP;")
+        );
     }
 
     #[test]
     fn smtputf8_allows_utf8_addresses() {
         let mut h = Host::new();
         h.next();
-        send!(h, "EHLO c.example\r\n", "MAIL FROM:<ö@b.example>\r\n", "MAIL FROM:<ö@b.example> SMTPUTF8\r\n");
+        send!(
+            h,
+            "EHLO c.example\r\n",
+            "MAIL FROM:<ö@b.example>\r\n",
+            "MAIL FROM:<ö@b.example> SMTPUTF8\r\n"
+        );
         send!(h, "RCPT TO:<jürgen@example.com>\r\n", "DATA\r\n");
         h.next();
         expect_reply!(h, 553, "5.6.7");
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(h.session.envelope().unwrap().received.contains("with UTF8SMTP;"));
+        assert!(
+            h.session
+                .envelope()
+                .unwrap()
+                .received
+                .contains("with UTF8SMTP;")
+        );
     }
 
     #[test]
@@ -1057,17 +1241,32 @@ pub(crate) mod tests {
     /// closed, and nothing of the forged message accepted.
     #[test]
     fn no_smuggled_message_is_ever_accepted() {
-        let ends: &[&str] = &["\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r", "\r.\r\n", "\r\n.\r", ".\n", "\r\n.\r\r\n"];
+        let ends: &[&str] = &[
+            "\n.\n",
+            "\n.\r\n",
+            "\r\n.\n",
+            "\r.\r",
+            "\r.\r\n",
+            "\r\n.\r",
+            ".\n",
+            "\r\n.\r\r\n",
+        ];
         for end in ends {
             let mut h = Host::new();
             h.ready_for_data();
-            let forged = "MAIL FROM:<ceo@example.com>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nforged\r\n.\r\n";
+            let forged =
+                "MAIL FROM:<ceo@example.com>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nforged\r\n.\r\n";
             send!(h, format!("DATA\r\nreal{end}{forged}"));
             expect_reply!(h, 354);
             expect_event!(h, Seen::Begin);
-            let Some(Seen::Body(body)) = h.next() else { panic!("no body for {end:?}") };
+            let Some(Seen::Body(body)) = h.next() else {
+                panic!("no body for {end:?}")
+            };
             // The piece before the bad ending may or may not be passed on; it is aborted.
-            assert!(body.starts_with(b"real") && body.len() <= 6, "{end:?}: {body:?}");
+            assert!(
+                body.starts_with(b"real") && body.len() <= 6,
+                "{end:?}: {body:?}"
+            );
             expect_event!(h, Seen::Aborted(AbortReason::BareNewline));
             expect_reply!(h, 550, "5.5.2");
             expect_event!(h, Seen::Close);
@@ -1086,31 +1285,61 @@ pub(crate) mod tests {
         let wire = b"STARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<u@example.com>\r\n";
         let mut out = Events::new();
         let n = h.session.input(wire, h.now, &mut out);
-        assert_eq!(n, b"STARTTLS\r\n".len(), "nothing after STARTTLS is consumed");
+        assert_eq!(
+            n,
+            b"STARTTLS\r\n".len(),
+            "nothing after STARTTLS is consumed"
+        );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0], Event::Reply(reply(220, "2.0.0", "Ready to start TLS")));
+        assert_eq!(
+            out[0],
+            Event::Reply(reply(220, "2.0.0", "Ready to start TLS"))
+        );
         assert_eq!(out[1], Event::StartTls);
         // A host that wrongly feeds the rest anyway: the session discards it.
         let mut out = Events::new();
         assert_eq!(h.session.input(&wire[n..], h.now, &mut out), wire.len() - n);
         assert!(out.is_empty());
         h.session.tls_established(h.now);
-        send!(h, "RCPT TO:<u@example.com>\r\n", "MAIL FROM:<a@b.example>\r\n", "EHLO c.example\r\n");
+        send!(
+            h,
+            "RCPT TO:<u@example.com>\r\n",
+            "MAIL FROM:<a@b.example>\r\n",
+            "EHLO c.example\r\n"
+        );
         expect_reply!(h, 503, "HELO/EHLO first");
         expect_reply!(h, 503, "HELO/EHLO first");
         let ehlo = expect_reply!(h, 250);
         assert!(!ehlo.contains("STARTTLS"), "not offered twice");
-        send!(h, "STARTTLS\r\n", "MAIL FROM:<a@b.example>\r\n", "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        send!(
+            h,
+            "STARTTLS\r\n",
+            "MAIL FROM:<a@b.example>\r\n",
+            "RCPT TO:<u@example.com>\r\n",
+            "DATA\r\n"
+        );
         expect_reply!(h, 503, "TLS already active");
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(h.session.envelope().unwrap().received.contains("with ESMTPS;"));
+        assert!(
+            h.session
+                .envelope()
+                .unwrap()
+                .received
+                .contains("with ESMTPS;")
+        );
     }
 
     #[test]
     fn starttls_is_refused_when_not_configured_or_in_a_transaction() {
-        let mut h = Host::with(SmtpConfig { starttls: false, ..smtp_config() }, usize::MAX);
+        let mut h = Host::with(
+            SmtpConfig {
+                starttls: false,
+                ..smtp_config()
+            },
+            usize::MAX,
+        );
         h.next();
         send!(h, "STARTTLS\r\n");
         expect_reply!(h, 502);
@@ -1124,7 +1353,13 @@ pub(crate) mod tests {
     fn etrn_is_handed_to_the_host() {
         let mut h = Host::new();
         h.next();
-        send!(h, "ETRN example.com\r\n", "EHLO c.example\r\n", "ETRN @example.com\r\n", "NOOP\r\n");
+        send!(
+            h,
+            "ETRN example.com\r\n",
+            "EHLO c.example\r\n",
+            "ETRN @example.com\r\n",
+            "NOOP\r\n"
+        );
         expect_reply!(h, 503);
         expect_reply!(h, 250);
         expect_event!(h, Seen::Etrn("@example.com".into()));
@@ -1179,12 +1414,16 @@ pub(crate) mod tests {
     /// A conversation with pipelining, two messages, dot-stuffing and errors.
     fn script() -> Vec<u8> {
         let mut s = Vec::new();
-        s.extend_from_slice(b"EHLO c.example\r\nMAIL FROM:<a@b.example> SIZE=500\r\nRCPT TO:<u@example.com>\r\n");
+        s.extend_from_slice(
+            b"EHLO c.example\r\nMAIL FROM:<a@b.example> SIZE=500\r\nRCPT TO:<u@example.com>\r\n",
+        );
         s.extend_from_slice(b"RCPT TO:<u@evil.example>\r\nDATA\r\n");
         for i in 0..40 {
             s.extend_from_slice(format!("..line {i}\r\n.stuffed\r\n\r\n...\r\n").as_bytes());
         }
-        s.extend_from_slice(b".\r\nBOGUS\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<alice@list.example>\r\nDATA\r\n.\r\n");
+        s.extend_from_slice(
+            b".\r\nBOGUS\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<alice@list.example>\r\nDATA\r\n.\r\n",
+        );
         s.extend_from_slice(b"ETRN example.com\r\nQUIT\r\nNOOP\r\n");
         s
     }
@@ -1206,7 +1445,11 @@ pub(crate) mod tests {
     #[test]
     fn byte_at_a_time_behaves_exactly_like_whole_buffer() {
         let whole = run_script(usize::MAX);
-        assert_eq!(whole.iter().filter(|s| **s == Seen::End).count(), 2, "{whole:#?}");
+        assert_eq!(
+            whole.iter().filter(|s| **s == Seen::End).count(),
+            2,
+            "{whole:#?}"
+        );
         assert_eq!(whole.last(), Some(&Seen::Close));
         assert!(whole.contains(&Seen::Etrn("example.com".into())));
         for chunk in [1, 2, 3, 7, 64] {
