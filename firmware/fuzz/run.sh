@@ -10,4 +10,4 @@ seconds="${1:-300}"
 mkdir -p corpus/session
 cp -n seeds/session/* corpus/session/
 exec cargo +nightly fuzz run session corpus/session -- \
-    -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=1024
+    -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048
