@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct PolicyConfig {
     /// Domains mailbag accepts mail for (never an open relay: empty accepts nothing).
     pub domains: Vec<String>,
-    /// Optional recipient lists: if a domain has one, only these addresses are accepted.
+    /// Optional recipient lists, as `local@domain`: if a domain has any entry, only those
+    /// local parts are accepted there (ASCII case-insensitive; `user+tag` matches `user`).
     pub recipients: Vec<String>,
 }

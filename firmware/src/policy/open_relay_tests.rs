@@ -127,11 +127,11 @@ fn foreign_forms() -> Vec<String> {
         }
         // Unbracketed, padded or doubled brackets around our own domain.
         forms.push(format!("user%evil.net@{ours}"));
-        forms.push(format!("<<user@evil.net>>"));
+        forms.push("<<user@evil.net>>".into());
         forms.push(format!("<user@evil.net> <user@{ours}>"));
         forms.push(format!("<user@{ours}.>"));
         forms.push(format!("<user@{ours} >"));
-        forms.push(format!("< user@evil.net>"));
+        forms.push("< user@evil.net>".into());
     }
     // Non-listed users at the domain that has a recipient list are refused (5.1.1).
     for user in [

@@ -63,6 +63,9 @@ impl std::error::Error for AddressError {}
 
 /// The part after `@`: a host name (ASCII-lowercased) or an address literal.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum Domain {
     /// A host name; with SMTPUTF8 it may contain U-labels (RFC 6531 §3.3).
     Name(heapless::String<DOMAIN_MAX>),
@@ -159,6 +162,9 @@ impl fmt::Display for Mailbox {
 
 /// A MAIL FROM reverse-path: a mailbox, or `<>` for bounces (RFC 5321 §4.5.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum ReversePath {
     /// `<>`: the null sender.
     Null,
@@ -212,6 +218,9 @@ pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
     Err(AddressError::Syntax)
 }
 
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 enum Path {
     Null,
     Mailbox { routed: bool, mailbox: Mailbox },

@@ -10,6 +10,9 @@ pub type Events<'a> = heapless::Vec<Event<'a>, EVENTS_MAX>;
 
 /// One thing the host must do, in order.
 #[derive(Debug, PartialEq, Eq)]
+// Fixed-capacity values by design (no heap, DESIGN.md buffer invariant); the size
+// difference is the price of never allocating.
+#[allow(clippy::large_enum_variant)]
 pub enum Event<'a> {
     /// Write these bytes to the peer.
     Reply(Reply),

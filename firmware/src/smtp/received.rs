@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! Received: from client.example ([192.0.2.1])
-//! 	by mx.example (mailbag) with ESMTPS;
-//! 	Tue, 24 Nov 2026 21:00:00 +0000
+//!     by mx.example (mailbag) with ESMTPS;
+//!     Tue, 24 Nov 2026 21:00:00 +0000
 //! ```
 //!
-//! The HELO name is client-supplied; the command parser already limited it to one token of
-//! printable ASCII without parentheses, so it cannot end the header or forge a comment.
+//! (continuation lines start with a tab).
+//!
+//! The HELO name is client-supplied; the command parser already limited it to host-name and
+//! address-literal characters, so it cannot end the header, forge a comment or add a `;`.
 
 use core::fmt::{self, Write as _};
 use std::net::IpAddr;

@@ -698,6 +698,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::policy::{Capacity, Checker, PolicyConfig, Rules};
+    use crate::smtp::limits;
 
     #[allow(unused_macros)]
     macro_rules! send {
@@ -844,6 +845,15 @@ pub(crate) mod tests {
             for event in out {
                 record(&mut self.log, event);
             }
+        }
+
+        /// The Received header of the message in progress.
+        pub(crate) fn received(&self) -> String {
+            self.session
+                .envelope()
+                .expect("a message in progress")
+                .received
+                .to_string()
         }
 
         pub(crate) fn next(&mut self) -> Option<Seen> {
@@ -1064,6 +1074,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_long_pipelined_burst_is_answered_in_full_and_in_order() {
+        let mut h = Host::new();
+        h.next();
+        // Far more replies than one Events buffer holds: input returns early and resumes.
+        let burst: String = (0..200).map(|i| format!("NOOP {i}\r\n")).collect();
+        let mut out = Events::new();
+        let n = h.session.input(burst.as_bytes(), h.now, &mut out);
+        assert!(n < burst.len(), "stops before the buffer overflows");
+        assert!(out.len() <= limits::EVENTS_MAX);
+        h.log.clear();
+        send!(h, &burst.as_bytes()[n..]);
+        assert_eq!(h.log.len() + out.len(), 200);
+        assert!(
+            h.log
+                .iter()
+                .all(|s| *s == Seen::Reply("250 2.0.0 Ok\r\n".into()))
+        );
+    }
+
+    #[test]
     fn too_many_errors_disconnect() {
         let mut h = Host::new();
         h.next();
@@ -1183,13 +1213,7 @@ pub(crate) mod tests {
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(
-            h.session
-                .envelope()
-                .unwrap()
-                .received
-                .contains("with SMTP;")
-        );
+        assert!(h.received().contains("with SMTP;"));
     }
 
     #[test]
@@ -1208,13 +1232,7 @@ pub(crate) mod tests {
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(
-            h.session
-                .envelope()
-                .unwrap()
-                .received
-                .contains("with UTF8SMTP;")
-        );
+        assert!(h.received().contains("with UTF8SMTP;"));
     }
 
     #[test]
@@ -1322,13 +1340,7 @@ pub(crate) mod tests {
         expect_reply!(h, 250);
         expect_reply!(h, 250);
         expect_reply!(h, 354);
-        assert!(
-            h.session
-                .envelope()
-                .unwrap()
-                .received
-                .contains("with ESMTPS;")
-        );
+        assert!(h.received().contains("with ESMTPS;"));
     }
 
     #[test]
@@ -1455,5 +1467,21 @@ pub(crate) mod tests {
         for chunk in [1, 2, 3, 7, 64] {
             assert_eq!(run_script(chunk), whole, "chunk size {chunk}");
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::policy::{Checker, Unlimited};
+
+    /// RAM per connection is fixed and known: 32 sessions must fit a 64 MiB router easily.
+    #[test]
+    fn a_session_and_its_event_buffer_have_a_fixed_small_size() {
+        let session = core::mem::size_of::<Session<Checker<Unlimited>>>();
+        let events = core::mem::size_of::<Events<'static>>();
+        eprintln!("Session: {session} bytes, Events: {events} bytes");
+        assert!(session < 48 * 1024, "Session is {session} bytes");
+        assert!(events < 24 * 1024, "Events is {events} bytes");
     }
 }
