@@ -1,6 +1,8 @@
 //! A spool image written by a big-endian build (MIPS, under qemu-mips-static) reads the
-//! same on this machine, and is byte-for-byte the image this build writes itself: the
-//! on-flash format does not depend on the CPU's byte order.
+//! same on this machine, holds the same content as the image this build writes itself,
+//! and takes new mail here. (The two images are not byte-identical: littlefs seeds its
+//! block allocator with a CRC hashed in native byte order, so blocks are placed
+//! differently; what is stored, and how it is encoded, is the same.)
 
 #[path = "../examples/spool_fixture.rs"]
 #[allow(dead_code)]
@@ -68,17 +70,29 @@ fn big_endian_spool_reads_correctly_here() {
 }
 
 #[test]
-fn this_build_writes_the_same_bytes_as_the_big_endian_build() {
+fn this_build_writes_the_same_content_as_the_big_endian_build() {
     let dir = std::env::temp_dir().join(format!("mailbag-endian-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let native = dir.join("native.img");
     let _ = std::fs::remove_file(&native);
     fixture::build(&native);
-    assert_eq!(read_back(&native), expected());
-    let a = std::fs::read(&native).unwrap();
-    let b = std::fs::read(big_endian_image()).unwrap();
-    assert_eq!(a.len(), b.len());
-    let first_diff = a.iter().zip(&b).position(|(x, y)| x != y);
-    assert_eq!(first_diff, None, "images differ at byte {first_diff:?}");
+    assert_eq!(read_back(&native), read_back(&big_endian_image()));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn big_endian_spool_takes_new_mail_here() {
+    let dev = load_copy(&big_endian_image()).unwrap();
+    let barrier = dev.barrier();
+    let mut flash = Flash::new(dev, barrier).unwrap();
+    let mut alloc = Allocation::new();
+    let mut spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+    let env = mailbag::spool::Envelope::new("x@outside.test", ["y@office.test"]).unwrap();
+    let mut p = spool.begin(&env, 0).unwrap();
+    spool.append(&mut p, b"written on x86_64").unwrap();
+    let id = spool.commit(p, &env, 1).unwrap();
+    assert_eq!(spool.entries().len(), 3);
+    let mut body = Vec::new();
+    spool.stream_body(id, |c| body.extend_from_slice(c)).unwrap();
+    assert_eq!(body, b"written on x86_64");
 }

@@ -1,0 +1,217 @@
+//! Shared helpers for whole-daemon tests: start `mailbag run` on loopback ephemeral ports
+//! with a config in a temporary directory, talk SMTP, read the spool back.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mailbag::spool::open::load_copy;
+use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
+
+/// A running daemon, killed (by its PID) when dropped.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mailbag-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a config for a daemon in `dir` (port 0: the kernel picks) with `extra` TOML
+/// appended to the `[smtp]` table.
+pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
+    let cfg = format!(
+        r#"role = "edge"
+[smtp]
+hostname = "mx.office.test"
+listen = ["127.0.0.1:0"]
+{smtp_extra}
+[policy]
+domains = ["office.test", "example.test"]
+[spool]
+path = "{}"
+size = 33554432
+max-bytes = 30000000
+[firewall]
+mode = "off"
+[web]
+listen = []
+"#,
+        dir.join("spool.img").display()
+    );
+    let path = dir.join("mailbag.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+impl Daemon {
+    /// Starts `mailbag run --config` in `dir` and waits until it listens.
+    pub fn start(dir: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+            .args(["run", "--config"])
+            .arg(dir.join("mailbag.toml"))
+            .arg("--state-dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(p) = line.split("smtp listening on 127.0.0.1:").nth(1) {
+                    let _ = tx.send(p.trim().parse::<u16>().unwrap());
+                }
+                l.lock().unwrap().push_str(&line);
+                l.lock().unwrap().push('\n');
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("daemon did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Daemon { child: Some(child), port, dir: dir.to_path_buf(), log }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = c.try_wait() {
+                    assert!(status.success(), "daemon exited with {status}:\n{}", self.log.lock().unwrap());
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            panic!("daemon did not stop within 30 s");
+        }
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Every message in the spool image at `path`: (sender, recipients, body).
+pub fn spool_messages(path: &Path) -> Vec<(String, Vec<String>, Vec<u8>)> {
+    let dev = load_copy(path).unwrap();
+    let barrier = dev.barrier();
+    let mut flash = Flash::new(dev, barrier).unwrap();
+    let mut alloc = Allocation::new();
+    let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+    assert_eq!(spool.usage().damaged, 0);
+    spool
+        .entries()
+        .iter()
+        .map(|e| {
+            let m = spool.meta(e.id).unwrap();
+            let mut body = Vec::new();
+            spool.stream_body(e.id, |c| body.extend_from_slice(c)).unwrap();
+            (m.sender.to_string(), m.recipients.iter().map(|r| r.address.to_string()).collect(), body)
+        })
+        .collect()
+}
+
+/// A minimal SMTP client for tests: reads replies (multi-line aware).
+pub struct Client {
+    pub r: BufReader<TcpStream>,
+    pub w: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: &str) -> std::io::Result<(Client, String)> {
+        let s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let w = s.try_clone()?;
+        let mut c = Client { r: BufReader::new(s), w };
+        let greeting = c.reply()?;
+        Ok((c, greeting))
+    }
+
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Ok(all);
+            }
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> std::io::Result<String> {
+        self.w.write_all(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// Sends one message; returns the final reply to the content.
+    pub fn send(&mut self, from: &str, to: &str, data: &[u8]) -> std::io::Result<String> {
+        for (c, want) in [(format!("MAIL FROM:<{from}>"), "250"), (format!("RCPT TO:<{to}>"), "250"), ("DATA".into(), "354")] {
+            let r = self.cmd(&c)?;
+            if !r.starts_with(want) {
+                return Ok(r);
+            }
+        }
+        self.w.write_all(data)?;
+        self.w.write_all(b".\r\n")?;
+        self.reply()
+    }
+
+    pub fn read_to_end(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.r.read_to_string(&mut s);
+        s
+    }
+}
