@@ -8,7 +8,7 @@ use std::time::Instant;
 use mailbag::spool::{Access, Allocation, Barrier, Envelope, Flash, Limits, Spool, format};
 use mailbag_hal::FileDevice;
 
-fn run(dir: &PathBuf, size: usize, count: usize, barrier: Barrier) -> (f64, f64, f64, f64) {
+fn run(dir: &std::path::Path, size: usize, count: usize, barrier: Barrier) -> (f64, f64, f64, f64) {
     let path = dir.join(format!("bench-{size}-{barrier:?}.img"));
     let _ = std::fs::remove_file(&path);
     let image = (64u64 << 20)

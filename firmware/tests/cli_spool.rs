@@ -1,5 +1,7 @@
 //! `mailbag spool format|inspect` and `--version`, run as a user would.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

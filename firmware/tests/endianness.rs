@@ -4,6 +4,8 @@
 //! block allocator with a CRC hashed in native byte order, so blocks are placed
 //! differently; what is stored, and how it is encoded, is the same.)
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../examples/spool_fixture.rs"]
 #[allow(dead_code)]
 mod fixture;
@@ -86,13 +88,16 @@ fn big_endian_spool_takes_new_mail_here() {
     let barrier = dev.barrier();
     let mut flash = Flash::new(dev, barrier).unwrap();
     let mut alloc = Allocation::new();
-    let mut spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+    let mut spool =
+        Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
     let env = mailbag::spool::Envelope::new("x@outside.test", ["y@office.test"]).unwrap();
     let mut p = spool.begin(&env, 0).unwrap();
     spool.append(&mut p, b"written on x86_64").unwrap();
     let id = spool.commit(p, &env, 1).unwrap();
     assert_eq!(spool.entries().len(), 3);
     let mut body = Vec::new();
-    spool.stream_body(id, |c| body.extend_from_slice(c)).unwrap();
+    spool
+        .stream_body(id, |c| body.extend_from_slice(c))
+        .unwrap();
     assert_eq!(body, b"written on x86_64");
 }

@@ -17,6 +17,8 @@
 //! minutes in a debug build, so CI checks `MAILBAG_POWERCUT_POINTS` points (default 2,400)
 //! spread evenly over the whole workload; `MAILBAG_POWERCUT_POINTS=all` checks every one.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 
 use mailbag::spool::{
@@ -295,7 +297,7 @@ fn every_acknowledged_message_survives_power_cuts() {
             .iter()
             .filter(|e| matches!(e, LogEntry::Mark(_)))
             .count();
-        let (model, tear) = if checked % 2 == 0 {
+        let (model, tear) = if checked.is_multiple_of(2) {
             (CacheModel::WriteThrough, true)
         } else {
             (CacheModel::Volatile, false)

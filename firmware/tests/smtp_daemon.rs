@@ -2,6 +2,8 @@
 //! `mailbag run` on loopback; a flood of 10x the session slots; a `kill -9` while 20
 //! sessions send. The spool is read back after each.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -11,7 +13,11 @@ use std::time::Duration;
 use common::{Client, Daemon, spool_messages, tmpdir, write_config};
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn require(tool: &str) -> bool {
@@ -31,13 +37,23 @@ fn swaks(daemon: &Daemon, dir: &std::path::Path, tls: bool) -> String {
     let data = dir.join(if tls { "tls.eml" } else { "plain.eml" });
     std::fs::write(&data, MESSAGE).unwrap();
     let mut cmd = Command::new("swaks");
-    cmd.args(["--server", &daemon.addr(), "--from", "alice@sender.test", "--to", "bob@office.test", "--ehlo", "client.sender.test"]);
+    cmd.args([
+        "--server",
+        &daemon.addr(),
+        "--from",
+        "alice@sender.test",
+        "--to",
+        "bob@office.test",
+        "--ehlo",
+        "client.sender.test",
+    ]);
     cmd.arg("--data").arg(&data);
     if tls {
         cmd.arg("--tls");
     }
     let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "swaks failed:\n{text}");
     text
 }
@@ -53,13 +69,29 @@ fn swaks_plain_and_starttls_messages_are_stored_byte_identical() {
     let plain = swaks(&d, &dir, false);
     assert!(plain.contains("250 2.0.0 Ok: queued as"), "{plain}");
     let tls = swaks(&d, &dir, true);
-    assert!(tls.contains("STARTTLS") && tls.contains("queued as"), "{tls}");
+    assert!(
+        tls.contains("STARTTLS") && tls.contains("queued as"),
+        "{tls}"
+    );
     // Relay attempts are refused with the RFC 5321 code.
     let out = Command::new("swaks")
-        .args(["--server", &d.addr(), "--from", "a@sender.test", "--to", "victim@elsewhere.test", "--quit-after", "RCPT"])
+        .args([
+            "--server",
+            &d.addr(),
+            "--from",
+            "a@sender.test",
+            "--to",
+            "victim@elsewhere.test",
+            "--quit-after",
+            "RCPT",
+        ])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("550 5.7.1"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("550 5.7.1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     d.stop();
 
     let msgs = spool_messages(&dir.join("spool.img"));
@@ -68,17 +100,34 @@ fn swaks_plain_and_starttls_messages_are_stored_byte_identical() {
         assert_eq!(from, "alice@sender.test");
         assert_eq!(to, &vec!["bob@office.test".to_string()]);
         let text = String::from_utf8_lossy(body);
-        assert!(text.starts_with("Received: from client.sender.test"), "{text}");
-        let with = if i == 0 { "with ESMTP;" } else { "with ESMTPS;" };
+        assert!(
+            text.starts_with("Received: from client.sender.test"),
+            "{text}"
+        );
+        let with = if i == 0 {
+            "with ESMTP;"
+        } else {
+            "with ESMTPS;"
+        };
         assert!(text.contains(with), "{text}");
         // Everything after the trace header is exactly what swaks put on the wire: the file
         // as is, plus the CRLF swaks always sends before its terminating ".".
-        let start = body.windows(MESSAGE.len()).position(|w| w == MESSAGE).expect("content not found intact");
+        let start = body
+            .windows(MESSAGE.len())
+            .position(|w| w == MESSAGE)
+            .expect("content not found intact");
         assert_eq!(&body[start..], [MESSAGE, b"\r\n"].concat());
         // ...and what precedes it is the Received header alone (folded lines start with a tab).
         let prefix = std::str::from_utf8(&body[..start]).unwrap();
         assert!(prefix.ends_with("\r\n"), "{prefix}");
-        assert!(prefix.trim_end().split("\r\n").skip(1).all(|l| l.starts_with('\t')), "{prefix}");
+        assert!(
+            prefix
+                .trim_end()
+                .split("\r\n")
+                .skip(1)
+                .all(|l| l.starts_with('\t')),
+            "{prefix}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -92,14 +141,35 @@ fn postfix_smtp_source_messages_all_arrive() {
     write_config(&dir, "");
     let mut d = Daemon::start(&dir);
     let out = Command::new("smtp-source")
-        .args(["-c", "-m", "60", "-s", "6", "-l", "4096", "-f", "load@sender.test", "-t", "user@office.test", &d.addr()])
+        .args([
+            "-c",
+            "-m",
+            "60",
+            "-s",
+            "6",
+            "-l",
+            "4096",
+            "-f",
+            "load@sender.test",
+            "-t",
+            "user@office.test",
+            &d.addr(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d.stop();
     let msgs = spool_messages(&dir.join("spool.img"));
     assert_eq!(msgs.len(), 60);
-    assert!(msgs.iter().all(|(f, t, b)| f == "load@sender.test" && t == &["user@office.test"] && b.len() > 4096));
+    assert!(
+        msgs.iter().all(|(f, t, b)| f == "load@sender.test"
+            && t == &["user@office.test"]
+            && b.len() > 4096)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -110,7 +180,9 @@ fn burst(addr: &str, n: usize, size: usize, hold: Duration) -> (BTreeSet<String>
         .map(|i| {
             let addr = addr.to_string();
             std::thread::spawn(move || -> (Option<String>, bool) {
-                let Ok((mut c, greeting)) = Client::connect(&addr) else { return (None, false) };
+                let Ok((mut c, greeting)) = Client::connect(&addr) else {
+                    return (None, false);
+                };
                 if greeting.starts_with("421") {
                     return (None, true);
                 }
@@ -120,7 +192,9 @@ fn burst(addr: &str, n: usize, size: usize, hold: Duration) -> (BTreeSet<String>
                 std::thread::sleep(hold);
                 let mut data = format!("Subject: {token}\r\n\r\n").into_bytes();
                 while data.len() < size {
-                    data.extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n");
+                    data.extend_from_slice(
+                        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n",
+                    );
                 }
                 match c.send("flood@sender.test", "user@office.test", &data) {
                     Ok(r) if r.starts_with("250") => {
@@ -151,7 +225,9 @@ fn tokens(dir: &std::path::Path) -> BTreeSet<String> {
         .iter()
         .filter_map(|(_, _, b)| {
             let t = String::from_utf8_lossy(b);
-            t.split("Subject: ").nth(1).map(|s| s.lines().next().unwrap_or("").to_string())
+            t.split("Subject: ")
+                .nth(1)
+                .map(|s| s.lines().next().unwrap_or("").to_string())
         })
         .collect()
 }
@@ -166,14 +242,31 @@ fn flood_of_ten_times_the_slots_gets_421_and_loses_nothing() {
     let mut d = Daemon::start(&dir);
     let (ok, refused, other) = burst(&d.addr(), 80, 100 * 1024, Duration::from_millis(400));
     let rss = d.peak_rss_kib();
-    eprintln!("flood: {} accepted, {refused} refused with 421, {other} other; peak RSS {rss} KiB", ok.len());
-    assert!(refused >= 40, "most of the excess must get 421 (got {refused})");
-    assert!(ok.len() >= 8, "every slot must have carried a message (got {})", ok.len());
+    eprintln!(
+        "flood: {} accepted, {refused} refused with 421, {other} other; peak RSS {rss} KiB",
+        ok.len()
+    );
+    assert!(
+        refused >= 40,
+        "most of the excess must get 421 (got {refused})"
+    );
+    assert!(
+        ok.len() >= 8,
+        "every slot must have carried a message (got {})",
+        ok.len()
+    );
     assert_eq!(ok.len() + refused + other, 80);
-    assert!(rss < FLOOD_RSS_MAX_KIB, "peak RSS {rss} KiB over {FLOOD_RSS_MAX_KIB} KiB");
+    assert!(
+        rss < FLOOD_RSS_MAX_KIB,
+        "peak RSS {rss} KiB over {FLOOD_RSS_MAX_KIB} KiB"
+    );
     d.stop();
     let stored = tokens(&dir);
-    assert!(ok.is_subset(&stored), "acknowledged but missing: {:?}", ok.difference(&stored).collect::<Vec<_>>());
+    assert!(
+        ok.is_subset(&stored),
+        "acknowledged but missing: {:?}",
+        ok.difference(&stored).collect::<Vec<_>>()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -190,7 +283,9 @@ fn kill_9_while_twenty_sessions_send_loses_no_acknowledged_message() {
                 let addr = addr.clone();
                 std::thread::spawn(move || {
                     let mut acked = Vec::new();
-                    let Ok((mut c, _)) = Client::connect(&addr) else { return acked };
+                    let Ok((mut c, _)) = Client::connect(&addr) else {
+                        return acked;
+                    };
                     if c.cmd("EHLO crash.sender.test").is_err() {
                         return acked;
                     }
@@ -208,19 +303,30 @@ fn kill_9_while_twenty_sessions_send_loses_no_acknowledged_message() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect::<BTreeSet<String>>()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect::<BTreeSet<String>>()
     });
     std::thread::sleep(Duration::from_millis(1500));
     d.kill9();
     let acked = sender.join().unwrap();
-    assert!(acked.len() >= 20, "the load must have been running (acked {})", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "the load must have been running (acked {})",
+        acked.len()
+    );
 
     // Restart on the same spool: recovery runs, every acknowledged message is there.
     let mut d = Daemon::start(&dir);
     d.stop();
     let stored = tokens(&dir);
     let missing: Vec<_> = acked.difference(&stored).collect();
-    eprintln!("crash: {} acknowledged before kill -9, {} stored after restart", acked.len(), stored.len());
+    eprintln!(
+        "crash: {} acknowledged before kill -9, {} stored after restart",
+        acked.len(),
+        stored.len()
+    );
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -63,7 +63,7 @@ pub fn inspect_image(
     let usage = spool.usage();
     let mut out = String::new();
     if json {
-        out.push_str("[");
+        out.push('[');
     } else {
         out.push_str(&format!(
             "spool {}: {} message{}, {} held, device {}, created {}, mounted {} times{}\n",

@@ -29,6 +29,9 @@ pub const BODY_CHUNK: usize = 16 * 1024;
 /// A body chunk buffer; sessions own one and lend it to the spool thread per append.
 pub type Chunk = Box<heapless::Vec<u8, BODY_CHUNK>>;
 
+/// Where a commit's outcome goes.
+type CommitReply = oneshot::Sender<Result<MessageId, SpoolError>>;
+
 enum Request {
     Begin {
         envelope: Box<Envelope>,
@@ -247,10 +250,8 @@ fn serve(
     let _ = ready.send(Ok(()));
 
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH_MAX);
-    let mut committed: Vec<(
-        oneshot::Sender<Result<MessageId, SpoolError>>,
-        Result<MessageId, SpoolError>,
-    )> = Vec::with_capacity(BATCH_MAX);
+    let mut committed: Vec<(CommitReply, Result<MessageId, SpoolError>)> =
+        Vec::with_capacity(BATCH_MAX);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < BATCH_MAX {

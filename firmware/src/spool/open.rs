@@ -73,7 +73,7 @@ fn is_mtd(path: &Path) -> bool {
 
 /// Creates a new image file of `size` bytes and formats it as an empty spool.
 pub fn create_image(path: &Path, size: u64, clock: &dyn Clock) -> Result<(), SpoolError> {
-    if size % SPOOL_BLOCK as u64 != 0 {
+    if !size.is_multiple_of(SPOOL_BLOCK as u64) {
         return Err(SpoolError::Io(format!(
             "size {size} is not a multiple of {SPOOL_BLOCK} bytes"
         )));

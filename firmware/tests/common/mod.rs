@@ -1,6 +1,7 @@
 //! Shared helpers for whole-daemon tests: start `mailbag run` on loopback ephemeral ports
 //! with a config in a temporary directory, talk SMTP, read the spool back.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -87,7 +88,12 @@ impl Daemon {
                 panic!("daemon did not start:\n{}", log.lock().unwrap());
             }
         };
-        Daemon { child: Some(child), port, dir: dir.to_path_buf(), log }
+        Daemon {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            log,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -101,11 +107,18 @@ impl Daemon {
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = c.try_wait() {
-                    assert!(status.success(), "daemon exited with {status}:\n{}", self.log.lock().unwrap());
+                    assert!(
+                        status.success(),
+                        "daemon exited with {status}:\n{}",
+                        self.log.lock().unwrap()
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -155,8 +168,14 @@ pub fn spool_messages(path: &Path) -> Vec<(String, Vec<String>, Vec<u8>)> {
         .map(|e| {
             let m = spool.meta(e.id).unwrap();
             let mut body = Vec::new();
-            spool.stream_body(e.id, |c| body.extend_from_slice(c)).unwrap();
-            (m.sender.to_string(), m.recipients.iter().map(|r| r.address.to_string()).collect(), body)
+            spool
+                .stream_body(e.id, |c| body.extend_from_slice(c))
+                .unwrap();
+            (
+                m.sender.to_string(),
+                m.recipients.iter().map(|r| r.address.to_string()).collect(),
+                body,
+            )
         })
         .collect()
 }
@@ -172,7 +191,10 @@ impl Client {
         let s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let w = s.try_clone()?;
-        let mut c = Client { r: BufReader::new(s), w };
+        let mut c = Client {
+            r: BufReader::new(s),
+            w,
+        };
         let greeting = c.reply()?;
         Ok((c, greeting))
     }
@@ -198,7 +220,11 @@ impl Client {
 
     /// Sends one message; returns the final reply to the content.
     pub fn send(&mut self, from: &str, to: &str, data: &[u8]) -> std::io::Result<String> {
-        for (c, want) in [(format!("MAIL FROM:<{from}>"), "250"), (format!("RCPT TO:<{to}>"), "250"), ("DATA".into(), "354")] {
+        for (c, want) in [
+            (format!("MAIL FROM:<{from}>"), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".into(), "354"),
+        ] {
             let r = self.cmd(&c)?;
             if !r.starts_with(want) {
                 return Ok(r);
