@@ -330,3 +330,133 @@ fn kill_9_while_twenty_sessions_send_loses_no_acknowledged_message() {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ipv4_and_ipv6_listeners_both_take_mail() {
+    let dir = tmpdir("dual");
+    write_config(&dir, r#"listen = ["127.0.0.1:0", "[::1]:0"]"#);
+    let mut d = Daemon::start(&dir);
+    let addrs = d.listening.lock().unwrap().clone();
+    let v6 = addrs
+        .iter()
+        .find(|a| a.is_ipv6())
+        .expect("an IPv6 listener");
+    for addr in [d.addr(), v6.to_string()] {
+        let (mut c, greeting) = Client::connect(&addr).unwrap();
+        assert!(greeting.starts_with("220 mx.office.test"), "{greeting}");
+        c.cmd("EHLO v6.sender.test").unwrap();
+        let r = c
+            .send(
+                "a@sender.test",
+                "bob@office.test",
+                format!("Subject: via {addr}\r\n\r\nx\r\n").as_bytes(),
+            )
+            .unwrap();
+        assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
+    }
+    d.stop();
+    assert_eq!(spool_messages(&dir.join("spool.img")).len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connection_dropped_during_data_leaves_nothing_behind() {
+    let dir = tmpdir("drop");
+    write_config(&dir, "");
+    let mut d = Daemon::start(&dir);
+    {
+        let (mut c, _) = Client::connect(&d.addr()).unwrap();
+        c.cmd("EHLO drop.sender.test").unwrap();
+        assert!(
+            c.cmd("MAIL FROM:<a@sender.test>")
+                .unwrap()
+                .starts_with("250")
+        );
+        assert!(
+            c.cmd("RCPT TO:<bob@office.test>")
+                .unwrap()
+                .starts_with("250")
+        );
+        assert!(c.cmd("DATA").unwrap().starts_with("354"));
+        use std::io::Write;
+        // 200 KiB of content (several spool chunks), then the client vanishes.
+        for _ in 0..2000 {
+            c.w.write_all(&[b'y'; 100]).unwrap();
+            c.w.write_all(b"\r\n").unwrap();
+        }
+    }
+    // A complete message after it, so we know the daemon is still fine.
+    let (mut c, _) = Client::connect(&d.addr()).unwrap();
+    c.cmd("EHLO ok.sender.test").unwrap();
+    assert!(
+        c.send(
+            "a@sender.test",
+            "bob@office.test",
+            b"Subject: after\r\n\r\nfine\r\n"
+        )
+        .unwrap()
+        .starts_with("250")
+    );
+    d.stop();
+    let msgs = spool_messages(&dir.join("spool.img"));
+    assert_eq!(msgs.len(), 1, "only the complete message is in the spool");
+    assert!(String::from_utf8_lossy(&msgs[0].2).contains("Subject: after"));
+    // And the spool's byte count holds no trace of the dropped one.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailbag"))
+        .args(["spool", "inspect"])
+        .arg(dir.join("spool.img"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 message,"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// CVE-2011-0411: commands pipelined after STARTTLS in the same packet must be discarded,
+/// not executed inside the TLS session. Python's ssl module is the TLS client.
+#[test]
+fn plaintext_pipelined_after_starttls_is_discarded() {
+    if !require("python3") {
+        return;
+    }
+    let dir = tmpdir("inject");
+    write_config(&dir, "");
+    let mut d = Daemon::start(&dir);
+    let script = format!(
+        r#"
+import socket, ssl
+s = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline().decode()
+        lines.append(l)
+        if len(l) < 4 or l[3] != "-":
+            return "".join(lines)
+reply()
+s.sendall(b"EHLO inject.test\r\n"); reply()
+s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n")
+print("STARTTLS:", reply().strip())
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+tf = t.makefile("rb")
+t.sendall(b"RCPT TO:<bob@office.test>\r\n")
+print("RCPT:", tf.readline().decode().strip())
+"#,
+        port = d.port
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("STARTTLS: 220"), "{text}");
+    // Had the injected MAIL FROM been executed, RCPT would be accepted (250); it must be
+    // refused as out of order (503) because the session was reset by the handshake.
+    assert!(text.contains("RCPT: 503"), "{text}");
+    d.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,6 +18,8 @@ use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 pub struct Daemon {
     pub child: Option<Child>,
     pub port: u16,
+    /// Every SMTP listener address the daemon reported.
+    pub listening: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     pub dir: PathBuf,
     pub log: Arc<Mutex<String>>,
 }
@@ -30,13 +32,17 @@ pub fn tmpdir(name: &str) -> PathBuf {
 }
 
 /// Writes a config for a daemon in `dir` (port 0: the kernel picks) with `extra` TOML
-/// appended to the `[smtp]` table.
+/// appended to the `[smtp]` table (which listens on 127.0.0.1 unless `extra` sets `listen`).
 pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
+    let smtp_extra = if smtp_extra.contains("listen") {
+        smtp_extra.to_string()
+    } else {
+        format!("listen = [\"127.0.0.1:0\"]\n{smtp_extra}")
+    };
     let cfg = format!(
         r#"role = "edge"
 [smtp]
 hostname = "mx.office.test"
-listen = ["127.0.0.1:0"]
 {smtp_extra}
 [policy]
 domains = ["office.test", "example.test"]
@@ -70,12 +76,18 @@ impl Daemon {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
+        let listening = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let l = Arc::clone(&log);
+        let seen = Arc::clone(&listening);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("smtp listening on 127.0.0.1:").nth(1) {
-                    let _ = tx.send(p.trim().parse::<u16>().unwrap());
+                if let Some(a) = line.split("smtp listening on ").nth(1) {
+                    let addr: std::net::SocketAddr = a.trim().parse().unwrap();
+                    seen.lock().unwrap().push(addr);
+                    if addr.is_ipv4() {
+                        let _ = tx.send(addr.port());
+                    }
                 }
                 l.lock().unwrap().push_str(&line);
                 l.lock().unwrap().push('\n');
@@ -88,9 +100,12 @@ impl Daemon {
                 panic!("daemon did not start:\n{}", log.lock().unwrap());
             }
         };
+        // Give any further listeners a moment to be reported.
+        std::thread::sleep(Duration::from_millis(100));
         Daemon {
             child: Some(child),
             port,
+            listening,
             dir: dir.to_path_buf(),
             log,
         }
