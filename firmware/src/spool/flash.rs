@@ -59,11 +59,26 @@ pub struct FlashStats {
     pub syncs: u64,
 }
 
+/// Blocks written since the last sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dirty {
+    None,
+    One(u64),
+    Many,
+}
+
+/// Most blocks remembered as erased during one body append; past it the driver syncs and
+/// starts over (correct, just slower).
+const FRESH_MAX: usize = 512;
+
 struct Inner<D> {
     dev: D,
     barrier: Barrier,
-    /// Block written since the last sync, if any.
-    dirty: Option<u64>,
+    dirty: Dirty,
+    /// Body streaming in progress (see [`FlashHandle::set_streaming`]).
+    streaming: bool,
+    /// Blocks erased since streaming began: new data blocks of the body being appended.
+    fresh: Vec<u64>,
     stats: FlashStats,
     /// The last device error, kept because littlefs reduces every error to "I/O error".
     last_error: Option<mailbag_hal::Error>,
@@ -73,17 +88,44 @@ impl<D: BlockDevice> Inner<D> {
     fn sync(&mut self) -> Result<(), mailbag_hal::Error> {
         self.dev.sync()?;
         self.stats.syncs += 1;
-        self.dirty = None;
+        self.dirty = Dirty::None;
         Ok(())
     }
 
-    /// Applies the barrier before a write to `block`.
-    fn before_write(&mut self, block: u64) -> Result<(), mailbag_hal::Error> {
-        if self.barrier == Barrier::BlockSwitch && self.dirty.is_some_and(|d| d != block) {
+    /// Applies the barrier before a program (`erase == false`) or erase of `block`.
+    fn before_write(&mut self, block: u64, erase: bool) -> Result<(), mailbag_hal::Error> {
+        if self.barrier == Barrier::None {
+            return Ok(());
+        }
+        if self.streaming {
+            // A body's new data blocks need no order among themselves: nothing durable
+            // points at them until the commit that closes the file, and that commit is a
+            // write to an existing metadata block, which takes the strict path below.
+            if erase && self.fresh.len() >= FRESH_MAX {
+                self.sync()?;
+                self.fresh.clear();
+            }
+            if erase {
+                self.fresh.push(block);
+            }
+            if erase || self.fresh.contains(&block) {
+                self.mark(block);
+                return Ok(());
+            }
+        }
+        if self.dirty != Dirty::None && self.dirty != Dirty::One(block) {
             self.sync()?;
         }
-        self.dirty = Some(block);
+        self.mark(block);
         Ok(())
+    }
+
+    fn mark(&mut self, block: u64) {
+        self.dirty = match self.dirty {
+            Dirty::None => Dirty::One(block),
+            Dirty::One(b) if b == block => Dirty::One(b),
+            _ => Dirty::Many,
+        };
     }
 
     fn fail(&mut self, e: mailbag_hal::Error) -> LfsError {
@@ -102,6 +144,16 @@ impl<D: BlockDevice> FlashHandle<D> {
     /// Makes every earlier write durable.
     pub fn sync(&self) -> Result<(), mailbag_hal::Error> {
         self.inner.borrow_mut().sync()
+    }
+
+    /// Marks the start (`true`) or end of appending to a message body that no record
+    /// points at yet. While on, erases and programs of newly erased blocks skip the
+    /// barrier: a power cut can then only damage that unacknowledged body, which recovery
+    /// removes anyway. Writes to existing blocks (littlefs metadata commits) keep it.
+    pub fn set_streaming(&self, on: bool) {
+        let mut inner = self.inner.borrow_mut();
+        inner.streaming = on;
+        inner.fresh.clear();
     }
 
     /// Counters so far.
@@ -148,7 +200,9 @@ impl<D: BlockDevice, const COUNT: usize> Flash<D, COUNT> {
         let inner = Inner {
             dev,
             barrier,
-            dirty: None,
+            dirty: Dirty::None,
+            streaming: false,
+            fresh: Vec::with_capacity(FRESH_MAX),
             stats: FlashStats::default(),
             last_error: None,
         };
@@ -201,7 +255,7 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
         let mut inner = self.inner.borrow_mut();
         let block = (off / SPOOL_BLOCK) as u64;
         let res = inner
-            .before_write(block)
+            .before_write(block, false)
             .and_then(|()| inner.dev.program(off as u64, data));
         match res {
             Ok(()) => {
@@ -216,7 +270,7 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
         let mut inner = self.inner.borrow_mut();
         let block = (off / SPOOL_BLOCK) as u64;
         let res = inner
-            .before_write(block)
+            .before_write(block, true)
             .and_then(|()| inner.dev.erase(off as u64, len as u64));
         match res {
             Ok(()) => {
@@ -260,6 +314,40 @@ mod tests {
             "one sync before block 1, one before erasing block 2"
         );
         assert_eq!(f.handle().stats().syncs, 2);
+    }
+
+    #[test]
+    fn streaming_orders_only_writes_to_existing_blocks() {
+        let (mut f, log) = logged();
+        let h = f.handle();
+        f.write(0, &[0; 16]).unwrap(); // an existing (metadata) block
+        h.set_streaming(true);
+        // New data blocks: erased and filled in any order, no sync between them...
+        f.erase(4096, 4096).unwrap();
+        f.write(4096, &[1; 16]).unwrap();
+        f.erase(8192, 4096).unwrap();
+        f.write(8192, &[2; 16]).unwrap();
+        f.write(4096 + 16, &[1; 16]).unwrap();
+        let syncs = |log: &PowerCutLog| {
+            log.entries()
+                .iter()
+                .filter(|e| **e == LogEntry::Sync)
+                .count()
+        };
+        assert_eq!(syncs(&log), 0);
+        // ...but the commit to the existing block waits for them.
+        f.write(32, &[3; 16]).unwrap();
+        assert_eq!(syncs(&log), 1);
+        let entries = log.entries();
+        let sync_at = entries.iter().position(|e| *e == LogEntry::Sync).unwrap();
+        assert!(matches!(
+            entries[sync_at + 1],
+            LogEntry::Program { offset: 32, .. }
+        ));
+        h.set_streaming(false);
+        // Outside streaming the strict rule is back.
+        f.write(12288, &[4; 16]).unwrap();
+        assert_eq!(syncs(&log), 2);
     }
 
     #[test]

@@ -372,14 +372,23 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             }
         }
         let body = path(&queue_file(p.id, "b"));
-        let res = if p.created {
-            OpenOptions::new()
-                .write(true)
-                .append(true)
-                .open_and_then(&self.fs, &body, |f| f.write_all(data))
-        } else {
-            self.fs.write(&body, data)
+        // Streaming (relaxed write ordering) covers only the data phase inside the open
+        // file; the open and the close, which commit metadata, keep the strict barrier.
+        let flash = &self.flash;
+        let write = |f: &File<'_, '_, Flash<D>>| {
+            flash.set_streaming(true);
+            let r = f.write_all(data);
+            flash.set_streaming(false);
+            r
         };
+        let mut options = OpenOptions::new();
+        options.write(true);
+        if p.created {
+            options.append(true);
+        } else {
+            options.create(true).truncate(true);
+        }
+        let res = options.open_and_then(&self.fs, &body, write);
         p.created = true;
         res.map_err(|e| self.io(e))?;
         p.size += len;
