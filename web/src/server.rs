@@ -1,0 +1,155 @@
+//! The tiny-http edge: binds, runs a bounded pool of worker threads, reads bounded bodies,
+//! and turns [`Response`]s into HTTP.
+//!
+//! Nothing here interprets request data beyond copying the few headers the handlers need;
+//! a malformed request gets a 4xx reply and never a panic.
+
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tiny_http::{Header, Server};
+
+use crate::app::App;
+use crate::http::{BODY_MAX, Body, Method, Request, Response, SECURITY_HEADERS};
+
+/// Most worker threads, whatever the configuration asks.
+pub const WORKERS_MAX: usize = 16;
+/// How often idle workers look at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Why the server did not start.
+#[derive(Debug)]
+pub struct BindError(pub String);
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot listen: {}", self.0)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// A running web server; dropping it does not stop it, [`WebServer::stop`] does.
+pub struct WebServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl WebServer {
+    /// Binds `app.config().listen` and starts the workers.
+    pub fn start(app: App) -> Result<Self, BindError> {
+        let server = Server::http(app.config().listen).map_err(|e| BindError(e.to_string()))?;
+        let addr = server.server_addr().to_ip().ok_or_else(|| BindError("not an IP listener".into()))?;
+        let server = Arc::new(server);
+        let app = Arc::new(app);
+        let stop = Arc::new(AtomicBool::new(false));
+        let n = app.config().workers.clamp(1, WORKERS_MAX);
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let (server, app, stop) = (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stop));
+            let handle = thread::Builder::new()
+                .name(format!("web-{i}"))
+                .spawn(move || worker(&server, &app, &stop))
+                .map_err(|e| BindError(e.to_string()))?;
+            workers.push(handle);
+        }
+        Ok(Self { addr, stop, workers })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and waits for the workers to finish their current request.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+
+    /// Blocks until the workers end (they end only after [`WebServer::stop`]).
+    pub fn join(self) {
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(server: &Server, app: &App, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match server.recv_timeout(POLL) {
+            Ok(Some(req)) => serve(app, req),
+            Ok(None) => {}
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+}
+
+fn serve(app: &App, mut raw: tiny_http::Request) {
+    let response = match read_request(&mut raw) {
+        Ok(req) => app.handle(&req),
+        Err(r) => r,
+    };
+    let _ = respond(raw, response);
+}
+
+fn read_request(raw: &mut tiny_http::Request) -> Result<Request, Response> {
+    let method = match raw.method() {
+        tiny_http::Method::Get | tiny_http::Method::Head => Method::Get,
+        tiny_http::Method::Post => Method::Post,
+        _ => Method::Other,
+    };
+    let mut req = Request::new(method, raw.url());
+    req.client = raw.remote_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    for h in raw.headers() {
+        let value = Some(h.value.as_str().to_owned());
+        if h.field.equiv("Cookie") {
+            req.cookie = value;
+        } else if h.field.equiv("X-CSRF-Token") {
+            req.csrf = value;
+        } else if h.field.equiv("Authorization") {
+            req.authorization = value;
+        } else if h.field.equiv("Content-Type") {
+            req.content_type = value;
+        }
+    }
+    if raw.body_length().is_some_and(|n| n > BODY_MAX) {
+        return Err(Response::error(413, "request body too large"));
+    }
+    let mut body = Vec::new();
+    raw.as_reader()
+        .take(BODY_MAX as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| Response::error(400, "unreadable request body"))?;
+    if body.len() > BODY_MAX {
+        return Err(Response::error(413, "request body too large"));
+    }
+    req.body = body;
+    Ok(req)
+}
+
+fn respond(raw: tiny_http::Request, r: Response) -> io::Result<()> {
+    let mut headers: Vec<Header> = Vec::with_capacity(r.headers.len() + SECURITY_HEADERS.len());
+    let pairs = SECURITY_HEADERS.iter().map(|&(k, v)| (k, v)).chain(r.headers.iter().map(|(k, v)| (*k, v.as_str())));
+    for (k, v) in pairs {
+        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            headers.push(h);
+        }
+    }
+    let status = tiny_http::StatusCode(r.status);
+    match r.body {
+        Body::Bytes(b) => {
+            let len = b.len();
+            raw.respond(tiny_http::Response::new(status, headers, io::Cursor::new(b), Some(len), None))
+        }
+        Body::Static(b) => raw.respond(tiny_http::Response::new(status, headers, b, Some(b.len()), None)),
+        Body::Stream(s) => raw.respond(tiny_http::Response::new(status, headers, s, None, None)),
+    }
+}
