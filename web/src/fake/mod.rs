@@ -180,7 +180,7 @@ impl FakeBackend {
 
 fn sort_rows(rows: &mut [&FakeMessage], key: SortKey) {
     match key {
-        // Oldest first = smallest received time... age ascending = newest first; sort by age.
+        // Ascending age: the newest message first.
         SortKey::Age => rows.sort_by(|a, b| b.received.cmp(&a.received)),
         SortKey::Sender => rows.sort_by(|a, b| a.sender.cmp(&b.sender)),
         SortKey::Recipients => rows.sort_by(|a, b| a.recipients.first().cmp(&b.recipients.first())),
@@ -203,7 +203,8 @@ impl Backend for FakeBackend {
             role: s.settings.value("role").into(),
             now,
             primary: PrimaryStatus {
-                name: s.settings.value("relay.next-hops").lines().next().unwrap_or("").into(),
+                // The first next hop, without its preference ("10 mail.lan:25" → "mail.lan:25").
+                name: s.settings.value("relay.next-hops").lines().next().and_then(|l| l.split_whitespace().last()).unwrap_or("").into(),
                 up: false,
                 since: Some(s.started.saturating_sub(7300)),
             },

@@ -61,7 +61,7 @@ pub fn generated(now: u64, n: usize) -> Vec<FakeMessage> {
                 (i % 7) as u32,
                 (i % 3 == 0).then_some("451 4.4.1 next hop not responding"),
             );
-            m.size = 800 + (i as u64 * 7919) % 200_000;
+            m.size = 800 + (i as u64 * 7919) % 4000;
             m
         })
         .collect()
