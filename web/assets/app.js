@@ -89,7 +89,7 @@ function route() {
   views[view](arg ? decodeURIComponent(arg) : undefined).catch((e) => { if (S.csrf) notice('error', String(e.message || e)); });
 }
 
-function setView(...kids) { $('view').replaceChildren(...kids); }
+function setView(...kids) { $('view').replaceChildren(...kids.flat(Infinity).filter(Boolean)); }
 
 // ---------- login ----------
 function showLogin() {

@@ -213,7 +213,8 @@ impl Backend for FakeBackend {
             oldest_age_secs: s.messages.iter().map(|m| m.received).min().map(|r| now.saturating_sub(r)),
             spool_used_bytes: used,
             spool_free_bytes: quota.saturating_sub(used),
-            next_retry: s.messages.iter().filter_map(|m| m.next_attempt).min(),
+            // An overdue message is retried at the next scheduler pass: now.
+            next_retry: s.messages.iter().filter_map(|m| m.next_attempt).min().map(|t| t.max(now)),
             last_delivery: Some(s.started.saturating_sub(7400)),
             firewall_mode: s.settings.value("firewall.mode").into(),
         })
