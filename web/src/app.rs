@@ -17,7 +17,8 @@ use serde_json::json;
 use crate::assets;
 use crate::auth::{self, LoginError, RateLimit, Session, Sessions};
 use crate::backend::{
-    Action, Backend, BackendError, MessageId, QUEUE_PAGE_MAX, QueueQuery, SaveError, SettingsValues, SortKey,
+    Action, Backend, BackendError, MessageId, QUEUE_PAGE_MAX, QueueQuery, SaveError,
+    SettingsValues, SortKey,
 };
 use crate::http::{Body, Method, Request, Response};
 use crate::mime;
@@ -117,7 +118,12 @@ struct SettingsBody {
 impl App {
     /// An app over `backend`.
     pub fn new(backend: Box<dyn Backend + Send + Sync>, config: WebConfig) -> Self {
-        Self { backend, config, sessions: Mutex::default(), limits: Mutex::default() }
+        Self {
+            backend,
+            config,
+            sessions: Mutex::default(),
+            limits: Mutex::default(),
+        }
     }
 
     /// The configuration it runs with.
@@ -160,7 +166,10 @@ impl App {
             let Caller::Session(session) = &caller else {
                 return Response::error(401, "login required");
             };
-            let csrf_ok = req.csrf.as_deref().is_some_and(|t| auth::constant_time_eq(&session.csrf, t));
+            let csrf_ok = req
+                .csrf
+                .as_deref()
+                .is_some_and(|t| auth::constant_time_eq(&session.csrf, t));
             if !csrf_ok {
                 return Response::error(403, "missing or wrong CSRF token");
             }
@@ -171,19 +180,37 @@ impl App {
         }
         match (&caller, segs) {
             (Caller::Nobody, _) => Response::error(401, "login required"),
-            (Caller::Session(s), ["session"]) => Response::json(200, &json!({ "user": auth::USER, "csrf": s.csrf })),
-            (Caller::Token, ["session"]) => Response::json(200, &json!({ "user": "token", "csrf": null })),
-            (_, ["status"]) => self.backend.status().map_or_else(|e| backend_error(&e), |s| Response::json(200, &s)),
+            (Caller::Session(s), ["session"]) => {
+                Response::json(200, &json!({ "user": auth::USER, "csrf": s.csrf }))
+            }
+            (Caller::Token, ["session"]) => {
+                Response::json(200, &json!({ "user": "token", "csrf": null }))
+            }
+            (_, ["status"]) => self
+                .backend
+                .status()
+                .map_or_else(|e| backend_error(&e), |s| Response::json(200, &s)),
             (_, ["queue"]) => self.queue(req),
             (_, ["messages", id]) => self.message(id),
             (_, ["messages", id, "eml"]) => self.eml(id),
-            (_, ["settings"]) => {
-                self.backend.settings().map_or_else(|e| backend_error(&e), |f| Response::json(200, &json!({ "fields": f })))
-            }
-            (_, ["firewall"]) => self.backend.firewall_preview().map_or_else(|e| backend_error(&e), |p| Response::json(200, &p)),
+            (_, ["settings"]) => self.backend.settings().map_or_else(
+                |e| backend_error(&e),
+                |f| Response::json(200, &json!({ "fields": f })),
+            ),
+            (_, ["firewall"]) => self
+                .backend
+                .firewall_preview()
+                .map_or_else(|e| backend_error(&e), |p| Response::json(200, &p)),
             (_, ["log"]) => {
-                let limit = req.query_param("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).clamp(1, LOG_MAX);
-                self.backend.log(limit).map_or_else(|e| backend_error(&e), |ev| Response::json(200, &json!({ "events": ev })))
+                let limit = req
+                    .query_param("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100usize)
+                    .clamp(1, LOG_MAX);
+                self.backend.log(limit).map_or_else(
+                    |e| backend_error(&e),
+                    |ev| Response::json(200, &json!({ "events": ev })),
+                )
             }
             _ => Response::error(404, "not found"),
         }
@@ -193,21 +220,29 @@ impl App {
         match segs {
             ["logout"] => {
                 lock(&self.sessions).remove(&session.id);
-                Response::json(200, &json!({ "ok": true })).with_header("Set-Cookie", self.cookie("", 0))
+                Response::json(200, &json!({ "ok": true }))
+                    .with_header("Set-Cookie", self.cookie("", 0))
             }
             ["queue", "action"] => match parse_json::<BulkBody>(req) {
-                Ok(b) if b.ids.len() > BULK_MAX => Response::error(413, &format!("at most {BULK_MAX} messages at once")),
+                Ok(b) if b.ids.len() > BULK_MAX => {
+                    Response::error(413, &format!("at most {BULK_MAX} messages at once"))
+                }
                 Ok(b) => self.act(b.action, &b.ids),
                 Err(r) => r,
             },
             ["queue", "flush"] => {
-                let body = if req.body.is_empty() { Ok(FlushBody::default()) } else { parse_json::<FlushBody>(req) };
+                let body = if req.body.is_empty() {
+                    Ok(FlushBody::default())
+                } else {
+                    parse_json::<FlushBody>(req)
+                };
                 match body {
                     Ok(b) => {
                         let domain = b.domain.as_deref().map(str::trim).filter(|d| !d.is_empty());
-                        self.backend
-                            .flush(domain)
-                            .map_or_else(|e| backend_error(&e), |n| Response::json(200, &json!({ "flushed": n })))
+                        self.backend.flush(domain).map_or_else(
+                            |e| backend_error(&e),
+                            |n| Response::json(200, &json!({ "flushed": n })),
+                        )
                     }
                     Err(r) => r,
                 }
@@ -227,18 +262,24 @@ impl App {
             ["settings"] => match parse_json::<SettingsBody>(req) {
                 Ok(b) => match self.backend.save_settings(&b.values) {
                     Ok(outcome) => Response::json(200, &outcome),
-                    Err(SaveError::Invalid(errors)) => Response::json(422, &json!({ "errors": errors })),
+                    Err(SaveError::Invalid(errors)) => {
+                        Response::json(422, &json!({ "errors": errors }))
+                    }
                     Err(SaveError::Backend(e)) => backend_error(&e),
                 },
                 Err(r) => r,
             },
             ["settings", "validate"] => match parse_json::<SettingsBody>(req) {
-                Ok(b) => Response::json(200, &json!({ "errors": self.backend.validate_settings(&b.values) })),
+                Ok(b) => Response::json(
+                    200,
+                    &json!({ "errors": self.backend.validate_settings(&b.values) }),
+                ),
                 Err(r) => r,
             },
-            ["firewall", "apply"] => {
-                self.backend.firewall_apply().map_or_else(|e| backend_error(&e), |m| Response::json(200, &json!({ "message": m })))
-            }
+            ["firewall", "apply"] => self.backend.firewall_apply().map_or_else(
+                |e| backend_error(&e),
+                |m| Response::json(200, &json!({ "message": m })),
+            ),
             _ => Response::error(404, "not found"),
         }
     }
@@ -268,7 +309,11 @@ impl App {
         if !lock(&self.limits).allowed(req.client, now) {
             return Err(LoginError::RateLimited);
         }
-        let user = if body.username.is_empty() { auth::USER } else { body.username.as_str() };
+        let user = if body.username.is_empty() {
+            auth::USER
+        } else {
+            body.username.as_str()
+        };
         let ok = user == auth::USER
             && auth::check_password(&self.config.shadow_path, user, &body.password)
                 .map_err(|_| LoginError::ShadowUnreadable)?;
@@ -281,14 +326,20 @@ impl App {
     }
 
     fn cookie(&self, value: &str, max_age: u64) -> String {
-        let secure = if self.config.secure_cookie { "; Secure" } else { "" };
+        let secure = if self.config.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        };
         format!("{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
     }
 
     fn queue(&self, req: &Request) -> Response {
         let num = |k: &str| req.query_param(k).and_then(|v| v.parse::<usize>().ok());
         let text = |k: &str| {
-            req.query_param(k).map(|v| v.trim().chars().take(FILTER_MAX).collect::<String>()).filter(|v| !v.is_empty())
+            req.query_param(k)
+                .map(|v| v.trim().chars().take(FILTER_MAX).collect::<String>())
+                .filter(|v| !v.is_empty())
         };
         let sort = match req.query_param("sort") {
             None => SortKey::default(),
@@ -299,17 +350,23 @@ impl App {
         };
         let query = QueueQuery {
             offset: num("offset").unwrap_or(0),
-            limit: num("limit").unwrap_or(QUEUE_PAGE_DEFAULT).clamp(1, QUEUE_PAGE_MAX),
+            limit: num("limit")
+                .unwrap_or(QUEUE_PAGE_DEFAULT)
+                .clamp(1, QUEUE_PAGE_MAX),
             sort,
             descending: req.query_param("dir").as_deref() == Some("desc"),
             domain: text("domain"),
             text: text("q"),
         };
-        self.backend.queue_page(&query).map_or_else(|e| backend_error(&e), |p| Response::json(200, &p))
+        self.backend
+            .queue_page(&query)
+            .map_or_else(|e| backend_error(&e), |p| Response::json(200, &p))
     }
 
     fn message(&self, id: &str) -> Response {
-        let Some(id) = MessageId::parse(id) else { return Response::error(404, "no such message") };
+        let Some(id) = MessageId::parse(id) else {
+            return Response::error(404, "no such message");
+        };
         let info = match self.backend.message(&id) {
             Ok(i) => i,
             Err(e) => return backend_error(&e),
@@ -325,14 +382,19 @@ impl App {
     }
 
     fn eml(&self, id: &str) -> Response {
-        let Some(id) = MessageId::parse(id) else { return Response::error(404, "no such message") };
+        let Some(id) = MessageId::parse(id) else {
+            return Response::error(404, "no such message");
+        };
         match self.backend.message_source(&id) {
             Ok(src) => Response {
                 status: 200,
                 headers: vec![
                     ("Content-Type", "message/rfc822".into()),
                     // The id is [A-Za-z0-9._-] only, safe inside the quotes.
-                    ("Content-Disposition", format!("attachment; filename=\"{id}.eml\"")),
+                    (
+                        "Content-Disposition",
+                        format!("attachment; filename=\"{id}.eml\""),
+                    ),
                     ("Cache-Control", "no-store".into()),
                 ],
                 body: Body::Stream(src),
@@ -342,23 +404,33 @@ impl App {
     }
 
     fn act(&self, action: Action, ids: &[MessageId]) -> Response {
-        self.backend.act(action, ids).map_or_else(|e| backend_error(&e), |r| Response::json(200, &r))
+        self.backend
+            .act(action, ids)
+            .map_or_else(|e| backend_error(&e), |r| Response::json(200, &r))
     }
 }
 
 fn is_json(req: &Request) -> bool {
-    req.content_type.as_deref().is_some_and(|c| c.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
+    req.content_type.as_deref().is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    })
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
-    serde_json::from_slice(&req.body).map_err(|e| Response::error(400, &format!("bad request body: {e}")))
+    serde_json::from_slice(&req.body)
+        .map_err(|e| Response::error(400, &format!("bad request body: {e}")))
 }
 
 fn asset(name: &str) -> Response {
     match assets::find(name) {
         Some(a) => Response {
             status: 200,
-            headers: vec![("Content-Type", a.content_type.into()), ("Cache-Control", "no-cache".into())],
+            headers: vec![
+                ("Content-Type", a.content_type.into()),
+                ("Cache-Control", "no-cache".into()),
+            ],
             body: Body::Static(a.bytes),
         },
         None => Response::error(404, "not found"),

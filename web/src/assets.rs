@@ -16,9 +16,21 @@ pub struct Asset {
 
 /// Every asset.
 pub const ASSETS: [Asset; 3] = [
-    Asset { name: "index.html", content_type: "text/html; charset=utf-8", bytes: include_bytes!("../assets/index.html") },
-    Asset { name: "style.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../assets/style.css") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../assets/app.js") },
+    Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        bytes: include_bytes!("../assets/index.html"),
+    },
+    Asset {
+        name: "style.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/style.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/app.js"),
+    },
 ];
 
 /// The asset called `name`.
@@ -36,8 +48,16 @@ mod tests {
         assert!(total <= ASSETS_MAX_BYTES, "assets are {total} bytes");
         for a in ASSETS {
             let text = String::from_utf8_lossy(a.bytes);
-            assert!(!text.contains("http://") && !text.contains("https://"), "{} links outside", a.name);
-            assert!(!text.contains("@import") && !text.contains("@font-face"), "{} pulls fonts/styles", a.name);
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "{} links outside",
+                a.name
+            );
+            assert!(
+                !text.contains("@import") && !text.contains("@font-face"),
+                "{} pulls fonts/styles",
+                a.name
+            );
         }
     }
 }

@@ -90,7 +90,11 @@ pub fn random_token() -> io::Result<String> {
 
 /// Compares two secrets in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A logged-in session.
@@ -114,11 +118,21 @@ impl Sessions {
     pub fn create(&mut self, now: Instant) -> io::Result<Session> {
         self.expire(now);
         if self.table.len() >= SESSIONS_MAX {
-            if let Some(oldest) = self.table.iter().enumerate().min_by_key(|(_, s)| s.last_used).map(|(i, _)| i) {
+            if let Some(oldest) = self
+                .table
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(i, _)| i)
+            {
                 self.table.swap_remove(oldest);
             }
         }
-        let s = Session { id: random_token()?, csrf: random_token()?, last_used: now };
+        let s = Session {
+            id: random_token()?,
+            csrf: random_token()?,
+            last_used: now,
+        };
         self.table.push(s.clone());
         Ok(s)
     }
@@ -126,7 +140,10 @@ impl Sessions {
     /// The live session with this cookie value, touched.
     pub fn find(&mut self, id: &str, now: Instant) -> Option<Session> {
         self.expire(now);
-        let s = self.table.iter_mut().find(|s| constant_time_eq(&s.id, id))?;
+        let s = self
+            .table
+            .iter_mut()
+            .find(|s| constant_time_eq(&s.id, id))?;
         s.last_used = now;
         Some(s.clone())
     }
@@ -138,7 +155,8 @@ impl Sessions {
 
     fn expire(&mut self, now: Instant) {
         let idle = Duration::from_secs(SESSION_IDLE_SECS);
-        self.table.retain(|s| now.saturating_duration_since(s.last_used) < idle);
+        self.table
+            .retain(|s| now.saturating_duration_since(s.last_used) < idle);
     }
 }
 
@@ -160,13 +178,18 @@ impl RateLimit {
     /// Whether `client` may try to log in now.
     pub fn allowed(&mut self, client: IpAddr, now: Instant) -> bool {
         let window = Duration::from_secs(FAIL_WINDOW_SECS);
-        self.clients.retain(|f| now.saturating_duration_since(f.window_start) < window);
+        self.clients
+            .retain(|f| now.saturating_duration_since(f.window_start) < window);
         if let Some((start, _)) = self.global {
             if now.saturating_duration_since(start) >= window {
                 self.global = None;
             }
         }
-        let client_ok = self.clients.iter().find(|f| f.client == client).is_none_or(|f| f.count < FAILS_PER_CLIENT);
+        let client_ok = self
+            .clients
+            .iter()
+            .find(|f| f.client == client)
+            .is_none_or(|f| f.count < FAILS_PER_CLIENT);
         let global_ok = self.global.is_none_or(|(_, n)| n < FAILS_GLOBAL);
         client_ok && global_ok
     }
@@ -180,11 +203,21 @@ impl RateLimit {
             return;
         }
         if self.clients.len() >= FAIL_TRACK_MAX {
-            if let Some(i) = self.clients.iter().enumerate().min_by_key(|(_, f)| f.window_start).map(|(i, _)| i) {
+            if let Some(i) = self
+                .clients
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, f)| f.window_start)
+                .map(|(i, _)| i)
+            {
                 self.clients.swap_remove(i);
             }
         }
-        self.clients.push(Failures { client, count: 1, window_start: now });
+        self.clients.push(Failures {
+            client,
+            count: 1,
+            window_start: now,
+        });
     }
 }
 
@@ -245,9 +278,15 @@ mod tests {
         for i in 1..=SESSIONS_MAX {
             s.create(t0 + Duration::from_secs(i as u64)).unwrap();
         }
-        assert!(s.find(&first.id, t0 + Duration::from_secs(100)).is_none(), "oldest evicted");
+        assert!(
+            s.find(&first.id, t0 + Duration::from_secs(100)).is_none(),
+            "oldest evicted"
+        );
         let live = s.create(t0 + Duration::from_secs(100)).unwrap();
         assert!(s.find(&live.id, t0 + Duration::from_secs(200)).is_some());
-        assert!(s.find(&live.id, t0 + Duration::from_secs(200 + SESSION_IDLE_SECS)).is_none());
+        assert!(
+            s.find(&live.id, t0 + Duration::from_secs(200 + SESSION_IDLE_SECS))
+                .is_none()
+        );
     }
 }

@@ -30,7 +30,8 @@ impl MessageId {
             && s.len() <= MESSAGE_ID_MAX
             && s != "."
             && s != ".."
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -261,7 +262,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), message: message.into() }
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 

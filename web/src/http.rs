@@ -90,7 +90,9 @@ pub fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     out.push(v);
                     i += 3;
@@ -140,11 +142,18 @@ impl Response {
     /// A JSON response. `<`, `>` and `&` are written as `\u003c`-style escapes so a JSON body
     /// holding hostile mail values is inert even if something renders it as HTML.
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        let text = serde_json::to_string(value).unwrap_or_else(|_| r#"{"error":"encoding failed"}"#.into());
-        let safe = text.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+        let text = serde_json::to_string(value)
+            .unwrap_or_else(|_| r#"{"error":"encoding failed"}"#.into());
+        let safe = text
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
         Self {
             status,
-            headers: vec![("Content-Type", "application/json".into()), ("Cache-Control", "no-store".into())],
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Cache-Control", "no-store".into()),
+            ],
             body: Body::Bytes(safe.into_bytes()),
         }
     }
@@ -171,7 +180,10 @@ impl Response {
 
     /// The value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -193,7 +205,10 @@ mod tests {
 
     #[test]
     fn query_and_cookies_decode() {
-        let mut r = Request::new(Method::Get, "/api/queue?q=a%20b+c&domain=ex%C3%A9.org&bad=%zz");
+        let mut r = Request::new(
+            Method::Get,
+            "/api/queue?q=a%20b+c&domain=ex%C3%A9.org&bad=%zz",
+        );
         r.cookie = Some("x=1; mailbag_sid=abc; y=2".into());
         assert_eq!(r.query_param("q").as_deref(), Some("a b c"));
         assert_eq!(r.query_param("domain").as_deref(), Some("exé.org"));
@@ -204,8 +219,14 @@ mod tests {
 
     #[test]
     fn json_escapes_markup() {
-        let r = Response::json(200, &serde_json::json!({ "s": "</script><img onerror=x>&" }));
-        assert_eq!(r.text(), r#"{"s":"\u003c/script\u003e\u003cimg onerror=x\u003e\u0026"}"#);
+        let r = Response::json(
+            200,
+            &serde_json::json!({ "s": "</script><img onerror=x>&" }),
+        );
+        assert_eq!(
+            r.text(),
+            r#"{"s":"\u003c/script\u003e\u003cimg onerror=x\u003e\u0026"}"#
+        );
         let back: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
         assert_eq!(back["s"], "</script><img onerror=x>&");
     }

@@ -73,8 +73,17 @@ struct PartHead {
 /// Where the current part's decoded bytes go.
 enum Sink {
     Skip,
-    Text { html: bool, latin1: bool, enc: Encoding, b64: Base64 },
-    Count { index: usize, enc: Encoding, b64: Base64 },
+    Text {
+        html: bool,
+        latin1: bool,
+        enc: Encoding,
+        b64: Base64,
+    },
+    Count {
+        index: usize,
+        enc: Encoding,
+        b64: Base64,
+    },
 }
 
 /// Parses a message read from `source`, reading at most [`SCAN_MAX`] bytes.
@@ -143,8 +152,16 @@ fn open_part(head: &PartHead, stack: &mut Vec<String>, out: &mut Parsed) -> Sink
     let enc = head.encoding.unwrap_or(Encoding::Plain);
     let is_text = head.mime == "text/plain" || head.mime == "text/html" || head.mime.is_empty();
     if is_text && !head.attachment && head.name.is_none() {
-        let latin1 = matches!(head.charset.as_str(), "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii");
-        return Sink::Text { html: head.mime == "text/html", latin1, enc, b64: Base64::default() };
+        let latin1 = matches!(
+            head.charset.as_str(),
+            "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii"
+        );
+        return Sink::Text {
+            html: head.mime == "text/html",
+            latin1,
+            enc,
+            b64: Base64::default(),
+        };
     }
     if out.attachments.len() >= ATTACHMENTS_MAX {
         out.truncated = true;
@@ -152,16 +169,29 @@ fn open_part(head: &PartHead, stack: &mut Vec<String>, out: &mut Parsed) -> Sink
     }
     out.attachments.push(Attachment {
         name: head.name.clone().unwrap_or_default(),
-        content_type: if head.mime.is_empty() { "text/plain".into() } else { head.mime.clone() },
+        content_type: if head.mime.is_empty() {
+            "text/plain".into()
+        } else {
+            head.mime.clone()
+        },
         size: 0,
     });
-    Sink::Count { index: out.attachments.len() - 1, enc, b64: Base64::default() }
+    Sink::Count {
+        index: out.attachments.len() - 1,
+        enc,
+        b64: Base64::default(),
+    }
 }
 
 fn feed(sink: &mut Sink, line: &[u8], plain: &mut TextBuf, html: &mut TextBuf, out: &mut Parsed) {
     match sink {
         Sink::Skip => {}
-        Sink::Text { html: is_html, latin1, enc, b64 } => {
+        Sink::Text {
+            html: is_html,
+            latin1,
+            enc,
+            b64,
+        } => {
             let buf = if *is_html { html } else { plain };
             if buf.seen && buf.done {
                 return;
@@ -313,7 +343,11 @@ fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<usize> {
             return Ok(line.len());
         }
         let room = LINE_MAX - line.len();
-        let take = buf.iter().take(room).position(|&b| b == b'\n').map_or(buf.len().min(room), |p| p + 1);
+        let take = buf
+            .iter()
+            .take(room)
+            .position(|&b| b == b'\n')
+            .map_or(buf.len().min(room), |p| p + 1);
         line.extend_from_slice(&buf[..take]);
         r.consume(take);
         if line.last() == Some(&b'\n') || line.len() >= LINE_MAX {
@@ -347,7 +381,9 @@ fn read_headers(
             }
             continue;
         }
-        let Some((name, value)) = text.split_once(':') else { continue };
+        let Some((name, value)) = text.split_once(':') else {
+            continue;
+        };
         if headers.len() >= max {
             *truncated = true;
             continue;
@@ -436,7 +472,10 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 }
 
 fn trim_ws(s: &[u8]) -> &[u8] {
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     &s[..end]
 }
 
@@ -463,7 +502,10 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\nAAAA\r\n--outer--\r\nep
         assert!(p.attachments[0].name.contains("onerror"));
         // "%PDF-1.4\n" is 9 bytes, "AAAA" decodes to 3.
         assert_eq!(p.attachments[0].size, 12);
-        assert_eq!(p.headers[1], ("Subject".into(), "<script>alert(1)</script>".into()));
+        assert_eq!(
+            p.headers[1],
+            ("Subject".into(), "<script>alert(1)</script>".into())
+        );
         assert_eq!(p.headers[3].1, "multipart/mixed; boundary=\"outer\"");
         assert!(!p.truncated);
     }
@@ -502,7 +544,13 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\nAAAA\r\n--outer--\r\nep
 
     #[test]
     fn unterminated_and_empty_messages_parse() {
-        assert_eq!(parse(&b""[..]).unwrap(), Parsed { preview_type: String::new(), ..Parsed::default() });
+        assert_eq!(
+            parse(&b""[..]).unwrap(),
+            Parsed {
+                preview_type: String::new(),
+                ..Parsed::default()
+            }
+        );
         let p = parse(&b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain"[..]).unwrap();
         assert_eq!(p.preview, "");
     }

@@ -44,7 +44,10 @@ impl WebServer {
     /// Binds `app.config().listen` and starts the workers.
     pub fn start(app: App) -> Result<Self, BindError> {
         let server = Server::http(app.config().listen).map_err(|e| BindError(e.to_string()))?;
-        let addr = server.server_addr().to_ip().ok_or_else(|| BindError("not an IP listener".into()))?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| BindError("not an IP listener".into()))?;
         let server = Arc::new(server);
         let app = Arc::new(app);
         let stop = Arc::new(AtomicBool::new(false));
@@ -58,7 +61,11 @@ impl WebServer {
                 .map_err(|e| BindError(e.to_string()))?;
             workers.push(handle);
         }
-        Ok(Self { addr, stop, workers })
+        Ok(Self {
+            addr,
+            stop,
+            workers,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -107,7 +114,9 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, Response> {
         _ => Method::Other,
     };
     let mut req = Request::new(method, raw.url());
-    req.client = raw.remote_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    req.client = raw
+        .remote_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     for h in raw.headers() {
         let value = Some(h.value.as_str().to_owned());
         if h.field.equiv("Cookie") {
@@ -137,7 +146,10 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, Response> {
 
 fn respond(raw: tiny_http::Request, r: Response) -> io::Result<()> {
     let mut headers: Vec<Header> = Vec::with_capacity(r.headers.len() + SECURITY_HEADERS.len());
-    let pairs = SECURITY_HEADERS.iter().map(|&(k, v)| (k, v)).chain(r.headers.iter().map(|(k, v)| (*k, v.as_str())));
+    let pairs = SECURITY_HEADERS
+        .iter()
+        .map(|&(k, v)| (k, v))
+        .chain(r.headers.iter().map(|(k, v)| (*k, v.as_str())));
     for (k, v) in pairs {
         if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             headers.push(h);
@@ -147,9 +159,21 @@ fn respond(raw: tiny_http::Request, r: Response) -> io::Result<()> {
     match r.body {
         Body::Bytes(b) => {
             let len = b.len();
-            raw.respond(tiny_http::Response::new(status, headers, io::Cursor::new(b), Some(len), None))
+            raw.respond(tiny_http::Response::new(
+                status,
+                headers,
+                io::Cursor::new(b),
+                Some(len),
+                None,
+            ))
         }
-        Body::Static(b) => raw.respond(tiny_http::Response::new(status, headers, b, Some(b.len()), None)),
+        Body::Static(b) => raw.respond(tiny_http::Response::new(
+            status,
+            headers,
+            b,
+            Some(b.len()),
+            None,
+        )),
         Body::Stream(s) => raw.respond(tiny_http::Response::new(status, headers, s, None, None)),
     }
 }

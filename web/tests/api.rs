@@ -1,4 +1,6 @@
 //! The JSON API and page handlers against the fake backend, as a script or the page uses them.
+// Helpers outside #[test] fns unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::PathBuf;
@@ -31,12 +33,23 @@ fn fixture(name: &str, messages: usize, tweak: impl FnOnce(&mut WebConfig)) -> F
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let shadow = dir.join("shadow");
-    fs::write(&shadow, format!("daemon:*:19000:0:99999:7:::\nroot:{ROOT_HASH}:19000:0:99999:7:::\n")).unwrap();
+    fs::write(
+        &shadow,
+        format!("daemon:*:19000:0:99999:7:::\nroot:{ROOT_HASH}:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
     let config = dir.join("mailbag.toml");
     let backend = FakeBackend::demo(&config, messages).unwrap();
-    let mut cfg = WebConfig { shadow_path: shadow, ..WebConfig::default() };
+    let mut cfg = WebConfig {
+        shadow_path: shadow,
+        ..WebConfig::default()
+    };
     tweak(&mut cfg);
-    Fixture { app: App::new(Box::new(backend), cfg), dir, config }
+    Fixture {
+        app: App::new(Box::new(backend), cfg),
+        dir,
+        config,
+    }
 }
 
 fn body(r: &Response) -> Value {
@@ -72,31 +85,54 @@ impl Login {
 }
 
 fn login(app: &App) -> Login {
-    let r = app.handle(&post_json("/api/login", &json!({ "username": "root", "password": PASSWORD })));
+    let r = app.handle(&post_json(
+        "/api/login",
+        &json!({ "username": "root", "password": PASSWORD }),
+    ));
     assert_eq!(r.status, 200, "{}", r.text());
     let set = r.header("Set-Cookie").unwrap().to_owned();
     let cookie = set.split(';').next().unwrap().to_owned();
-    Login { cookie, csrf: body(&r)["csrf"].as_str().unwrap().to_owned() }
+    Login {
+        cookie,
+        csrf: body(&r)["csrf"].as_str().unwrap().to_owned(),
+    }
 }
 
 #[test]
 fn login_sets_a_strict_httponly_cookie_and_rejects_wrong_passwords() {
     let f = fixture("login", 0, |_| {});
-    let wrong = f.app.handle(&post_json("/api/login", &json!({ "username": "root", "password": "nope" })));
+    let wrong = f.app.handle(&post_json(
+        "/api/login",
+        &json!({ "username": "root", "password": "nope" }),
+    ));
     assert_eq!(wrong.status, 403);
     assert!(wrong.header("Set-Cookie").is_none());
-    let other_user = f.app.handle(&post_json("/api/login", &json!({ "username": "daemon", "password": "" })));
+    let other_user = f.app.handle(&post_json(
+        "/api/login",
+        &json!({ "username": "daemon", "password": "" }),
+    ));
     assert_eq!(other_user.status, 403);
 
-    let ok = f.app.handle(&post_json("/api/login", &json!({ "username": "root", "password": PASSWORD })));
+    let ok = f.app.handle(&post_json(
+        "/api/login",
+        &json!({ "username": "root", "password": PASSWORD }),
+    ));
     assert_eq!(ok.status, 200);
     let cookie = ok.header("Set-Cookie").unwrap();
     assert!(cookie.starts_with(&format!("{COOKIE}=")), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain HTTP must not mark Secure: {cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP must not mark Secure: {cookie}"
+    );
 
     let tls = fixture("login-tls", 0, |c| c.secure_cookie = true);
-    let ok = tls.app.handle(&post_json("/api/login", &json!({ "password": PASSWORD })));
+    let ok = tls
+        .app
+        .handle(&post_json("/api/login", &json!({ "password": PASSWORD })));
     assert!(ok.header("Set-Cookie").unwrap().ends_with("; Secure"));
 
     // A form post (what a cross-site attacker can send without a preflight) is refused.
@@ -110,10 +146,20 @@ fn login_sets_a_strict_httponly_cookie_and_rejects_wrong_passwords() {
 fn failed_logins_are_rate_limited_per_client() {
     let f = fixture("ratelimit", 0, |_| {});
     for _ in 0..5 {
-        assert_eq!(f.app.handle(&post_json("/api/login", &json!({ "password": "guess" }))).status, 403);
+        assert_eq!(
+            f.app
+                .handle(&post_json("/api/login", &json!({ "password": "guess" })))
+                .status,
+            403
+        );
     }
-    let right = f.app.handle(&post_json("/api/login", &json!({ "password": PASSWORD })));
-    assert_eq!(right.status, 429, "even the right password waits out the window");
+    let right = f
+        .app
+        .handle(&post_json("/api/login", &json!({ "password": PASSWORD })));
+    assert_eq!(
+        right.status, 429,
+        "even the right password waits out the window"
+    );
     let mut elsewhere = post_json("/api/login", &json!({ "password": PASSWORD }));
     elsewhere.client = "192.168.1.50".parse().unwrap();
     assert_eq!(f.app.handle(&elsewhere).status, 200);
@@ -121,9 +167,20 @@ fn failed_logins_are_rate_limited_per_client() {
 
 #[test]
 fn api_needs_a_session_or_token_and_posts_need_csrf() {
-    let f = fixture("csrf", 5, |c| c.api_token = Some("monitor-token-123".into()));
-    assert_eq!(f.app.handle(&Request::new(Method::Get, "/api/status")).status, 401);
-    assert_eq!(f.app.handle(&Request::new(Method::Get, "/")).status, 200, "the page itself is public");
+    let f = fixture("csrf", 5, |c| {
+        c.api_token = Some("monitor-token-123".into())
+    });
+    assert_eq!(
+        f.app
+            .handle(&Request::new(Method::Get, "/api/status"))
+            .status,
+        401
+    );
+    assert_eq!(
+        f.app.handle(&Request::new(Method::Get, "/")).status,
+        200,
+        "the page itself is public"
+    );
 
     let mut tok = Request::new(Method::Get, "/api/status");
     tok.authorization = Some("Bearer monitor-token-123".into());
@@ -144,8 +201,16 @@ fn api_needs_a_session_or_token_and_posts_need_csrf() {
     assert_eq!(f.app.handle(&no_csrf).status, 403);
     no_csrf.csrf = Some("0".repeat(64));
     assert_eq!(f.app.handle(&no_csrf).status, 403);
-    assert_eq!(s.get(&f.app, "/api/messages/m000001").status, 200, "still there");
-    assert_eq!(s.post(&f.app, "/api/messages/m000001/delete", &json!({})).status, 200);
+    assert_eq!(
+        s.get(&f.app, "/api/messages/m000001").status,
+        200,
+        "still there"
+    );
+    assert_eq!(
+        s.post(&f.app, "/api/messages/m000001/delete", &json!({}))
+            .status,
+        200
+    );
     assert_eq!(s.get(&f.app, "/api/messages/m000001").status, 404);
 
     assert_eq!(s.post(&f.app, "/api/logout", &json!({})).status, 200);
@@ -162,55 +227,113 @@ fn queue_of_ten_thousand_pages_sorts_and_filters_fast() {
     let page = body(&r);
     assert_eq!(page["total"], 10_004);
     assert_eq!(page["rows"].as_array().unwrap().len(), 14);
-    let sizes: Vec<u64> = page["rows"].as_array().unwrap().iter().map(|r| r["size"].as_u64().unwrap()).collect();
-    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "descending: {sizes:?}");
+    let sizes: Vec<u64> = page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["size"].as_u64().unwrap())
+        .collect();
+    assert!(
+        sizes.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {sizes:?}"
+    );
 
     let t = Instant::now();
     for _ in 0..20 {
-        let r = s.get(&f.app, "/api/queue?limit=50&domain=EXAMPLE.ORG&q=report%20%2312");
+        let r = s.get(
+            &f.app,
+            "/api/queue?limit=50&domain=EXAMPLE.ORG&q=report%20%2312",
+        );
         assert_eq!(r.status, 200);
     }
     let per_filtered = t.elapsed() / 20;
-    let page = body(&s.get(&f.app, "/api/queue?limit=500&domain=example.org&q=report%20%2312"));
+    let page = body(&s.get(
+        &f.app,
+        "/api/queue?limit=500&domain=example.org&q=report%20%2312",
+    ));
     let rows = page["rows"].as_array().unwrap();
     assert!(page["total"].as_u64().unwrap() > 0);
     for row in rows {
-        assert!(row["recipients"][0].as_str().unwrap().ends_with("@example.org"));
+        assert!(
+            row["recipients"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("@example.org")
+        );
         assert!(row["subject"].as_str().unwrap().contains("Report #12"));
     }
     eprintln!("10k queue: sorted page {first:?}, filtered page {per_filtered:?}");
-    assert!(first.as_millis() < 500 && per_filtered.as_millis() < 500, "{first:?} {per_filtered:?}");
+    assert!(
+        first.as_millis() < 500 && per_filtered.as_millis() < 500,
+        "{first:?} {per_filtered:?}"
+    );
 
     assert_eq!(s.get(&f.app, "/api/queue?sort=evil").status, 400);
-    assert_eq!(body(&s.get(&f.app, "/api/queue?limit=999999"))["rows"].as_array().unwrap().len(), 500);
+    assert_eq!(
+        body(&s.get(&f.app, "/api/queue?limit=999999"))["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        500
+    );
 }
 
 #[test]
 fn hostile_mail_values_never_leave_as_markup() {
     let f = fixture("hostile", 0, |_| {});
     let s = login(&f.app);
-    for path in ["/api/queue?limit=500", "/api/messages/m-hostile-0001", &format!("/api/messages/{HTML_MAIL_ID}"), "/api/log"] {
+    for path in [
+        "/api/queue?limit=500",
+        "/api/messages/m-hostile-0001",
+        &format!("/api/messages/{HTML_MAIL_ID}"),
+        "/api/log",
+    ] {
         let r = s.get(&f.app, path);
         assert_eq!(r.status, 200, "{path}");
         let raw = r.text();
-        assert!(!raw.contains('<') && !raw.contains('>'), "{path} carries raw markup: {raw}");
+        assert!(
+            !raw.contains('<') && !raw.contains('>'),
+            "{path} carries raw markup: {raw}"
+        );
         assert_eq!(r.header("Content-Type"), Some("application/json"));
     }
     let q = body(&s.get(&f.app, "/api/queue?q=invoice"));
-    assert_eq!(q["rows"][0]["subject"], HOSTILE_SUBJECT, "decodes back to the exact text");
+    assert_eq!(
+        q["rows"][0]["subject"], HOSTILE_SUBJECT,
+        "decodes back to the exact text"
+    );
 
     let m = body(&s.get(&f.app, &format!("/api/messages/{HTML_MAIL_ID}")));
     assert_eq!(m["content"]["preview_type"], "text/html");
-    assert!(m["content"]["preview"].as_str().unwrap().contains("<script>window.__pwned=3</script>"));
-    let names: Vec<&str> = m["content"]["attachments"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(
+        m["content"]["preview"]
+            .as_str()
+            .unwrap()
+            .contains("<script>window.__pwned=3</script>")
+    );
+    let names: Vec<&str> = m["content"]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["statement.pdf", "<img src=x onerror=alert(1)>.png"]);
     assert_eq!(m["content"]["attachments"][0]["size"], 192);
 
     let junk = body(&s.get(&f.app, "/api/messages/m-junk-0001"));
-    assert!(junk["message"]["subject"].as_str().unwrap().starts_with('\u{0}'));
+    assert!(
+        junk["message"]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with('\u{0}')
+    );
 
     // Ids outside [A-Za-z0-9._-] never reach the backend.
-    for bad in ["/api/messages/..", "/api/messages/%3Cscript%3E", &format!("/api/messages/{}", "a".repeat(65))] {
+    for bad in [
+        "/api/messages/..",
+        "/api/messages/%3Cscript%3E",
+        &format!("/api/messages/{}", "a".repeat(65)),
+    ] {
         assert_eq!(s.get(&f.app, bad).status, 404, "{bad}");
     }
 }
@@ -222,8 +345,13 @@ fn eml_download_is_the_raw_message_as_an_attachment() {
     let mut r = s.get(&f.app, "/api/messages/m-hostile-0001/eml");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("message/rfc822"));
-    assert_eq!(r.header("Content-Disposition"), Some("attachment; filename=\"m-hostile-0001.eml\""));
-    let mailbag_web::http::Body::Stream(src) = &mut r.body else { panic!("not streamed") };
+    assert_eq!(
+        r.header("Content-Disposition"),
+        Some("attachment; filename=\"m-hostile-0001.eml\"")
+    );
+    let mailbag_web::http::Body::Stream(src) = &mut r.body else {
+        panic!("not streamed")
+    };
     let mut text = String::new();
     std::io::Read::read_to_string(src, &mut text).unwrap();
     assert!(text.contains(&format!("Subject: {HOSTILE_SUBJECT}\r\n")));
@@ -233,27 +361,69 @@ fn eml_download_is_the_raw_message_as_an_attachment() {
 fn actions_retry_delete_bounce_flush_and_bulk() {
     let f = fixture("actions", 30, |_| {});
     let s = login(&f.app);
-    let before = body(&s.get(&f.app, "/api/messages/m000003"))["message"]["attempts"].as_u64().unwrap();
-    assert_eq!(body(&s.post(&f.app, "/api/messages/m000003/retry", &json!({})))["done"], 1);
-    let after = body(&s.get(&f.app, "/api/messages/m000003"))["message"]["attempts"].as_u64().unwrap();
+    let before = body(&s.get(&f.app, "/api/messages/m000003"))["message"]["attempts"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        body(&s.post(&f.app, "/api/messages/m000003/retry", &json!({})))["done"],
+        1
+    );
+    let after = body(&s.get(&f.app, "/api/messages/m000003"))["message"]["attempts"]
+        .as_u64()
+        .unwrap();
     assert_eq!(after, before + 1);
 
-    let r = body(&s.post(&f.app, "/api/queue/action", &json!({ "action": "bounce", "ids": ["m000004", "m000005", "gone"] })));
+    let r = body(&s.post(
+        &f.app,
+        "/api/queue/action",
+        &json!({ "action": "bounce", "ids": ["m000004", "m000005", "gone"] }),
+    ));
     assert_eq!(r["done"], 2);
     assert_eq!(r["missing"], json!(["gone"]));
     let log = body(&s.get(&f.app, "/api/log?limit=5"));
     assert_eq!(log["events"][0]["kind"], "bounced");
 
     let too_many: Vec<String> = (0..=BULK_MAX).map(|i| format!("x{i}")).collect();
-    assert_eq!(s.post(&f.app, "/api/queue/action", &json!({ "action": "delete", "ids": too_many })).status, 413);
-    assert_eq!(s.post(&f.app, "/api/queue/action", &json!({ "action": "explode", "ids": [] })).status, 400);
-    assert_eq!(s.post(&f.app, "/api/queue/action", &json!({ "action": "delete", "ids": ["<bad>"] })).status, 400);
+    assert_eq!(
+        s.post(
+            &f.app,
+            "/api/queue/action",
+            &json!({ "action": "delete", "ids": too_many })
+        )
+        .status,
+        413
+    );
+    assert_eq!(
+        s.post(
+            &f.app,
+            "/api/queue/action",
+            &json!({ "action": "explode", "ids": [] })
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        s.post(
+            &f.app,
+            "/api/queue/action",
+            &json!({ "action": "delete", "ids": ["<bad>"] })
+        )
+        .status,
+        400
+    );
 
-    let d = body(&s.post(&f.app, "/api/queue/flush", &json!({ "domain": "example.org" })));
+    let d = body(&s.post(
+        &f.app,
+        "/api/queue/flush",
+        &json!({ "domain": "example.org" }),
+    ));
     let expected = body(&s.get(&f.app, "/api/queue?domain=example.org&limit=1"))["total"].clone();
     assert_eq!(d["flushed"], expected);
     let all = body(&s.post(&f.app, "/api/queue/flush", &json!({})));
-    assert_eq!(all["flushed"], body(&s.get(&f.app, "/api/status"))["queue_depth"]);
+    assert_eq!(
+        all["flushed"],
+        body(&s.get(&f.app, "/api/status"))["queue_depth"]
+    );
 }
 
 #[test]
@@ -261,27 +431,59 @@ fn settings_validate_inline_and_persist_to_the_config_file() {
     let f = fixture("settings", 0, |_| {});
     let s = login(&f.app);
     let fields = body(&s.get(&f.app, "/api/settings"));
-    let lifetime = fields["fields"].as_array().unwrap().iter().find(|x| x["key"] == "relay.lifetime-days").unwrap();
+    let lifetime = fields["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["key"] == "relay.lifetime-days")
+        .unwrap();
     assert_eq!(lifetime["value"], "7");
     let before = fs::read_to_string(&f.config).unwrap();
 
-    let bad = s.post(&f.app, "/api/settings", &json!({ "values": { "relay.lifetime-days": "45", "relay.next-hops": "mail.lan" } }));
+    let bad = s.post(
+        &f.app,
+        "/api/settings",
+        &json!({ "values": { "relay.lifetime-days": "45", "relay.next-hops": "mail.lan" } }),
+    );
     assert_eq!(bad.status, 422);
     let errors = body(&bad)["errors"].clone();
     assert_eq!(errors[0]["field"], "relay.next-hops");
-    assert_eq!(errors[1], json!({ "field": "relay.lifetime-days", "message": "must be a whole number from 1 to 30" }));
-    assert_eq!(fs::read_to_string(&f.config).unwrap(), before, "nothing written on error");
+    assert_eq!(
+        errors[1],
+        json!({ "field": "relay.lifetime-days", "message": "must be a whole number from 1 to 30" })
+    );
+    assert_eq!(
+        fs::read_to_string(&f.config).unwrap(),
+        before,
+        "nothing written on error"
+    );
 
-    let check = body(&s.post(&f.app, "/api/settings/validate", &json!({ "values": { "relay.lifetime-days": "0" } })));
+    let check = body(&s.post(
+        &f.app,
+        "/api/settings/validate",
+        &json!({ "values": { "relay.lifetime-days": "0" } }),
+    ));
     assert_eq!(check["errors"][0]["field"], "relay.lifetime-days");
 
-    let ok = s.post(&f.app, "/api/settings", &json!({ "values": { "relay.lifetime-days": "14", "firewall.mode": "off" } }));
+    let ok = s.post(
+        &f.app,
+        "/api/settings",
+        &json!({ "values": { "relay.lifetime-days": "14", "firewall.mode": "off" } }),
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(body(&ok)["restart_needed"], json!([]));
     let text = fs::read_to_string(&f.config).unwrap();
-    assert!(text.contains("lifetime-days = 14") && text.contains("mode = \"off\""), "{text}");
+    assert!(
+        text.contains("lifetime-days = 14") && text.contains("mode = \"off\""),
+        "{text}"
+    );
     assert_eq!(body(&s.get(&f.app, "/api/status"))["firewall_mode"], "off");
-    assert!(body(&s.get(&f.app, "/api/firewall"))["rules"].as_str().unwrap().contains("no rules"));
+    assert!(
+        body(&s.get(&f.app, "/api/firewall"))["rules"]
+            .as_str()
+            .unwrap()
+            .contains("no rules")
+    );
 }
 
 #[test]
@@ -291,6 +493,9 @@ fn firewall_preview_and_apply() {
     let p = body(&s.get(&f.app, "/api/firewall"));
     assert_eq!(p["applied"], false);
     assert!(p["rules"].as_str().unwrap().contains("203.0.113.0/28"));
-    assert_eq!(s.post(&f.app, "/api/firewall/apply", &json!({})).status, 200);
+    assert_eq!(
+        s.post(&f.app, "/api/firewall/apply", &json!({})).status,
+        200
+    );
     assert_eq!(body(&s.get(&f.app, "/api/firewall"))["applied"], true);
 }

@@ -1,5 +1,7 @@
 //! The tiny-http server on a real loopback socket: bounded bodies, malformed requests,
 //! security headers, and that it keeps serving afterwards.
+// Helpers outside #[test] fns unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,7 +37,10 @@ fn serves_page_with_security_headers_and_refuses_oversized_or_broken_requests() 
     let addr = server.addr();
     assert!(addr.ip().is_loopback());
 
-    let page = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let page = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("Content-Security-Policy: default-src 'none'; script-src 'self'"));
     assert!(page.contains("X-Frame-Options: DENY"));
@@ -58,12 +63,22 @@ fn serves_page_with_security_headers_and_refuses_oversized_or_broken_requests() 
     );
     assert!(exchange(addr, login.as_bytes()).starts_with("HTTP/1.1 403"));
 
-    for junk in [&b"\x00\xff\r\n\r\n"[..], b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"DELETE /api/queue HTTP/1.1\r\nConnection: close\r\n\r\n"] {
+    for junk in [
+        &b"\x00\xff\r\n\r\n"[..],
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"DELETE /api/queue HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ] {
         let r = exchange(addr, junk);
         assert!(r.is_empty() || r.starts_with("HTTP/1.1 4"), "{r}");
     }
-    let again = exchange(addr, b"GET /static/style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert!(again.starts_with("HTTP/1.1 200") && again.contains("text/css"), "still serving: {again}");
+    let again = exchange(
+        addr,
+        b"GET /static/style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        again.starts_with("HTTP/1.1 200") && again.contains("text/css"),
+        "still serving: {again}"
+    );
 
     server.stop();
     std::fs::remove_dir_all(&dir).unwrap();

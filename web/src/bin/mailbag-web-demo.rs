@@ -46,7 +46,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let backend = FakeBackend::demo(&config, messages)?;
-    let app = App::new(Box::new(backend), WebConfig { listen, shadow_path: shadow, api_token, ..WebConfig::default() });
+    let app = App::new(
+        Box::new(backend),
+        WebConfig {
+            listen,
+            shadow_path: shadow,
+            api_token,
+            ..WebConfig::default()
+        },
+    );
     let server = WebServer::start(app)?;
     println!("listening on http://{}/", server.addr());
     std::io::stdout().flush()?;

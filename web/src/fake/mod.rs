@@ -19,16 +19,18 @@ pub use settings::validate;
 
 use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{
-    Action, ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
-    MessageSource, PrimaryStatus, QueuePage, QueueQuery, QueueRow, SaveError, SaveOutcome, SettingField,
-    SettingsValues, SortKey, Status, UpstreamStatus,
+    Action, ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
+    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, QueueRow, SaveError,
+    SaveOutcome, SettingField, SettingsValues, SortKey, Status, UpstreamStatus,
 };
 
 /// Most log events kept.
 pub const LOG_CAP: usize = 1000;
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One held message in the fake spool.
@@ -109,7 +111,10 @@ impl FakeMessage {
 
     fn matches(&self, q: &QueueQuery) -> bool {
         let domain_ok = q.domain.as_deref().is_none_or(|d| {
-            self.recipients.iter().any(|r| r.rsplit_once('@').is_some_and(|(_, rd)| rd.eq_ignore_ascii_case(d)))
+            self.recipients.iter().any(|r| {
+                r.rsplit_once('@')
+                    .is_some_and(|(_, rd)| rd.eq_ignore_ascii_case(d))
+            })
         });
         let text_ok = q.text.as_deref().is_none_or(|t| {
             let t = t.to_lowercase();
@@ -133,11 +138,23 @@ struct State {
 }
 
 impl State {
+    fn find(&self, id: &MessageId) -> Result<&FakeMessage, BackendError> {
+        self.messages
+            .iter()
+            .find(|m| &m.id == id)
+            .ok_or(BackendError::NotFound)
+    }
+
     fn log(&mut self, kind: &str, id: Option<&MessageId>, text: String) {
         if self.log.len() >= LOG_CAP {
             self.log.pop_back();
         }
-        self.log.push_front(LogEvent { time: unix_now(), kind: kind.into(), message_id: id.cloned(), text });
+        self.log.push_front(LogEvent {
+            time: unix_now(),
+            kind: kind.into(),
+            message_id: id.cloned(),
+            text,
+        });
     }
 }
 
@@ -155,7 +172,10 @@ impl FakeBackend {
             config_path,
             &[
                 ("smtp.hostname", "office-gw"),
-                ("policy.domains", "example.com\nexample.org\nbranch.example.net"),
+                (
+                    "policy.domains",
+                    "example.com\nexample.org\nbranch.example.net",
+                ),
                 ("relay.next-hops", "10 mail.lan:25"),
                 ("relay.upstream-silo", "silo.provider.example:25"),
                 ("firewall.silo", "203.0.113.0/28\n2001:db8:25::/48"),
@@ -163,13 +183,31 @@ impl FakeBackend {
         )?;
         let mut messages = seed::special(now);
         messages.extend(seed::generated(now, generated));
-        let mut state = State { messages, log: VecDeque::with_capacity(LOG_CAP), settings, firewall_applied: false, started: now };
-        state.log("primary-down", None, "mail.lan:25: connection refused".into());
-        for m in state.messages.iter().take(20).map(|m| (m.id.clone(), m.recipients.join(", "))).collect::<Vec<_>>() {
+        let mut state = State {
+            messages,
+            log: VecDeque::with_capacity(LOG_CAP),
+            settings,
+            firewall_applied: false,
+            started: now,
+        };
+        state.log(
+            "primary-down",
+            None,
+            "mail.lan:25: connection refused".into(),
+        );
+        for m in state
+            .messages
+            .iter()
+            .take(20)
+            .map(|m| (m.id.clone(), m.recipients.join(", ")))
+            .collect::<Vec<_>>()
+        {
             state.log("accepted", Some(&m.0), format!("for {}", m.1));
             state.log("deferred", Some(&m.0), "421 4.3.2 primary down".into());
         }
-        Ok(Self { state: Mutex::new(state) })
+        Ok(Self {
+            state: Mutex::new(state),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -181,7 +219,7 @@ impl FakeBackend {
 fn sort_rows(rows: &mut [&FakeMessage], key: SortKey) {
     match key {
         // Ascending age: the newest message first.
-        SortKey::Age => rows.sort_by(|a, b| b.received.cmp(&a.received)),
+        SortKey::Age => rows.sort_by_key(|m| std::cmp::Reverse(m.received)),
         SortKey::Sender => rows.sort_by(|a, b| a.sender.cmp(&b.sender)),
         SortKey::Recipients => rows.sort_by(|a, b| a.recipients.first().cmp(&b.recipients.first())),
         SortKey::Size => rows.sort_by_key(|m| m.size),
@@ -204,17 +242,37 @@ impl Backend for FakeBackend {
             now,
             primary: PrimaryStatus {
                 // The first next hop, without its preference ("10 mail.lan:25" → "mail.lan:25").
-                name: s.settings.value("relay.next-hops").lines().next().and_then(|l| l.split_whitespace().last()).unwrap_or("").into(),
+                name: s
+                    .settings
+                    .value("relay.next-hops")
+                    .lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().last())
+                    .unwrap_or("")
+                    .into(),
                 up: false,
                 since: Some(s.started.saturating_sub(7300)),
             },
-            upstream: (!upstream.is_empty()).then(|| UpstreamStatus { address: upstream.into(), reachable: true }),
+            upstream: (!upstream.is_empty()).then(|| UpstreamStatus {
+                address: upstream.into(),
+                reachable: true,
+            }),
             queue_depth: s.messages.len() as u64,
-            oldest_age_secs: s.messages.iter().map(|m| m.received).min().map(|r| now.saturating_sub(r)),
+            oldest_age_secs: s
+                .messages
+                .iter()
+                .map(|m| m.received)
+                .min()
+                .map(|r| now.saturating_sub(r)),
             spool_used_bytes: used,
             spool_free_bytes: quota.saturating_sub(used),
             // An overdue message is retried at the next scheduler pass: now.
-            next_retry: s.messages.iter().filter_map(|m| m.next_attempt).min().map(|t| t.max(now)),
+            next_retry: s
+                .messages
+                .iter()
+                .filter_map(|m| m.next_attempt)
+                .min()
+                .map(|t| t.max(now)),
             last_delivery: Some(s.started.saturating_sub(7400)),
             firewall_mode: s.settings.value("firewall.mode").into(),
         })
@@ -229,19 +287,29 @@ impl Backend for FakeBackend {
             rows.reverse();
         }
         let total = rows.len();
-        let rows = rows.into_iter().skip(q.offset).take(q.limit).map(|m| m.row(now)).collect();
+        let rows = rows
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|m| m.row(now))
+            .collect();
         Ok(QueuePage { total, rows })
     }
 
     fn message(&self, id: &MessageId) -> Result<MessageInfo, BackendError> {
         let s = self.lock();
-        let m = s.messages.iter().find(|m| &m.id == id).ok_or(BackendError::NotFound)?;
-        Ok(MessageInfo { row: m.row(unix_now()), received: m.received, client: "198.51.100.7".into(), helo: "mx.sender.example".into() })
+        let m = s.find(id)?;
+        Ok(MessageInfo {
+            row: m.row(unix_now()),
+            received: m.received,
+            client: "198.51.100.7".into(),
+            helo: "mx.sender.example".into(),
+        })
     }
 
     fn message_source(&self, id: &MessageId) -> Result<MessageSource, BackendError> {
         let s = self.lock();
-        let m = s.messages.iter().find(|m| &m.id == id).ok_or(BackendError::NotFound)?;
+        let m = s.find(id)?;
         Ok(Box::new(Cursor::new(m.source())))
     }
 
@@ -261,7 +329,11 @@ impl Backend for FakeBackend {
                     m.attempts += 1;
                     m.last_error = Some("421 4.3.2 primary down (retried by admin)".into());
                     m.next_attempt = Some(now + 900);
-                    s.log("deferred", Some(id), "retry now: 421 4.3.2 primary down".into());
+                    s.log(
+                        "deferred",
+                        Some(id),
+                        "retry now: 421 4.3.2 primary down".into(),
+                    );
                 }
                 Action::Delete => {
                     s.messages.remove(pos);
@@ -269,7 +341,11 @@ impl Backend for FakeBackend {
                 }
                 Action::Bounce => {
                     let m = s.messages.remove(pos);
-                    s.log("bounced", Some(id), format!("bounced by admin to <{}>", m.sender));
+                    s.log(
+                        "bounced",
+                        Some(id),
+                        format!("bounced by admin to <{}>", m.sender),
+                    );
                 }
             }
         }
@@ -277,8 +353,17 @@ impl Backend for FakeBackend {
     }
 
     fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError> {
-        let q = QueueQuery { domain: domain.map(Into::into), ..QueueQuery::default() };
-        let ids: Vec<MessageId> = self.lock().messages.iter().filter(|m| m.matches(&q)).map(|m| m.id.clone()).collect();
+        let q = QueueQuery {
+            domain: domain.map(Into::into),
+            ..QueueQuery::default()
+        };
+        let ids: Vec<MessageId> = self
+            .lock()
+            .messages
+            .iter()
+            .filter(|m| m.matches(&q))
+            .map(|m| m.id.clone())
+            .collect();
         self.act(Action::Retry, &ids).map(|r| r.done)
     }
 
@@ -297,7 +382,11 @@ impl Backend for FakeBackend {
                 s.firewall_applied = false;
                 let path = s.settings.path().display().to_string();
                 s.log("config", None, format!("settings saved to {path}"));
-                Ok(SaveOutcome { path, applied: true, restart_needed })
+                Ok(SaveOutcome {
+                    path,
+                    applied: true,
+                    restart_needed,
+                })
             }
             Err(SaveFailure::Invalid(e)) => Err(SaveError::Invalid(e)),
             Err(SaveFailure::Io(e)) => Err(SaveError::Backend(BackendError::Failed(e.to_string()))),
@@ -307,14 +396,28 @@ impl Backend for FakeBackend {
     fn firewall_preview(&self) -> Result<FirewallPreview, BackendError> {
         let s = self.lock();
         let mode = s.settings.value("firewall.mode").to_owned();
-        let rules = nft_rules(&mode, s.settings.value("firewall.silo"), s.settings.value("firewall.ports"), s.settings.value("firewall.wan-zone"));
-        Ok(FirewallPreview { mode, format: "nft".into(), rules, applied: s.firewall_applied })
+        let rules = nft_rules(
+            &mode,
+            s.settings.value("firewall.silo"),
+            s.settings.value("firewall.ports"),
+            s.settings.value("firewall.wan-zone"),
+        );
+        Ok(FirewallPreview {
+            mode,
+            format: "nft".into(),
+            rules,
+            applied: s.firewall_applied,
+        })
     }
 
     fn firewall_apply(&self) -> Result<String, BackendError> {
         let mut s = self.lock();
         s.firewall_applied = true;
-        s.log("firewall", None, "rules applied (demo: nothing installed)".into());
+        s.log(
+            "firewall",
+            None,
+            "rules applied (demo: nothing installed)".into(),
+        );
         Ok("Rules applied (demo backend: nothing was installed).".into())
     }
 
@@ -328,12 +431,29 @@ fn nft_rules(mode: &str, silo: &str, ports: &str, zone: &str) -> String {
     if mode == "off" {
         return "# firewall mode 'off': mailbag installs no rules\n".into();
     }
-    let (v6, v4): (Vec<&str>, Vec<&str>) = silo.lines().map(str::trim).filter(|l| !l.is_empty()).partition(|l| l.contains(':'));
-    let ports = ports.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(", ");
+    let (v6, v4): (Vec<&str>, Vec<&str>) = silo
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .partition(|l| l.contains(':'));
+    let ports = ports
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut r = String::from("table inet mailbag {\n");
-    r += &format!("  set silo4 {{ type ipv4_addr; flags interval; elements = {{ {} }} }}\n", v4.join(", "));
-    r += &format!("  set silo6 {{ type ipv6_addr; flags interval; elements = {{ {} }} }}\n", v6.join(", "));
-    r += &format!("  chain input_{zone} {{\n    type filter hook input priority filter - 1; policy accept;\n");
+    r += &format!(
+        "  set silo4 {{ type ipv4_addr; flags interval; elements = {{ {} }} }}\n",
+        v4.join(", ")
+    );
+    r += &format!(
+        "  set silo6 {{ type ipv6_addr; flags interval; elements = {{ {} }} }}\n",
+        v6.join(", ")
+    );
+    r += &format!(
+        "  chain input_{zone} {{\n    type filter hook input priority filter - 1; policy accept;\n"
+    );
     r += &format!("    iifname @{zone}_devices tcp dport {{ {ports} }} ip saddr @silo4 accept\n");
     r += &format!("    iifname @{zone}_devices tcp dport {{ {ports} }} ip6 saddr @silo6 accept\n");
     if mode == "open-when-primary-down" {

@@ -17,7 +17,11 @@ fn id(s: &str) -> MessageId {
 }
 
 fn plain(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
-    format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{}@demo>\r\n\r\n{body}\r\n", subject.len()).into_bytes()
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{}@demo>\r\n\r\n{body}\r\n",
+        subject.len()
+    )
+    .into_bytes()
 }
 
 /// The hand-made messages.
@@ -33,22 +37,73 @@ Content-Disposition: attachment; filename=\"<img src=x onerror=alert(1)>.png\"\r
 iVBORw0KGgo=\r\n--b1--\r\n",
         "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoK".repeat(4)
     );
-    let junk_subject: String = "\u{0}\u{7}\u{1b}[31m".chars().chain(std::iter::repeat_n('\u{202e}', 3)).chain("A".repeat(600).chars()).collect();
+    let junk_subject: String = "\u{0}\u{7}\u{1b}[31m"
+        .chars()
+        .chain(std::iter::repeat_n('\u{202e}', 3))
+        .chain("A".repeat(600).chars())
+        .collect();
     vec![
-        FakeMessage::new(id("m-hostile-0001"), now - 7200, "eve@evil.example", &["alice@example.com"], HOSTILE_SUBJECT, 3, Some("421 4.3.2 primary down"))
-            .with_raw(plain("eve@evil.example", "alice@example.com", HOSTILE_SUBJECT, "Please open <script>alert(1)</script>")),
-        FakeMessage::new(id("m-hostile-0002"), now - 5400, "\"><svg onload=alert(1)>@evil.example", &["bob@example.com"], HOSTILE_ATTR, 2, Some("connection refused"))
-            .with_raw(plain("x@evil.example", "bob@example.com", HOSTILE_ATTR, "attr break")),
-        FakeMessage::new(id(HTML_MAIL_ID), now - 3600, "billing@vendor.example", &["alice@example.com", "finance@example.org"], "Your statement", 1, Some("timeout after DATA"))
-            .with_raw(html.into_bytes()),
-        FakeMessage::new(id("m-junk-0001"), now - 1800, "noise@example.net", &["carol@example.org"], &junk_subject, 0, None),
+        FakeMessage::new(
+            id("m-hostile-0001"),
+            now - 7200,
+            "eve@evil.example",
+            &["alice@example.com"],
+            HOSTILE_SUBJECT,
+            3,
+            Some("421 4.3.2 primary down"),
+        )
+        .with_raw(plain(
+            "eve@evil.example",
+            "alice@example.com",
+            HOSTILE_SUBJECT,
+            "Please open <script>alert(1)</script>",
+        )),
+        FakeMessage::new(
+            id("m-hostile-0002"),
+            now - 5400,
+            "\"><svg onload=alert(1)>@evil.example",
+            &["bob@example.com"],
+            HOSTILE_ATTR,
+            2,
+            Some("connection refused"),
+        )
+        .with_raw(plain(
+            "x@evil.example",
+            "bob@example.com",
+            HOSTILE_ATTR,
+            "attr break",
+        )),
+        FakeMessage::new(
+            id(HTML_MAIL_ID),
+            now - 3600,
+            "billing@vendor.example",
+            &["alice@example.com", "finance@example.org"],
+            "Your statement",
+            1,
+            Some("timeout after DATA"),
+        )
+        .with_raw(html.into_bytes()),
+        FakeMessage::new(
+            id("m-junk-0001"),
+            now - 1800,
+            "noise@example.net",
+            &["carol@example.org"],
+            &junk_subject,
+            0,
+            None,
+        ),
     ]
 }
 
 /// `n` generated messages spread over a few domains and ages.
 pub fn generated(now: u64, n: usize) -> Vec<FakeMessage> {
     const DOMAINS: [&str; 3] = ["example.com", "example.org", "branch.example.net"];
-    const SENDERS: [&str; 4] = ["news@shop.example", "ceo@partner.example", "noreply@bank.example", ""];
+    const SENDERS: [&str; 4] = [
+        "news@shop.example",
+        "ceo@partner.example",
+        "noreply@bank.example",
+        "",
+    ];
     (0..n)
         .map(|i| {
             let rcpt = format!("user{}@{}", i % 50, DOMAINS[i % DOMAINS.len()]);

@@ -73,13 +73,18 @@ impl SettingsStore {
     /// Opens the store at `path`, reading it if it exists (missing values fall back to
     /// defaults) or writing the defaults overridden by `initial` if it does not.
     pub fn open(path: &Path, initial: &[(&str, &str)]) -> io::Result<Self> {
-        let mut store = Self { path: path.to_owned(), values: defaults() };
+        let mut store = Self {
+            path: path.to_owned(),
+            values: defaults(),
+        };
         for (k, v) in initial {
             store.values.insert((*k).to_owned(), (*v).to_owned());
         }
         match fs::read_to_string(path) {
             Ok(text) => {
-                let table: toml::Table = text.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}")))?;
+                let table: toml::Table = text
+                    .parse()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}")))?;
                 for spec in SCHEMA {
                     if let Some(v) = lookup(&table, spec.key) {
                         store.values.insert(spec.key.into(), from_toml(v));
@@ -111,7 +116,9 @@ impl SettingsStore {
                     Kind::Number(..) => FieldKind::Number,
                     Kind::List | Kind::Ports => FieldKind::List,
                     Kind::Bool => FieldKind::Bool,
-                    Kind::Select(opts) => FieldKind::Select(opts.iter().map(|o| (*o).to_owned()).collect()),
+                    Kind::Select(opts) => {
+                        FieldKind::Select(opts.iter().map(|o| (*o).to_owned()).collect())
+                    }
                 },
                 value: self.value(s.key).into(),
             })
@@ -165,12 +172,21 @@ impl SettingsStore {
                 Kind::Text | Kind::Select(_) => toml::Value::String(v.into()),
                 Kind::Number(..) => toml::Value::Integer(v.parse::<i64>().unwrap_or(0)),
                 Kind::Bool => toml::Value::Boolean(v == "1"),
-                Kind::List => toml::Value::Array(lines(v).map(|l| toml::Value::String(l.into())).collect()),
-                Kind::Ports => toml::Value::Array(lines(v).filter_map(|l| l.parse::<i64>().ok()).map(toml::Value::Integer).collect()),
+                Kind::List => {
+                    toml::Value::Array(lines(v).map(|l| toml::Value::String(l.into())).collect())
+                }
+                Kind::Ports => toml::Value::Array(
+                    lines(v)
+                        .filter_map(|l| l.parse::<i64>().ok())
+                        .map(toml::Value::Integer)
+                        .collect(),
+                ),
             };
             match spec.key.split_once('.') {
                 Some((section, name)) => {
-                    let t = root.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let t = root
+                        .entry(section)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                     if let toml::Value::Table(t) = t {
                         t.insert(name.into(), item);
                     }
@@ -200,7 +216,10 @@ pub enum SaveFailure {
 }
 
 fn defaults() -> SettingsValues {
-    SCHEMA.iter().map(|s| (s.key.to_owned(), s.default.to_owned())).collect()
+    SCHEMA
+        .iter()
+        .map(|s| (s.key.to_owned(), s.default.to_owned()))
+        .collect()
 }
 
 fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
@@ -233,7 +252,9 @@ pub fn validate(values: &SettingsValues) -> Vec<FieldError> {
         }
     }
     for spec in SCHEMA {
-        let Some(v) = values.get(spec.key) else { continue };
+        let Some(v) = values.get(spec.key) else {
+            continue;
+        };
         let v = v.trim();
         let err = match spec.kind {
             Kind::Number(lo, hi) => match v.parse::<u64>() {
@@ -241,7 +262,9 @@ pub fn validate(values: &SettingsValues) -> Vec<FieldError> {
                 _ => Some(format!("must be a whole number from {lo} to {hi}")),
             },
             Kind::Bool => (v != "0" && v != "1").then(|| "must be 0 or 1".to_owned()),
-            Kind::Select(opts) => (!opts.contains(&v)).then(|| format!("must be one of: {}", opts.join(", "))),
+            Kind::Select(opts) => {
+                (!opts.contains(&v)).then(|| format!("must be one of: {}", opts.join(", ")))
+            }
             Kind::Ports => lines(v)
                 .find(|l| l.parse::<u16>().map_or(true, |p| p == 0))
                 .map(|l| format!("'{l}' is not a port (1-65535)")),
@@ -256,31 +279,61 @@ pub fn validate(values: &SettingsValues) -> Vec<FieldError> {
 }
 
 fn check_text(key: &str, v: &str) -> Option<String> {
-    let bad_line = |ok: &dyn Fn(&str) -> bool, what: &str| lines(v).find(|l| !ok(l)).map(|l| format!("'{l}' is not {what}"));
+    let bad_line = |ok: &dyn Fn(&str) -> bool, what: &str| {
+        lines(v)
+            .find(|l| !ok(l))
+            .map(|l| format!("'{l}' is not {what}"))
+    };
     match key {
-        "smtp.hostname" => (!is_hostname(v)).then(|| "must be a host name like mail.example.com".into()),
+        "smtp.hostname" => {
+            (!is_hostname(v)).then(|| "must be a host name like mail.example.com".into())
+        }
         "policy.domains" => bad_line(&is_hostname, "a domain name"),
-        "policy.recipients" => bad_line(&|l| l.split_once('@').is_some_and(|(u, d)| !u.is_empty() && is_hostname(d)), "an address"),
-        "relay.next-hops" => bad_line(&is_next_hop, "host:port (optionally preceded by a preference)"),
-        "relay.upstream-silo" => (!v.is_empty() && !is_host_port(v)).then(|| "must be host:port".into()),
-        "relay.retry" => (!is_retry_schedule(v)).then(|| "must look like: 15m for 2h, then 30m".into()),
+        "policy.recipients" => bad_line(
+            &|l| {
+                l.split_once('@')
+                    .is_some_and(|(u, d)| !u.is_empty() && is_hostname(d))
+            },
+            "an address",
+        ),
+        "relay.next-hops" => bad_line(
+            &is_next_hop,
+            "host:port (optionally preceded by a preference)",
+        ),
+        "relay.upstream-silo" => {
+            (!v.is_empty() && !is_host_port(v)).then(|| "must be host:port".into())
+        }
+        "relay.retry" => {
+            (!is_retry_schedule(v)).then(|| "must look like: 15m for 2h, then 30m".into())
+        }
         "smtp.listen" => bad_line(&|l| l.parse::<SocketAddr>().is_ok(), "an address:port"),
         "firewall.silo" => bad_line(&is_cidr, "an address or CIDR"),
-        "firewall.wan-zone" => (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            .then(|| "must be a zone name (letters, digits, _)".into()),
-        "smtp.tls-cert" | "smtp.tls-key" => (!v.is_empty() && !v.starts_with('/')).then(|| "must be an absolute path".into()),
+        "firewall.wan-zone" => (v.is_empty()
+            || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| "must be a zone name (letters, digits, _)".into()),
+        "smtp.tls-cert" | "smtp.tls-key" => {
+            (!v.is_empty() && !v.starts_with('/')).then(|| "must be an absolute path".into())
+        }
         _ => None,
     }
 }
 
 fn cross_checks(values: &SettingsValues, errors: &mut Vec<FieldError>) {
     let get = |k: &str| values.get(k).map(|v| v.trim());
-    if get("firewall.mode") == Some("walled-garden") && get("firewall.silo").is_some_and(|s| lines(s).next().is_none()) {
-        errors.push(FieldError::new("firewall.silo", "walled-garden mode needs at least one silo address"));
+    if get("firewall.mode") == Some("walled-garden")
+        && get("firewall.silo").is_some_and(|s| lines(s).next().is_none())
+    {
+        errors.push(FieldError::new(
+            "firewall.silo",
+            "walled-garden mode needs at least one silo address",
+        ));
     }
     if let (Some(cert), Some(key)) = (get("smtp.tls-cert"), get("smtp.tls-key")) {
         if cert.is_empty() != key.is_empty() {
-            errors.push(FieldError::new("smtp.tls-key", "give both certificate and key, or neither"));
+            errors.push(FieldError::new(
+                "smtp.tls-key",
+                "give both certificate and key, or neither",
+            ));
         }
     }
 }
@@ -301,7 +354,8 @@ fn is_host_port(s: &str) -> bool {
     if s.parse::<SocketAddr>().is_ok() {
         return true;
     }
-    s.rsplit_once(':').is_some_and(|(h, p)| is_hostname(h) && p.parse::<u16>().is_ok_and(|p| p > 0))
+    s.rsplit_once(':')
+        .is_some_and(|(h, p)| is_hostname(h) && p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 fn is_next_hop(s: &str) -> bool {
@@ -313,14 +367,18 @@ fn is_next_hop(s: &str) -> bool {
 
 fn is_cidr(s: &str) -> bool {
     let (addr, len) = s.split_once('/').unwrap_or((s, ""));
-    let Ok(ip) = addr.parse::<IpAddr>() else { return false };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     len.is_empty() || len.parse::<u8>().is_ok_and(|l| l <= max)
 }
 
 fn is_duration(s: &str) -> bool {
     let s = s.trim();
-    let Some(unit) = s.chars().last() else { return false };
+    let Some(unit) = s.chars().last() else {
+        return false;
+    };
     "smhd".contains(unit) && s[..s.len() - 1].parse::<u32>().is_ok_and(|n| n > 0)
 }
 
@@ -341,7 +399,10 @@ mod tests {
     use super::*;
 
     fn vals(pairs: &[(&str, &str)]) -> SettingsValues {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -355,7 +416,16 @@ mod tests {
             ("bogus", "1"),
         ]));
         let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["bogus", "policy.domains", "relay.retry", "relay.lifetime-days", "firewall.silo"]);
+        assert_eq!(
+            fields,
+            [
+                "bogus",
+                "policy.domains",
+                "relay.retry",
+                "relay.lifetime-days",
+                "firewall.silo"
+            ]
+        );
         assert_eq!(e[1].message, "'not a domain' is not a domain name");
     }
 
@@ -379,7 +449,11 @@ mod tests {
         let _ = fs::remove_file(&path);
         let mut store = SettingsStore::open(&path, &[]).unwrap();
         let restart = store
-            .save(&vals(&[("relay.lifetime-days", "12"), ("firewall.silo", " 203.0.113.0/28 \n\n"), ("smtp.listen", "0.0.0.0:2525")]))
+            .save(&vals(&[
+                ("relay.lifetime-days", "12"),
+                ("firewall.silo", " 203.0.113.0/28 \n\n"),
+                ("smtp.listen", "0.0.0.0:2525"),
+            ]))
             .ok()
             .unwrap();
         assert_eq!(restart, ["smtp.listen"]);
