@@ -135,6 +135,24 @@ test('admin page in Chromium', async (t) => {
     await shot('queue-hostile');
   });
 
+  await t.test('bulk retry and .eml download', async () => {
+    await page.fill('#q-text', 'Report #1');
+    await page.waitForFunction(() => /^1–50 of \d+$/.test(document.querySelector('#q-info').textContent));
+    const ids = await page.$$eval('#queue-table tbody tr', (rows) => rows.slice(0, 3).map((r) => r.dataset.id));
+    const before = await page.$$eval('#queue-table tbody tr', (rows) => rows.slice(0, 3).map((r) => Number(r.querySelector('.attempts').textContent)));
+    for (const id of ids) await page.check(`#queue-table tr[data-id=${id}] input.q-select`);
+    await page.click('#q-bulk-retry');
+    await page.waitForFunction(() => /Retried 3 message/.test(document.querySelector('#notices').textContent));
+    await page.waitForFunction(([ids, before]) => ids.every((id, i) =>
+      Number(document.querySelector(`#queue-table tr[data-id=${id}] .attempts`)?.textContent) === before[i] + 1), [ids, before]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#queue-table tr[data-id=${ids[0]}] a[download]`)]);
+    assert.equal(download.suggestedFilename(), ids[0] + '.eml');
+    const eml = readFileSync(await download.path(), 'utf8');
+    assert.match(eml, /^From: .*\r\nTo: .*\r\nSubject: Report #1/);
+    await page.fill('#q-text', 'm-hostile');
+    await page.waitForFunction(() => document.querySelector('#q-info').textContent === '1–2 of 2');
+  });
+
   await t.test('open a message and retry it', async () => {
     await page.fill('#q-text', 'm000042');
     await page.waitForFunction(() => document.querySelector('#q-info').textContent === '1–1 of 1');
