@@ -358,9 +358,15 @@ impl App {
             domain: text("domain"),
             text: text("q"),
         };
-        self.backend
-            .queue_page(&query)
-            .map_or_else(|e| backend_error(&e), |p| Response::json(200, &p))
+        match self.backend.queue_page(&query) {
+            Ok(mut page) => {
+                for row in &mut page.rows {
+                    row.subject = mime::decode_words(&row.subject);
+                }
+                Response::json(200, &page)
+            }
+            Err(e) => backend_error(&e),
+        }
     }
 
     fn message(&self, id: &str) -> Response {
@@ -368,7 +374,10 @@ impl App {
             return Response::error(404, "no such message");
         };
         let info = match self.backend.message(&id) {
-            Ok(i) => i,
+            Ok(mut i) => {
+                i.row.subject = mime::decode_words(&i.row.subject);
+                i
+            }
             Err(e) => return backend_error(&e),
         };
         let parsed = match self.backend.message_source(&id) {

@@ -172,7 +172,8 @@ pub struct QueueRow {
     pub sender: String,
     /// Envelope recipients.
     pub recipients: Vec<String>,
-    /// Subject header as received (may be hostile).
+    /// Subject header as received (may be hostile; RFC 2047 encoded words are decoded by the
+    /// web layer for display).
     pub subject: String,
     /// Size in bytes.
     pub size: u64,

@@ -133,6 +133,13 @@ pub fn parse(source: impl Read) -> io::Result<Parsed> {
     };
     out.truncated |= text.cut;
     out.preview = text.into_string();
+    // Decoded only for display, after the structure was parsed from the raw values.
+    for (_, v) in &mut out.headers {
+        *v = decode_words(v);
+    }
+    for a in &mut out.attachments {
+        a.name = decode_words(&a.name);
+    }
     out.preview_type = kind.into();
     Ok(out)
 }
@@ -256,6 +263,114 @@ fn decode_line(enc: Encoding, b64: &mut Base64, line: &[u8], emit: &mut dyn FnMu
     }
 }
 
+/// Decodes RFC 2047 encoded words (`=?utf-8?B?...?=`, `=?iso-8859-1?Q?...?=`) for display;
+/// anything malformed stays as written. Whitespace between two encoded words is dropped.
+pub fn decode_words(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut after_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, tail) = rest.split_at(start);
+        match encoded_word(tail) {
+            Some((text, used)) => {
+                if !(after_word && before.trim().is_empty()) {
+                    out.push_str(before);
+                }
+                out.push_str(&text);
+                rest = &tail[used..];
+                after_word = true;
+            }
+            None => {
+                out.push_str(before);
+                out.push_str("=?");
+                rest = &tail[2..];
+                after_word = false;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One encoded word at the start of `s` (which starts with `=?`): its text and length.
+fn encoded_word(s: &str) -> Option<(String, usize)> {
+    let body = s.get(2..)?;
+    let (charset, rest) = body.split_once('?')?;
+    let (enc, rest) = rest.split_once('?')?;
+    let end = rest.find("?=")?;
+    let text = &rest[..end];
+    if charset.is_empty() || text.contains(' ') {
+        return None;
+    }
+    let bytes = match enc {
+        "B" | "b" => {
+            let mut out = vec![0u8; text.len()];
+            let n = Base64::default().feed(text.as_bytes(), &mut out);
+            out.truncate(n);
+            out
+        }
+        "Q" | "q" => {
+            let t = text.as_bytes();
+            let mut out = Vec::with_capacity(t.len());
+            let mut i = 0;
+            while i < t.len() {
+                match t[i] {
+                    b'_' => out.push(b' '),
+                    b'=' if hex(t.get(i + 1)).is_some() && hex(t.get(i + 2)).is_some() => {
+                        out.push(
+                            hex(t.get(i + 1)).unwrap_or(0) << 4 | hex(t.get(i + 2)).unwrap_or(0),
+                        );
+                        i += 2;
+                    }
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+            out
+        }
+        _ => return None,
+    };
+    let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
+    let charset = charset.split('*').next().unwrap_or("").to_ascii_lowercase();
+    Some((charset_decode(&charset, &bytes), used))
+}
+
+/// RFC 2231 `utf-8''%E2%82%AC.pdf` → `€.pdf` (charset as in [`charset_decode`]).
+fn decode_rfc2231(v: &str) -> String {
+    let mut parts = v.splitn(3, '\'');
+    let (Some(charset), Some(_lang), Some(text)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return v.to_owned();
+    };
+    let t = text.as_bytes();
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        if let (b'%', Some(h), Some(l)) = (t[i], hex(t.get(i + 1)), hex(t.get(i + 2))) {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(t[i]);
+            i += 1;
+        }
+    }
+    charset_decode(&charset.to_ascii_lowercase(), &out)
+}
+
+/// Bytes in a declared charset to text: Latin-1 family mapped byte for byte, the rest as
+/// UTF-8 with replacement characters.
+fn charset_decode(charset: &str, bytes: &[u8]) -> String {
+    let latin1 = matches!(
+        charset,
+        "iso-8859-1" | "latin1" | "windows-1252" | "iso-8859-15"
+    );
+    if latin1 && std::str::from_utf8(bytes).is_err() {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
 fn hex(b: Option<&u8>) -> Option<u8> {
     let b = *b?;
     (b as char).to_digit(16).map(|d| d as u8)
@@ -327,11 +442,7 @@ impl TextBuf {
     }
 
     fn into_string(self) -> String {
-        if self.latin1 && std::str::from_utf8(&self.bytes).is_err() {
-            self.bytes.iter().map(|&b| char::from(b)).collect()
-        } else {
-            String::from_utf8_lossy(&self.bytes).into_owned()
-        }
+        charset_decode(if self.latin1 { "latin1" } else { "utf-8" }, &self.bytes)
     }
 }
 
@@ -424,8 +535,10 @@ fn part_head(headers: &[(String, String)]) -> PartHead {
             let (disp, params) = split_params(value);
             head.attachment = disp.eq_ignore_ascii_case("attachment");
             for (k, v) in params {
-                if k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*") {
+                if k.eq_ignore_ascii_case("filename") {
                     head.name = Some(v);
+                } else if k.eq_ignore_ascii_case("filename*") {
+                    head.name = Some(decode_rfc2231(&v));
                 }
             }
         } else if name.eq_ignore_ascii_case("content-transfer-encoding") {
@@ -508,6 +621,57 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\nAAAA\r\n--outer--\r\nep
         );
         assert_eq!(p.headers[3].1, "multipart/mixed; boundary=\"outer\"");
         assert!(!p.truncated);
+    }
+
+    #[test]
+    fn encoded_words_and_rfc2231_names_decode_for_display() {
+        assert_eq!(
+            decode_words("=?utf-8?B?Q2Fmw6k=?= =?ISO-8859-1?Q?_cr=E8me?= ok"),
+            "Café crème ok"
+        );
+        assert_eq!(decode_words("=?utf-8?Q?=3Cscript=3E?="), "<script>");
+        assert_eq!(
+            decode_words("plain =?bad and =?x?Z?y?= =?"),
+            "plain =?bad and =?x?Z?y?= =?"
+        );
+        let m = "Subject: =?utf-8?q?Rechnung_=E2=82=AC?=\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Disposition: attachment; filename*=utf-8''%E2%82%AC%20Rechnung.pdf\r\n\r\nx\r\n--b--\r\n";
+        let p = parse(m.as_bytes()).unwrap();
+        assert_eq!(p.headers[0].1, "Rechnung €");
+        assert_eq!(p.attachments[0].name, "€ Rechnung.pdf");
+    }
+
+    #[test]
+    fn random_fragment_soup_never_panics_and_stays_bounded() {
+        const PIECES: [&str; 14] = [
+            "Content-Type: multipart/mixed; boundary=a\r\n",
+            "Content-Type: multipart/alternative; boundary=\"b\"\r\n",
+            "Content-Transfer-Encoding: base64\r\n",
+            "Content-Transfer-Encoding: quoted-printable\r\n",
+            "Content-Disposition: attachment; filename=\"x.bin\"\r\n",
+            "\r\n",
+            "--a\r\n",
+            "--b\r\n",
+            "--a--\r\n",
+            "QUJD=\r\n",
+            "=E2=82=\r\n",
+            " folded\r\n",
+            "Subject: =?utf-8?B?w6k=?=\r\n",
+            "\u{0}\u{ff}==??=\n",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut msg = Vec::new();
+            for _ in 0..(seed % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                msg.extend_from_slice(PIECES[(seed % PIECES.len() as u64) as usize].as_bytes());
+            }
+            let p = parse(&msg[..]).unwrap();
+            assert!(p.headers.len() <= HEADERS_MAX && p.attachments.len() <= ATTACHMENTS_MAX);
+            assert!(p.attachments.iter().all(|a| a.size <= msg.len() as u64));
+        }
     }
 
     #[test]

@@ -305,6 +305,10 @@ fn hostile_mail_values_never_leave_as_markup() {
 
     let m = body(&s.get(&f.app, &format!("/api/messages/{HTML_MAIL_ID}")));
     assert_eq!(m["content"]["preview_type"], "text/html");
+    assert_eq!(
+        m["message"]["subject"], "Your statement €",
+        "encoded words decoded for display"
+    );
     assert!(
         m["content"]["preview"]
             .as_str()

@@ -27,7 +27,7 @@ fn plain(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
 /// The hand-made messages.
 pub fn special(now: u64) -> Vec<FakeMessage> {
     let html = format!(
-        "From: \"Billing\" <billing@vendor.example>\r\nTo: alice@example.com\r\nSubject: Your statement\r\n\
+        "From: \"Billing\" <billing@vendor.example>\r\nTo: alice@example.com\r\nSubject: =?utf-8?Q?Your_statement_=E2=82=AC?=\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
 Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><h1>Statement</h1><script>window.__pwned=3</script>\
 <img src=x onerror=\"window.__pwned=4\"><p>Total: 42 EUR</p></body></html>\r\n--b1\r\n\
@@ -78,7 +78,7 @@ iVBORw0KGgo=\r\n--b1--\r\n",
             now - 3600,
             "billing@vendor.example",
             &["alice@example.com", "finance@example.org"],
-            "Your statement",
+            "=?utf-8?Q?Your_statement_=E2=82=AC?=",
             1,
             Some("timeout after DATA"),
         )
