@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -47,6 +47,9 @@ pub struct WebConfig {
     pub api_token: Option<String>,
     /// tiny-http worker threads.
     pub workers: usize,
+    /// A connection silent this long (mid-request or idle keep-alive) is closed, so slow
+    /// clients cannot hold workers.
+    pub io_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -58,6 +61,7 @@ impl Default for WebConfig {
             secure_cookie: false,
             api_token: None,
             workers: 4,
+            io_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -5,12 +5,13 @@
 //! a malformed request gets a 4xx reply and never a panic.
 
 use std::io::{self, Read};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tiny_http::{Header, Server};
 
 use crate::app::App;
@@ -18,6 +19,8 @@ use crate::http::{BODY_MAX, Body, Method, Request, Response, SECURITY_HEADERS};
 
 /// Most worker threads, whatever the configuration asks.
 pub const WORKERS_MAX: usize = 16;
+/// Pending connections the kernel queues before refusing more.
+const LISTEN_BACKLOG: i32 = 64;
 /// How often idle workers look at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -43,7 +46,9 @@ pub struct WebServer {
 impl WebServer {
     /// Binds `app.config().listen` and starts the workers.
     pub fn start(app: App) -> Result<Self, BindError> {
-        let server = Server::http(app.config().listen).map_err(|e| BindError(e.to_string()))?;
+        let listener = bind(app.config().listen, app.config().io_timeout)
+            .map_err(|e| BindError(e.to_string()))?;
+        let server = Server::from_listener(listener, None).map_err(|e| BindError(e.to_string()))?;
         let addr = server
             .server_addr()
             .to_ip()
@@ -87,6 +92,21 @@ impl WebServer {
             let _ = w.join();
         }
     }
+}
+
+/// Binds with read/write timeouts set on the listening socket: Linux copies them to every
+/// accepted connection, which is the only way to bound tiny-http's blocking reads.
+fn bind(addr: SocketAddr, timeout: Duration) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_read_timeout(Some(timeout))?;
+    socket.set_write_timeout(Some(timeout))?;
+    Ok(socket.into())
 }
 
 fn worker(server: &Server, app: &App, stop: &AtomicBool) {
