@@ -53,8 +53,18 @@ mod tests {
                 "{} links outside",
                 a.name
             );
-            for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
-                assert!(!text.contains(sink), "{} uses {sink}: mail values must stay text", a.name);
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
+                assert!(
+                    !text.contains(sink),
+                    "{} uses {sink}: mail values must stay text",
+                    a.name
+                );
             }
             assert!(
                 !text.contains("@import") && !text.contains("@font-face"),

@@ -309,25 +309,7 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
             out.truncate(n);
             out
         }
-        "Q" | "q" => {
-            let t = text.as_bytes();
-            let mut out = Vec::with_capacity(t.len());
-            let mut i = 0;
-            while i < t.len() {
-                match t[i] {
-                    b'_' => out.push(b' '),
-                    b'=' if hex(t.get(i + 1)).is_some() && hex(t.get(i + 2)).is_some() => {
-                        out.push(
-                            hex(t.get(i + 1)).unwrap_or(0) << 4 | hex(t.get(i + 2)).unwrap_or(0),
-                        );
-                        i += 2;
-                    }
-                    c => out.push(c),
-                }
-                i += 1;
-            }
-            out
-        }
+        "Q" | "q" => unescape_hex(text.as_bytes(), b'=', Some(b'_')),
         _ => return None,
     };
     let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
@@ -342,18 +324,7 @@ fn decode_rfc2231(v: &str) -> String {
     else {
         return v.to_owned();
     };
-    let t = text.as_bytes();
-    let mut out = Vec::with_capacity(t.len());
-    let mut i = 0;
-    while i < t.len() {
-        if let (b'%', Some(h), Some(l)) = (t[i], hex(t.get(i + 1)), hex(t.get(i + 2))) {
-            out.push(h << 4 | l);
-            i += 3;
-        } else {
-            out.push(t[i]);
-            i += 1;
-        }
-    }
+    let out = unescape_hex(text.as_bytes(), b'%', None);
     charset_decode(&charset.to_ascii_lowercase(), &out)
 }
 
@@ -369,6 +340,26 @@ fn charset_decode(charset: &str, bytes: &[u8]) -> String {
     } else {
         String::from_utf8_lossy(bytes).into_owned()
     }
+}
+
+/// Replaces `<escape>XX` hex escapes (and `space`, if given, by a space); bad escapes stay.
+/// Shared by RFC 2047 Q-words (`=`, `_`), RFC 2231 values and URL query text (`%`, `+`).
+pub(crate) fn unescape_hex(t: &[u8], escape: u8, space: Option<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        match (t[i], hex(t.get(i + 1)), hex(t.get(i + 2))) {
+            (c, Some(h), Some(l)) if c == escape => {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            (c, ..) if Some(c) == space => out.push(b' '),
+            (c, ..) => out.push(c),
+        }
+        i += 1;
+    }
+    out
 }
 
 fn hex(b: Option<&u8>) -> Option<u8> {
