@@ -47,9 +47,8 @@ pub struct WebConfig {
     pub api_token: Option<String>,
     /// tiny-http worker threads.
     pub workers: usize,
-    /// A connection silent this long (mid-request or idle keep-alive) is closed, so slow
-    /// clients cannot hold workers.
-    pub io_timeout: Duration,
+    /// A client that stops reading a response for this long is dropped, freeing its worker.
+    pub write_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -61,7 +60,7 @@ impl Default for WebConfig {
             secure_cookie: false,
             api_token: None,
             workers: 4,
-            io_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }

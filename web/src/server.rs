@@ -6,8 +6,8 @@
 
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -36,17 +36,30 @@ impl std::fmt::Display for BindError {
 
 impl std::error::Error for BindError {}
 
+/// The server stopped accepting connections.
+#[derive(Debug)]
+pub struct ServerDown(pub String);
+
+impl std::fmt::Display for ServerDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "web server stopped accepting: {}", self.0)
+    }
+}
+
+impl std::error::Error for ServerDown {}
+
 /// A running web server; dropping it does not stop it, [`WebServer::stop`] does.
 pub struct WebServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    down: Arc<Mutex<Option<String>>>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl WebServer {
     /// Binds `app.config().listen` and starts the workers.
     pub fn start(app: App) -> Result<Self, BindError> {
-        let listener = bind(app.config().listen, app.config().io_timeout)
+        let listener = bind(app.config().listen, app.config().write_timeout)
             .map_err(|e| BindError(e.to_string()))?;
         let server = Server::from_listener(listener, None).map_err(|e| BindError(e.to_string()))?;
         let addr = server
@@ -56,19 +69,26 @@ impl WebServer {
         let server = Arc::new(server);
         let app = Arc::new(app);
         let stop = Arc::new(AtomicBool::new(false));
+        let down = Arc::new(Mutex::new(None));
         let n = app.config().workers.clamp(1, WORKERS_MAX);
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
-            let (server, app, stop) = (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stop));
+            let (server, app, stop, down) = (
+                Arc::clone(&server),
+                Arc::clone(&app),
+                Arc::clone(&stop),
+                Arc::clone(&down),
+            );
             let handle = thread::Builder::new()
                 .name(format!("web-{i}"))
-                .spawn(move || worker(&server, &app, &stop))
+                .spawn(move || worker(&server, &app, &stop, &down))
                 .map_err(|e| BindError(e.to_string()))?;
             workers.push(handle);
         }
         Ok(Self {
             addr,
             stop,
+            down,
             workers,
         })
     }
@@ -86,17 +106,29 @@ impl WebServer {
         }
     }
 
-    /// Blocks until the workers end (they end only after [`WebServer::stop`]).
-    pub fn join(self) {
+    /// Blocks until the workers end: after [`WebServer::stop`], or with an error when the
+    /// server stopped accepting connections.
+    pub fn join(self) -> Result<(), ServerDown> {
         for w in self.workers {
             let _ = w.join();
+        }
+        match self
+            .down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(why) => Err(ServerDown(why)),
+            None => Ok(()),
         }
     }
 }
 
-/// Binds with read/write timeouts set on the listening socket: Linux copies them to every
-/// accepted connection, which is the only way to bound tiny-http's blocking reads.
-fn bind(addr: SocketAddr, timeout: Duration) -> io::Result<TcpListener> {
+/// Binds with a send timeout on the listening socket, which Linux copies to every accepted
+/// connection (tiny-http offers no other way to bound its blocking writes). There is no
+/// receive timeout: on a listening socket it also times out `accept()`, and tiny-http stops
+/// accepting for good on the first accept error.
+fn bind(addr: SocketAddr, write_timeout: Duration) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -104,17 +136,22 @@ fn bind(addr: SocketAddr, timeout: Duration) -> io::Result<TcpListener> {
     }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    socket.set_read_timeout(Some(timeout))?;
-    socket.set_write_timeout(Some(timeout))?;
+    socket.set_write_timeout(Some(write_timeout))?;
     Ok(socket.into())
 }
 
-fn worker(server: &Server, app: &App, stop: &AtomicBool) {
+/// Serves requests until stopped. An error from `recv` means tiny-http's accept loop ended
+/// (it gives up on the first accept error, e.g. out of file descriptors): then every worker
+/// stops and [`WebServer::join`] reports it, so the daemon can start the server again.
+fn worker(server: &Server, app: &App, stop: &AtomicBool, down: &Mutex<Option<String>>) {
     while !stop.load(Ordering::SeqCst) {
         match server.recv_timeout(POLL) {
             Ok(Some(req)) => serve(app, req),
             Ok(None) => {}
-            Err(_) => thread::sleep(POLL),
+            Err(e) => {
+                *down.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                stop.store(true, Ordering::SeqCst);
+            }
         }
     }
 }

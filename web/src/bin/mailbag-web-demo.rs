@@ -58,6 +58,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let server = WebServer::start(app)?;
     println!("listening on http://{}/", server.addr());
     std::io::stdout().flush()?;
-    server.join();
+    server.join()?;
     Ok(())
 }
