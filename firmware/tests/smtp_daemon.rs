@@ -460,3 +460,58 @@ print("RCPT:", tf.readline().decode().strip())
     d.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sigterm_stops_accepting_but_finishes_the_message_in_flight() {
+    use std::io::Write;
+    let dir = tmpdir("sigterm");
+    write_config(&dir, "");
+    let mut d = Daemon::start(&dir);
+    let (mut idle, _) = Client::connect(&d.addr()).unwrap();
+    idle.cmd("EHLO idle.sender.test").unwrap();
+    let (mut c, _) = Client::connect(&d.addr()).unwrap();
+    c.cmd("EHLO busy.sender.test").unwrap();
+    assert!(
+        c.cmd("MAIL FROM:<a@sender.test>")
+            .unwrap()
+            .starts_with("250")
+    );
+    assert!(
+        c.cmd("RCPT TO:<bob@office.test>")
+            .unwrap()
+            .starts_with("250")
+    );
+    assert!(c.cmd("DATA").unwrap().starts_with("354"));
+    c.w.write_all(b"Subject: in flight\r\n\r\nfirst half\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(d.pid().to_string())
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // No new connections...
+    assert!(
+        Client::connect(&d.addr()).is_err(),
+        "the listener must be closed after SIGTERM"
+    );
+    // ...an idle session is told to come back later...
+    let bye = idle.reply().unwrap();
+    assert!(bye.starts_with("421 4.3.2"), "{bye}");
+    // ...and the message in flight completes and is acknowledged.
+    c.w.write_all(b"second half\r\n.\r\n").unwrap();
+    let r = c.reply().unwrap();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
+    let _ = c.cmd("QUIT");
+    drop(c);
+    d.stop();
+    let msgs = spool_messages(&dir.join("spool.img"));
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        String::from_utf8_lossy(&msgs[0].2)
+            .ends_with("Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
