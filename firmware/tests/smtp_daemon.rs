@@ -367,17 +367,7 @@ fn connection_dropped_during_data_leaves_nothing_behind() {
     {
         let (mut c, _) = Client::connect(&d.addr()).unwrap();
         c.cmd("EHLO drop.sender.test").unwrap();
-        assert!(
-            c.cmd("MAIL FROM:<a@sender.test>")
-                .unwrap()
-                .starts_with("250")
-        );
-        assert!(
-            c.cmd("RCPT TO:<bob@office.test>")
-                .unwrap()
-                .starts_with("250")
-        );
-        assert!(c.cmd("DATA").unwrap().starts_with("354"));
+        c.start_data("a@sender.test", "bob@office.test");
         use std::io::Write;
         // 200 KiB of content (several spool chunks), then the client vanishes.
         for _ in 0..2000 {
@@ -471,17 +461,7 @@ fn sigterm_stops_accepting_but_finishes_the_message_in_flight() {
     idle.cmd("EHLO idle.sender.test").unwrap();
     let (mut c, _) = Client::connect(&d.addr()).unwrap();
     c.cmd("EHLO busy.sender.test").unwrap();
-    assert!(
-        c.cmd("MAIL FROM:<a@sender.test>")
-            .unwrap()
-            .starts_with("250")
-    );
-    assert!(
-        c.cmd("RCPT TO:<bob@office.test>")
-            .unwrap()
-            .starts_with("250")
-    );
-    assert!(c.cmd("DATA").unwrap().starts_with("354"));
+    c.start_data("a@sender.test", "bob@office.test");
     c.w.write_all(b"Subject: in flight\r\n\r\nfirst half\r\n")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));

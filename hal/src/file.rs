@@ -68,6 +68,30 @@ fn geometry_for(size: u64, erase_size: u32) -> Result<Geometry, Error> {
         .ok_or_else(|| Error::Unsupported(format!("image of {size} bytes is too small")))
 }
 
+/// Checked `pread` for devices backed by a file descriptor (image files and MTD).
+pub(crate) fn read_at(
+    file: &File,
+    geometry: &Geometry,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    geometry.check(offset, buf.len() as u64, geometry.read_size)?;
+    file.read_exact_at(buf, offset)?;
+    Ok(())
+}
+
+/// Checked `pwrite` for devices backed by a file descriptor (image files and MTD).
+pub(crate) fn program_at(
+    file: &File,
+    geometry: &Geometry,
+    offset: u64,
+    data: &[u8],
+) -> Result<(), Error> {
+    geometry.check(offset, data.len() as u64, geometry.program_size)?;
+    file.write_all_at(data, offset)?;
+    Ok(())
+}
+
 /// Makes the new directory entry itself durable (a created file can vanish otherwise).
 fn sync_parent_dir(path: &Path) -> Result<(), Error> {
     let parent = match path.parent() {
@@ -84,17 +108,11 @@ impl BlockDevice for FileDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.geometry
-            .check(offset, buf.len() as u64, self.geometry.read_size)?;
-        self.file.read_exact_at(buf, offset)?;
-        Ok(())
+        read_at(&self.file, &self.geometry, offset, buf)
     }
 
     fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        self.geometry
-            .check(offset, data.len() as u64, self.geometry.program_size)?;
-        self.file.write_all_at(data, offset)?;
-        Ok(())
+        program_at(&self.file, &self.geometry, offset, data)
     }
 
     fn erase(&mut self, offset: u64, len: u64) -> Result<(), Error> {

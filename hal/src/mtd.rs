@@ -7,7 +7,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::device::{BlockDevice, Error, Geometry};
@@ -116,17 +115,11 @@ impl BlockDevice for MtdDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        self.geometry
-            .check(offset, buf.len() as u64, self.geometry.read_size)?;
-        self.file.read_exact_at(buf, offset)?;
-        Ok(())
+        crate::file::read_at(&self.file, &self.geometry, offset, buf)
     }
 
     fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        self.geometry
-            .check(offset, data.len() as u64, self.geometry.program_size)?;
-        self.file.write_all_at(data, offset)?;
-        Ok(())
+        crate::file::program_at(&self.file, &self.geometry, offset, data)
     }
 
     fn erase(&mut self, offset: u64, len: u64) -> Result<(), Error> {

@@ -28,18 +28,8 @@ pub fn duration(secs: u64) -> String {
 
 /// Unix seconds → `2026-11-24 21:05:00 UTC` (proleptic Gregorian, no time-zone database).
 pub fn utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
+    let (y, m, d) = crate::smtp::received::civil_from_days(unix / 86_400);
     let rem = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,

@@ -233,6 +233,18 @@ impl Client {
         self.reply()
     }
 
+    /// MAIL, RCPT and DATA, each asserted accepted; the content is the caller's to send.
+    pub fn start_data(&mut self, from: &str, to: &str) {
+        for (c, want) in [
+            (format!("MAIL FROM:<{from}>"), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".into(), "354"),
+        ] {
+            let r = self.cmd(&c).unwrap();
+            assert!(r.starts_with(want), "{c}: {r}");
+        }
+    }
+
     /// Sends one message; returns the final reply to the content.
     pub fn send(&mut self, from: &str, to: &str, data: &[u8]) -> std::io::Result<String> {
         for (c, want) in [
