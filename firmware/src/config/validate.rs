@@ -427,13 +427,17 @@ mod tests {
     fn warnings_do_not_fail() {
         let mut c = Config::default();
         c.smtp.max_message_size = c.spool.max_bytes + 1;
+        c.spool.path = "/var/lib/mailbag/spool.img".into();
         let r = check(&c);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(keys(&r.warnings).contains(&"smtp.max-message-size"));
         assert!(keys(&r.warnings).contains(&"policy.domains"));
         assert!(
             keys(&r.warnings).contains(&"spool.path"),
-            "default /var/lib is tmpfs on OpenWrt"
+            "/var/lib is tmpfs on OpenWrt"
         );
+        // The default path is on flash (no warning).
+        let r = check(&Config::default());
+        assert!(!keys(&r.warnings).contains(&"spool.path"), "{:?}", r.warnings);
     }
 }
