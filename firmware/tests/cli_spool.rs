@@ -154,3 +154,69 @@ fn bad_input_gets_clear_errors_and_touches_nothing() {
     assert!(text(&o).contains("cannot read"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn queue_list_and_show_read_the_configured_spool() {
+    let dir = tmpdir("queue");
+    let img = dir.join("spool.img");
+    assert!(
+        mailbag(&["spool", "format", img.to_str().unwrap(), "--size", "1M"])
+            .status
+            .success()
+    );
+    put(
+        &img,
+        "boss@partner.test",
+        &["alice@office.test"],
+        b"Subject: hi\r\n\r\nbell\x07 and text\r\n",
+    );
+    let cfg = dir.join("mailbag.toml");
+    std::fs::write(&cfg, format!("[spool]\npath = \"{}\"\n", img.display())).unwrap();
+
+    let o = mailbag(&["queue", "list", "--config", cfg.to_str().unwrap()]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let id = out
+        .lines()
+        .find(|l| l.contains("boss@partner.test"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let o = mailbag(&["queue", "show", "--spool", img.to_str().unwrap(), &id]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("sender:      boss@partner.test"), "{out}");
+    assert!(
+        out.contains("recipient:   alice@office.test (Pending)"),
+        "{out}"
+    );
+    assert!(out.contains("attempts:    4"), "{out}");
+    assert!(out.contains("Subject: hi"), "{out}");
+    assert!(
+        out.contains("bell\\x07 and text"),
+        "control characters are escaped: {out}"
+    );
+    assert!(!out.contains('\x07'));
+
+    let o = mailbag(&[
+        "queue",
+        "show",
+        "--spool",
+        img.to_str().unwrap(),
+        "00000000DEADBEEF",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no such message"), "{}", text(&o));
+    let o = mailbag(&[
+        "queue",
+        "show",
+        "--spool",
+        img.to_str().unwrap(),
+        "nonsense",
+    ]);
+    assert!(text(&o).contains("not a message id"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,6 +9,7 @@ mod args;
 mod config;
 mod firewall;
 mod fmt;
+mod queue;
 mod run;
 mod spool;
 
@@ -22,6 +23,10 @@ commands:
   run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo)
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
+  queue list [--json] [--spool IMAGE|--config FILE]
+                                         the held mail (read from the spool image)
+  queue show ID [--spool IMAGE|--config FILE]
+                                         one message: envelope, state, content
   check-config FILE                      check a config file (UCI or TOML)
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
@@ -39,6 +44,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         Some("run") => run::run(&mut args),
         Some("spool") => spool::run(&mut args),
+        Some("queue") => queue::run(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {

@@ -438,6 +438,10 @@ mod tests {
         );
         // The default path is on flash (no warning).
         let r = check(&Config::default());
-        assert!(!keys(&r.warnings).contains(&"spool.path"), "{:?}", r.warnings);
+        assert!(
+            !keys(&r.warnings).contains(&"spool.path"),
+            "{:?}",
+            r.warnings
+        );
     }
 }
