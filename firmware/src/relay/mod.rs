@@ -8,7 +8,10 @@
 //! - [`queue`]: which held messages to try now, fair across domains;
 //! - [`dsn`]: RFC 3464 bounces and delay warnings, streamed.
 
+pub mod client;
 pub mod config;
+pub mod dotstuff;
+pub mod reply;
 pub mod schedule;
 
 pub use config::RelayConfig;

@@ -375,7 +375,7 @@ mod tests {
             let e = RetrySchedule::parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
-        let many = vec!["1m for 1m"; PHASES_MAX + 1].join(", ") + ", then 1h";
+        let many = ["1m for 1m"; PHASES_MAX + 1].join(", ") + ", then 1h";
         assert_eq!(
             RetrySchedule::parse(&many),
             Err(ScheduleError::TooManyPhases)
