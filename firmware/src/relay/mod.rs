@@ -11,6 +11,7 @@
 pub mod client;
 pub mod config;
 pub mod dotstuff;
+pub mod nexthop;
 pub mod reply;
 pub mod schedule;
 
