@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod dotstuff;
 pub mod nexthop;
+pub mod queue;
 pub mod reply;
 pub mod schedule;
 
