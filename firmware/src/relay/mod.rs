@@ -11,6 +11,7 @@
 pub mod client;
 pub mod config;
 pub mod dotstuff;
+pub mod dsn;
 pub mod nexthop;
 pub mod queue;
 pub mod reply;
