@@ -37,3 +37,6 @@ pub use queue::{DomainKey, FairQueue, Held, HopKey};
 pub use reply::ServerReply;
 pub use schedule::{RetryPolicy, RetrySchedule, ScheduleError};
 pub use settings::{RelayConfigError, RelaySettings};
+
+#[cfg(test)]
+mod peer_tests;
