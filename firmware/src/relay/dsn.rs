@@ -180,11 +180,12 @@ pub fn write_dsn<R: Read, W: Write>(
     w.line(format_args!(""))?;
 
     // Part 1: for people.
-    w.line(format_args!("--{boundary}"))?;
     let charset = if utf8 { "utf-8" } else { "us-ascii" };
-    w.line(format_args!("Content-Type: text/plain; charset={charset}"))?;
-    w.line(format_args!("Content-Description: Notification"))?;
-    w.line(format_args!(""))?;
+    w.part(
+        &boundary,
+        format_args!("text/plain; charset={charset}"),
+        "Notification",
+    )?;
     w.line(format_args!("This is the mail system at host {mta}."))?;
     w.line(format_args!(""))?;
     match report.kind {
@@ -217,15 +218,12 @@ pub fn write_dsn<R: Read, W: Write>(
     w.line(format_args!(""))?;
 
     // Part 2: for machines (RFC 3464 §2; RFC 6533 for UTF-8 addresses).
-    w.line(format_args!("--{boundary}"))?;
     let (report_type, addr_type) = if utf8 {
         ("message/global-delivery-status", "utf-8")
     } else {
         ("message/delivery-status", "rfc822")
     };
-    w.line(format_args!("Content-Type: {report_type}"))?;
-    w.line(format_args!("Content-Description: Delivery report"))?;
-    w.line(format_args!(""))?;
+    w.part(&boundary, format_args!("{report_type}"), "Delivery report")?;
     w.line(format_args!("Reporting-MTA: dns; {mta}"))?;
     w.line(format_args!("X-Mailbag-Queue-ID: {}", report.queue_id))?;
     w.line(format_args!(
@@ -258,12 +256,11 @@ pub fn write_dsn<R: Read, W: Write>(
     w.line(format_args!(""))?;
 
     // Part 3: the original's headers, bounded.
-    w.line(format_args!("--{boundary}"))?;
-    w.line(format_args!("Content-Type: text/rfc822-headers"))?;
-    w.line(format_args!(
-        "Content-Description: Undelivered Message Headers"
-    ))?;
-    w.line(format_args!(""))?;
+    w.part(
+        &boundary,
+        format_args!("text/rfc822-headers"),
+        "Undelivered Message Headers",
+    )?;
     copy_headers(original, &mut w, &boundary)?;
     w.line(format_args!(""))?;
     w.line(format_args!("--{boundary}--"))?;
@@ -293,6 +290,19 @@ impl<W: Write> Lines<W> {
         // value formatted here is bounded well below it, so this only guards.
         let _ = buf.write_fmt(text);
         self.raw(buf.as_bytes())
+    }
+
+    /// A MIME part's boundary line and header, up to the empty line before its content.
+    fn part(
+        &mut self,
+        boundary: &Boundary,
+        content_type: fmt::Arguments<'_>,
+        description: &str,
+    ) -> io::Result<()> {
+        self.line(format_args!("--{boundary}"))?;
+        self.line(format_args!("Content-Type: {content_type}"))?;
+        self.line(format_args!("Content-Description: {description}"))?;
+        self.line(format_args!(""))
     }
 
     fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
