@@ -1390,4 +1390,52 @@ mod tests {
         let f = h.failure();
         assert_eq!((f.reason, f.permanent), (FailReason::Smtputf8, true));
     }
+
+    #[test]
+    fn a_bounce_goes_out_from_the_null_sender() {
+        let mut j = job(&["s@sender.example"]);
+        j.sender = "";
+        let mut h = Host::deliver(TlsPolicy::Opportunistic, j, b"");
+        server!(h, "220 mx\r\n", "250 mx\r\n");
+        assert!(h.sent().ends_with("MAIL FROM:<>\r\n"));
+    }
+
+    /// Random server output in every state: never a panic, always an end within bounds.
+    #[test]
+    fn random_server_bytes_never_panic_and_always_end() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: &[&[u8]] = &[
+            b"220 mx\r\n",
+            EHLO_PIPELINING.as_bytes(),
+            b"250-STARTTLS\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+            b"550 5.1.1 no\r\n",
+            b"421 bye\r\n",
+            b"\r\n",
+            b"2",
+            b"\n",
+            b"-",
+            b"\xff\x00",
+        ];
+        for _ in 0..2000 {
+            let mut h = Host::deliver(TlsPolicy::Opportunistic, job(&["a@example.com"]), b".x\r\n");
+            h.tls_verified = if rand() % 2 == 0 { Some(true) } else { None };
+            h.chunk = 1 + (rand() % 7) as usize;
+            for _ in 0..(rand() % 12) {
+                let p = pieces[(rand() % pieces.len() as u64) as usize];
+                server!(h, p);
+            }
+            h.c.eof();
+            h.c.tick(h.now + DATA_END_TIMEOUT);
+            assert!(h.c.is_closed() || h.c.deadline().is_some());
+            assert!(h.c.outcome().is_some(), "an outcome once the peer is gone");
+        }
+    }
 }
