@@ -132,7 +132,7 @@ pub fn record_attempt(
             }
         }
         Outcome::Failed(f) => meta.set_last_error(&f.to_string()),
-        Outcome::Probed(_) => {}
+        Outcome::Probed(_) | Outcome::Etrn(_) => {}
     }
     meta.attempts = meta.attempts.saturating_add(1);
 

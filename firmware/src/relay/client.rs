@@ -134,6 +134,8 @@ pub enum FailReason {
     Smtputf8,
     /// DATA was refused.
     Data,
+    /// ETRN was refused (458 unable, 459 not allowed, 5xx unknown).
+    Etrn,
     /// The next hop did not answer in time.
     Timeout,
     /// The next hop's output was not valid SMTP.
@@ -158,6 +160,7 @@ impl fmt::Display for FailReason {
             Self::Mail => f.write_str("sender refused"),
             Self::Smtputf8 => f.write_str("message needs SMTPUTF8, next hop lacks it"),
             Self::Data => f.write_str("DATA refused"),
+            Self::Etrn => f.write_str("ETRN refused"),
             Self::Timeout => f.write_str("timeout waiting for the next hop"),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Unexpected => f.write_str("protocol error: unexpected reply"),
@@ -215,6 +218,8 @@ pub enum Outcome {
     Failed(Failure),
     /// A probe got a 250 to EHLO (or HELO).
     Probed(Extensions),
+    /// ETRN was accepted (250 started, 251 nothing waiting, 252/253 RFC 1985 §5).
+    Etrn(ServerReply),
 }
 
 /// The message to deliver: borrowed from the spool record for the session's lifetime.
@@ -261,6 +266,8 @@ enum State {
     StartTls,
     /// The host is handshaking.
     Handshake,
+    /// ETRN sent (RFC 1985 §3).
+    Etrn,
     /// MAIL, RCPTs, DATA going out and being answered (§3.3, RFC 2920).
     Transaction(Transaction),
     /// 354 received; the host streams content.
@@ -289,6 +296,8 @@ struct Transaction {
 enum Mode<'a> {
     Deliver(Job<'a>),
     Probe,
+    /// RFC 1985: ask the next hop to flush its queue for this node.
+    Etrn(&'a str),
 }
 
 /// One SMTP client session.
@@ -322,6 +331,12 @@ impl<'a> Client<'a> {
     /// A session that only checks the next hop answers: greeting, EHLO, QUIT.
     pub fn probe(cfg: ClientConfig, now: Instant) -> Self {
         Self::new(cfg, Mode::Probe, now)
+    }
+
+    /// A session that asks the next hop (the silo) to deliver what it holds for `node`
+    /// (RFC 1985): greeting, EHLO, STARTTLS as for mail, `ETRN node`, QUIT.
+    pub fn etrn(cfg: ClientConfig, node: &'a str, now: Instant) -> Self {
+        Self::new(cfg, Mode::Etrn(node), now)
     }
 
     fn new(cfg: ClientConfig, mode: Mode<'a>, now: Instant) -> Self {
@@ -559,6 +574,12 @@ impl<'a> Client<'a> {
                 self.fail(false, FailReason::TlsRefused, Some(reply), true);
             }
             State::StartTls => self.begin(now),
+            State::Etrn if (250..=253).contains(&code) => {
+                self.outcome = Some(Outcome::Etrn(reply));
+                self.action(Action::Done);
+                self.quit();
+            }
+            State::Etrn => self.fail(code >= 500, FailReason::Etrn, Some(reply), true),
             State::Transaction(t) => self.transaction_reply(t, reply, now),
             State::DataEnd => {
                 for r in self.results.iter_mut() {
@@ -596,6 +617,12 @@ impl<'a> Client<'a> {
 
     /// Start the mail transaction (§3.3).
     fn begin(&mut self, now: Instant) {
+        if let Mode::Etrn(node) = self.mode {
+            self.push_out(format_args!("ETRN {node}\r\n"));
+            self.deadline = Some(now.saturating_add(COMMAND_TIMEOUT));
+            self.state = State::Etrn;
+            return;
+        }
         if let Mode::Deliver(job) = &self.mode {
             if needs_smtputf8(job) && !self.ext.smtputf8 {
                 // RFC 6531 §3.2: such a message cannot be delivered to this server.
@@ -1437,5 +1464,43 @@ mod tests {
             assert!(h.c.is_closed() || h.c.deadline().is_some());
             assert!(h.c.outcome().is_some(), "an outcome once the peer is gone");
         }
+    }
+
+    #[test]
+    fn etrn_asks_the_silo_to_flush() {
+        let now = Instant::from_secs(5);
+        let etrn = |reply: &'static str| {
+            let c = Client::etrn(cfg(TlsPolicy::Opportunistic), "example.com", now);
+            let mut h = Host::with(c, b"");
+            server!(h, "220 silo\r\n", "250-silo\r\n250 ETRN\r\n");
+            expect_sent!(h, "EHLO relay.example.net\r\nETRN example.com\r\n");
+            server!(h, reply);
+            expect_sent!(h, "QUIT\r\n");
+            h.c.outcome().cloned()
+        };
+        assert_eq!(
+            etrn("250 OK, queuing for node example.com started\r\n"),
+            Some(Outcome::Etrn(ServerReply::new(
+                250,
+                "250 OK, queuing for node example.com started"
+            )))
+        );
+        assert!(matches!(
+            etrn("251 OK, no messages waiting\r\n"),
+            Some(Outcome::Etrn(_))
+        ));
+        match etrn("459 Node example.com not allowed\r\n") {
+            Some(Outcome::Failed(f)) => {
+                assert_eq!((f.reason, f.permanent), (FailReason::Etrn, false))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_client_session_has_a_fixed_size() {
+        // Boxed by the daemon: one per delivery in flight (`max-per-hop` per next hop).
+        let size = core::mem::size_of::<Client<'_>>();
+        assert!(size < 40 * 1024, "{size} bytes");
     }
 }
