@@ -15,6 +15,10 @@
 //! 5. [`write_dsn`] streams a bounce or warning into a new spool message from `<>`
 //!    ([`dsn`]) — never to the null sender.
 //!
+//! Around it: [`HopHealth`] turns probe results ([`Client::probe`]) into up/down
+//! transitions ([`health`]) — `CameUp` flushes the queue ([`FairQueue::flush`]) and, on the
+//! edge, starts an ETRN session to the silo ([`Client::etrn`]).
+//!
 //! No function here panics on peer input; every buffer has a named capacity.
 
 pub mod attempt;
@@ -22,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod dotstuff;
 pub mod dsn;
+pub mod health;
 pub mod nexthop;
 pub mod queue;
 pub mod reply;
@@ -32,6 +37,7 @@ pub use attempt::{AttemptResult, Bounce, record_attempt};
 pub use client::{Action, Client, ClientConfig, Job, Outcome, RcptResult, TlsPolicy};
 pub use config::RelayConfig;
 pub use dsn::{DsnKind, DsnRecipient, Report, write_dsn};
+pub use health::{Change, Health, HopHealth};
 pub use nexthop::{LoopGuard, NextHop, NextHops, Resolver};
 pub use queue::{DomainKey, FairQueue, Held, HopKey};
 pub use reply::ServerReply;
