@@ -42,6 +42,8 @@ use crate::spool::message::RECIPIENTS_MAX;
 
 /// Output buffer: commands (and content) waiting for the host to write them.
 pub const OUTPUT_MAX: usize = 4096;
+/// Octets kept free during the content for `CRLF . CRLF`.
+const TERMINATOR_MAX: usize = 5;
 /// Initial 220 message (RFC 5321 §4.5.3.2.1).
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// EHLO, HELO and STARTTLS replies: RFC 5321 names none; the MAIL value is used.
@@ -502,7 +504,9 @@ impl<'a> Client<'a> {
         let start = self.out.len();
         // Cannot fail: the length never exceeds OUTPUT_MAX.
         let _ = self.out.resize(OUTPUT_MAX, 0);
-        let result = stuffer.encode(chunk, &mut self.out[start..]);
+        // Room for the terminator stays free, so body_end() always fits.
+        let end = OUTPUT_MAX.saturating_sub(TERMINATOR_MAX).max(start);
+        let result = stuffer.encode(chunk, &mut self.out[start..end]);
         match result {
             Ok((consumed, written)) => {
                 self.out.truncate(start + written);
@@ -525,9 +529,7 @@ impl<'a> Client<'a> {
         };
         match stuffer.finish() {
             Ok(end) => {
-                // Cannot overflow: the terminator is 5 octets and the host drains the
-                // buffer before ending; if it did not, the next hop times out (no smuggling:
-                // a cut terminator is never a terminator).
+                // Cannot overflow: body() leaves TERMINATOR_MAX octets free.
                 let _ = self.out.extend_from_slice(end);
                 self.state = State::DataEnd;
                 self.deadline = Some(now.saturating_add(DATA_END_TIMEOUT));
@@ -1502,5 +1504,34 @@ mod tests {
         // Boxed by the daemon: one per delivery in flight (`max-per-hop` per next hop).
         let size = core::mem::size_of::<Client<'_>>();
         assert!(size < 40 * 1024, "{size} bytes");
+    }
+
+    #[test]
+    fn the_end_of_data_fits_even_when_the_host_never_drained() {
+        // Driven by hand: the test host would stream the content itself.
+        let now = Instant::from_secs(1);
+        let mut c = Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now);
+        let wire = format!("220 mx\r\n{EHLO_PIPELINING}250 ok\r\n250 ok\r\n354 go\r\n");
+        let mut rest = wire.as_bytes();
+        while !rest.is_empty() {
+            let n = c.input(rest, now);
+            rest = &rest[n..];
+            let w = c.output().len();
+            c.written(w, now);
+            while c.next_action().is_some() {}
+        }
+        let line = [b'x'; 100];
+        let mut fed = 0;
+        while fed < 2 * OUTPUT_MAX {
+            let n = c.body(&line, now);
+            if n == 0 {
+                break;
+            }
+            fed += n;
+        }
+        assert!(fed < OUTPUT_MAX, "the buffer filled up");
+        c.body_end(now);
+        assert!(c.output().ends_with(b"x\r\n.\r\n"));
+        assert_eq!(c.output().len(), OUTPUT_MAX);
     }
 }
