@@ -27,6 +27,8 @@
 //!   once.
 //! - **Content** streams through [`Client::body`] in host-sized chunks, dot-stuffed; a bare
 //!   CR or LF stops the session without the final dot ([`super::dotstuff`] says why).
+//!   Envelope addresses with control characters or brackets are never written either
+//!   ([`FailReason::BadAddress`]): nothing from the spool can inject a command.
 //! - **Timeouts** are the RFC 5321 §4.5.3.2 minimums, as named constants below.
 //! - **Bounded.** One reply line, one output buffer of [`OUTPUT_MAX`] octets, at most
 //!   [`RECIPIENTS_MAX`] recipients; nothing the server sends can make it grow or panic.
@@ -148,6 +150,8 @@ pub enum FailReason {
     Closed,
     /// The content holds a bare CR or LF; it was not sent.
     BareNewline,
+    /// An envelope address holds a control character or bracket; it was not sent.
+    BadAddress,
 }
 
 impl fmt::Display for FailReason {
@@ -168,6 +172,7 @@ impl fmt::Display for FailReason {
             Self::Unexpected => f.write_str("protocol error: unexpected reply"),
             Self::Closed => f.write_str("connection closed by the next hop"),
             Self::BareNewline => BareNewline.fmt(f),
+            Self::BadAddress => f.write_str("unusable envelope address; not sent"),
         }
     }
 }
@@ -626,6 +631,13 @@ impl<'a> Client<'a> {
             return;
         }
         if let Mode::Deliver(job) = &self.mode {
+            let unsafe_path = |a: &str| a.chars().any(|c| c.is_control() || c == '<' || c == '>');
+            if unsafe_path(job.sender) || job.recipients.iter().any(|r| unsafe_path(r)) {
+                // Never on the wire: a CR or LF here would inject commands. The spool only
+                // holds addresses the server session parsed, so this is damage.
+                self.fail(true, FailReason::BadAddress, None, true);
+                return;
+            }
             if needs_smtputf8(job) && !self.ext.smtputf8 {
                 // RFC 6531 §3.2: such a message cannot be delivered to this server.
                 self.fail(true, FailReason::Smtputf8, None, true);
@@ -1533,5 +1545,21 @@ mod tests {
         c.body_end(now);
         assert!(c.output().ends_with(b"x\r\n.\r\n"));
         assert_eq!(c.output().len(), OUTPUT_MAX);
+    }
+
+    #[test]
+    fn addresses_that_could_inject_commands_never_go_out() {
+        for (sender, rcpt) in [
+            ("s@x.example\r\nRSET", "a@example.com"),
+            ("s@x.example", "a@example.com>\r\nRCPT TO:<b@evil.example"),
+        ] {
+            let mut j = job(&[rcpt]);
+            j.sender = sender;
+            let mut h = Host::deliver(TlsPolicy::Opportunistic, j, b"");
+            server!(h, "220 mx\r\n", EHLO_PIPELINING);
+            let f = h.failure();
+            assert_eq!((f.reason, f.permanent), (FailReason::BadAddress, true));
+            expect_sent!(h, "EHLO relay.example.net\r\nQUIT\r\n");
+        }
     }
 }
