@@ -18,6 +18,11 @@ pub struct RelayConfig {
     pub delay_warning_hours: u32,
     /// The upstream silo (edge role): `host:port` that receives ETRN when the WAN comes back.
     pub upstream_silo: Option<String>,
+    /// STARTTLS toward the next hops: `opportunistic` (default), `require` or
+    /// `require-verify` (see [`TlsPolicy`](super::client::TlsPolicy)).
+    pub tls_policy: String,
+    /// Most simultaneous deliveries to one next hop.
+    pub max_per_hop: u32,
 }
 
 impl Default for RelayConfig {
@@ -29,6 +34,8 @@ impl Default for RelayConfig {
             lifetime_days: 7,
             delay_warning_hours: 4,
             upstream_silo: None,
+            tls_policy: "opportunistic".into(),
+            max_per_hop: 2,
         }
     }
 }

@@ -1,5 +1,48 @@
-//! Delivery: next hops, retry schedule, probe, ETRN, DSN (see the delivery issue).
+//! Delivery: next hops, retry schedule, the SMTP client, the fair queue, DSNs.
+//!
+//! Every file here is a pure, sans-IO core; the daemon owns sockets, TLS, DNS, timers and
+//! the spool thread. One delivery, as the daemon drives it:
+//!
+//! 1. start-up: [`RelaySettings::from_config`] parses `[relay]` once; a [`FairQueue`] is
+//!    filled from the spool index ([`queue`]);
+//! 2. [`FairQueue::plan`] says which messages to try now (FIFO per domain, round-robin
+//!    across domains, at most `max-per-hop` in flight); [`NextHops::ordered`] (or
+//!    [`nexthop::from_mx`]) says where, with the [`LoopGuard`] refusing ourselves;
+//! 3. [`attempt::job`] builds the [`Job`]; a [`Client`] session talks to the next hop
+//!    ([`client`]), content streaming from the spool through [`Client::body`];
+//! 4. [`record_attempt`] turns the [`Outcome`] into recipient states, the next attempt
+//!    ([`schedule`]), bounces and a delay warning; the spool record is updated first;
+//! 5. [`write_dsn`] streams a bounce or warning into a new spool message from `<>`
+//!    ([`dsn`]) — never to the null sender.
+//!
+//! Around it: [`HopHealth`] turns probe results ([`Client::probe`]) into up/down
+//! transitions ([`health`]) — `CameUp` flushes the queue ([`FairQueue::flush`]) and, on the
+//! edge, starts an ETRN session to the silo ([`Client::etrn`]).
+//!
+//! No function here panics on peer input; every buffer has a named capacity.
 
+pub mod attempt;
+pub mod client;
 pub mod config;
+pub mod dotstuff;
+pub mod dsn;
+pub mod health;
+pub mod nexthop;
+pub mod queue;
+pub mod reply;
+pub mod schedule;
+pub mod settings;
 
+pub use attempt::{AttemptResult, Bounce, record_attempt};
+pub use client::{Action, Client, ClientConfig, Job, Outcome, RcptResult, TlsPolicy};
 pub use config::RelayConfig;
+pub use dsn::{DsnKind, DsnRecipient, Report, write_dsn};
+pub use health::{Change, Health, HopHealth};
+pub use nexthop::{LoopGuard, NextHop, NextHops, Resolver};
+pub use queue::{DomainKey, FairQueue, Held, HopKey};
+pub use reply::ServerReply;
+pub use schedule::{RetryPolicy, RetrySchedule, ScheduleError};
+pub use settings::{RelayConfigError, RelaySettings};
+
+#[cfg(test)]
+mod peer_tests;
