@@ -39,6 +39,10 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
+    /// Wakes the deliverer (new mail, ETRN).
+    pub kick: Arc<tokio::sync::Notify>,
+    /// Domains ETRN may flush (the configured ones, lower-case).
+    pub domains: Vec<String>,
 }
 
 enum Io {
@@ -248,9 +252,9 @@ impl Conn {
                 }
                 Event::StartTls => action = Action::StartTls,
                 Event::Etrn(node) => {
-                    // Delivery (and so ETRN) is not wired in yet: say so honestly (RFC 1985 §5).
+                    let outcome = self.etrn(&node).await;
                     self.wbuf
-                        .extend_from_slice(Reply::etrn(EtrnOutcome::Unable, &node).as_bytes());
+                        .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
                 }
                 Event::Close => action = Action::Close,
             }
@@ -359,6 +363,7 @@ impl Conn {
                         .collect::<Vec<_>>()
                         .join(",")
                 );
+                self.ctx.kick.notify_one();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
@@ -366,6 +371,26 @@ impl Conn {
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
             }
         }
+    }
+
+    /// RFC 1985: `ETRN example.com` or `ETRN @example.com` flushes mail held for that
+    /// domain (the `@` form also covers subdomains in RFC 1985; only configured domains are
+    /// flushed, anything else is 459).
+    async fn etrn(&mut self, node: &str) -> EtrnOutcome {
+        let domain = node
+            .trim_start_matches(['@', '#'])
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if !self.ctx.domains.contains(&domain) {
+            return EtrnOutcome::NotAllowed;
+        }
+        let held = self.ctx.spool.flush(Some(domain.clone())).await;
+        crate::log!("ETRN {domain}: {held} held message(s) made due");
+        if held == 0 {
+            return EtrnOutcome::NothingWaiting;
+        }
+        self.ctx.kick.notify_one();
+        EtrnOutcome::Started
     }
 
     async fn abort_message(&mut self) {

@@ -7,6 +7,7 @@
 //! yet answered 250 is the sender's to retry.
 
 pub mod conn;
+pub mod deliver;
 pub mod listen;
 pub mod spool_actor;
 pub mod tls;
@@ -79,14 +80,47 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         listeners.push(l);
     }
 
+    let relay = crate::relay::RelaySettings::from_config(&config.relay, &config.smtp.hostname)
+        .map_err(|e| format!("relay: {e}"))?;
+    let listen_addrs: Vec<SocketAddr> = config
+        .smtp
+        .listen
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let deliverer = Arc::new(deliver::Deliverer {
+        spool: spool.clone(),
+        settings: relay,
+        guard,
+        clock: Arc::clone(&clock),
+        kick: Arc::clone(&kick),
+        hostname: config.smtp.hostname.clone(),
+        tls: tls::client_configs()?,
+        hop_down: std::sync::atomic::AtomicBool::new(false),
+    });
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {
         session,
         spool,
         tls,
         clock,
-        shutdown: shutdown_rx,
+        shutdown: shutdown_rx.clone(),
+        kick,
+        domains: config
+            .policy
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
     });
+    let probe = tokio::spawn(deliver::probe_loop(
+        Arc::clone(&deliverer),
+        shutdown_rx.clone(),
+    ));
+    let delivery = tokio::spawn(deliver::run(deliverer, shutdown_rx));
     let max_sessions = config.smtp.max_sessions.max(1) as usize;
     let slots = Arc::new(Semaphore::new(max_sessions));
     let rejecting = Arc::new(Semaphore::new(listen::REJECTING_MAX));
@@ -120,8 +154,15 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         );
     }
     drop(ctx);
+    let _ = delivery.await;
+    let _ = probe.await;
     // The spool thread ends once the last handle is gone, after the queued requests.
-    let _ = tokio::task::spawn_blocking(move || spool_thread.join()).await;
+    let join = tokio::task::spawn_blocking(move || spool_thread.join());
+    if tokio::time::timeout(GRACE, join).await.is_err() {
+        crate::log!(
+            "spool thread still busy after the grace period; exiting (acknowledged mail is durable)"
+        );
+    }
     crate::log!("stopped");
     Ok(())
 }

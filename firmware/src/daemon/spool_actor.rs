@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::policy::{Capacity, QuotaError};
 use crate::spool::open::AnyDevice;
 use crate::spool::{
-    Access, Allocation, Envelope, Flash, Limits, MessageId, Pending, Spool, SpoolError,
+    Access, Allocation, Envelope, Flash, Limits, MessageId, MessageMeta, Pending, RcptStatus,
+    Spool, SpoolError, fnv1a,
 };
 
 /// Requests queued for the spool thread before senders wait (back-pressure).
@@ -50,6 +51,28 @@ enum Request {
     },
     Abort {
         pending: Pending,
+    },
+    Due {
+        now_unix: u64,
+        max: usize,
+        reply: oneshot::Sender<Vec<MessageMeta>>,
+    },
+    Body {
+        id: MessageId,
+        offset: u64,
+        reply: oneshot::Sender<Result<Vec<u8>, SpoolError>>,
+    },
+    Update {
+        meta: Box<MessageMeta>,
+        reply: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    Remove {
+        id: MessageId,
+        reply: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    Flush {
+        domain: Option<String>,
+        reply: oneshot::Sender<usize>,
     },
 }
 
@@ -183,6 +206,96 @@ impl SpoolHandle {
     pub async fn abort(&self, pending: Pending) {
         let _ = self.tx.send(Request::Abort { pending }).await;
     }
+
+    /// Up to `max` messages, oldest first, whose next attempt is due at `now_unix` and
+    /// that still have pending recipients.
+    pub async fn due(&self, now_unix: u64, max: usize) -> Vec<MessageMeta> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Due {
+                now_unix,
+                max,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Up to [`BODY_CHUNK`] body bytes of `id` at `offset` (empty at the end).
+    pub async fn body(&self, id: MessageId, offset: u64) -> Result<Vec<u8>, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Body { id, offset, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Replaces a message's record durably.
+    pub async fn update(&self, meta: MessageMeta) -> Result<(), SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Update {
+                meta: Box::new(meta),
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Removes a message durably.
+    pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Remove { id, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Makes every held message (for `domain`, or all) due now; returns how many.
+    pub async fn flush(&self, domain: Option<String>) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Flush { domain, reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Stores a whole (small) message, e.g. a bounce, durably.
+    pub async fn enqueue(
+        &self,
+        envelope: Envelope,
+        content: &[u8],
+    ) -> Result<MessageId, SpoolError> {
+        let mut pending = self.begin(envelope.clone(), content.len() as u64).await?;
+        for piece in content.chunks(BODY_CHUNK) {
+            let mut chunk: Chunk = Box::default();
+            // `piece` is at most BODY_CHUNK long.
+            let _ = chunk.extend_from_slice(piece);
+            let (p, _, r) = self.append(pending, chunk).await;
+            match (p, r) {
+                (Some(p), Ok(())) => pending = p,
+                (Some(p), Err(e)) => {
+                    self.abort(p).await;
+                    return Err(e);
+                }
+                (None, r) => return Err(r.err().unwrap_or_else(gone)),
+            }
+        }
+        self.commit(pending, envelope).await
+    }
 }
 
 /// Mounts the spool on `dev` in a new thread. Returns once the mount (with recovery)
@@ -286,6 +399,62 @@ fn serve(
                     committed.push((reply, r));
                 }
                 Request::Abort { pending } => spool.abort(pending),
+                Request::Due {
+                    now_unix,
+                    max,
+                    reply,
+                } => {
+                    let mut due = Vec::new();
+                    for e in spool.entries() {
+                        if due.len() >= max {
+                            break;
+                        }
+                        if e.next_attempt_unix > now_unix {
+                            continue;
+                        }
+                        if let Ok(meta) = spool.meta(e.id)
+                            && meta
+                                .recipients
+                                .iter()
+                                .any(|r| r.status == RcptStatus::Pending)
+                        {
+                            due.push(meta);
+                        }
+                    }
+                    let _ = reply.send(due);
+                }
+                Request::Body { id, offset, reply } => {
+                    let mut buf = vec![0u8; BODY_CHUNK];
+                    let r = spool.read_body(id, offset, &mut buf).map(|n| {
+                        buf.truncate(n);
+                        buf
+                    });
+                    let _ = reply.send(r);
+                }
+                Request::Update { meta, reply } => {
+                    let _ = reply.send(spool.update(&meta));
+                }
+                Request::Remove { id, reply } => {
+                    let _ = reply.send(spool.remove(id));
+                }
+                Request::Flush { domain, reply } => {
+                    let key = domain.as_deref().map(|d| fnv1a(&d.to_ascii_lowercase()));
+                    let held: Vec<(MessageId, u64)> = spool
+                        .entries()
+                        .iter()
+                        .filter(|e| key.is_none_or(|k| e.domains.contains(&k)))
+                        .map(|e| (e.id, e.next_attempt_unix))
+                        .collect();
+                    for (id, next) in &held {
+                        if *next > 0
+                            && let Ok(mut meta) = spool.meta(*id)
+                        {
+                            meta.next_attempt_unix = 0;
+                            let _ = spool.update(&meta);
+                        }
+                    }
+                    let _ = reply.send(held.len());
+                }
             }
         }
         if !committed.is_empty() {

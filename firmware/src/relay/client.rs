@@ -148,6 +148,8 @@ pub enum FailReason {
     Unexpected,
     /// The next hop closed the connection.
     Closed,
+    /// No connection could be made to the next hop (refused, unreachable, no address).
+    Connect,
     /// The content holds a bare CR or LF; it was not sent.
     BareNewline,
     /// An envelope address holds a control character or bracket; it was not sent.
@@ -171,6 +173,7 @@ impl fmt::Display for FailReason {
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Unexpected => f.write_str("protocol error: unexpected reply"),
             Self::Closed => f.write_str("connection closed by the next hop"),
+            Self::Connect => f.write_str("could not connect to the next hop"),
             Self::BareNewline => BareNewline.fmt(f),
             Self::BadAddress => f.write_str("unusable envelope address; not sent"),
         }
