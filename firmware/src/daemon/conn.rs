@@ -37,6 +37,8 @@ pub struct Ctx {
     pub tls: Option<TlsAcceptor>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Recent events for the admin page's Log.
+    pub events: Arc<super::events::EventLog>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -244,6 +246,7 @@ impl Conn {
                 }
                 Event::MessageAborted(why) => {
                     crate::log!("message aborted: {why}");
+                    self.event("aborted", None, &why.to_string());
                     self.abort_message().await;
                 }
                 Event::StartTls => action = Action::StartTls,
@@ -349,8 +352,8 @@ impl Conn {
         let size = p.size();
         match self.ctx.spool.commit(p, inc.envelope.clone()).await {
             Ok(id) => {
-                crate::log!(
-                    "accepted {id}: from=<{}> to={} size={size}",
+                let text = format!(
+                    "from=<{}> to={} size={size}",
                     inc.envelope.sender,
                     inc.envelope
                         .recipients
@@ -359,13 +362,21 @@ impl Conn {
                         .collect::<Vec<_>>()
                         .join(",")
                 );
+                crate::log!("accepted {id}: {text}");
+                self.event("accepted", Some(id.to_string()), &text);
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
                 crate::log!("could not store message: {e}");
+                self.event("store-failed", None, &e.to_string());
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
             }
         }
+    }
+
+    fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
+        let now = self.ctx.clock.unix_seconds();
+        self.ctx.events.push(now, kind, id, text);
     }
 
     async fn abort_message(&mut self) {

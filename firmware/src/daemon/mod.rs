@@ -7,9 +7,14 @@
 //! yet answered 250 is the sender's to retry.
 
 pub mod conn;
+pub mod events;
 pub mod listen;
+pub mod queue_view;
 pub mod spool_actor;
 pub mod tls;
+pub mod web;
+pub mod web_backend;
+pub mod web_settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,16 +35,25 @@ use crate::spool::open::open_for_daemon;
 pub const GRACE: Duration = Duration::from_secs(20);
 
 /// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
-/// (when none is configured).
-pub fn run(config: Config, state_dir: &Path) -> Result<(), String> {
+/// (when none is configured). `config_file` is where the admin page saves settings;
+/// `None` means the built-in demo (saved to `state_dir/mailbag.toml`, demo password file).
+pub fn run(config: Config, state_dir: &Path, config_file: Option<&Path>) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(serve(config, state_dir.to_path_buf()))
+    rt.block_on(serve(
+        config,
+        state_dir.to_path_buf(),
+        config_file.map(Path::to_path_buf),
+    ))
 }
 
-async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    state_dir: PathBuf,
+    config_file: Option<PathBuf>,
+) -> Result<(), String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let spool_path = PathBuf::from(&config.spool.path);
     let dev = open_for_daemon(&spool_path, config.spool.size, clock.as_ref())
@@ -79,12 +93,23 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         listeners.push(l);
     }
 
+    let events = Arc::new(events::EventLog::default());
+    let pages = web::start(
+        &config,
+        &state_dir,
+        config_file,
+        &spool,
+        &events,
+        &clock,
+    )?;
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {
         session,
         spool,
         tls,
         clock,
+        events,
         shutdown: shutdown_rx,
     });
     let max_sessions = config.smtp.max_sessions.max(1) as usize;
@@ -120,6 +145,8 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         );
     }
     drop(ctx);
+    // The page's workers hold spool handles too: stop them before waiting for the thread.
+    let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     // The spool thread ends once the last handle is gone, after the queued requests.
     let _ = tokio::task::spawn_blocking(move || spool_thread.join()).await;
     crate::log!("stopped");
