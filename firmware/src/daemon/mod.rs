@@ -14,6 +14,8 @@ pub mod spool_actor;
 pub mod tls;
 pub mod web;
 pub mod web_backend;
+#[cfg(test)]
+mod web_backend_tests;
 pub mod web_settings;
 
 use std::net::SocketAddr;
