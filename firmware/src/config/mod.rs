@@ -255,10 +255,7 @@ impl Config {
         c.relay.next_hops = vec!["127.0.0.1:2526".into()];
         c.firewall.mode = FirewallMode::Off;
         c.web.listen = vec!["127.0.0.1:8080".into()];
-        c.web.shadow = state_dir
-            .join(DEMO_SHADOW)
-            .to_string_lossy()
-            .into_owned();
+        c.web.shadow = state_dir.join(DEMO_SHADOW).to_string_lossy().into_owned();
         c
     }
 

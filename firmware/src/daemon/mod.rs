@@ -96,14 +96,7 @@ async fn serve(
     }
 
     let events = Arc::new(events::EventLog::default());
-    let pages = web::start(
-        &config,
-        &state_dir,
-        config_file,
-        &spool,
-        &events,
-        &clock,
-    )?;
+    let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {

@@ -60,8 +60,7 @@ pub fn page<D: BlockDevice>(
         .iter()
         .filter(|e| domain.is_none_or(|h| e.domains.contains(&h)))
         .collect();
-    let needs_records =
-        q.text.is_some() || matches!(q.sort, SortKey::Sender | SortKey::Recipients);
+    let needs_records = q.text.is_some() || matches!(q.sort, SortKey::Sender | SortKey::Recipients);
     let (total, rows) = if needs_records {
         if cands.len() > SCAN_MAX {
             return Err(ViewError::TooBroad(cands.len()));
@@ -78,7 +77,10 @@ pub fn page<D: BlockDevice>(
             all.reverse();
         }
         let total = all.len();
-        (total, all.into_iter().skip(q.offset).take(q.limit).collect())
+        (
+            total,
+            all.into_iter().skip(q.offset).take(q.limit).collect(),
+        )
     } else {
         cands.sort_by(|a, b| order_entries(q.sort, a, b));
         if q.descending {

@@ -17,8 +17,8 @@ use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
     Action, ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
-    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery,
-    SaveError, SaveOutcome, SettingField, SettingsValues, Status, UpstreamStatus,
+    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, SaveError, SaveOutcome,
+    SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
 use super::events::EventLog;
@@ -288,7 +288,9 @@ impl Backend for DaemonBackend {
     }
 
     fn validate_settings(&self, values: &SettingsValues) -> Vec<FieldError> {
-        web_settings::merge(&self.saved(), values).err().unwrap_or_default()
+        web_settings::merge(&self.saved(), values)
+            .err()
+            .unwrap_or_default()
     }
 
     fn save_settings(&self, values: &SettingsValues) -> Result<SaveOutcome, SaveError> {
@@ -339,8 +341,12 @@ impl Backend for DaemonBackend {
         // What `mailbag firewall apply` does: one nft transaction, then the fw4 include.
         let outcome = apply::apply_nft(&rules, Path::new(nft::INCLUDE_PATH))
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        self.events
-            .push(self.clock.unix_seconds(), "firewall", None, &outcome.to_string());
+        self.events.push(
+            self.clock.unix_seconds(),
+            "firewall",
+            None,
+            &outcome.to_string(),
+        );
         Ok(outcome.to_string())
     }
 

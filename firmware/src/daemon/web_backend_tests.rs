@@ -103,16 +103,29 @@ fn pages_sort_filter_and_show_what_the_spool_holds() {
     let (spool, thread, clock) = start(&dir.0);
     let mut ids = Vec::new();
     for i in 0..7u64 {
-        let to = if i % 2 == 0 { "x@example.test" } else { "y@other.test" };
+        let to = if i % 2 == 0 {
+            "x@example.test"
+        } else {
+            "y@other.test"
+        };
         let from = format!("s{}@senders.test", 7 - i);
-        ids.push(store(&spool, NOW - 1000 + i * 10, &from, to, mail(&format!("n{i}"), 100 * i as usize)));
+        ids.push(store(
+            &spool,
+            NOW - 1000 + i * 10,
+            &from,
+            to,
+            mail(&format!("n{i}"), 100 * i as usize),
+        ));
     }
     clock.advance(embassy_time::Duration::from_secs(5));
     let b = backend(&dir.0, &spool, &clock);
 
     let p = b.queue_page(&query(SortKey::Age, false, 0, 3)).unwrap();
     assert_eq!(p.total, 7);
-    assert_eq!(p.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!(
+        p.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        ids[..3]
+    );
     assert_eq!(p.rows[0].subject, "n0");
     assert_eq!(p.rows[0].age_secs, 1005);
     let p = b.queue_page(&query(SortKey::Age, false, 6, 3)).unwrap();
@@ -131,13 +144,20 @@ fn pages_sort_filter_and_show_what_the_spool_holds() {
     q.domain = None;
     q.text = Some("N4".into());
     let p = b.queue_page(&q).unwrap();
-    assert_eq!((p.total, p.rows[0].id.clone()), (1, ids[4].clone()), "subject search");
+    assert_eq!(
+        (p.total, p.rows[0].id.clone()),
+        (1, ids[4].clone()),
+        "subject search"
+    );
 
     let st = b.status().unwrap();
     assert_eq!(st.queue_depth, 7);
     assert_eq!(st.oldest_age_secs, Some(1005));
     assert!(st.spool_used_bytes > 0 && st.spool_free_bytes > 0);
-    assert!(st.primary.name.contains(NO_DELIVERY), "honest about delivery");
+    assert!(
+        st.primary.name.contains(NO_DELIVERY),
+        "honest about delivery"
+    );
     drop((b, spool));
     thread.join().unwrap();
 }
@@ -147,14 +167,23 @@ fn message_source_is_byte_identical_across_chunks() {
     let dir = TempDir::new("source");
     let (spool, thread, clock) = start(&dir.0);
     // Longer than several reader chunks, and not a multiple of one.
-    let body = mail("<script>alert(1)</script>", 3 * super::web_backend::SOURCE_CHUNK + 777);
+    let body = mail(
+        "<script>alert(1)</script>",
+        3 * super::web_backend::SOURCE_CHUNK + 777,
+    );
     let id = store(&spool, NOW, "a@b.test", "x@example.test", body.clone());
     let b = backend(&dir.0, &spool, &clock);
     let mut got = Vec::new();
-    b.message_source(&id).unwrap().read_to_end(&mut got).unwrap();
+    b.message_source(&id)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
     assert_eq!(got, body);
     let info = b.message(&id).unwrap();
-    assert_eq!(info.row.subject, "<script>alert(1)</script>", "kept as text, unescaped");
+    assert_eq!(
+        info.row.subject, "<script>alert(1)</script>",
+        "kept as text, unescaped"
+    );
     assert_eq!(info.received, NOW);
     let missing = MessageId::parse("00000000DEADBEEF").unwrap();
     assert_eq!(b.message(&missing).unwrap_err(), BackendError::NotFound);
@@ -184,8 +213,8 @@ fn retry_and_delete_persist_across_a_remount() {
     let gone = MessageId::parse("00000000DEADBEEF").unwrap();
     let r = b.act(Action::Retry, &[a.clone(), gone.clone()]).unwrap();
     assert_eq!((r.done, r.missing), (1, vec![gone]));
-    assert_eq!(b.act(Action::Delete, &[c.clone()]).unwrap().done, 1);
-    let e = b.act(Action::Bounce, &[a.clone()]).unwrap_err();
+    assert_eq!(b.act(Action::Delete, std::slice::from_ref(&c)).unwrap().done, 1);
+    let e = b.act(Action::Bounce, std::slice::from_ref(&a)).unwrap_err();
     assert!(e.to_string().contains(NO_DELIVERY));
     assert!(b.flush(None).unwrap_err().to_string().contains(NO_DELIVERY));
     let kinds: Vec<_> = b.log(10).unwrap().into_iter().map(|e| e.kind).collect();
@@ -219,7 +248,10 @@ fn settings_save_to_the_file_and_read_back() {
     assert_eq!(b.validate_settings(&bad)[0].field, "relay.lifetime-days");
     let before = std::fs::read_to_string(dir.0.join("mailbag.toml")).unwrap();
     assert!(matches!(b.save_settings(&bad), Err(SaveError::Invalid(_))));
-    assert_eq!(std::fs::read_to_string(dir.0.join("mailbag.toml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("mailbag.toml")).unwrap(),
+        before
+    );
 
     let good = values(&[
         ("policy.domains", "example.test\nbranch.example.test"),
@@ -246,7 +278,8 @@ fn settings_save_to_the_file_and_read_back() {
         Config::demo(&dir.0),
         uci.clone(),
     );
-    b2.save_settings(&values(&[("relay.lifetime-days", "9")])).unwrap();
+    b2.save_settings(&values(&[("relay.lifetime-days", "9")]))
+        .unwrap();
     let text = std::fs::read_to_string(&uci).unwrap();
     assert!(text.contains("config relay"), "{text}");
     assert_eq!(Config::load(&uci).unwrap().relay.lifetime_days, 9);

@@ -104,14 +104,16 @@ pub fn merge(config: &Config, values: &SettingsValues) -> Result<Config, Vec<Fie
     if !errors.is_empty() {
         return Err(errors);
     }
-    let merged: Config = Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
-        let msg = e.message().to_owned();
-        let field = SCHEMA
-            .iter()
-            .find(|s| msg.contains(s.key.rsplit('.').next().unwrap_or(s.key)))
-            .map_or("role", |s| s.key);
-        vec![FieldError::new(field, msg)]
-    })?;
+    let merged: Config = Value::Table(tree)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let msg = e.message().to_owned();
+            let field = SCHEMA
+                .iter()
+                .find(|s| msg.contains(s.key.rsplit('.').next().unwrap_or(s.key)))
+                .map_or("role", |s| s.key);
+            vec![FieldError::new(field, msg)]
+        })?;
     let report = merged.validate();
     if report.errors.is_empty() {
         Ok(merged)
@@ -259,10 +261,17 @@ mod tests {
         .unwrap();
         assert_eq!(m.policy.domains, ["example.test", "other.test"]);
         assert_eq!(m.relay.lifetime_days, 5);
-        assert_eq!(m.relay.upstream_silo.as_deref(), Some("silo.example.net:25"));
+        assert_eq!(
+            m.relay.upstream_silo.as_deref(),
+            Some("silo.example.net:25")
+        );
         assert_eq!(
             changed(&c, &m),
-            ["policy.domains", "relay.upstream-silo", "relay.lifetime-days"]
+            [
+                "policy.domains",
+                "relay.upstream-silo",
+                "relay.lifetime-days"
+            ]
         );
     }
 
@@ -272,8 +281,11 @@ mod tests {
         let e = merge(&c, &values(&[("relay.lifetime-days", "99")])).unwrap_err();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].field, "relay.lifetime-days");
-        let e = merge(&c, &values(&[("smtp.listen", "127.0.0.1:25\nnot-an-address")]))
-            .unwrap_err();
+        let e = merge(
+            &c,
+            &values(&[("smtp.listen", "127.0.0.1:25\nnot-an-address")]),
+        )
+        .unwrap_err();
         assert_eq!(e[0].field, "smtp.listen");
         assert!(e[0].message.contains("not-an-address"), "{e:?}");
         let e = merge(&c, &values(&[("smtp.max-sessions", "many")])).unwrap_err();
