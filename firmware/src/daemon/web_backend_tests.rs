@@ -213,7 +213,12 @@ fn retry_and_delete_persist_across_a_remount() {
     let gone = MessageId::parse("00000000DEADBEEF").unwrap();
     let r = b.act(Action::Retry, &[a.clone(), gone.clone()]).unwrap();
     assert_eq!((r.done, r.missing), (1, vec![gone]));
-    assert_eq!(b.act(Action::Delete, std::slice::from_ref(&c)).unwrap().done, 1);
+    assert_eq!(
+        b.act(Action::Delete, std::slice::from_ref(&c))
+            .unwrap()
+            .done,
+        1
+    );
     let e = b.act(Action::Bounce, std::slice::from_ref(&a)).unwrap_err();
     assert!(e.to_string().contains(NO_DELIVERY));
     assert!(b.flush(None).unwrap_err().to_string().contains(NO_DELIVERY));
