@@ -14,7 +14,7 @@ use mailbag_web::backend::{self as web, QueueQuery, QueueRow, SortKey};
 use crate::spool::{IndexEntry, MessageMeta, Spool, SpoolError, fnv1a};
 
 /// Most messages a text search or sender/recipient sort reads records for.
-pub const SCAN_MAX: usize = 2000;
+pub const SCAN_MAX: usize = 500;
 /// Bytes of a body read to find its Subject header.
 pub const HEAD_MAX: usize = 4096;
 /// Longest subject kept for display (bytes).

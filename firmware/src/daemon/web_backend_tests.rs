@@ -41,7 +41,7 @@ fn start(dir: &Path) -> (SpoolHandle, JoinHandle<()>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(NOW));
     let dev = open_for_daemon(&dir.join("spool.img"), 4 << 20, clock.as_ref()).unwrap();
     let limits = Limits {
-        max_messages: 1000,
+        max_messages: 4096,
         max_bytes: 3 << 20,
         max_bytes_per_domain: 0,
     };
@@ -289,5 +289,52 @@ fn settings_save_to_the_file_and_read_back() {
     assert!(text.contains("config relay"), "{text}");
     assert_eq!(Config::load(&uci).unwrap().relay.lifetime_days, 9);
     drop((b, b2, spool));
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_page_of_a_large_queue_reads_only_its_rows() {
+    const HELD: u64 = 600;
+    const OTHER: u64 = 100;
+    let dir = TempDir::new("large");
+    let (spool, thread, clock) = start(&dir.0);
+    for part in 0..3u64 {
+        spool
+            .run_blocking(move |s| {
+                for i in (part * HELD / 3)..((part + 1) * HELD / 3) {
+                    let to = if i < OTHER {
+                        "y@other.test"
+                    } else {
+                        "x@example.test"
+                    };
+                    let env = Envelope::new("a@b.test", [to]).unwrap();
+                    let mut p = s.begin(&env, 0)?;
+                    s.append(&mut p, &mail(&format!("m{i}"), 50))?;
+                    s.commit_unsynced(p, &env, NOW - i)?;
+                }
+                s.sync()
+            })
+            .unwrap()
+            .unwrap();
+    }
+    let b = backend(&dir.0, &spool, &clock);
+    let t = std::time::Instant::now();
+    let p = b.queue_page(&query(SortKey::Age, false, 0, 50)).unwrap();
+    let by_index = t.elapsed();
+    assert_eq!((p.total, p.rows.len()), (HELD as usize, 50));
+    assert_eq!(p.rows[0].subject, format!("m{}", HELD - 1), "oldest first");
+
+    let mut q = query(SortKey::Age, false, 0, 50);
+    q.text = Some("m42".into());
+    let e = b.queue_page(&q).unwrap_err();
+    assert!(e.to_string().contains("filter by domain first"), "{e}");
+    q.domain = Some("other.test".into());
+    let t = std::time::Instant::now();
+    let p = b.queue_page(&q).unwrap();
+    let by_scan = t.elapsed();
+    assert_eq!(p.total, 1);
+    assert_eq!(p.rows[0].subject, "m42");
+    eprintln!("{HELD} held: page of 50 by age {by_index:?}; text search over {OTHER} {by_scan:?}");
+    drop((b, spool));
     thread.join().unwrap();
 }
