@@ -118,6 +118,8 @@ test('admin page of a real daemon', async (t) => {
       assert.ok(m, reply);
       ids[key] = m[1];
     }
+    // Not an accepted domain: refused at RCPT, never stored.
+    await assert.rejects(sendMail('alice@sender.test', 'eve@elsewhere.test', 'no', 'no'), /step 3: 5\d\d /);
   });
 
   await t.test('log in and see status', async () => {
@@ -205,6 +207,7 @@ test('admin page of a real daemon', async (t) => {
     const rows = await page.$$eval('#log-table tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent).slice(1).join('|')));
     assert.ok(rows.some((r) => r.startsWith(`deleted|${ids.lunch}|`)), rows.join('\n'));
     assert.equal(rows.filter((r) => r.startsWith('accepted|')).length, 3, rows.join('\n'));
+    assert.ok(rows.some((r) => r === 'refused|-|550 5.7.1 Relay access denied'), rows.join('\n'));
     await shot('log');
   });
 

@@ -237,7 +237,13 @@ impl Conn {
         let mut action = Action::Continue;
         for event in out {
             match event {
-                Event::Reply(r) => self.wbuf.extend_from_slice(r.as_bytes()),
+                Event::Reply(r) => {
+                    if r.code() >= 400 {
+                        // Refusals (policy, limits, syntax) are what an admin looks for.
+                        self.event("refused", None, r.as_str().trim_end());
+                    }
+                    self.wbuf.extend_from_slice(r.as_bytes());
+                }
                 Event::MessageBegin => self.begin_message(session).await,
                 Event::Body(bytes) => self.body(bytes).await,
                 Event::MessageEnd => {
