@@ -9,21 +9,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { ARTIFACTS, PASSWORD, ROOT_HASH, openPage } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const ARTIFACTS = join(ROOT, 'test-artifacts', 'web');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const DEMO = process.env.MAILBAG_WEB_DEMO;
-const PASSWORD = 'browser-test-pw';
-// `openssl passwd -6 -salt browsertest 'browser-test-pw'`
-const ROOT_HASH = '$6$browsertest$Vrvcy4UJD9.FIjSyJv6wU/6dZxFfUYJcL1bojfBRAoorknn6cwBosPkV8hh88Qq0bsYJB2QtG1wtxWQsr2Cj2/';
 const HOSTILE_SUBJECT = '<script>window.__pwned=1</script>Invoice';
 const HOSTILE_ATTR = '"><img src=x onerror="window.__pwned=2">';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-quic'];
 
 let tmp, demo, baseUrl, context, page;
 const pageErrors = [];
@@ -53,14 +44,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mailbag-web-browser-'));
   mkdirSync(ARTIFACTS, { recursive: true });
   await startDemo();
-  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 },
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(10000);
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(m.text()); });
-  page.on('dialog', (d) => d.accept());
+  ({ context, page } = await openPage(tmp, pageErrors));
 });
 
 after(async () => {

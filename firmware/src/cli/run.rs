@@ -1,6 +1,6 @@
 //! `mailbag run [--config FILE] [--state-dir DIR]`: the daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Args;
 use crate::config::Config;
@@ -11,7 +11,7 @@ pub fn run(args: &mut Args) -> Result<(), String> {
     let config_path = args.option("config")?;
     let state_dir = args.option("state-dir")?.map(PathBuf::from);
     args.finish()?;
-    let (config, state_dir) = match config_path {
+    let (config, state_dir) = match config_path.as_deref() {
         Some(path) => {
             let config = Config::load(path.as_ref()).map_err(|e| format!("{path}: {e}"))?;
             let state = state_dir.unwrap_or_else(|| {
@@ -31,5 +31,5 @@ pub fn run(args: &mut Args) -> Result<(), String> {
             (Config::demo(&state), state)
         }
     };
-    crate::daemon::run(config, &state_dir)
+    crate::daemon::run(config, &state_dir, config_path.as_deref().map(Path::new))
 }

@@ -31,6 +31,9 @@ pub use uci_write::WriteError;
 pub use validate::{Issue, Report};
 pub use web::WebConfig;
 
+/// File name, in the state directory, of the demo's password file.
+pub const DEMO_SHADOW: &str = "shadow.demo";
+
 /// Largest configuration file read (a full UCI file is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
@@ -218,24 +221,17 @@ impl Config {
         if !report.errors.is_empty() {
             return Err(ConfigError::Invalid(report.errors));
         }
-        let text = self.to_uci()?;
-        let io = |e| ConfigError::Io(path.to_path_buf(), e);
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
+        write_atomic(path, &self.to_uci()?)
+    }
+
+    /// Saves the model as TOML at `path`, only if it validates; atomic like
+    /// [`Config::save_uci`].
+    pub fn save_toml(&self, path: &Path) -> Result<(), ConfigError> {
+        let report = self.validate();
+        if !report.errors.is_empty() {
+            return Err(ConfigError::Invalid(report.errors));
         }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        write_atomic(path, &self.to_toml()?)
     }
 
     /// The model as TOML.
@@ -245,7 +241,9 @@ impl Config {
 
     /// The built-in demo: loopback listeners on unprivileged ports, a 16 MiB spool image
     /// under `state_dir`, domain `example.test`, next hop `127.0.0.1:2526`, no firewall
-    /// rules. `mailbag run` uses it when no `--config` is given.
+    /// rules, the admin page on `127.0.0.1:8080` with the password file
+    /// `state_dir/shadow.demo` (the daemon creates it: `root` / `demo`). `mailbag run` uses
+    /// it when no `--config` is given.
     pub fn demo(state_dir: &Path) -> Config {
         let mut c = Config::default();
         c.smtp.hostname = "mailbag.example.test".into();
@@ -257,6 +255,7 @@ impl Config {
         c.relay.next_hops = vec!["127.0.0.1:2526".into()];
         c.firewall.mode = FirewallMode::Off;
         c.web.listen = vec!["127.0.0.1:8080".into()];
+        c.web.shadow = state_dir.join(DEMO_SHADOW).to_string_lossy().into_owned();
         c
     }
 
@@ -282,6 +281,28 @@ impl Config {
             self.relay.lifetime_days,
         )
     }
+}
+
+/// Writes `path.tmp`, fsyncs it, renames it over `path` and fsyncs the directory, so a
+/// power cut leaves either the old file or the new one.
+fn write_atomic(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let io = |e| ConfigError::Io(path.to_path_buf(), e);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 fn read_bounded(path: &Path) -> Result<String, ConfigError> {

@@ -37,6 +37,8 @@ pub struct Ctx {
     pub tls: Option<TlsAcceptor>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Recent events for the admin page's Log.
+    pub events: Arc<super::events::EventLog>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the deliverer (new mail, ETRN).
@@ -239,7 +241,13 @@ impl Conn {
         let mut action = Action::Continue;
         for event in out {
             match event {
-                Event::Reply(r) => self.wbuf.extend_from_slice(r.as_bytes()),
+                Event::Reply(r) => {
+                    if r.code() >= 400 {
+                        // Refusals (policy, limits, syntax) are what an admin looks for.
+                        self.event("refused", None, r.as_str().trim_end());
+                    }
+                    self.wbuf.extend_from_slice(r.as_bytes());
+                }
                 Event::MessageBegin => self.begin_message(session).await,
                 Event::Body(bytes) => self.body(bytes).await,
                 Event::MessageEnd => {
@@ -248,6 +256,7 @@ impl Conn {
                 }
                 Event::MessageAborted(why) => {
                     crate::log!("message aborted: {why}");
+                    self.event("aborted", None, &why.to_string());
                     self.abort_message().await;
                 }
                 Event::StartTls => action = Action::StartTls,
@@ -353,8 +362,8 @@ impl Conn {
         let size = p.size();
         match self.ctx.spool.commit(p, inc.envelope.clone()).await {
             Ok(id) => {
-                crate::log!(
-                    "accepted {id}: from=<{}> to={} size={size}",
+                let text = format!(
+                    "from=<{}> to={} size={size}",
                     inc.envelope.sender,
                     inc.envelope
                         .recipients
@@ -363,11 +372,14 @@ impl Conn {
                         .collect::<Vec<_>>()
                         .join(",")
                 );
+                crate::log!("accepted {id}: {text}");
+                self.event("accepted", Some(id.to_string()), &text);
                 self.ctx.kick.notify_one();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
                 crate::log!("could not store message: {e}");
+                self.event("store-failed", None, &e.to_string());
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
             }
         }
@@ -391,6 +403,11 @@ impl Conn {
         }
         self.ctx.kick.notify_one();
         EtrnOutcome::Started
+    }
+
+    fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
+        let now = self.ctx.clock.unix_seconds();
+        self.ctx.events.push(now, kind, id, text);
     }
 
     async fn abort_message(&mut self) {

@@ -8,9 +8,16 @@
 
 pub mod conn;
 pub mod deliver;
+pub mod events;
 pub mod listen;
+pub mod queue_view;
 pub mod spool_actor;
 pub mod tls;
+pub mod web;
+pub mod web_backend;
+#[cfg(test)]
+mod web_backend_tests;
+pub mod web_settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,16 +38,25 @@ use crate::spool::open::open_for_daemon;
 pub const GRACE: Duration = Duration::from_secs(20);
 
 /// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
-/// (when none is configured).
-pub fn run(config: Config, state_dir: &Path) -> Result<(), String> {
+/// (when none is configured). `config_file` is where the admin page saves settings;
+/// `None` means the built-in demo (saved to `state_dir/mailbag.toml`, demo password file).
+pub fn run(config: Config, state_dir: &Path, config_file: Option<&Path>) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(serve(config, state_dir.to_path_buf()))
+    rt.block_on(serve(
+        config,
+        state_dir.to_path_buf(),
+        config_file.map(Path::to_path_buf),
+    ))
 }
 
-async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    state_dir: PathBuf,
+    config_file: Option<PathBuf>,
+) -> Result<(), String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let spool_path = PathBuf::from(&config.spool.path);
     let dev = open_for_daemon(&spool_path, config.spool.size, clock.as_ref())
@@ -100,6 +116,8 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         tls: tls::client_configs()?,
         hop_down: std::sync::atomic::AtomicBool::new(false),
     });
+    let events = Arc::new(events::EventLog::default());
+    let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {
@@ -107,6 +125,7 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         spool,
         tls,
         clock,
+        events,
         shutdown: shutdown_rx.clone(),
         kick,
         domains: config
@@ -154,6 +173,8 @@ async fn serve(config: Config, state_dir: PathBuf) -> Result<(), String> {
         );
     }
     drop(ctx);
+    // The page's workers hold spool handles too: stop them before waiting for the thread.
+    let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery.await;
     let _ = probe.await;
     // The spool thread ends once the last handle is gone, after the queued requests.

@@ -6,9 +6,14 @@
 //! (up to [`BATCH_MAX`]) and commits every message of the batch with **one** device sync
 //! before answering any of them (group commit). Every sender still hears 250 only after its
 //! message is durable.
+//!
+//! The admin page (a plain thread, not the runtime) sends [`Job`]s through
+//! [`SpoolHandle::run_blocking`]: a bounded piece of work (a queue page, one chunk of a
+//! body, a removal) run in the spool thread between the sessions' requests.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mailbag_hal::Clock;
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +34,12 @@ pub const BODY_CHUNK: usize = 16 * 1024;
 
 /// A body chunk buffer; sessions own one and lend it to the spool thread per append.
 pub type Chunk = Box<heapless::Vec<u8, BODY_CHUNK>>;
+
+/// How long an admin caller waits for its job before giving up (the job may still run).
+pub const JOB_WAIT: Duration = Duration::from_secs(10);
+
+/// Work run in the spool thread on the mounted spool; it sends its own result back.
+pub type Job = Box<dyn for<'a> FnOnce(&mut Spool<'a, AnyDevice>) + Send>;
 
 /// Where a commit's outcome goes.
 type CommitReply = oneshot::Sender<Result<MessageId, SpoolError>>;
@@ -74,6 +85,7 @@ enum Request {
         domain: Option<String>,
         reply: oneshot::Sender<usize>,
     },
+    Job(Job),
 }
 
 /// Counters the spool thread publishes after each batch, read by the RCPT-time capacity
@@ -296,6 +308,28 @@ impl SpoolHandle {
         }
         self.commit(pending, envelope).await
     }
+
+    /// Runs `f` in the spool thread and waits (at most [`JOB_WAIT`]) for its result.
+    /// For plain threads (the web server's workers) only: it blocks, and must never be
+    /// called from a thread of the tokio runtime.
+    pub fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl for<'a> FnOnce(&mut Spool<'a, AnyDevice>) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |spool| {
+            let _ = reply.send(f(spool));
+        });
+        self.tx
+            .blocking_send(Request::Job(job))
+            .map_err(|_| gone())?;
+        rx.recv_timeout(JOB_WAIT).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => {
+                SpoolError::Io("the spool is busy; try again".into())
+            }
+            std::sync::mpsc::RecvTimeoutError::Disconnected => gone(),
+        })
+    }
 }
 
 /// Mounts the spool on `dev` in a new thread. Returns once the mount (with recovery)
@@ -455,6 +489,7 @@ fn serve(
                     }
                     let _ = reply.send(held.len());
                 }
+                Request::Job(job) => job(&mut spool),
             }
         }
         if !committed.is_empty() {

@@ -1,0 +1,416 @@
+//! The admin page's [`Backend`] over the running daemon.
+//!
+//! Called from tiny-http worker threads (plain threads, never the tokio runtime): spool work
+//! goes to the spool thread as bounded jobs ([`SpoolHandle::run_blocking`]); a message body
+//! is streamed in [`SOURCE_CHUNK`]-byte pieces, never read whole. Settings are the daemon's
+//! one config model, validated by [`Config::validate`] and written atomically in the file's
+//! own format; nothing is applied live, so every changed key is reported as needing a
+//! restart. Delivery is not wired into this build: bounce and flush answer so, and the
+//! primary/upstream states are reported as unknown rather than invented.
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use mailbag_hal::Clock;
+use mailbag_web::Backend;
+use mailbag_web::backend::{
+    Action, ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
+    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, SaveError, SaveOutcome,
+    SettingField, SettingsValues, Status, UpstreamStatus,
+};
+
+use super::events::EventLog;
+use super::queue_view;
+use super::spool_actor::SpoolHandle;
+use super::web_settings;
+use crate::config::{Config, Format};
+use crate::firewall::dns::{self, SystemResolver};
+use crate::firewall::iptables::{self, Family, Hooks};
+use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::spool::{self, SpoolError};
+
+/// Bytes fetched from the spool thread per read of a message source.
+pub const SOURCE_CHUNK: usize = 16 * 1024;
+/// Messages handled per spool job in a bulk action (each removal syncs the device).
+const ACTION_BATCH: usize = 32;
+/// What the page shows for everything delivery would do.
+pub const NO_DELIVERY: &str = "delivery is not enabled in this build yet";
+
+/// The daemon side of the admin page; clones share the saved settings (one per listener).
+#[derive(Clone)]
+pub struct DaemonBackend {
+    spool: SpoolHandle,
+    events: Arc<EventLog>,
+    clock: Arc<dyn Clock>,
+    /// The configuration the daemon was started with (status, firewall mode in effect).
+    running: Config,
+    /// The settings as last saved (shown in the form, used for the firewall preview).
+    saved: Arc<Mutex<Config>>,
+    /// Where settings are saved.
+    config_path: PathBuf,
+}
+
+impl DaemonBackend {
+    /// A backend over a running spool thread; settings are saved to `config_path`.
+    pub fn new(
+        spool: SpoolHandle,
+        events: Arc<EventLog>,
+        clock: Arc<dyn Clock>,
+        running: Config,
+        config_path: PathBuf,
+    ) -> Self {
+        Self {
+            spool,
+            events,
+            clock,
+            saved: Arc::new(Mutex::new(running.clone())),
+            running,
+            config_path,
+        }
+    }
+
+    fn saved(&self) -> MutexGuard<'_, Config> {
+        // Replaced in one step; a panic elsewhere cannot leave it half-written.
+        self.saved.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn job<T: Send + 'static>(
+        &self,
+        f: impl for<'a> FnOnce(&mut spool::Spool<'a, spool::open::AnyDevice>) -> T + Send + 'static,
+    ) -> Result<T, BackendError> {
+        self.spool.run_blocking(f).map_err(|e| spool_error(&e))
+    }
+
+    fn ruleset(&self, config: &Config) -> Result<Ruleset, BackendError> {
+        let cfg = &config.firewall;
+        let failed = |e: String| BackendError::Failed(e);
+        let mut prefixes: Vec<_> = SiloSet::parse(&cfg.silo)
+            .map_err(|e| failed(e.to_string()))?
+            .iter()
+            .copied()
+            .collect();
+        let mut resolved: Vec<IpAddr> = Vec::new();
+        if let Some(name) = &cfg.silo_dns {
+            let last_good = std::fs::read_to_string(nft::INCLUDE_PATH)
+                .map(|t| dns::parse_last_good(&t))
+                .unwrap_or_default();
+            let lookup = dns::lookup(&SystemResolver, name, &last_good);
+            prefixes.extend(dns::prefixes(&lookup.addrs));
+            resolved = lookup.addrs;
+        }
+        let silo = SiloSet::new(prefixes).map_err(|e| failed(e.to_string()))?;
+        Ruleset::new(cfg, silo, Primary::Up, false)
+            .map(|r| r.with_resolved(resolved))
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    fn note(&self, kind: &'static str, id: &MessageId, text: &str) {
+        self.events
+            .push(self.clock.unix_seconds(), kind, Some(id.to_string()), text);
+    }
+}
+
+fn spool_error(e: &SpoolError) -> BackendError {
+    match e {
+        SpoolError::NotFound => BackendError::NotFound,
+        SpoolError::Io(why) => BackendError::Unavailable(why.clone()),
+        other => BackendError::Failed(other.to_string()),
+    }
+}
+
+fn spool_id(id: &MessageId) -> Option<spool::MessageId> {
+    id.as_str().parse().ok()
+}
+
+fn mode_name(mode: FirewallMode) -> &'static str {
+    match mode {
+        FirewallMode::WalledGarden => "walled-garden",
+        FirewallMode::OpenWhenPrimaryDown => "open-when-primary-down",
+        FirewallMode::Off => "off",
+    }
+}
+
+/// Figures the status page needs from the spool thread.
+struct SpoolFigures {
+    messages: u64,
+    used: u64,
+    free: u64,
+    oldest: Option<u64>,
+    next_attempt: Option<u64>,
+}
+
+impl Backend for DaemonBackend {
+    fn status(&self) -> Result<Status, BackendError> {
+        let f = self.job(|s| {
+            let u = s.usage();
+            let used = u.bytes + u.reserved;
+            let room = u.limits.max_bytes.min(u.device_bytes);
+            SpoolFigures {
+                messages: u64::from(u.messages),
+                used,
+                free: room.saturating_sub(used),
+                oldest: s.entries().iter().map(|e| e.received_unix).min(),
+                next_attempt: s
+                    .entries()
+                    .iter()
+                    .map(|e| e.next_attempt_unix)
+                    .filter(|t| *t != 0)
+                    .min(),
+            }
+        })?;
+        let now = self.clock.unix_seconds();
+        let c = &self.running;
+        let hops = if c.relay.next_hops.is_empty() {
+            "no next hop configured".to_owned()
+        } else {
+            c.relay.next_hops.join(", ")
+        };
+        Ok(Status {
+            hostname: c.smtp.hostname.clone(),
+            role: match c.role {
+                crate::config::Role::Edge => "edge".into(),
+                crate::config::Role::Silo => "silo".into(),
+            },
+            now,
+            // The page has no "unknown" state; say it in the name rather than invent one.
+            primary: PrimaryStatus {
+                name: format!("{hops} — state unknown: {NO_DELIVERY}"),
+                up: false,
+                since: None,
+            },
+            upstream: c.relay.upstream_silo.as_ref().map(|a| UpstreamStatus {
+                address: format!("{a} (not checked: {NO_DELIVERY})"),
+                reachable: false,
+            }),
+            queue_depth: f.messages,
+            oldest_age_secs: f.oldest.map(|t| now.saturating_sub(t)),
+            spool_used_bytes: f.used,
+            spool_free_bytes: f.free,
+            next_retry: f.next_attempt,
+            last_delivery: None,
+            firewall_mode: mode_name(c.firewall.mode).into(),
+        })
+    }
+
+    fn queue_page(&self, query: &QueueQuery) -> Result<QueuePage, BackendError> {
+        let q = query.clone();
+        let now = self.clock.unix_seconds();
+        self.job(move |s| queue_view::page(s, &q, now))?
+            .map_err(|e| match e {
+                queue_view::ViewError::TooBroad(_) => BackendError::Unavailable(e.to_string()),
+                queue_view::ViewError::Spool(e) => spool_error(&e),
+            })
+    }
+
+    fn message(&self, id: &MessageId) -> Result<MessageInfo, BackendError> {
+        let sid = spool_id(id).ok_or(BackendError::NotFound)?;
+        let now = self.clock.unix_seconds();
+        let (row, received) = self
+            .job(move |s| {
+                let received = s.meta(sid)?.received_unix;
+                Ok::<_, SpoolError>((queue_view::row(s, sid, now, true)?, received))
+            })?
+            .map_err(|e| spool_error(&e))?;
+        Ok(MessageInfo {
+            row,
+            received,
+            client: "not recorded by this build".into(),
+            helo: "not recorded by this build".into(),
+        })
+    }
+
+    fn message_source(&self, id: &MessageId) -> Result<MessageSource, BackendError> {
+        let sid = spool_id(id).ok_or(BackendError::NotFound)?;
+        self.job(move |s| s.meta(sid).map(|_| ()))?
+            .map_err(|e| spool_error(&e))?;
+        Ok(Box::new(SpoolReader {
+            spool: self.spool.clone(),
+            id: sid,
+            offset: 0,
+            buf: Vec::with_capacity(SOURCE_CHUNK),
+            pos: 0,
+            done: false,
+        }))
+    }
+
+    fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
+        if action == Action::Bounce {
+            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
+        }
+        let mut report = ActionReport::default();
+        for batch in ids.chunks(ACTION_BATCH) {
+            let wanted: Vec<(MessageId, Option<spool::MessageId>)> =
+                batch.iter().map(|id| (id.clone(), spool_id(id))).collect();
+            let results = self.job(move |s| {
+                wanted
+                    .into_iter()
+                    .map(|(id, sid)| {
+                        let Some(sid) = sid else {
+                            return (id, Err(SpoolError::NotFound));
+                        };
+                        let r = match action {
+                            Action::Delete => s.remove(sid),
+                            _ => s.meta(sid).and_then(|mut m| {
+                                // 0 = due now; the scheduler (when there is one) takes it first.
+                                m.next_attempt_unix = 0;
+                                s.update(&m)
+                            }),
+                        };
+                        (id, r)
+                    })
+                    .collect::<Vec<_>>()
+            })?;
+            for (id, r) in results {
+                match r {
+                    Ok(()) => {
+                        report.done += 1;
+                        match action {
+                            Action::Delete => self.note("deleted", &id, "deleted by the admin"),
+                            _ => self.note("retried", &id, "next attempt set to now by the admin"),
+                        }
+                    }
+                    Err(SpoolError::NotFound) => report.missing.push(id),
+                    Err(e) => return Err(spool_error(&e)),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn flush(&self, _domain: Option<&str>) -> Result<usize, BackendError> {
+        Err(BackendError::Unavailable(NO_DELIVERY.into()))
+    }
+
+    fn settings(&self) -> Result<Vec<SettingField>, BackendError> {
+        Ok(web_settings::fields(&self.saved()))
+    }
+
+    fn validate_settings(&self, values: &SettingsValues) -> Vec<FieldError> {
+        web_settings::merge(&self.saved(), values)
+            .err()
+            .unwrap_or_default()
+    }
+
+    fn save_settings(&self, values: &SettingsValues) -> Result<SaveOutcome, SaveError> {
+        let mut saved = self.saved();
+        let merged = web_settings::merge(&saved, values).map_err(SaveError::Invalid)?;
+        let failed = |e: String| SaveError::Backend(BackendError::Failed(e));
+        match file_format(&self.config_path) {
+            Format::Uci => merged.save_uci(&self.config_path),
+            Format::Toml => merged.save_toml(&self.config_path),
+        }
+        .map_err(|e| failed(e.to_string()))?;
+        let restart_needed = web_settings::changed(&self.running, &merged);
+        *saved = merged;
+        drop(saved);
+        self.events.push(
+            self.clock.unix_seconds(),
+            "settings-saved",
+            None,
+            &format!("{}; restart to apply", self.config_path.display()),
+        );
+        Ok(SaveOutcome {
+            path: self.config_path.display().to_string(),
+            applied: false,
+            restart_needed,
+        })
+    }
+
+    fn firewall_preview(&self) -> Result<FirewallPreview, BackendError> {
+        let rules = self.ruleset(&self.saved())?;
+        let nft_text = nft::include(&rules);
+        let applied = std::fs::read_to_string(nft::INCLUDE_PATH).is_ok_and(|t| t == nft_text);
+        let text = format!(
+            "# nft (fw4 include, {})\n{nft_text}\n# uci batch (fw4)\n{}\n# iptables (fw3, IPv4)\n{}",
+            nft::INCLUDE_PATH,
+            uci::batch(&rules),
+            iptables::fragment(&rules, Family::V4, Hooks::Insert),
+        );
+        Ok(FirewallPreview {
+            mode: mode_name(self.saved().firewall.mode).into(),
+            format: "nft, uci, iptables".into(),
+            rules: text,
+            applied,
+        })
+    }
+
+    fn firewall_apply(&self) -> Result<String, BackendError> {
+        let rules = self.ruleset(&self.saved())?;
+        // What `mailbag firewall apply` does: one nft transaction, then the fw4 include.
+        let outcome = apply::apply_nft(&rules, Path::new(nft::INCLUDE_PATH))
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        self.events.push(
+            self.clock.unix_seconds(),
+            "firewall",
+            None,
+            &outcome.to_string(),
+        );
+        Ok(outcome.to_string())
+    }
+
+    fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {
+        Ok(self
+            .events
+            .recent(limit)
+            .into_iter()
+            .map(|e| LogEvent {
+                time: e.time,
+                kind: e.kind.into(),
+                message_id: e.message_id.as_deref().and_then(MessageId::parse),
+                text: e.text,
+            })
+            .collect())
+    }
+}
+
+/// The config file's format; a file not there yet (the demo's) is TOML unless named UCI-like.
+fn file_format(path: &Path) -> Format {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if text.is_empty() {
+        return if path.extension().is_some_and(|e| e == "toml") {
+            Format::Toml
+        } else {
+            Format::Uci
+        };
+    }
+    Format::detect(path, &text)
+}
+
+/// A message body read from the spool thread in [`SOURCE_CHUNK`]-byte pieces.
+struct SpoolReader {
+    spool: SpoolHandle,
+    id: spool::MessageId,
+    offset: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for SpoolReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() && !self.done {
+            let (id, offset) = (self.id, self.offset);
+            let mut buf = std::mem::take(&mut self.buf);
+            let (buf, r) = self
+                .spool
+                .run_blocking(move |s| {
+                    buf.resize(SOURCE_CHUNK, 0);
+                    let r = s.read_body(id, offset, &mut buf);
+                    buf.truncate(*r.as_ref().unwrap_or(&0));
+                    (buf, r)
+                })
+                .map_err(io::Error::other)?;
+            self.buf = buf;
+            let n = r.map_err(io::Error::other)?;
+            self.pos = 0;
+            self.offset += n as u64;
+            self.done = n == 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
