@@ -167,6 +167,13 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
     let now = d.clock.unix_seconds();
     let id = meta.id;
     let result = record_attempt(&mut meta, &indices, &outcome, &d.settings.retry, now);
+    // The original's headers go into any notice; read them before the message may be
+    // removed below.
+    let headers = if result.bounces.is_empty() && !result.warn {
+        Vec::new()
+    } else {
+        original_headers(d, &meta).await
+    };
     let persisted = if result.done {
         d.spool.remove(id).await
     } else {
@@ -210,7 +217,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
                 )
             })
             .collect();
-        send_dsn(d, &meta, DsnKind::Failure, &recipients, &hop_name).await;
+        send_dsn(d, &meta, &headers, DsnKind::Failure, &recipients, &hop_name).await;
     }
     if result.warn {
         let pending: Vec<Notice> = meta
@@ -228,6 +235,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
         send_dsn(
             d,
             &meta,
+            &headers,
             DsnKind::Delay { until_unix: until },
             &pending,
             &hop_name,
@@ -236,18 +244,9 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
     }
 }
 
-async fn send_dsn(
-    d: &Deliverer,
-    meta: &MessageMeta,
-    kind: DsnKind,
-    recipients: &[Notice],
-    hop: &str,
-) {
-    if recipients.is_empty() {
-        return;
-    }
-    // The original's headers: the first chunk of the body is enough (the writer stops at
-    // the blank line or its own limit).
+/// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
+/// header block).
+async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
     while headers.len() < DSN_HEADERS_READ {
         match d.spool.body(meta.id, headers.len() as u64).await {
@@ -256,6 +255,20 @@ async fn send_dsn(
         }
     }
     headers.truncate(DSN_HEADERS_READ);
+    headers
+}
+
+async fn send_dsn(
+    d: &Deliverer,
+    meta: &MessageMeta,
+    headers: &[u8],
+    kind: DsnKind,
+    recipients: &[Notice],
+    hop: &str,
+) {
+    if recipients.is_empty() {
+        return;
+    }
     let now = d.clock.unix_seconds();
     let rcpts: Vec<DsnRecipient<'_>> = recipients
         .iter()
@@ -277,7 +290,7 @@ async fn send_dsn(
         recipients: &rcpts,
     };
     let mut out = Vec::new();
-    match write_dsn(&meta.sender, &report, headers.as_slice(), &mut out) {
+    match write_dsn(&meta.sender, &report, headers, &mut out) {
         Ok(Some(env)) => {
             let Ok(envelope) = Envelope::new(&env.sender, [env.recipient.as_str()]) else {
                 return;
@@ -518,7 +531,7 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        if !d.hop_down.load(Ordering::Relaxed) {
+        if !d.hop_down.load(Ordering::Relaxed) || d.spool.gauge.get().messages == 0 {
             continue;
         }
         let hops: Vec<NextHop> = d

@@ -114,7 +114,8 @@ async fn serve(
         kick: Arc::clone(&kick),
         hostname: config.smtp.hostname.clone(),
         tls: tls::client_configs()?,
-        hop_down: std::sync::atomic::AtomicBool::new(false),
+        // Unknown at start: held mail (if any) is probed for at once.
+        hop_down: std::sync::atomic::AtomicBool::new(true),
     });
     let events = Arc::new(events::EventLog::default());
     let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock)?;

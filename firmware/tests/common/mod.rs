@@ -34,6 +34,12 @@ pub fn tmpdir(name: &str) -> PathBuf {
 /// Writes a config for a daemon in `dir` (port 0: the kernel picks) with `extra` TOML
 /// appended to the `[smtp]` table (which listens on 127.0.0.1 unless `extra` sets `listen`).
 pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
+    write_config_with(dir, smtp_extra, &["office.test", "example.test"], "")
+}
+
+/// Like [`write_config`], with the accepted `domains` and extra tables (e.g. `[relay]`)
+/// appended at the end.
+pub fn write_config_with(dir: &Path, smtp_extra: &str, domains: &[&str], tables: &str) -> PathBuf {
     let smtp_extra = if smtp_extra.contains("listen") {
         smtp_extra.to_string()
     } else {
@@ -45,7 +51,7 @@ pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
 hostname = "mx.office.test"
 {smtp_extra}
 [policy]
-domains = ["office.test", "example.test"]
+domains = [{domains}]
 [spool]
 path = "{}"
 size = 33554432
@@ -54,8 +60,14 @@ max-bytes = 30000000
 mode = "off"
 [web]
 listen = []
+{tables}
 "#,
-        dir.join("spool.img").display()
+        dir.join("spool.img").display(),
+        domains = domains
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let path = dir.join("mailbag.toml");
     std::fs::write(&path, cfg).unwrap();
