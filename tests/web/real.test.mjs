@@ -17,7 +17,7 @@ import { ARTIFACTS, PASSWORD, ROOT_HASH, openPage } from './harness.mjs';
 const BIN = process.env.MAILBAG_BIN;
 const HOSTILE_SUBJECT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">Invoice';
 
-let tmp, daemon, baseUrl, smtpPort, context, page, configPath;
+let tmp, daemon, baseUrl, smtpPort, context, page, configPath, sinkPort;
 const pageErrors = [];
 
 function config() {
@@ -33,8 +33,9 @@ path = "${join(tmp, 'spool.img')}"
 size = 4194304
 max-bytes = 3145728
 [relay]
-next-hops = ["127.0.0.1:2526"]
+next-hops = ["127.0.0.1:${sinkPort}"]
 lifetime-days = 7
+probe-interval = 3600
 [firewall]
 mode = "off"
 [web]
@@ -43,8 +44,18 @@ shadow = "${join(tmp, 'shadow')}"
 `;
 }
 
+// A free loopback port for the office's primary server (smtp-sink, started later).
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  const { port } = srv.address();
+  await new Promise((ok) => srv.close(ok));
+  return port;
+}
+
 async function startDaemon() {
   assert.ok(BIN, 'set MAILBAG_BIN to the mailbag binary');
+  sinkPort = await freePort();
   writeFileSync(join(tmp, 'shadow'), `root:${ROOT_HASH}:19000:0:99999:7:::\n`);
   configPath = join(tmp, 'mailbag.toml');
   writeFileSync(configPath, config());
@@ -129,7 +140,8 @@ test('admin page of a real daemon', async (t) => {
     await page.waitForSelector('#st-depth');
     assert.equal(await text('#brand'), 'mailbag.example.test');
     assert.equal(await text('#st-depth'), '3');
-    assert.match(await text('#st-primary'), /state unknown: delivery is not enabled in this build yet/);
+    // Nothing listens on the next hop yet: the deliverer reports it down.
+    assert.match(await text('#st-primary'), /down/);
     assert.match(await text('#st-fw'), /off/);
     await shot('status');
   });
@@ -179,6 +191,31 @@ test('admin page of a real daemon', async (t) => {
     await queueInfo('1–2 of 2');
     await page.click('a[data-tab=status]');
     await page.waitForFunction(() => document.querySelector('#st-depth')?.textContent === '2');
+  });
+
+  await t.test('retry a held message and see it leave once the primary is up', async () => {
+    // The primary (Postfix's smtp-sink) comes up; the probe interval is an hour, so only the
+    // page's Retry can send the message now.
+    const sink = spawn('smtp-sink', ['-u', 'nobody', `127.0.0.1:${sinkPort}`, '10'], { stdio: 'ignore' });
+    try {
+      await new Promise((ok) => setTimeout(ok, 300));
+      await page.goto(baseUrl + '#queue');
+      await page.fill('#q-text', 'quarterly');
+      await queueInfo('1–1 of 1');
+      await page.click(`#queue-table tr[data-id="${ids.quarterly}"] button:has-text("Retry")`);
+      const deadline = Date.now() + 15000;
+      let status = 200;
+      while (status !== 404 && Date.now() < deadline) {
+        await new Promise((ok) => setTimeout(ok, 250));
+        status = await page.evaluate((id) => fetch('/api/messages/' + id).then((r) => r.status), ids.quarterly);
+      }
+      assert.equal(status, 404, 'the retried message was delivered and left the queue');
+      await page.click('a[data-tab=status]');
+      await page.waitForFunction(() => document.querySelector('#st-depth')?.textContent === '1');
+      await shot('after-delivery');
+    } finally {
+      sink.kill();
+    }
   });
 
   await t.test('inline validation error, then a saved setting lands in the config file', async () => {

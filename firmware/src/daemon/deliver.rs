@@ -60,7 +60,7 @@ pub struct Deliverer {
     pub tls: TlsClients,
     /// Set when the last attempt could not reach any next hop; the probe then watches for
     /// its return.
-    pub hop_down: AtomicBool,
+    pub hop_down: Arc<AtomicBool>,
 }
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -525,15 +525,18 @@ async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::R
 /// `relay.probe-interval` (EHLO, QUIT); as soon as it answers, every held message is made
 /// due and delivery starts at once.
 pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+    // One probe at start even with nothing held, so the status page knows the next hop.
+    let mut checked = false;
     loop {
         let interval = Duration::from_micros(d.settings.probe_interval.as_micros());
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        if !d.hop_down.load(Ordering::Relaxed) || d.spool.gauge.get().messages == 0 {
+        if !d.hop_down.load(Ordering::Relaxed) || (checked && d.spool.gauge.get().messages == 0) {
             continue;
         }
+        checked = true;
         let hops: Vec<NextHop> = d
             .settings
             .next_hops

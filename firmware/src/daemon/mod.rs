@@ -106,6 +106,7 @@ async fn serve(
         .collect();
     let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
     let kick = Arc::new(tokio::sync::Notify::new());
+    let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let deliverer = Arc::new(deliver::Deliverer {
         spool: spool.clone(),
         settings: relay,
@@ -115,10 +116,10 @@ async fn serve(
         hostname: config.smtp.hostname.clone(),
         tls: tls::client_configs()?,
         // Unknown at start: held mail (if any) is probed for at once.
-        hop_down: std::sync::atomic::AtomicBool::new(true),
+        hop_down: Arc::clone(&hop_down),
     });
     let events = Arc::new(events::EventLog::default());
-    let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock)?;
+    let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock, &hop_down)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {

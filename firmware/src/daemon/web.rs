@@ -32,6 +32,7 @@ pub fn start(
     spool: &SpoolHandle,
     events: &Arc<EventLog>,
     clock: &Arc<dyn Clock>,
+    primary_down: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Vec<WebServer>, String> {
     if config.web.listen.is_empty() {
         return Ok(Vec::new());
@@ -48,7 +49,8 @@ pub fn start(
         Arc::clone(clock),
         config.clone(),
         config_file,
-    );
+    )
+    .with_primary_state(Arc::clone(primary_down));
     let mut servers = Vec::with_capacity(config.web.listen.len());
     for text in &config.web.listen {
         let listen: SocketAddr = text

@@ -35,8 +35,9 @@ use crate::spool::{self, SpoolError};
 pub const SOURCE_CHUNK: usize = 16 * 1024;
 /// Messages handled per spool job in a bulk action (each removal syncs the device).
 const ACTION_BATCH: usize = 32;
-/// What the page shows for everything delivery would do.
-pub const NO_DELIVERY: &str = "delivery is not enabled in this build yet";
+/// What the page shows for actions the daemon cannot do from the page yet, and for next-hop
+/// states when no deliverer reports them.
+pub const NO_DELIVERY: &str = "not available from the page in this build yet";
 
 /// The daemon side of the admin page; clones share the saved settings (one per listener).
 #[derive(Clone)]
@@ -50,6 +51,8 @@ pub struct DaemonBackend {
     saved: Arc<Mutex<Config>>,
     /// Where settings are saved.
     config_path: PathBuf,
+    /// The deliverer's view of the next hop (true: unreachable at the last attempt/probe).
+    primary_down: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl DaemonBackend {
@@ -68,7 +71,14 @@ impl DaemonBackend {
             saved: Arc::new(Mutex::new(running.clone())),
             running,
             config_path,
+            primary_down: None,
         }
+    }
+
+    /// Shows the deliverer's next-hop state on the status page.
+    pub fn with_primary_state(mut self, down: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.primary_down = Some(down);
+        self
     }
 
     fn saved(&self) -> MutexGuard<'_, Config> {
@@ -174,11 +184,18 @@ impl Backend for DaemonBackend {
                 crate::config::Role::Silo => "silo".into(),
             },
             now,
-            // The page has no "unknown" state; say it in the name rather than invent one.
-            primary: PrimaryStatus {
-                name: format!("{hops} — state unknown: {NO_DELIVERY}"),
-                up: false,
-                since: None,
+            primary: match &self.primary_down {
+                Some(down) => PrimaryStatus {
+                    name: hops,
+                    up: !down.load(std::sync::atomic::Ordering::Relaxed),
+                    since: None,
+                },
+                // The page has no "unknown" state; say it in the name rather than invent one.
+                None => PrimaryStatus {
+                    name: format!("{hops} — state unknown: {NO_DELIVERY}"),
+                    up: false,
+                    since: None,
+                },
             },
             upstream: c.relay.upstream_silo.as_ref().map(|a| UpstreamStatus {
                 address: format!("{a} (not checked: {NO_DELIVERY})"),
@@ -279,8 +296,30 @@ impl Backend for DaemonBackend {
         Ok(report)
     }
 
-    fn flush(&self, _domain: Option<&str>) -> Result<usize, BackendError> {
-        Err(BackendError::Unavailable(NO_DELIVERY.into()))
+    fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError> {
+        let key = domain.map(|d| spool::fnv1a(&d.to_ascii_lowercase()));
+        // Held messages become due now; the deliverer looks for due mail every second.
+        let n = self.job(move |s| {
+            let held: Vec<spool::MessageId> = s
+                .entries()
+                .iter()
+                .filter(|e| key.is_none_or(|k| e.domains.contains(&k)))
+                .map(|e| e.id)
+                .collect();
+            let mut n = 0;
+            for id in held {
+                if let Ok(mut m) = s.meta(id) {
+                    m.next_attempt_unix = 0;
+                    if s.update(&m).is_ok() {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        })?;
+        let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
+        self.events.push(self.clock.unix_seconds(), "flushed", None, &format!("{n} message(s) of {what} made due"));
+        Ok(n)
     }
 
     fn settings(&self) -> Result<Vec<SettingField>, BackendError> {

@@ -41,7 +41,7 @@ const SCHEMA: &[Spec] = &[
     Spec { key: "smtp.hostname", section: "General", label: "Host name", help: "Used in the greeting and Received headers", kind: Kind::Text },
     Spec { key: "policy.domains", section: "Domains", label: "Accepted domains", help: "One per line; mail for other domains is refused", kind: Kind::List },
     Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List },
-    Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "host:port, one per line (delivery is not enabled in this build yet)", kind: Kind::List },
+    Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "[preference ]host[:port], one per line; lowest preference first", kind: Kind::List },
     Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::OptText },
     Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text },
     Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number },
