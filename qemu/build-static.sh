@@ -12,8 +12,8 @@
 #   linker (cargo-zigbuild), because Debian has no aarch64 musl gcc.
 # - mips-, mipsel-, armv7-unknown-linux-musl*: tier 3 / no prebuilt std for these with our
 #   settings, so nightly `-Zbuild-std`; `-C relocation-model=static` because a static,
-#   non-PIE executable is what the musl self-contained start files expect on MIPS;
-#   `-C link-self-contained=no` on arm so zig's own musl crt is used, not Rust's copy.
+#   non-PIE executable is what we want on MIPS; `-C link-self-contained=no` so zig's own
+#   musl and crt objects are used (rustup has no self-contained crt1.o for these targets).
 # - littlefs2-sys runs bindgen (libclang) for the target: it only needs <stdint.h> and
 #   <stdbool.h>. With -ffreestanding libclang's own builtin headers define them for the
 #   target's ABI, so no target libc headers are needed. cargo-zigbuild sets
@@ -51,8 +51,7 @@ build_one() {
       rustup component add rust-src --toolchain "$NIGHTLY" >/dev/null 2>&1
       toolchain=("+$NIGHTLY")
       zflags=(-Zbuild-std=std,panic_abort)
-      rustflags="$rustflags -C relocation-model=static"
-      case $t in armv7-*) rustflags="$rustflags -C link-self-contained=no" ;; esac ;;
+      rustflags="$rustflags -C relocation-model=static -C link-self-contained=no" ;;
   esac
   echo "== $t" >&2
   env "BINDGEN_EXTRA_CLANG_ARGS_$t=-ffreestanding -isystem $clang_include" \

@@ -3,7 +3,7 @@
 # Builds an arm64 test image (Debian kernel + busybox + static mailbag) and boots it in
 # qemu-system-aarch64 with user networking.
 #
-#   qemu/run-image.sh [--build-only]
+#   qemu/run-image.sh [--build-only | --no-build]
 #
 # Environment:
 #   MAILBAG_SMTP_PORT  host port forwarded to the guest's port 25 (default 2525, loopback only)
@@ -12,6 +12,7 @@
 #   MAILBAG_BIN        the aarch64 binary to put in the image (default: built by
 #                      qemu/build-static.sh aarch64-unknown-linux-musl if missing)
 #   MAILBAG_CONFIG     guest config (default qemu/guest-config.toml)
+#   MAILBAG_QEMU_PIDFILE  where QEMU writes its PID (so a caller can stop it by PID)
 # The console is the terminal (-nographic); Ctrl-a x quits QEMU.
 #
 # Needs (root, once): dpkg --add-architecture arm64 + apt-get update, qemu-system-arm, cpio.
@@ -23,8 +24,8 @@ port=${MAILBAG_SMTP_PORT:-2525}
 state=${MAILBAG_STATE_DIR:-$build/state}
 config=${MAILBAG_CONFIG:-$here/guest-config.toml}
 bin=${MAILBAG_BIN:-$build/bin/aarch64-unknown-linux-musl/mailbag}
-build_only=0
-[ "${1:-}" = "--build-only" ] && build_only=1
+mode=${1:-all}
+case $mode in all|--build-only|--no-build) ;; *) echo "usage: $0 [--build-only|--no-build]" >&2; exit 2 ;; esac
 
 # The modules /init loads: virtio PCI transport, the NIC, and 9p over virtio for /state.
 # Their dependencies are added from each module's own depends= list.
@@ -98,11 +99,13 @@ build_image() {
   log "image: $build/vmlinuz + $build/initramfs.cpio.gz ($(tr '\n' ' ' < "$rootfs/modules/load-order"))"
 }
 
-build_image
-[ "$build_only" -eq 1 ] && exit 0
+[ "$mode" = --no-build ] || build_image
+[ "$mode" = --build-only ] && exit 0
 mkdir -p "$state"
+pidfile=()
+[ -n "${MAILBAG_QEMU_PIDFILE:-}" ] && pidfile=(-pidfile "$MAILBAG_QEMU_PIDFILE")
 log "booting; SMTP on 127.0.0.1:$port, state in $state"
-exec qemu-system-aarch64 -M virt -cpu cortex-a53 -m 256 -smp 1 -nographic -no-reboot \
+exec qemu-system-aarch64 "${pidfile[@]}" -M virt -cpu cortex-a53 -m 256 -smp 1 -nographic -no-reboot \
   -kernel "$build/vmlinuz" -initrd "$build/initramfs.cpio.gz" \
   -append "console=ttyAMA0 panic=-1 quiet" \
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-10.0.2.15:25" \
