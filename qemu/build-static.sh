@@ -14,33 +14,18 @@
 #   settings, so nightly `-Zbuild-std`; `-C relocation-model=static` because a static,
 #   non-PIE executable is what we want on MIPS; `-C link-self-contained=no` so zig's own
 #   musl and crt objects are used (rustup has no self-contained crt1.o for these targets).
-# - littlefs2-sys runs bindgen (libclang) for the target: it only needs <stdint.h> and
-#   <stdbool.h>. With -ffreestanding libclang's own builtin headers define them for the
-#   target's ABI, so no target libc headers are needed. cargo-zigbuild sets
-#   BINDGEN_EXTRA_CLANG_ARGS_<target_with_underscores> to zig's include dirs, which Debian's
-#   libclang 14 cannot use with zig 0.17 ('stdint.h' file not found), so we set the
-#   hyphenated name, which bindgen reads first.
-# zig and cargo-zigbuild come from PyPI, pinned, in a venv under target/.
+# - littlefs2-sys runs bindgen for the target: see qemu/zig-env.sh.
+# zig and cargo-zigbuild come from PyPI, pinned, in a venv under target/ (qemu/zig-env.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 ALL_TARGETS="aarch64-unknown-linux-musl mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-linux-musleabihf"
-ZIGLANG_VERSION=0.17.1
-CARGO_ZIGBUILD_VERSION=0.24.1
 NIGHTLY=${MAILBAG_NIGHTLY:-nightly}
-venv=${MAILBAG_ZIG_VENV:-$root/target/zig-venv}
 out=$root/qemu/build/bin
-
-# The pinned zig toolchain, installed once.
-if ! "$venv/bin/python3" -c "import ziglang" 2>/dev/null \
-   || [ "$("$venv/bin/pip" show ziglang 2>/dev/null | sed -n 's/^Version: //p')" != "$ZIGLANG_VERSION" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
-fi
-clang_include=$(ls -d /usr/lib/llvm-*/lib/clang/*/include | sort -V | tail -n 1)
-[ -e "$clang_include/stdint.h" ] || { echo "libclang builtin headers not found (apt-get install libclang-dev)" >&2; exit 1; }
-export PATH="$venv/bin:$PATH"   # cargo-zigbuild finds zig through `python3 -m ziglang`
+# shellcheck source=qemu/zig-env.sh
+. "$root/qemu/zig-env.sh"
+zig_env_setup
 
 build_one() {
   local t=$1 toolchain=() rustflags="-C target-feature=+crt-static" zflags=()
@@ -50,11 +35,11 @@ build_one() {
     *)
       rustup component add rust-src --toolchain "$NIGHTLY" >/dev/null 2>&1
       toolchain=("+$NIGHTLY")
-      zflags=(-Zbuild-std=std,panic_abort)
+      zflags=("-Zbuild-std=std,panic_abort")
       rustflags="$rustflags -C relocation-model=static -C link-self-contained=no" ;;
   esac
   echo "== $t" >&2
-  env "BINDGEN_EXTRA_CLANG_ARGS_$t=-ffreestanding -isystem $clang_include" \
+  env "$(zig_bindgen_env "$t")" \
     RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$root/target/cross-$t" \
     cargo "${toolchain[@]}" zigbuild "${zflags[@]}" --release --locked --target "$t" \
       -p mailbag --bin mailbag >&2

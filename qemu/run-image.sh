@@ -18,7 +18,6 @@
 # Needs (root, once): dpkg --add-architecture arm64 + apt-get update, qemu-system-arm, cpio.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 build=$here/build
 port=${MAILBAG_SMTP_PORT:-2525}
 state=${MAILBAG_STATE_DIR:-$build/state}
@@ -29,7 +28,7 @@ case $mode in all|--build-only|--no-build) ;; *) echo "usage: $0 [--build-only|-
 
 # The modules /init loads: virtio PCI transport, the NIC, and 9p over virtio for /state.
 # Their dependencies are added from each module's own depends= list.
-MODULES="virtio_pci virtio_net 9pnet_virtio 9p"
+MODULES=(virtio_pci virtio_net 9pnet_virtio 9p)
 
 log() { echo "run-image: $*" >&2; }
 
@@ -50,11 +49,14 @@ fetch_debs() {
     kpkg=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-arm64\):arm64$/\1/p' | head -n 1)
     [ -n "$kpkg" ] || { log "cannot find Debian's arm64 kernel package"; exit 1; }
     log "downloading $kpkg busybox-static (arm64)"
-    (cd "$debs" && apt-get download "$kpkg:arm64" busybox-static:arm64 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+    # apt warns that root downloads unsandboxed; that is expected here.
+    (cd "$debs" && apt-get download -q "$kpkg:arm64" busybox-static:arm64 2>/dev/null) \
+      || { log "apt-get download failed"; exit 1; }
   fi
   rm -rf "$build/kernel" "$build/busybox"
-  dpkg-deb -x "$(ls "$debs"/linux-image-*_arm64.deb | head -n 1)" "$build/kernel"
-  dpkg-deb -x "$(ls "$debs"/busybox-static_*_arm64.deb | head -n 1)" "$build/busybox"
+  local kdeb=("$debs"/linux-image-*_arm64.deb) bdeb=("$debs"/busybox-static_*_arm64.deb)
+  dpkg-deb -x "${kdeb[0]}" "$build/kernel"
+  dpkg-deb -x "${bdeb[0]}" "$build/busybox"
 }
 
 # Prints module file names (relative to the modules dir) with dependencies first.
@@ -93,9 +95,10 @@ build_image() {
   while IFS= read -r ko; do
     cp "$moddir/$ko" "$rootfs/modules/"
     basename "$ko" >> "$rootfs/modules/load-order"
-  done < <(module_order "$moddir" $MODULES)
+  done < <(module_order "$moddir" "${MODULES[@]}")
   (cd "$rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$build/initramfs.cpio.gz"
-  cp "$(ls "$build"/kernel/boot/vmlinuz-* | head -n 1)" "$build/vmlinuz"
+  local kernel=("$build"/kernel/boot/vmlinuz-*)
+  cp "${kernel[0]}" "$build/vmlinuz"
   log "image: $build/vmlinuz + $build/initramfs.cpio.gz ($(tr '\n' ' ' < "$rootfs/modules/load-order"))"
 }
 

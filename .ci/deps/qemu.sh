@@ -7,5 +7,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   apt-get update -qq
 fi
 # Rust targets: aarch64 musl on the pinned stable; nightly + rust-src for -Zbuild-std (MIPS).
-rustup target add aarch64-unknown-linux-musl >/dev/null
-rustup toolchain install nightly --profile minimal --component rust-src >/dev/null
+# An installed nightly is kept as it is (updating it would rebuild every cross target).
+rustup target add aarch64-unknown-linux-musl >/dev/null 2>&1
+rustup toolchain list | grep -q '^nightly-' || rustup toolchain install nightly --profile minimal >/dev/null 2>&1
+rustup component add rust-src --toolchain nightly >/dev/null 2>&1
