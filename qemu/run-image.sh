@@ -53,10 +53,18 @@ fetch_debs() {
     (cd "$debs" && apt-get download -q "$kpkg:arm64" busybox-static:arm64 2>/dev/null) \
       || { log "apt-get download failed"; exit 1; }
   fi
-  rm -rf "$build/kernel" "$build/busybox"
   local kdeb=("$debs"/linux-image-*_arm64.deb) bdeb=("$debs"/busybox-static_*_arm64.deb)
-  dpkg-deb -x "${kdeb[0]}" "$build/kernel"
-  dpkg-deb -x "${bdeb[0]}" "$build/busybox"
+  unpack "${kdeb[0]}" "$build/kernel"
+  unpack "${bdeb[0]}" "$build/busybox"
+}
+
+# Unpacks a .deb into a directory, unless that exact .deb is already unpacked there.
+unpack() {
+  local deb=$1 dir=$2
+  [ "$(cat "$dir/.unpacked-from" 2>/dev/null)" = "$(basename "$deb")" ] && return 0
+  rm -rf "$dir"
+  dpkg-deb -x "$deb" "$dir"
+  basename "$deb" > "$dir/.unpacked-from"
 }
 
 # Prints module file names (relative to the modules dir) with dependencies first.
@@ -65,7 +73,7 @@ module_order() {
   declare -A path=() seen=()
   local f n
   while IFS= read -r f; do
-    n=$(basename "$f"); n=${n%%.ko*}; path[${n//-/_}]=$f
+    n=${f##*/}; n=${n%%.ko*}; path[${n//-/_}]=$f
   done < <(cd "$moddir" && find kernel -name '*.ko')
   visit() {
     local m=${1//-/_} d deps
