@@ -57,6 +57,16 @@ build_one() {
       -p mailbag --bin mailbag >&2
   mkdir -p "$out/$t"
   cp "$root/target/$dir-$t/$t/release/mailbag" "$out/$t/mailbag"
+  case $t in
+    mips*)
+      # LLVM emits .pdr (MIPS procedure descriptors, ~150 KiB, never loaded) and the linker's
+      # --strip-all keeps it; binutils' objcopy handles either endianness.
+      if command -v mips-linux-gnu-objcopy >/dev/null; then
+        mips-linux-gnu-objcopy -R .pdr "$out/$t/mailbag"
+      else
+        echo "note: mips-linux-gnu-objcopy missing; .pdr left in (apt binutils-mips-linux-gnu)" >&2
+      fi ;;
+  esac
 }
 
 targets=("$@")
