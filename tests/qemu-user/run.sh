@@ -45,7 +45,7 @@ aarch64_tests() {
   env "$(zig_bindgen_env "$A64")" \
     CARGO_TARGET_DIR="$root/target/cross-test-$A64" \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static \
-    cargo-zigbuild test --locked --target "$A64" -p mailbag-hal -p mailbag --lib
+    cargo-zigbuild test --no-fail-fast --locked --target "$A64" -p mailbag-hal -p mailbag --lib
 }
 
 # Big-endian MIPS (glibc, Debian's cross gcc): nightly with -Zbuild-std (tier 3 target).
@@ -63,7 +63,7 @@ mips_cargo() {
 mips_tests() {
   local sel
   read -r -a sel <<<"${MAILBAG_QEMU_USER_MIPS_TESTS:--p mailbag-hal -p mailbag --lib --test powercut}"
-  mips_cargo test "${sel[@]}"
+  mips_cargo test --no-fail-fast "${sel[@]}"
 }
 
 # A spool image written by the big-endian build, read by the native x86_64 test.
