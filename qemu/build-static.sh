@@ -8,7 +8,7 @@
 # so building one target never invalidates another.
 #
 # --tiny (nightly targets only): `-Cpanic=immediate-abort` and std's `optimize_for_size`.
-# Drops std's panic message/backtrace machinery (~430 KiB on mipsel: 1.86 -> 1.45 MiB); a
+# Drops std's panic message/backtrace machinery (~400 KiB; mipsel 1.70 -> 1.30 MiB); a
 # panic then kills the process with SIGILL/SIGABRT and no message (procd respawns it).
 #
 # How each target is built (these settings were found to work on Debian 12 x86_64):
