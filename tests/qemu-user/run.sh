@@ -16,6 +16,8 @@
 #   tests/qemu-user/run.sh [aarch64] [mips] [endianness] [static]     default: all four
 #
 # MAILBAG_QEMU_USER_MIPS_TESTS overrides which mips test targets run (cargo args).
+# MAILBAG_POWERCUT_POINTS (default here 150, evenly spread over the workload) bounds the
+# power-cut test under emulation; the native run checks 2400 points.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -57,6 +59,7 @@ mips_cargo() {
   CC_mips_unknown_linux_gnu=mips-linux-gnu-gcc \
   BINDGEN_EXTRA_CLANG_ARGS_mips_unknown_linux_gnu="--sysroot=/usr/mips-linux-gnu" \
   QEMU_LD_PREFIX=/usr/mips-linux-gnu \
+  MAILBAG_POWERCUT_POINTS=${MAILBAG_POWERCUT_POINTS:-150} \
     cargo "+$NIGHTLY" "$1" -Zbuild-std --locked --target "$MIPS" "${@:2}"
 }
 
