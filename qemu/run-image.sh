@@ -9,8 +9,8 @@
 #   MAILBAG_SMTP_PORT  host port forwarded to the guest's port 25 (default 2525, loopback only)
 #   MAILBAG_STATE_DIR  host directory shared with the guest as /state (spool image); default
 #                      qemu/build/state
-#   MAILBAG_BIN        the aarch64 binary to put in the image (default: built by
-#                      qemu/build-static.sh aarch64-unknown-linux-musl if missing)
+#   MAILBAG_BIN        the aarch64 binary to put in the image (default: (re)built by
+#                      qemu/build-static.sh aarch64-unknown-linux-musl, a no-op when fresh)
 #   MAILBAG_CONFIG     guest config (default qemu/guest-config.toml)
 #   MAILBAG_QEMU_PIDFILE  where QEMU writes its PID (so a caller can stop it by PID)
 # The console is the terminal (-nographic); Ctrl-a x quits QEMU.
@@ -22,7 +22,7 @@ build=$here/build
 port=${MAILBAG_SMTP_PORT:-2525}
 state=${MAILBAG_STATE_DIR:-$build/state}
 config=${MAILBAG_CONFIG:-$here/guest-config.toml}
-bin=${MAILBAG_BIN:-$build/bin/aarch64-unknown-linux-musl/mailbag}
+bin=${MAILBAG_BIN:-}
 mode=${1:-all}
 case $mode in all|--build-only|--no-build) ;; *) echo "usage: $0 [--build-only|--no-build]" >&2; exit 2 ;; esac
 
@@ -88,7 +88,10 @@ module_order() {
 }
 
 build_image() {
-  [ -x "$bin" ] || "$here/build-static.sh" aarch64-unknown-linux-musl >&2
+  if [ -z "$bin" ]; then
+    "$here/build-static.sh" aarch64-unknown-linux-musl >&2
+    bin=$build/bin/aarch64-unknown-linux-musl/mailbag
+  fi
   fetch_debs
   local rootfs=$build/rootfs moddir ko
   moddir=$(ls -d "$build"/kernel/lib/modules/*)
