@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds stripped, fully static musl binaries of mailbag for router CPUs and prints their sizes.
+#
+#   qemu/build-static.sh [--tiny] [TARGET...]     default: all of $ALL_TARGETS
+#
+# Output: qemu/build/bin/<target>/mailbag. One CARGO_TARGET_DIR per target (target/cross-<t>)
+# so building one target never invalidates another.
+#
+# --tiny (nightly targets only): `-Cpanic=immediate-abort` and std's `optimize_for_size`.
+# Drops std's panic message/backtrace machinery (~400 KiB; mipsel 1.70 -> 1.30 MiB); a
+# panic then kills the process with SIGILL/SIGABRT and no message (procd respawns it).
+#
+# How each target is built (these settings were found to work on Debian 12 x86_64):
+# - aarch64-unknown-linux-musl: stable Rust (rustup target add), zig as the C compiler and
+#   linker (cargo-zigbuild), because Debian has no aarch64 musl gcc.
+# - mips-, mipsel-, armv7-unknown-linux-musl*: tier 3 / no prebuilt std for these with our
+#   settings, so nightly `-Zbuild-std`; `-C relocation-model=static` because a static,
+#   non-PIE executable is what we want on MIPS; `-C link-self-contained=no` so zig's own
+#   musl and crt objects are used (rustup has no self-contained crt1.o for these targets).
+# - littlefs2-sys runs bindgen for the target: see qemu/zig-env.sh.
+# zig and cargo-zigbuild come from PyPI, pinned, in a venv under target/ (qemu/zig-env.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ALL_TARGETS="aarch64-unknown-linux-musl mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-linux-musleabihf"
+NIGHTLY=${MAILBAG_NIGHTLY:-nightly}
+out=$root/qemu/build/bin
+# shellcheck source=qemu/zig-env.sh
+. "$root/qemu/zig-env.sh"
+zig_env_setup
+
+tiny=0
+if [ "${1:-}" = "--tiny" ]; then tiny=1; shift; fi
+
+build_one() {
+  local t=$1 toolchain=() rustflags="-C target-feature=+crt-static" zflags=() dir=cross
+  case $t in
+    aarch64-*)
+      rustup target add "$t" >/dev/null 2>&1 ;;
+    *)
+      rustup component add rust-src --toolchain "$NIGHTLY" >/dev/null 2>&1
+      toolchain=("+$NIGHTLY")
+      zflags=("-Zbuild-std=std,panic_abort")
+      rustflags="$rustflags -C relocation-model=static -C link-self-contained=no"
+      if [ "$tiny" -eq 1 ]; then
+        zflags+=("-Zbuild-std-features=optimize_for_size")
+        rustflags="$rustflags -Zunstable-options -Cpanic=immediate-abort"
+        dir=cross-tiny
+      fi ;;
+  esac
+  echo "== $t" >&2
+  env "$(zig_bindgen_env "$t")" \
+    RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$root/target/$dir-$t" \
+    cargo "${toolchain[@]}" zigbuild "${zflags[@]}" --release --locked --target "$t" \
+      -p mailbag --bin mailbag >&2
+  mkdir -p "$out/$t"
+  cp "$root/target/$dir-$t/$t/release/mailbag" "$out/$t/mailbag"
+  case $t in
+    mips*)
+      # LLVM emits .pdr (MIPS procedure descriptors, ~150 KiB, never loaded) and the linker's
+      # --strip-all keeps it; binutils' objcopy handles either endianness.
+      if command -v mips-linux-gnu-objcopy >/dev/null; then
+        mips-linux-gnu-objcopy -R .pdr "$out/$t/mailbag"
+      else
+        echo "note: mips-linux-gnu-objcopy missing; .pdr left in (apt binutils-mips-linux-gnu)" >&2
+      fi ;;
+  esac
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$ALL_TARGETS"
+status=0
+for t in "${targets[@]}"; do
+  if build_one "$t"; then
+    printf '%-34s %9d bytes  %s\n' "$t" "$(stat -c %s "$out/$t/mailbag")" \
+      "$(file -b "$out/$t/mailbag" | cut -d, -f1-2,5 | tr -s ' ')"
+  else
+    echo "$t: BUILD FAILED" >&2; status=1
+  fi
+done
+exit "$status"
