@@ -14,6 +14,7 @@
 # Exits non-zero on any failure; prints how long each part took.
 #
 #   tests/qemu-user/run.sh [aarch64] [mips] [endianness] [static]     default: all four
+#   (or the parts named in MAILBAG_QEMU_USER_PARTS)
 #
 # MAILBAG_QEMU_USER_MIPS_TESTS overrides which mips test targets run (cargo args).
 # MAILBAG_POWERCUT_POINTS (default here 150, evenly spread over the workload) bounds the
@@ -27,7 +28,10 @@ NIGHTLY=${MAILBAG_NIGHTLY:-nightly}
 MIPS=mips-unknown-linux-gnu
 A64=aarch64-unknown-linux-musl
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(aarch64 mips endianness static)
+# Without arguments: MAILBAG_QEMU_USER_PARTS (space-separated), else all four.
+if [ ${#parts[@]} -eq 0 ]; then
+  read -ra parts <<< "${MAILBAG_QEMU_USER_PARTS:-aarch64 mips endianness static}"
+fi
 
 failed=()
 now() { date +%s; }
