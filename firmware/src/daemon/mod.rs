@@ -119,7 +119,15 @@ async fn serve(
         hop_down: Arc::clone(&hop_down),
     });
     let events = Arc::new(events::EventLog::default());
-    let pages = web::start(&config, &state_dir, config_file, &spool, &events, &clock, &hop_down)?;
+    let pages = web::start(
+        &config,
+        &state_dir,
+        config_file,
+        &spool,
+        &events,
+        &clock,
+        &hop_down,
+    )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {

@@ -318,7 +318,12 @@ impl Backend for DaemonBackend {
             n
         })?;
         let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
-        self.events.push(self.clock.unix_seconds(), "flushed", None, &format!("{n} message(s) of {what} made due"));
+        self.events.push(
+            self.clock.unix_seconds(),
+            "flushed",
+            None,
+            &format!("{n} message(s) of {what} made due"),
+        );
         Ok(n)
     }
 
