@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mailbag_hal::Clock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -47,40 +46,7 @@ pub struct Ctx {
     pub domains: Vec<String>,
 }
 
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Gone,
-}
-
-impl Io {
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(buf).await,
-            Io::Tls(s) => s.read(buf).await,
-            Io::Gone => Ok(0),
-        }
-    }
-
-    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Io::Plain(s) => s.write_all(buf).await,
-            Io::Tls(s) => {
-                s.write_all(buf).await?;
-                s.flush().await
-            }
-            Io::Gone => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Io::Plain(s) => s.shutdown().await,
-            Io::Tls(s) => s.shutdown().await,
-            Io::Gone => Ok(()),
-        };
-    }
-}
+type Io = super::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
 struct Incoming {
@@ -431,7 +397,7 @@ impl Conn {
         let Some(acceptor) = self.ctx.tls.clone() else {
             return Err(io::Error::other("STARTTLS without a TLS configuration"));
         };
-        let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
+        let Some(tcp) = self.io.take_plain() else {
             return Err(io::Error::other("TLS already active"));
         };
         let tls = acceptor.accept(tcp).await?;

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use embassy_time::Instant;
 use mailbag_hal::Clock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 
@@ -354,31 +353,7 @@ async fn attempt_hop(
     last
 }
 
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    Gone,
-}
-
-impl Io {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(buf).await,
-            Io::Tls(s) => s.read(buf).await,
-            Io::Gone => Ok(0),
-        }
-    }
-    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Io::Plain(s) => s.write_all(buf).await,
-            Io::Tls(s) => {
-                s.write_all(buf).await?;
-                s.flush().await
-            }
-            Io::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
+type Io = super::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
 
 fn now(d: &Deliverer) -> Instant {
     d.clock.now()
@@ -403,7 +378,7 @@ async fn drive(
             Some(Action::StartTls) => {
                 start = 0;
                 end = 0;
-                let Io::Plain(tcp) = std::mem::replace(&mut io, Io::Gone) else {
+                let Some(tcp) = io.take_plain() else {
                     break;
                 };
                 let verify = d.settings.client.tls == TlsPolicy::RequireVerify;

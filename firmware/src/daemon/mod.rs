@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod deliver;
 pub mod events;
+pub mod io;
 pub mod listen;
 pub mod queue_view;
 pub mod spool_actor;
