@@ -7,6 +7,7 @@
 #
 # Environment:
 #   MAILBAG_SMTP_PORT  host port forwarded to the guest's port 25 (default 2525, loopback only)
+#   MAILBAG_WEB_PORT   host port forwarded to the guest's admin page on 8080 (default 8080)
 #   MAILBAG_STATE_DIR  host directory shared with the guest as /state (spool image); default
 #                      qemu/build/state
 #   MAILBAG_BIN        the aarch64 binary to put in the image (default: (re)built by
@@ -20,6 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$here/build
 port=${MAILBAG_SMTP_PORT:-2525}
+web_port=${MAILBAG_WEB_PORT:-8080}
 state=${MAILBAG_STATE_DIR:-$build/state}
 config=${MAILBAG_CONFIG:-$here/guest-config.toml}
 bin=${MAILBAG_BIN:-}
@@ -122,6 +124,6 @@ log "booting; SMTP on 127.0.0.1:$port, state in $state"
 exec qemu-system-aarch64 "${pidfile[@]}" -M virt -cpu cortex-a53 -m 256 -smp 1 -nographic -no-reboot \
   -kernel "$build/vmlinuz" -initrd "$build/initramfs.cpio.gz" \
   -append "console=ttyAMA0 panic=-1 quiet" \
-  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-10.0.2.15:25" \
+  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-10.0.2.15:25,hostfwd=tcp:127.0.0.1:$web_port-10.0.2.15:8080" \
   -device virtio-net-pci,netdev=n0,romfile= \
   -virtfs "local,path=$state,mount_tag=state,security_model=none,id=state"

@@ -6,7 +6,9 @@
 #     outside the configured domains must be refused (no open relay through the VM);
 #  3. kill QEMU with SIGKILL (a power cut) and read the spool image the guest wrote (a host
 #     file shared over 9p) with `mailbag spool inspect`: the message is held, pending;
-#  4. boot again on the same spool: the daemon mounts it with the message still held.
+#  4. boot again on the same spool: the daemon mounts it with the message still held;
+#  5. start an SMTP sink on the host (the guest's next hop, via QEMU's user-network gateway):
+#     the guest's probe sees it and delivers the message; the spool is empty afterwards.
 # Exits non-zero on any failure. Prints timings (image build, boot to "smtp listening").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,7 +29,9 @@ stop_qemu() {
   qemu_pid=""
   launcher=""
 }
-cleanup() { stop_qemu; rm -rf "$work"; }
+sink_pid=""
+stop_sink() { [ -n "$sink_pid" ] && { kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; }; sink_pid=""; }
+cleanup() { stop_sink; stop_qemu; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "qemu-system: FAIL: $*" >&2; [ -f "$work/console.log" ] && tail -n 30 "$work/console.log" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -35,10 +39,13 @@ since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 smtp_port=$(free_port)
+web_port=$(free_port)
 sink_port=$(free_port)   # the guest's next hop is 10.0.2.2:$sink_port = host loopback; nothing listens
 mkdir -p "$work/state"
 sed "s/^next-hops = .*/next-hops = [\"10.0.2.2:$sink_port\"]/" qemu/guest-config.toml > "$work/guest.toml"
 grep -q "10.0.2.2:$sink_port" "$work/guest.toml" || fail "could not set the next hop in the test config"
+# Probe the next hop every 2 s (default 30 s) so the delivery check below is quick.
+sed -i '/^\[relay\]/a probe-interval = 2' "$work/guest.toml"
 
 t=$(now)
 MAILBAG_CONFIG="$work/guest.toml" qemu/run-image.sh --build-only || fail "image build"
@@ -50,7 +57,7 @@ boot() {
   rm -f "$pidfile"
   : > "$work/console.log"
   t0=$(now)
-  MAILBAG_STATE_DIR="$work/state" MAILBAG_SMTP_PORT=$smtp_port MAILBAG_QEMU_PIDFILE=$pidfile \
+  MAILBAG_STATE_DIR="$work/state" MAILBAG_SMTP_PORT=$smtp_port MAILBAG_WEB_PORT=$web_port MAILBAG_QEMU_PIDFILE=$pidfile \
     timeout -s KILL "$QEMU_TIMEOUT" qemu/run-image.sh --no-build < /dev/null > "$work/console.log" 2>&1 &
   launcher=$!
   local deadline=$((SECONDS + BOOT_TIMEOUT))
@@ -89,12 +96,13 @@ echo "qemu-system: SMTP session in $(since "$t")s"
 grep -q "accepted .*from=<alice@sender.test> to=<bob@example.test>" "$work/console.log" \
   || fail "guest console does not log the accepted message"
 
-# --- Hook: delivery to a sink on the host -------------------------------------------------
-# When the daemon delivers (relay feature), start an SMTP sink on 127.0.0.1:$sink_port here
-# (the guest sees it as 10.0.2.2:$sink_port), wait for the message to arrive there, and
-# check the spool is empty afterwards. Until then the next hop stays down and the message
-# must be held, which is what this test checks below.
-# ------------------------------------------------------------------------------------------
+# The admin page answers through the forwarded port (the login page; no password here).
+python3 - "$web_port" <<'PY' || fail "the guest's admin page did not answer"
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=30).read().decode()
+assert "mailbag" in body and "<html" in body.lower(), body[:200]
+print("qemu-system: admin page answers through the forwarded port")
+PY
 
 # Power cut: the 250 promised the message is on the spool; kill QEMU without warning.
 stop_qemu
@@ -114,5 +122,25 @@ PY
 # Restart on the same spool: the daemon recovers and still holds the message.
 boot
 grep -q "spool mounted: 1 message" "$work/console.log" || fail "restart did not find the held message"
+
+# The primary comes back: an SMTP sink on the host (the guest's 10.0.2.2:$sink_port). The
+# guest's next-hop probe sees it and delivers the held message.
+t=$(now)
+mkdir -p "$work/sink" && chmod 777 "$work/sink"
+(cd "$work/sink" && exec smtp-sink -u nobody -d "m." "127.0.0.1:$sink_port" 10) &
+sink_pid=$!
+deadline=$((SECONDS + 90))
+until grep -qs "Subject: qemu smoke" "$work"/sink/m.* ; do
+  [ $SECONDS -lt $deadline ] || fail "the held message did not reach the sink on the host"
+  sleep 0.5
+done
+stop_sink
+echo "qemu-system: held message delivered to the host's sink $(since "$t")s after it came up"
+grep -q "delivered 0000000100000000" "$work/console.log" || fail "guest console does not log the delivery"
+grep -qs "by mailbag-qemu.example.test (mailbag)" "$work"/sink/m.* || fail "delivered copy lacks the guest's Received header"
+sleep 1
 stop_qemu
+inspect --json > "$work/inspect.json" || fail "mailbag spool inspect failed"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m == [], m' "$work/inspect.json" \
+  || fail "the spool still holds mail after delivery"
 echo "qemu-system: ok"
