@@ -363,3 +363,74 @@ fn mail_held_across_kill_9_is_delivered_after_restart_exactly_once() {
     assert_eq!(sink.messages().len(), 10);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn queue_flush_and_etrn_commands_deliver_held_mail_now() {
+    if !require_sink() {
+        return;
+    }
+    let dir = tmpdir("flushcmd");
+    let primary = free_port();
+    write_config_with(
+        &dir,
+        "",
+        &["office.test", "example.test"],
+        &relay(primary, 3600),
+    );
+    let mut d = Daemon::start(&dir);
+    // The config file names port 0; point the CLI at the real port.
+    let cfg = dir.join("mailbag.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:0", &d.addr());
+    let cli_cfg = dir.join("cli.toml");
+    std::fs::write(&cli_cfg, text).unwrap();
+    let (mut c, _) = Client::connect(&d.addr()).unwrap();
+    c.cmd("EHLO sender.test").unwrap();
+    for (i, rcpt) in ["bob@office.test", "ann@example.test"].iter().enumerate() {
+        let r = c
+            .send(
+                "a@sender.test",
+                rcpt,
+                format!("Subject: cmd-{i}\r\n\r\nx\r\n").as_bytes(),
+            )
+            .unwrap();
+        assert!(r.starts_with("250"), "{r}");
+    }
+    c.cmd("QUIT").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let sink = Sink::start(primary, &dir.join("sink"));
+    let mailbag = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    // One domain through `queue flush DOMAIN`...
+    let (ok, out) = mailbag(&[
+        "queue",
+        "flush",
+        "office.test",
+        "--config",
+        cli_cfg.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("ETRN office.test: 250"), "{out}");
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        got.iter().filter_map(|m| subject_of(m)).collect::<Vec<_>>(),
+        ["cmd-0"]
+    );
+    // ...the other through `etrn HOST DOMAIN`, as a router does to its silo.
+    let (ok, out) = mailbag(&["etrn", &d.addr(), "example.test"]);
+    assert!(ok && out.contains("ETRN example.test: 250"), "{out}");
+    assert_eq!(sink.wait_for(2, Duration::from_secs(10)).len(), 2);
+    // A domain that is not ours is refused (459) and the command says so.
+    let (ok, out) = mailbag(&["etrn", &d.addr(), "elsewhere.test"]);
+    assert!(!ok && out.contains("459"), "{out}");
+    d.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

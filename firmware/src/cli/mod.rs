@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod args;
 mod config;
+mod etrn;
 mod firewall;
 mod fmt;
 mod queue;
@@ -27,6 +28,9 @@ commands:
                                          the held mail (read from the spool image)
   queue show ID [--spool IMAGE|--config FILE]
                                          one message: envelope, state, content
+  queue flush [DOMAIN] [--config FILE]   deliver held mail now (ETRN to the local daemon)
+  etrn [HOST[:PORT] DOMAIN...]           ask a server (default: relay.upstream-silo) to deliver
+                                         what it holds for our domains (RFC 1985)
   check-config FILE                      check a config file (UCI or TOML)
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
@@ -45,6 +49,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Some("run") => run::run(&mut args),
         Some("spool") => spool::run(&mut args),
         Some("queue") => queue::run(&mut args),
+        Some("etrn") => etrn::etrn(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {

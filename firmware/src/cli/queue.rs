@@ -25,8 +25,11 @@ pub fn run(args: &mut Args) -> Result<(), String> {
     match args.next_word().as_deref() {
         Some("list") => list(args),
         Some("show") => show(args),
-        Some(other) => Err(format!("unknown queue command '{other}' (list, show)")),
-        None => Err("queue needs a command: list, show".into()),
+        Some("flush") => super::etrn::flush(args),
+        Some(other) => Err(format!(
+            "unknown queue command '{other}' (list, show, flush)"
+        )),
+        None => Err("queue needs a command: list, show, flush".into()),
     }
 }
 

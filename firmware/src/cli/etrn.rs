@@ -1,0 +1,228 @@
+//! `mailbag etrn [HOST[:PORT] DOMAIN...]` and `mailbag queue flush [DOMAIN]`: ask an SMTP
+//! server to deliver the mail it holds now (ETRN, RFC 1985).
+//!
+//! - `etrn` without arguments asks the configured upstream silo (`relay.upstream-silo`)
+//!   for every accepted domain — what the WAN hotplug does when the link comes back.
+//! - `queue flush` asks the local daemon (its first SMTP listener) for one domain or all,
+//!   so held mail goes out now instead of at its next retry.
+//!
+//! Blocking, one short session per domain, STARTTLS when offered (certificate not checked:
+//! ETRN carries no secrets and only triggers a flush of configured domains).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailbag_hal::{Clock, SystemClock};
+
+use super::Args;
+use crate::config::Config;
+use crate::relay::client::{Action, ClientConfig, Outcome};
+use crate::relay::{Client, TlsPolicy};
+
+/// Default configuration (the router's UCI file).
+const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
+/// Connect and read timeout for one ETRN session.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `mailbag etrn`.
+pub fn etrn(args: &mut Args) -> Result<(), String> {
+    let config_path = args.option("config")?;
+    let mut words = Vec::new();
+    while let Some(w) = args.next_word() {
+        words.push(w);
+    }
+    let (server, domains, helo) = if words.is_empty() {
+        let c = load(config_path)?;
+        let silo = c
+            .relay
+            .upstream_silo
+            .clone()
+            .ok_or("relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN")?;
+        (silo, c.policy.domains.clone(), c.smtp.hostname.clone())
+    } else if words.len() >= 2 {
+        let helo = config_path
+            .map(|p| load(Some(p)))
+            .transpose()?
+            .map(|c| c.smtp.hostname)
+            .unwrap_or_else(local_name);
+        (words[0].clone(), words[1..].to_vec(), helo)
+    } else {
+        return Err("usage: mailbag etrn [HOST[:PORT] DOMAIN...] [--config FILE]".into());
+    };
+    run_all(&server, &domains, &helo)
+}
+
+/// `mailbag queue flush [DOMAIN] [--config FILE]`.
+pub fn flush(args: &mut Args) -> Result<(), String> {
+    let c = load(args.option("config")?)?;
+    let domain = args.next_word();
+    args.finish()?;
+    let listen = c
+        .smtp
+        .listen
+        .first()
+        .ok_or("smtp.listen is empty: no daemon to ask")?;
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("smtp.listen: '{listen}' is not address:port"))?;
+    // A wildcard listener is reached on loopback.
+    let target = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        a => a.to_string(),
+    };
+    let domains = match domain {
+        Some(d) => vec![d],
+        None => c.policy.domains.clone(),
+    };
+    run_all(&target, &domains, &c.smtp.hostname)
+}
+
+fn load(path: Option<String>) -> Result<Config, String> {
+    let path = path.unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+    Config::load(path.as_ref()).map_err(|e| format!("{path}: {e}"))
+}
+
+fn local_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
+    if domains.is_empty() {
+        return Err("no domains to flush (policy.domains is empty)".into());
+    }
+    let mut failed = 0;
+    for d in domains {
+        match send(server, d, helo) {
+            Ok(reply) => println!("{server}: ETRN {d}: {reply}"),
+            Err(e) => {
+                eprintln!("{server}: ETRN {d}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        Err(format!(
+            "{failed} of {} ETRN requests failed",
+            domains.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Gone,
+}
+
+impl Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Ok(0),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(buf),
+            Conn::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// One ETRN session; the server's reply on success.
+pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
+    let target = if server.contains(':') && !server.ends_with(']') {
+        server.to_string()
+    } else {
+        format!("{server}:25")
+    };
+    let addrs: Vec<SocketAddr> = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .collect();
+    let host = target
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+        .unwrap_or_default();
+    let tcp = addrs
+        .iter()
+        .find_map(|a| TcpStream::connect_timeout(a, TIMEOUT).ok())
+        .ok_or_else(|| format!("cannot connect to {target}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let clock = SystemClock::new();
+    let cfg = ClientConfig {
+        helo_name: heapless::String::try_from(helo)
+            .map_err(|_| "host name too long".to_string())?,
+        tls: TlsPolicy::Opportunistic,
+    };
+    let mut c = Client::etrn(cfg, domain, clock.now());
+    let mut conn = Conn::Plain(tcp);
+    let mut buf = [0u8; 2048];
+    loop {
+        let out = c.output();
+        if !out.is_empty() {
+            let n = out.len();
+            if conn.write_all(out).is_err() {
+                c.eof();
+            } else {
+                c.written(n, clock.now());
+            }
+        }
+        match c.next_action() {
+            Some(Action::StartTls) => {
+                let Conn::Plain(tcp) = std::mem::replace(&mut conn, Conn::Gone) else {
+                    break;
+                };
+                let tls = crate::daemon::tls::client_configs()?;
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| e.to_string())?;
+                match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {
+                    Ok(session) => {
+                        conn = Conn::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
+                        c.tls_established(false, clock.now());
+                    }
+                    Err(_) => c.tls_failed(),
+                }
+                continue;
+            }
+            Some(Action::SendBody) => c.eof(),
+            Some(Action::Close) => {
+                let out = c.output();
+                let _ = conn.write_all(out);
+                break;
+            }
+            Some(Action::Done) | None => {}
+        }
+        if c.is_closed() {
+            break;
+        }
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => c.eof(),
+            Ok(n) => {
+                let mut used = 0;
+                while used < n {
+                    let k = c.input(&buf[used..n], clock.now());
+                    if k == 0 {
+                        break;
+                    }
+                    used += k;
+                }
+            }
+        }
+    }
+    match c.outcome() {
+        Some(Outcome::Etrn(reply)) => Ok(reply.to_string()),
+        Some(Outcome::Failed(f)) => Err(f.to_string()),
+        _ => Err("the session ended without an answer".into()),
+    }
+}
