@@ -151,15 +151,7 @@ impl Conn {
                 self.io.shutdown().await;
                 return Ok(());
             }
-            if start == end {
-                start = 0;
-                end = 0;
-            } else if start > 0 {
-                rbuf.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-            }
-            if end == rbuf.len() {
+            if !super::io::compact(&mut rbuf, &mut start, &mut end) {
                 // Cannot happen with a well-behaved session (a line is far shorter).
                 return Err(io::Error::other("input buffer full"));
             }

@@ -458,15 +458,7 @@ async fn drive(
                 continue;
             }
         }
-        if start == end {
-            start = 0;
-            end = 0;
-        } else if start > 0 {
-            rbuf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-        }
-        if end == rbuf.len() {
+        if !super::io::compact(&mut rbuf, &mut start, &mut end) {
             c.eof();
             continue;
         }

@@ -59,3 +59,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         }
     }
 }
+
+/// Moves the unread bytes `buf[*start..*end]` to the front of `buf`, so the next read can
+/// use the rest; returns false when the buffer is full of unread bytes.
+pub fn compact(buf: &mut [u8], start: &mut usize, end: &mut usize) -> bool {
+    if *start == *end {
+        *start = 0;
+        *end = 0;
+    } else if *start > 0 {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+    }
+    *end < buf.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn compact_keeps_unread_bytes_and_reports_a_full_buffer() {
+        let mut buf = *b"xxabcd";
+        let (mut s, mut e) = (2, 4);
+        assert!(compact(&mut buf, &mut s, &mut e));
+        assert_eq!((&buf[..2], s, e), (&b"ab"[..], 0, 2));
+        let (mut s, mut e) = (3, 3);
+        assert!(compact(&mut buf, &mut s, &mut e));
+        assert_eq!((s, e), (0, 0));
+        let (mut s, mut e) = (0, 6);
+        assert!(!compact(&mut buf, &mut s, &mut e));
+    }
+}
