@@ -60,11 +60,20 @@ impl Sink {
         v
     }
 
+    /// Waits until at least `n` messages are there and their files stopped changing
+    /// (smtp-sink writes a dump while the message arrives).
     fn wait_for(&self, n: usize, limit: Duration) -> Vec<String> {
         let start = Instant::now();
         loop {
             let m = self.messages();
-            if m.len() >= n || start.elapsed() > limit {
+            if m.len() >= n {
+                std::thread::sleep(Duration::from_millis(300));
+                let again = self.messages();
+                if again == m {
+                    return m;
+                }
+            }
+            if start.elapsed() > limit {
                 return m;
             }
             std::thread::sleep(Duration::from_millis(100));
