@@ -214,8 +214,18 @@ fn relay(c: &Config, r: &mut Report) {
     if c.role == Role::Edge && s.next_hops.is_empty() {
         r.warn(
             "relay.next-hops",
-            "no next hop: held mail has nowhere to go",
+            "no next hop: held mail goes by MX, which for an office usually names this router \
+             (the loop guard then keeps it held)",
         );
+    }
+    // The relay's own parser: check-config and the daemon agree on what a route is.
+    let hops = crate::relay::NextHops::parse(&s.next_hops).unwrap_or_default();
+    if let Err(e) = crate::relay::Routes::parse(&s.routes, hops) {
+        let key = match e.index {
+            Some(i) => format!("relay.routes[{i}]"),
+            None => "relay.routes".to_owned(),
+        };
+        r.error(key, format!("'{}': {}", e.text, e.why));
     }
     for (i, h) in s.next_hops.iter().enumerate() {
         // `[preference ]host:port`

@@ -1,11 +1,18 @@
-//! Delivery: takes due messages from the spool, sends them to the next hop with the
-//! sans-IO [`Client`], records each attempt (per-recipient state, next attempt, last
-//! error) durably, removes delivered mail and queues bounces and delay warnings.
+//! Delivery: takes due messages from the spool, sends them to their next hops, records
+//! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
+//! mail and queues bounces and delay warnings.
 //!
-//! - **When.** Every [`TICK`], and at once when kicked (a new message, ETRN, a flush). While
-//!   the next hop is down, messages keep their retry schedule; a kick makes held mail due.
-//! - **How much.** At most `relay.max-per-hop` deliveries at once (one next-hop list), oldest
-//!   message first; a recovered server is not hammered.
+//! - **When.** Every [`TICK`], and at once when kicked (a new message, ETRN, a flush, the
+//!   next hop answering a probe again).
+//! - **Order.** Held mail is delivered in lanes, one per recipient domain
+//!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
+//!   A lane's worker sends up to [`LANE_TURN`] messages over one kept connection, then
+//!   gives the next domain its turn. At most [`LANES_MAX`] lanes run at once.
+//! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
+//!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
+//!   recipients on two routes goes out in two transactions, recorded as one attempt.
+//! - **How much.** At most `relay.max-per-hop` connections per route at once: a recovered
+//!   server is not hammered.
 //! - **Order of effects.** The record is updated (or removed) *before* a bounce is queued,
 //!   so a crash can repeat a bounce but never lose a recipient's state. Delivery is
 //!   at-least-once: a crash between the next hop's 250 and our record update delivers that
@@ -14,30 +21,33 @@
 //!   like Postfix's `may`); `require` fails the attempt when the hop has no STARTTLS;
 //!   `require-verify` checks the certificate against the system's CA file.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use embassy_time::Instant;
 use mailbag_hal::Clock;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 
+use super::outbound::{self, Conn};
 use super::spool_actor::SpoolHandle;
-use crate::relay::client::{Action, FailReason, Failure, Outcome};
+use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
-use crate::relay::nexthop::Host;
-use crate::relay::{Client, LoopGuard, NextHop, RelaySettings, TlsPolicy, attempt, record_attempt};
+use crate::relay::nexthop::{DnsError, MxError};
+use crate::relay::{
+    DomainKey, HopKey, LoopGuard, NextHop, RelaySettings, Target, attempt, record_attempts,
+};
+use crate::spool::message::domain_of;
 use crate::spool::{Envelope, MessageMeta};
 
 /// How often due messages are looked for without a kick.
 pub const TICK: Duration = Duration::from_secs(1);
-/// Most due messages fetched per look.
-const DUE_BATCH: usize = 64;
-/// TCP connect timeout per next-hop address.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most lanes (domains) delivered at once.
+pub const LANES_MAX: usize = 8;
+/// Most messages a lane sends in one turn before other domains get theirs.
+pub const LANE_TURN: usize = 20;
+/// Messages fetched from the spool at a time by a lane.
+const LANE_FETCH: usize = 4;
 /// Original headers read into a bounce (the DSN writer cuts them at its own limit).
 const DSN_HEADERS_READ: usize = 16 * 1024;
 
@@ -57,9 +67,11 @@ pub struct Deliverer {
     pub hostname: String,
     /// TLS client configurations: (no verification, verification against system CAs).
     pub tls: TlsClients,
-    /// Set when the last attempt could not reach any next hop; the probe then watches for
-    /// its return.
+    /// Set when the last attempt could not reach any configured next hop; the probe then
+    /// watches for its return.
     pub hop_down: Arc<AtomicBool>,
+    /// Connection permits per route (`relay.max-per-hop` each).
+    pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
 }
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -71,39 +83,51 @@ pub struct TlsClients {
     pub verified: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// Runs until `shutdown` flips; in-flight deliveries finish (their records are written).
+impl Deliverer {
+    fn slots(&self, route: &str) -> Arc<Semaphore> {
+        let mut map = self
+            .hop_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Routes nobody uses any more (an MX route per domain) are forgotten.
+        let full = self.settings.max_per_hop.max(1) as usize;
+        map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
+        Arc::clone(
+            map.entry(HopKey::of(route))
+                .or_insert_with(|| Arc::new(Semaphore::new(full))),
+        )
+    }
+}
+
+/// Runs until `shutdown` flips; lanes in progress finish the message at hand (its record
+/// is written) and stop.
 pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(d.settings.max_per_hop.max(1) as usize));
-    let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let workers = Arc::new(Semaphore::new(LANES_MAX));
+    let busy: Arc<Mutex<Vec<DomainKey>>> = Arc::default();
     loop {
-        let due = d.spool.due(d.clock.unix_seconds(), DUE_BATCH).await;
-        for meta in due {
-            let id = meta.id.0;
-            if in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&id)
-            {
-                continue;
-            }
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                break;
-            };
-            in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(id);
-            let (d2, flight) = (Arc::clone(&d), Arc::clone(&in_flight));
-            tokio::spawn(async move {
-                deliver_one(&d2, meta).await;
-                flight
-                    .lock()
+        let free = workers.available_permits();
+        if free > 0 {
+            let taken = busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let lanes = d.spool.lanes(d.clock.unix_seconds(), taken, free).await;
+            for lane in lanes {
+                let Ok(permit) = Arc::clone(&workers).try_acquire_owned() else {
+                    break;
+                };
+                busy.lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&id);
-                drop(permit);
-                // A slot is free: look again without waiting for the tick.
-                d2.kick.notify_one();
-            });
+                    .push(lane);
+                let (d2, busy2, stop) = (Arc::clone(&d), Arc::clone(&busy), shutdown.clone());
+                tokio::spawn(async move {
+                    deliver_lane(&d2, lane, stop).await;
+                    busy2
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|l| *l != lane);
+                    drop(permit);
+                    // A lane is free: look again without waiting for the tick.
+                    d2.kick.notify_one();
+                });
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -113,59 +137,147 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     }
     // Let attempts in progress record their outcome (bounded: a stuck next hop is dropped,
     // and its message is simply tried again after restart).
-    let all = d.settings.max_per_hop.max(1);
-    let _ = tokio::time::timeout(super::GRACE, slots.acquire_many(all)).await;
+    let _ = tokio::time::timeout(super::GRACE, workers.acquire_many(LANES_MAX as u32)).await;
+}
+
+/// One turn of one lane: its due messages, oldest first, over kept connections.
+async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool>) {
+    let mut conn: Option<Conn> = None;
+    let mut sent = 0;
+    'turn: while sent < LANE_TURN {
+        let batch = d
+            .spool
+            .lane_due(
+                lane,
+                d.clock.unix_seconds(),
+                LANE_FETCH.min(LANE_TURN - sent),
+            )
+            .await;
+        if batch.is_empty() {
+            break;
+        }
+        for meta in batch {
+            if *stop.borrow() {
+                break 'turn;
+            }
+            deliver_one(d, meta, &mut conn).await;
+            sent += 1;
+        }
+    }
+    if let Some(c) = conn {
+        c.quit(d).await;
+    }
 }
 
 /// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
 /// hop's reply, and our words for people.
 type Notice = (String, (u8, u16, u16), Option<String>, String);
 
-fn failure(reason: FailReason) -> Outcome {
-    Outcome::Failed(Failure {
-        permanent: false,
-        reason,
-        reply: None,
-    })
+/// The pending recipients of `meta` grouped by route: (route name, domain, target).
+fn route_groups(d: &Deliverer, meta: &MessageMeta) -> Vec<(String, String, Target)> {
+    let mut groups: Vec<(String, String, Target)> = Vec::new();
+    for r in meta.pending() {
+        let domain = domain_of(&r.address);
+        let route = d.settings.routes.for_domain(&domain);
+        let name = route.name(&domain);
+        if !groups.iter().any(|(n, _, _)| *n == name) {
+            groups.push((name, domain, route.target.clone()));
+        }
+    }
+    groups
 }
 
-/// One attempt for one message, over the next hops in order; records the result.
-async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
-    let seed = meta.id.0 ^ u64::from(meta.attempts);
-    let hops: Vec<NextHop> = d
-        .settings
-        .next_hops
+/// The next hops to try for `target`, in order, ourselves left out.
+async fn hops_for(
+    d: &Deliverer,
+    target: &Target,
+    domain: &str,
+    seed: u64,
+) -> Result<Vec<NextHop>, MxError> {
+    let hops = match target {
+        Target::Hops(h) => (**h).clone(),
+        Target::Mx => mx_hops(d, domain).await?,
+    };
+    let list: Vec<NextHop> = hops
         .ordered(seed)
         .into_iter()
         .filter(|h| !d.guard.is_self(h))
         .cloned()
         .collect();
-    let (outcome, indices, hop_name) = {
-        let (job, indices) = attempt::job(&meta, |_| true);
-        let mut outcome = failure(FailReason::Connect);
-        let mut hop_name = String::new();
-        for hop in &hops {
-            hop_name = hop.host.to_string();
-            outcome = attempt_hop(d, hop, &meta, job.clone()).await;
-            // Only a temporary failure of the whole attempt moves on to the next hop.
-            let retry_elsewhere = matches!(&outcome, Outcome::Failed(f) if !f.permanent);
-            if !retry_elsewhere {
-                break;
+    if list.is_empty() {
+        return Err(MxError::LoopsToUs);
+    }
+    Ok(list)
+}
+
+/// One attempt for one message: each route's recipients to that route's next hops; the
+/// result is recorded, bounces and warnings queued.
+async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Conn>) {
+    let seed = meta.id.0 ^ u64::from(meta.attempts);
+    let groups = route_groups(d, &meta);
+    let mut parts: Vec<(
+        heapless::Vec<usize, { crate::spool::message::RECIPIENTS_MAX }>,
+        Outcome,
+    )> = Vec::new();
+    let mut hop_name = String::new();
+    for (name, domain, target) in &groups {
+        let (job, indices) = attempt::job(&meta, |a| {
+            let dom = domain_of(a);
+            d.settings.routes.for_domain(&dom).name(&dom) == *name
+        });
+        // The kept connection, when it goes the same way.
+        let mut outcome = None;
+        if let Some(c) = conn.as_mut().filter(|c| c.route == *name && c.usable()) {
+            hop_name = c.hop_name();
+            outcome = c.send(d, job.clone(), &meta).await;
+        }
+        if conn
+            .as_ref()
+            .is_some_and(|c| c.route != *name || !c.usable())
+        {
+            if let Some(old) = conn.take() {
+                old.quit(d).await;
             }
         }
-        if hops.is_empty() {
-            crate::log!(
-                "{}: no usable next hop (relay.next-hops is empty or points at us)",
-                meta.id
-            );
-        }
-        (outcome, indices, hop_name)
-    };
-    let unreachable = matches!(&outcome, Outcome::Failed(f) if !f.permanent);
-    d.hop_down.store(unreachable, Ordering::Relaxed);
+        let outcome = match outcome {
+            Some(o) => o,
+            None => match hops_for(d, target, domain, seed).await {
+                Ok(hops) => {
+                    let slots = d.slots(name);
+                    let Ok(permit) = slots.acquire_owned().await else {
+                        return;
+                    };
+                    let (o, h, kept) =
+                        outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
+                    hop_name = h;
+                    if matches!(target, Target::Hops(_)) {
+                        let unreachable =
+                            matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
+                        d.hop_down.store(unreachable, Ordering::Relaxed);
+                    }
+                    *conn = kept;
+                    o
+                }
+                Err(e) => {
+                    crate::log!("{}: no route to {domain}: {e}", meta.id);
+                    let permanent = matches!(e, MxError::NullMx | MxError::Dns(DnsError::NotFound));
+                    Outcome::Failed(crate::relay::client::Failure {
+                        permanent,
+                        reason: FailReason::NoRoute(e),
+                        reply: None,
+                    })
+                }
+            },
+        };
+        parts.push((indices, outcome));
+    }
+    if parts.is_empty() {
+        return;
+    }
     let now = d.clock.unix_seconds();
     let id = meta.id;
-    let result = record_attempt(&mut meta, &indices, &outcome, &d.settings.retry, now);
+    let refs: Vec<(&[usize], &Outcome)> = parts.iter().map(|(i, o)| (i.as_slice(), o)).collect();
+    let result = record_attempts(&mut meta, &refs, &d.settings.retry, now);
     // The original's headers go into any notice; read them before the message may be
     // removed below.
     let headers = if result.bounces.is_empty() && !result.warn {
@@ -187,11 +299,17 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
         .iter()
         .filter(|r| r.status == crate::spool::RcptStatus::Delivered)
         .count();
-    match &outcome {
-        Outcome::Transaction(_) if result.done && result.bounces.is_empty() => {
+    let failed = parts.iter().find_map(|(_, o)| match o {
+        Outcome::Failed(f) => Some(f),
+        _ => None,
+    });
+    match failed {
+        _ if result.done && result.bounces.is_empty() => {
             crate::log!("delivered {id} to {hop_name} ({delivered} recipients)")
         }
-        Outcome::Failed(f) => crate::log!("deferred {id}: {f} (attempt {})", meta.attempts),
+        Some(f) if parts.len() == 1 => {
+            crate::log!("deferred {id}: {f} (attempt {})", meta.attempts)
+        }
         _ => crate::log!(
             "attempted {id}: {delivered} delivered, {} bounced, done={}",
             result.bounces.len(),
@@ -319,175 +437,6 @@ async fn send_dsn(
     }
 }
 
-async fn resolve(hop: &NextHop) -> Vec<SocketAddr> {
-    match &hop.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
-        Host::Name(n) => tokio::net::lookup_host((n.as_str(), hop.port))
-            .await
-            .map(|a| a.collect())
-            .unwrap_or_default(),
-    }
-}
-
-async fn attempt_hop(
-    d: &Deliverer,
-    hop: &NextHop,
-    meta: &MessageMeta,
-    job: crate::relay::Job<'_>,
-) -> Outcome {
-    let mut last = failure(FailReason::Connect);
-    for addr in resolve(hop).await {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            _ => continue,
-        };
-        let _ = stream.set_nodelay(true);
-        let client = Box::new(Client::deliver(
-            d.settings.client.clone(),
-            job.clone(),
-            now(d),
-        ));
-        last = drive(d, hop, stream, client, Some(meta)).await;
-        break;
-    }
-    last
-}
-
-type Io = super::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
-
-fn now(d: &Deliverer) -> Instant {
-    d.clock.now()
-}
-
-/// Drives one client session on `stream` to its end.
-async fn drive(
-    d: &Deliverer,
-    hop: &NextHop,
-    stream: TcpStream,
-    mut c: Box<Client<'_>>,
-    body_of: Option<&MessageMeta>,
-) -> Outcome {
-    let mut io = Io::Plain(stream);
-    let mut rbuf = vec![0u8; 4096];
-    let (mut start, mut end) = (0usize, 0usize);
-    loop {
-        if flush_out(d, &mut c, &mut io).await.is_err() {
-            c.eof();
-        }
-        match c.next_action() {
-            Some(Action::StartTls) => {
-                start = 0;
-                end = 0;
-                let Some(tcp) = io.take_plain() else {
-                    break;
-                };
-                let verify = d.settings.client.tls == TlsPolicy::RequireVerify;
-                let config = if verify {
-                    d.tls.verified.clone()
-                } else {
-                    Some(Arc::clone(&d.tls.any))
-                };
-                let name = match &hop.host {
-                    Host::Name(n) => rustls::pki_types::ServerName::try_from(n.to_string()).ok(),
-                    Host::Ip(ip) => Some(rustls::pki_types::ServerName::IpAddress((*ip).into())),
-                };
-                match (config, name) {
-                    (Some(config), Some(name)) => {
-                        match tokio_rustls::TlsConnector::from(config)
-                            .connect(name, tcp)
-                            .await
-                        {
-                            Ok(tls) => {
-                                io = Io::Tls(Box::new(tls));
-                                c.tls_established(verify, now(d));
-                            }
-                            Err(_) => c.tls_failed(),
-                        }
-                    }
-                    _ => c.tls_failed(),
-                }
-                continue;
-            }
-            Some(Action::SendBody) => {
-                let Some(meta) = body_of else {
-                    c.eof();
-                    continue;
-                };
-                let mut offset = 0u64;
-                loop {
-                    let chunk = match d.spool.body(meta.id, offset).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            crate::log!("{}: cannot read the body: {e}", meta.id);
-                            return failure(FailReason::Closed);
-                        }
-                    };
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    offset += chunk.len() as u64;
-                    let mut used = 0;
-                    while used < chunk.len() && !c.is_closed() {
-                        used += c.body(&chunk[used..], now(d));
-                        if flush_out(d, &mut c, &mut io).await.is_err() {
-                            c.eof();
-                            break;
-                        }
-                    }
-                    if c.is_closed() {
-                        break;
-                    }
-                }
-                c.body_end(now(d));
-                continue;
-            }
-            Some(Action::Done) | None => {}
-            Some(Action::Close) => {
-                let _ = flush_out(d, &mut c, &mut io).await;
-                break;
-            }
-        }
-        if c.is_closed() {
-            break;
-        }
-        // Feed what we have, then read more.
-        if start < end {
-            let n = c.input(&rbuf[start..end], now(d));
-            start += n;
-            if n > 0 {
-                continue;
-            }
-        }
-        if !super::io::compact(&mut rbuf, &mut start, &mut end) {
-            c.eof();
-            continue;
-        }
-        let wait = c
-            .deadline()
-            .map(|t| Duration::from_micros(t.saturating_duration_since(now(d)).as_micros()))
-            .unwrap_or(Duration::from_secs(300));
-        match tokio::time::timeout(wait, io.read(&mut rbuf[end..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => c.eof(),
-            Ok(Ok(n)) => end += n,
-            Err(_) => c.tick(now(d)),
-        }
-    }
-    c.outcome()
-        .cloned()
-        .unwrap_or_else(|| failure(FailReason::Closed))
-}
-
-async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {
-    let out = c.output();
-    if out.is_empty() {
-        return Ok(());
-    }
-    let n = out.len();
-    io.write_all(out).await?;
-    c.written(n, now(d));
-    Ok(())
-}
-
 /// While the next hop is down and mail is held, connects to it every
 /// `relay.probe-interval` (EHLO, QUIT); as soon as it answers, every held message is made
 /// due and delivery starts at once.
@@ -506,14 +455,14 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         checked = true;
         let hops: Vec<NextHop> = d
             .settings
-            .next_hops
-            .ordered(0)
-            .into_iter()
+            .routes
+            .hop_lists()
+            .flat_map(|l| l.ordered(0))
             .filter(|h| !d.guard.is_self(h))
             .cloned()
             .collect();
         for hop in &hops {
-            if probe(&d, hop).await {
+            if outbound::probe(&d, hop).await {
                 d.hop_down.store(false, Ordering::Relaxed);
                 let held = d.spool.flush(None).await;
                 crate::log!(
@@ -527,19 +476,7 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
-    for addr in resolve(hop).await {
-        let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-        else {
-            continue;
-        };
-        let client = Box::new(Client::probe(d.settings.client.clone(), now(d)));
-        if matches!(
-            drive(d, hop, stream, client, None).await,
-            Outcome::Probed(_)
-        ) {
-            return true;
-        }
-    }
-    false
+/// Next hops from `domain`'s MX records.
+async fn mx_hops(_d: &Deliverer, _domain: &str) -> Result<crate::relay::NextHops, MxError> {
+    Err(MxError::Dns(DnsError::Temporary))
 }

@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod events;
 pub mod io;
 pub mod listen;
+pub mod outbound;
 pub mod queue_view;
 pub mod spool_actor;
 pub mod tls;
@@ -118,6 +119,7 @@ async fn serve(
         tls: tls::client_configs()?,
         // Unknown at start: held mail (if any) is probed for at once.
         hop_down: Arc::clone(&hop_down),
+        hop_slots: Default::default(),
     });
     let events = Arc::new(events::EventLog::default());
     let pages = web::start(

@@ -19,6 +19,7 @@ use mailbag_hal::Clock;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::policy::{Capacity, QuotaError};
+use crate::relay::{DomainKey, Held, due_lanes, lane_batch};
 use crate::spool::open::AnyDevice;
 use crate::spool::{
     Access, Allocation, Envelope, Flash, Limits, MessageId, MessageMeta, Pending, RcptStatus,
@@ -63,7 +64,14 @@ enum Request {
     Abort {
         pending: Pending,
     },
-    Due {
+    Lanes {
+        now_unix: u64,
+        busy: Vec<DomainKey>,
+        max: usize,
+        reply: oneshot::Sender<Vec<DomainKey>>,
+    },
+    LaneDue {
+        lane: DomainKey,
         now_unix: u64,
         max: usize,
         reply: oneshot::Sender<Vec<MessageMeta>>,
@@ -219,20 +227,32 @@ impl SpoolHandle {
         let _ = self.tx.send(Request::Abort { pending }).await;
     }
 
-    /// Up to `max` messages, oldest first, whose next attempt is due at `now_unix` and
-    /// that still have pending recipients.
-    pub async fn due(&self, now_unix: u64, max: usize) -> Vec<MessageMeta> {
+    /// Lanes (recipient domains) with mail due at `now_unix`, longest-waiting first,
+    /// leaving out `busy` ones; at most `max` (see [`crate::relay::queue`]).
+    pub async fn lanes(&self, now_unix: u64, busy: Vec<DomainKey>, max: usize) -> Vec<DomainKey> {
         let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Request::Due {
-                now_unix,
-                max,
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        let req = Request::Lanes {
+            now_unix,
+            busy,
+            max,
+            reply,
+        };
+        if self.tx.send(req).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Up to `max` due messages of `lane`, oldest first, with pending recipients.
+    pub async fn lane_due(&self, lane: DomainKey, now_unix: u64, max: usize) -> Vec<MessageMeta> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::LaneDue {
+            lane,
+            now_unix,
+            max,
+            reply,
+        };
+        if self.tx.send(req).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -433,28 +453,25 @@ fn serve(
                     committed.push((reply, r));
                 }
                 Request::Abort { pending } => spool.abort(pending),
-                Request::Due {
+                Request::Lanes {
+                    now_unix,
+                    busy,
+                    max,
+                    reply,
+                } => {
+                    let _ = reply.send(due_lanes(held(&spool), now_unix, &busy, max));
+                }
+                Request::LaneDue {
+                    lane,
                     now_unix,
                     max,
                     reply,
                 } => {
-                    let mut due = Vec::new();
-                    for e in spool.entries() {
-                        if due.len() >= max {
-                            break;
-                        }
-                        if e.next_attempt_unix > now_unix {
-                            continue;
-                        }
-                        if let Ok(meta) = spool.meta(e.id)
-                            && meta
-                                .recipients
-                                .iter()
-                                .any(|r| r.status == RcptStatus::Pending)
-                        {
-                            due.push(meta);
-                        }
-                    }
+                    let due = lane_batch(held(&spool), lane, now_unix, max)
+                        .into_iter()
+                        .filter_map(|id| spool.meta(id).ok())
+                        .filter(|m| m.recipients.iter().any(|r| r.status == RcptStatus::Pending))
+                        .collect();
                     let _ = reply.send(due);
                 }
                 Request::Body { id, offset, reply } => {
@@ -519,4 +536,15 @@ fn publish<D: mailbag_hal::BlockDevice>(spool: &Spool<'_, D>, gauge: &Gauge) {
         g.messages = u64::from(u.messages + u.in_flight);
         g.bytes = u.bytes + u.reserved;
     });
+}
+
+/// The spool index as the delivery planner sees it: each message in the lane of its first
+/// recipient domain.
+fn held<'s>(spool: &'s Spool<'_, AnyDevice>) -> impl Iterator<Item = Held> + 's {
+    spool.entries().iter().map(|e| Held {
+        id: e.id,
+        lane: DomainKey(e.domains.first().copied().unwrap_or(0)),
+        received_unix: e.received_unix,
+        next_attempt_unix: e.next_attempt_unix,
+    })
 }

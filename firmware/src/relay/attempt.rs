@@ -82,6 +82,18 @@ pub fn record_attempt(
     policy: &RetryPolicy,
     now_unix: u64,
 ) -> AttemptResult {
+    record_attempts(meta, &[(attempted, outcome)], policy, now_unix)
+}
+
+/// [`record_attempt`] for one attempt that went to several next hops (recipients of
+/// different domains on different routes): each part's outcome applies to its recipients,
+/// and the attempt counts once.
+pub fn record_attempts(
+    meta: &mut MessageMeta,
+    parts: &[(&[usize], &Outcome)],
+    policy: &RetryPolicy,
+    now_unix: u64,
+) -> AttemptResult {
     let mut result = AttemptResult::default();
     // A reply's own enhanced code is the best status; 5.0.0 otherwise (RFC 3463 §3.1).
     let mut bounce = |meta: &mut MessageMeta,
@@ -104,35 +116,37 @@ pub fn record_attempt(
             }
         }
     };
-    match outcome {
-        Outcome::Transaction(results) => {
-            for (&index, r) in attempted.iter().zip(results.iter()) {
-                match r {
-                    RcptResult::Delivered => {
-                        if let Some(rcpt) = meta.recipients.get_mut(index) {
-                            rcpt.status = RcptStatus::Delivered;
+    for &(attempted, outcome) in parts {
+        match outcome {
+            Outcome::Transaction(results) => {
+                for (&index, r) in attempted.iter().zip(results.iter()) {
+                    match r {
+                        RcptResult::Delivered => {
+                            if let Some(rcpt) = meta.recipients.get_mut(index) {
+                                rcpt.status = RcptStatus::Delivered;
+                            }
                         }
+                        RcptResult::Bounced(reply) => {
+                            bounce(
+                                meta,
+                                index,
+                                Some(reply),
+                                "refused by the next hop".into(),
+                                None,
+                            );
+                        }
+                        RcptResult::Deferred(reply) => meta.set_last_error(reply.text()),
                     }
-                    RcptResult::Bounced(reply) => {
-                        bounce(
-                            meta,
-                            index,
-                            Some(reply),
-                            "refused by the next hop".into(),
-                            None,
-                        );
-                    }
-                    RcptResult::Deferred(reply) => meta.set_last_error(reply.text()),
                 }
             }
-        }
-        Outcome::Failed(f) if f.permanent => {
-            for &index in attempted {
-                bounce(meta, index, f.reply.as_ref(), f.reason.to_string(), None);
+            Outcome::Failed(f) if f.permanent => {
+                for &index in attempted {
+                    bounce(meta, index, f.reply.as_ref(), f.reason.to_string(), None);
+                }
             }
+            Outcome::Failed(f) => meta.set_last_error(&f.to_string()),
+            Outcome::Probed(_) | Outcome::Etrn(_) => {}
         }
-        Outcome::Failed(f) => meta.set_last_error(&f.to_string()),
-        Outcome::Probed(_) | Outcome::Etrn(_) => {}
     }
     meta.attempts = meta.attempts.saturating_add(1);
 

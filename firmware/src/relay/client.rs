@@ -154,6 +154,8 @@ pub enum FailReason {
     BareNewline,
     /// An envelope address holds a control character or bracket; it was not sent.
     BadAddress,
+    /// No next hop for the domain (DNS, null MX, or only ourselves).
+    NoRoute(super::nexthop::MxError),
 }
 
 impl fmt::Display for FailReason {
@@ -176,6 +178,7 @@ impl fmt::Display for FailReason {
             Self::Connect => f.write_str("could not connect to the next hop"),
             Self::BareNewline => BareNewline.fmt(f),
             Self::BadAddress => f.write_str("unusable envelope address; not sent"),
+            Self::NoRoute(e) => write!(f, "no route: {e}"),
         }
     }
 }
@@ -243,6 +246,16 @@ pub struct Job<'a> {
     pub size: u64,
 }
 
+/// A kept connection's state between two messages ([`Client::kept`]).
+#[derive(Clone, Debug)]
+pub struct Kept {
+    cfg: ClientConfig,
+    ext: Extensions,
+    tls: bool,
+    tls_verified: bool,
+    clean: bool,
+}
+
 /// Settings that do not change per attempt.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -284,6 +297,11 @@ enum State {
     Body(DotStuffer),
     /// `.` sent; waiting for the final reply (§4.1.1.4).
     DataEnd,
+    /// The message's outcome is known and the connection is kept for another message
+    /// ([`Client::keep_open`]); nothing is outstanding.
+    Idle,
+    /// RSET sent before the next message on a kept connection (§4.1.1.5).
+    Rset,
     /// QUIT sent (§4.1.1.10); waiting for 221 or EOF.
     Quit,
     /// Nothing more to do.
@@ -330,6 +348,11 @@ pub struct Client<'a> {
     now: Instant,
     /// [`Action::Close`] was given.
     close_given: bool,
+    /// After the outcome, stay connected ([`State::Idle`]) instead of QUIT.
+    keep_open: bool,
+    /// The last transaction ended with the reply to the final dot, so the server is at a
+    /// clean transaction boundary (otherwise the next message starts with RSET).
+    clean: bool,
 }
 
 impl<'a> Client<'a> {
@@ -371,7 +394,61 @@ impl<'a> Client<'a> {
             deadline: Some(now.saturating_add(GREETING_TIMEOUT)),
             now,
             close_given: false,
+            keep_open: false,
+            clean: false,
         }
+    }
+
+    /// Keep the connection for another message after this one's outcome (Postfix's
+    /// connection reuse): the session goes idle instead of sending QUIT; continue with
+    /// [`Client::resume`] or end with [`Client::quit_idle`].
+    pub fn keep_open(mut self) -> Self {
+        self.keep_open = true;
+        self
+    }
+
+    /// True when the message's outcome is known and the connection waits for the next
+    /// message ([`Client::keep_open`]).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// What the next message on this connection needs to know, once this session is idle
+    /// ([`Client::keep_open`]); `None` otherwise.
+    pub fn kept(&self) -> Option<Kept> {
+        (self.is_idle() && matches!(self.mode, Mode::Deliver(_))).then(|| Kept {
+            cfg: self.cfg.clone(),
+            ext: self.ext,
+            tls: self.tls,
+            tls_verified: self.tls_verified,
+            clean: self.clean,
+        })
+    }
+
+    /// The next message on a kept connection: same extensions and TLS state, RSET first
+    /// unless the last transaction ended cleanly. It keeps the connection open too.
+    pub fn resume(kept: &Kept, job: Job<'a>, now: Instant) -> Self {
+        let mut c = Self::new(kept.cfg.clone(), Mode::Deliver(job), now);
+        c.ext = kept.ext;
+        c.tls = kept.tls;
+        c.tls_verified = kept.tls_verified;
+        c.keep_open = true;
+        if kept.clean {
+            c.begin(now);
+        } else {
+            c.push_out(format_args!("RSET\r\n"));
+            c.deadline = Some(now.saturating_add(COMMAND_TIMEOUT));
+            c.state = State::Rset;
+        }
+        c
+    }
+
+    /// End a kept connection politely: a session that sends QUIT and closes.
+    pub fn quit_kept(kept: &Kept, now: Instant) -> Self {
+        let mut c = Self::new(kept.cfg.clone(), Mode::Probe, now);
+        c.now = now;
+        c.quit();
+        c
     }
 
     /// Bytes to write to the socket now.
@@ -449,7 +526,7 @@ impl<'a> Client<'a> {
     pub fn eof(&mut self) {
         match self.state {
             State::Closed => {}
-            State::Quit => self.close(),
+            State::Quit | State::Idle => self.close(),
             _ => self.fail(false, FailReason::Closed, None, false),
         }
     }
@@ -584,6 +661,8 @@ impl<'a> Client<'a> {
                 self.fail(false, FailReason::TlsRefused, Some(reply), true);
             }
             State::StartTls => self.begin(now),
+            State::Rset if reply.is_positive() => self.begin(now),
+            State::Rset => self.fail(false, FailReason::Unexpected, Some(reply), true),
             State::Etrn if (250..=253).contains(&code) => {
                 self.outcome = Some(Outcome::Etrn(reply));
                 self.action(Action::Done);
@@ -597,10 +676,11 @@ impl<'a> Client<'a> {
                         *r = Some(verdict(&reply));
                     }
                 }
+                self.clean = true;
                 self.finish_transaction();
             }
             // Anything else is a reply to nothing: the stream can no longer be trusted.
-            State::Body(_) | State::Handshake | State::Closed => {
+            State::Body(_) | State::Handshake | State::Closed | State::Idle => {
                 self.fail(false, FailReason::Unexpected, Some(reply), false);
             }
             State::Quit => self.close(),
@@ -773,7 +853,7 @@ impl<'a> Client<'a> {
         }
         self.state = State::Transaction(t);
         if done {
-            self.quit();
+            self.end_message();
         } else if data_refused {
             self.finish_transaction();
         } else {
@@ -793,7 +873,17 @@ impl<'a> Client<'a> {
         }
         self.outcome = Some(Outcome::Transaction(results));
         self.action(Action::Done);
-        self.quit();
+        self.end_message();
+    }
+
+    /// The message's outcome is given: wait for the next one, or QUIT.
+    fn end_message(&mut self) {
+        if self.keep_open {
+            self.state = State::Idle;
+            self.deadline = None;
+        } else {
+            self.quit();
+        }
     }
 
     /// Send QUIT (§4.1.1.10) and wait briefly for 221.
@@ -1103,6 +1193,82 @@ mod tests {
         server!(h, "221 2.0.0 Bye\r\n");
         assert!(h.c.is_closed());
         assert_eq!(h.actions.last(), Some(&Action::Close));
+    }
+
+    #[test]
+    fn a_kept_connection_carries_the_next_message_with_rset_only_when_needed() {
+        let body = b"Subject: one\r\n\r\nx";
+        let now = Instant::from_secs(1000);
+        let first = Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now);
+        let mut h = Host::with(first.keep_open(), body);
+        server!(h, "220 mx.example.com ESMTP\r\n", EHLO_PIPELINING);
+        h.sent();
+        server!(h, "250 ok\r\n", "250 ok\r\n", "354 go\r\n");
+        h.sent();
+        server!(h, "250 queued\r\n");
+        assert_eq!(h.results(), vec![RcptResult::Delivered]);
+        assert!(
+            h.c.is_idle(),
+            "no QUIT: the connection waits for the next message"
+        );
+        expect_sent!(h, "");
+        assert!(!h.actions.contains(&Action::Close));
+
+        // The second message goes straight to MAIL (the last one ended cleanly).
+        let second = Client::resume(&h.c.kept().unwrap(), job(&["b@example.com"]), now);
+        let mut h = Host::with(second, body);
+        expect_sent!(
+            h,
+            "MAIL FROM:<s@sender.example> SIZE=42\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+        );
+        // Its only recipient is refused: the transaction is left open on the server...
+        server!(
+            h,
+            "250 ok\r\n",
+            "550 5.1.1 unknown\r\n",
+            "554 no valid recipients\r\n"
+        );
+        assert!(matches!(h.results()[0], RcptResult::Bounced(_)));
+        assert!(h.c.is_idle());
+        // ...so the third message starts with RSET.
+        let third = Client::resume(&h.c.kept().unwrap(), job(&["c@example.com"]), now);
+        let mut h = Host::with(third, body);
+        expect_sent!(h, "RSET\r\n");
+        server!(h, "250 reset\r\n");
+        assert!(h.sent().starts_with("MAIL FROM:<s@sender.example>"));
+        server!(h, "250 ok\r\n", "250 ok\r\n", "354 go\r\n");
+        h.sent();
+        server!(h, "250 queued\r\n");
+        assert_eq!(h.results(), vec![RcptResult::Delivered]);
+        let kept = h.c.kept().unwrap();
+        // Done with the connection: QUIT.
+        let mut h = Host::with(Client::quit_kept(&kept, now), body);
+        expect_sent!(h, "QUIT\r\n");
+        server!(h, "221 bye\r\n");
+        assert!(h.c.is_closed());
+        assert!(h.c.outcome().is_none());
+
+        // Only an idle session is kept; a refused RSET fails the message temporarily.
+        let plain = Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now);
+        assert!(plain.kept().is_none());
+        let mut idle = Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now)
+            .keep_open();
+        idle.state = State::Idle;
+        let mut h = Host::with(
+            Client::resume(&idle.kept().unwrap(), job(&["e@example.com"]), now),
+            body,
+        );
+        expect_sent!(h, "RSET\r\n");
+        server!(h, "421 shutting down\r\n");
+        assert!(!h.failure().permanent);
+        // The next hop dropping an idle connection ends it without an error.
+        let mut idle2 =
+            Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now)
+                .keep_open();
+        idle2.state = State::Idle;
+        idle2.eof();
+        assert!(idle2.is_closed());
+        assert!(idle2.outcome().is_none());
     }
 
     #[test]

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct RelayConfig {
     /// Next hops as `host:port`, optionally with a preference: `10 mail.lan:25`.
     pub next_hops: Vec<String>,
+    /// Per-domain next hops: `DOMAIN = HOPS` or `DOMAIN = mx` (see
+    /// [`Routes`](super::route::Routes)); other domains use `next_hops`, or MX when empty.
+    pub routes: Vec<String>,
     /// Seconds between next-hop probes while mail is held.
     pub probe_interval: u32,
     /// Retry schedule, e.g. `15m for 2h, then 30m`.
@@ -29,6 +32,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             next_hops: Vec::new(),
+            routes: Vec::new(),
             probe_interval: 30,
             retry: "15m for 2h, then 30m".into(),
             lifetime_days: 7,

@@ -3,11 +3,12 @@
 //! Every file here is a pure, sans-IO core; the daemon owns sockets, TLS, DNS, timers and
 //! the spool thread. One delivery, as the daemon drives it:
 //!
-//! 1. start-up: [`RelaySettings::from_config`] parses `[relay]` once; a [`FairQueue`] is
-//!    filled from the spool index ([`queue`]);
-//! 2. [`FairQueue::plan`] says which messages to try now (FIFO per domain, round-robin
-//!    across domains, at most `max-per-hop` in flight); [`NextHops::ordered`] (or
-//!    [`nexthop::from_mx`]) says where, with the [`LoopGuard`] refusing ourselves;
+//! 1. start-up: [`RelaySettings::from_config`] parses `[relay]` once, routes included
+//!    ([`route`]);
+//! 2. [`due_lanes`] and [`lane_batch`] say which messages to try now, over the spool index
+//!    (FIFO per domain, round-robin across domains — [`queue`]); [`Routes::for_domain`],
+//!    then [`NextHops::ordered`] or [`nexthop::from_mx`], say where, with the
+//!    [`LoopGuard`] refusing ourselves;
 //! 3. [`attempt::job`] builds the [`Job`]; a [`Client`] session talks to the next hop
 //!    ([`client`]), content streaming from the spool through [`Client::body`];
 //! 4. [`record_attempt`] turns the [`Outcome`] into recipient states, the next attempt
@@ -16,8 +17,8 @@
 //!    ([`dsn`]) — never to the null sender.
 //!
 //! Around it: [`HopHealth`] turns probe results ([`Client::probe`]) into up/down
-//! transitions ([`health`]) — `CameUp` flushes the queue ([`FairQueue::flush`]) and, on the
-//! edge, starts an ETRN session to the silo ([`Client::etrn`]).
+//! transitions ([`health`]) — `CameUp` makes the held mail due and, on the edge, starts an
+//! ETRN session to the silo ([`Client::etrn`]).
 //!
 //! No function here panics on peer input; every buffer has a named capacity.
 
@@ -30,17 +31,19 @@ pub mod health;
 pub mod nexthop;
 pub mod queue;
 pub mod reply;
+pub mod route;
 pub mod schedule;
 pub mod settings;
 
-pub use attempt::{AttemptResult, Bounce, record_attempt};
+pub use attempt::{AttemptResult, Bounce, record_attempt, record_attempts};
 pub use client::{Action, Client, ClientConfig, Job, Outcome, RcptResult, TlsPolicy};
 pub use config::RelayConfig;
 pub use dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 pub use health::{Change, Health, HopHealth};
 pub use nexthop::{LoopGuard, NextHop, NextHops, Resolver};
-pub use queue::{DomainKey, FairQueue, Held, HopKey};
+pub use queue::{DomainKey, Held, HopKey, due_lanes, lane_batch};
 pub use reply::ServerReply;
+pub use route::{Route, Routes, Target};
 pub use schedule::{RetryPolicy, RetrySchedule, ScheduleError};
 pub use settings::{RelayConfigError, RelaySettings};
 

@@ -10,6 +10,7 @@ use embassy_time::Duration;
 use super::client::{ClientConfig, TlsPolicy};
 use super::config::RelayConfig;
 use super::nexthop::{NextHopError, NextHops};
+use super::route::{RouteError, Routes};
 use super::schedule::{RetryPolicy, ScheduleError};
 use crate::smtp::address::Domain;
 
@@ -21,8 +22,8 @@ pub const MAX_PER_HOP_LIMIT: u32 = 16;
 pub struct RelaySettings {
     /// When to retry, warn and give up.
     pub retry: RetryPolicy,
-    /// Configured next hops (empty: deliver by MX).
-    pub next_hops: NextHops,
+    /// Where each domain's mail goes (`relay.routes`, then `relay.next-hops`, then MX).
+    pub routes: Routes,
     /// EHLO name and TLS policy for the client sessions.
     pub client: ClientConfig,
     /// Deliveries in flight per next hop.
@@ -38,6 +39,8 @@ pub enum RelayConfigError {
     Retry(ScheduleError),
     /// `relay.next-hops`.
     NextHop(NextHopError),
+    /// `relay.routes`.
+    Route(RouteError),
     /// `relay.tls-policy` is not one of the three.
     TlsPolicy(String),
     /// `relay.max-per-hop` is 0 or above [`MAX_PER_HOP_LIMIT`].
@@ -52,6 +55,7 @@ impl fmt::Display for RelayConfigError {
             Self::Retry(e @ ScheduleError::Lifetime(_)) => write!(f, "relay.lifetime-days: {e}"),
             Self::Retry(e) => write!(f, "relay.retry: {e}"),
             Self::NextHop(e) => e.fmt(f),
+            Self::Route(e) => e.fmt(f),
             Self::TlsPolicy(t) => write!(
                 f,
                 "relay.tls-policy: '{t}' is not opportunistic, require or require-verify"
@@ -74,6 +78,7 @@ impl RelaySettings {
     pub fn from_config(cfg: &RelayConfig, hostname: &str) -> Result<Self, RelayConfigError> {
         let retry = RetryPolicy::from_config(cfg).map_err(RelayConfigError::Retry)?;
         let next_hops = NextHops::parse(&cfg.next_hops).map_err(RelayConfigError::NextHop)?;
+        let routes = Routes::parse(&cfg.routes, next_hops).map_err(RelayConfigError::Route)?;
         let tls = TlsPolicy::parse(&cfg.tls_policy)
             .ok_or_else(|| RelayConfigError::TlsPolicy(cfg.tls_policy.clone()))?;
         if !(1..=MAX_PER_HOP_LIMIT).contains(&cfg.max_per_hop) {
@@ -85,7 +90,7 @@ impl RelaySettings {
         };
         Ok(Self {
             retry,
-            next_hops,
+            routes,
             client: ClientConfig { helo_name, tls },
             max_per_hop: cfg.max_per_hop,
             probe_interval: Duration::from_secs(u64::from(cfg.probe_interval.max(1))),
@@ -101,7 +106,11 @@ mod tests {
     fn defaults_parse_and_errors_name_the_key() {
         let s = RelaySettings::from_config(&RelayConfig::default(), "mx.example.net").unwrap();
         assert_eq!(s.client.tls, TlsPolicy::Opportunistic);
-        assert!(s.next_hops.is_empty());
+        assert_eq!(
+            s.routes.hop_lists().count(),
+            0,
+            "no next hop: deliver by MX"
+        );
         let bad = |c: RelayConfig| {
             RelaySettings::from_config(&c, "mx.example.net")
                 .unwrap_err()
