@@ -7,108 +7,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::sink::{Sink, free_port, require_sink, subject_of};
 use common::{Client, Daemon, spool_messages, tmpdir, write_config_with};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// smtp-sink on `port`, dumping each message into `dir` (made writable for `nobody`).
-struct Sink {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Sink {
-    fn start(port: u16, dir: &Path) -> Sink {
-        std::fs::create_dir_all(dir).unwrap();
-        Command::new("chmod").arg("777").arg(dir).status().unwrap();
-        let child = Command::new("smtp-sink")
-            .current_dir(dir)
-            .args([
-                "-u",
-                "nobody",
-                "-d",
-                "m.",
-                &format!("127.0.0.1:{port}"),
-                "64",
-            ])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        Sink {
-            child,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Waits until at least `n` messages are there and their files stopped changing
-    /// (smtp-sink writes a dump while the message arrives).
-    fn wait_for(&self, n: usize, limit: Duration) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let m = self.messages();
-            if m.len() >= n {
-                std::thread::sleep(Duration::from_millis(300));
-                let again = self.messages();
-                if again == m {
-                    return m;
-                }
-            }
-            if start.elapsed() > limit {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn subject_of(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .map(str::to_string)
-}
-
-fn require_sink() -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg("command -v smtp-sink")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "smtp-sink is required in CI"
-        );
-        eprintln!("skipped: smtp-sink not installed");
-    }
-    ok
-}
 
 fn relay(next_hop_port: u16, probe: u32) -> String {
     format!("[relay]\nnext-hops = [\"127.0.0.1:{next_hop_port}\"]\nprobe-interval = {probe}\n")

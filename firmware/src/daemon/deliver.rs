@@ -220,6 +220,8 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
         Outcome,
     )> = Vec::new();
     let mut hop_name = String::new();
+    // Postfix's conn_use: which message on its connection this one was.
+    let mut conn_use = 1;
     for (name, domain, target) in &groups {
         let (job, indices) = attempt::job(&meta, |a| {
             let dom = domain_of(a);
@@ -269,6 +271,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                 }
             },
         };
+        conn_use = conn.as_ref().map_or(1, Conn::messages);
         parts.push((indices, outcome));
     }
     if parts.is_empty() {
@@ -305,7 +308,9 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
     });
     match failed {
         _ if result.done && result.bounces.is_empty() => {
-            crate::log!("delivered {id} to {hop_name} ({delivered} recipients)")
+            crate::log!(
+                "delivered {id} to {hop_name} ({delivered} recipients, conn_use={conn_use})"
+            )
         }
         Some(f) if parts.len() == 1 => {
             crate::log!("deferred {id}: {f} (attempt {})", meta.attempts)

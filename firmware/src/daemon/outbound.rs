@@ -116,6 +116,11 @@ impl Conn {
         Some(outcome)
     }
 
+    /// Messages sent over this connection so far.
+    pub fn messages(&self) -> u32 {
+        self.messages
+    }
+
     /// True while the connection can carry another message.
     pub fn usable(&self) -> bool {
         self.kept.is_some() && self.messages < MESSAGES_PER_CONNECTION

@@ -490,21 +490,8 @@ fn serve(
                 }
                 Request::Flush { domain, reply } => {
                     let key = domain.as_deref().map(|d| fnv1a(&d.to_ascii_lowercase()));
-                    let held: Vec<(MessageId, u64)> = spool
-                        .entries()
-                        .iter()
-                        .filter(|e| key.is_none_or(|k| e.domains.contains(&k)))
-                        .map(|e| (e.id, e.next_attempt_unix))
-                        .collect();
-                    for (id, next) in &held {
-                        if *next > 0
-                            && let Ok(mut meta) = spool.meta(*id)
-                        {
-                            meta.next_attempt_unix = 0;
-                            let _ = spool.update(&meta);
-                        }
-                    }
-                    let _ = reply.send(held.len());
+                    let n = spool.expedite(|e| key.is_none_or(|k| e.domains.contains(&k)));
+                    let _ = reply.send(n);
                 }
                 Request::Job(job) => job(&mut spool),
             }

@@ -550,6 +550,19 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         Ok(())
     }
 
+    /// Makes the messages `which` accepts (by their index entry) due at once, in RAM only:
+    /// a flush (ETRN, a next hop coming back) must not rewrite hundreds of records on
+    /// flash. The records keep their schedule; after a restart the daemon's first probe
+    /// flushes again. Returns how many messages were made due.
+    pub fn expedite(&mut self, which: impl Fn(&IndexEntry) -> bool) -> usize {
+        let mut n = 0;
+        for e in self.index.iter_mut().filter(|e| which(e)) {
+            e.next_attempt_unix = 0;
+            n += 1;
+        }
+        n
+    }
+
     /// Removes a message durably (delivered, bounced or deleted by the admin).
     pub fn remove(&mut self, id: MessageId) -> Result<(), SpoolError> {
         self.writable()?;
