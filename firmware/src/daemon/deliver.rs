@@ -60,6 +60,9 @@ pub struct Deliverer {
     /// Set when the last attempt could not reach any next hop; the probe then watches for
     /// its return.
     pub hop_down: Arc<AtomicBool>,
+    /// Ids of messages being worked on: by [`run`] while it delivers them, or claimed by
+    /// an admin action (see `queue_actions`). Neither touches a message the other holds.
+    pub in_flight: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -74,7 +77,7 @@ pub struct TlsClients {
 /// Runs until `shutdown` flips; in-flight deliveries finish (their records are written).
 pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(d.settings.max_per_hop.max(1) as usize));
-    let in_flight: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let in_flight = Arc::clone(&d.in_flight);
     loop {
         let due = d.spool.due(d.clock.unix_seconds(), DUE_BATCH).await;
         for meta in due {
@@ -119,7 +122,7 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
 
 /// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
 /// hop's reply, and our words for people.
-type Notice = (String, (u8, u16, u16), Option<String>, String);
+pub(super) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 fn failure(reason: FailReason) -> Outcome {
     Outcome::Failed(Failure {
@@ -245,7 +248,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta) {
 
 /// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
 /// header block).
-async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
+pub(super) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
     while headers.len() < DSN_HEADERS_READ {
         match d.spool.body(meta.id, headers.len() as u64).await {
@@ -257,16 +260,18 @@ async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     headers
 }
 
-async fn send_dsn(
+/// Queues a notice to `meta`'s envelope sender. True when it is durably queued or none is
+/// due (no recipients, null sender); false when it could not be written or queued.
+pub(super) async fn send_dsn(
     d: &Deliverer,
     meta: &MessageMeta,
     headers: &[u8],
     kind: DsnKind,
     recipients: &[Notice],
     hop: &str,
-) {
+) -> bool {
     if recipients.is_empty() {
-        return;
+        return true;
     }
     let now = d.clock.unix_seconds();
     let rcpts: Vec<DsnRecipient<'_>> = recipients
@@ -292,7 +297,8 @@ async fn send_dsn(
     match write_dsn(&meta.sender, &report, headers, &mut out) {
         Ok(Some(env)) => {
             let Ok(envelope) = Envelope::new(&env.sender, [env.recipient.as_str()]) else {
-                return;
+                crate::log!("{}: no bounce: the sender is no usable address", meta.id);
+                return false;
             };
             match d.spool.enqueue(envelope, &out).await {
                 Ok(dsn_id) => {
@@ -307,15 +313,25 @@ async fn send_dsn(
                         env.recipient
                     );
                     d.kick.notify_one();
+                    true
                 }
-                Err(e) => crate::log!("{}: could not queue the bounce: {e}", meta.id),
+                Err(e) => {
+                    crate::log!("{}: could not queue the bounce: {e}", meta.id);
+                    false
+                }
             }
         }
-        Ok(None) => crate::log!(
-            "{}: no bounce: the sender is <> (never bounce a bounce)",
-            meta.id
-        ),
-        Err(e) => crate::log!("{}: could not write the bounce: {e}", meta.id),
+        Ok(None) => {
+            crate::log!(
+                "{}: no bounce: the sender is <> (never bounce a bounce)",
+                meta.id
+            );
+            true
+        }
+        Err(e) => {
+            crate::log!("{}: could not write the bounce: {e}", meta.id);
+            false
+        }
     }
 }
 
