@@ -1,8 +1,8 @@
 //! The control socket (`[daemon] control-socket`): how `mailbag queue flush|delete|bounce`
 //! reach the running daemon.
 //!
-//! **Access.** A Unix stream socket of mode 0600, bound inside a fresh 0700 directory and
-//! only then renamed to its path, so nobody but the daemon's user (root) can ever connect;
+//! **Access.** A Unix stream socket of mode 0600, bound inside a 0700 directory it creates
+//! beside the path and only then renamed to it, so nobody but the daemon's user (root) can ever connect;
 //! peers are also checked by credentials (root or the daemon's own uid). A stale socket
 //! file left by a crash is replaced; a live one (another daemon answers on it) or a file
 //! that is not a socket is left alone and the daemon runs without a control socket. The
@@ -52,6 +52,8 @@ pub const CONNECTIONS_MAX: usize = 4;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to take the reply.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Names tried for the directory the socket is bound in.
+const STAGING_TRIES: u32 = 16;
 /// Most unread request bytes discarded after the reply.
 const DRAIN_MAX: usize = 64 * 1024;
 
@@ -214,15 +216,26 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let staging = parent.join(format!(".mailbag-ctl.{}", std::process::id()));
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&staging) {
-        // Left over by an earlier daemon with this pid: empty it and use it again.
-        if e.kind() != ErrorKind::AlreadyExists {
-            return Err(e);
+    // A directory only we can enter; one that exists already (a leftover, or someone
+    // else's) is never used: the next name is tried.
+    let mut staging = None;
+    for n in 0..STAGING_TRIES {
+        let dir = parent.join(format!(".mailbag-ctl.{}.{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                staging = Some(dir);
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
-        let _ = std::fs::remove_file(staging.join("s"));
-        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))?;
     }
+    let staging = staging.ok_or_else(|| {
+        Error::new(
+            ErrorKind::AlreadyExists,
+            format!("{STAGING_TRIES} staging directories .mailbag-ctl.* exist beside it"),
+        )
+    })?;
     let bound = (|| {
         let tmp = staging.join("s");
         let l = std::os::unix::net::UnixListener::bind(&tmp)?;

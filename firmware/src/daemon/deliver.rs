@@ -82,20 +82,17 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
         let due = d.spool.due(d.clock.unix_seconds(), DUE_BATCH).await;
         for meta in due {
             let id = meta.id.0;
-            if in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&id)
-            {
-                continue;
-            }
             let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                 break;
             };
-            in_flight
+            // Checked and marked in one step: admin actions claim ids from other threads.
+            if !in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(id);
+                .insert(id)
+            {
+                continue;
+            }
             let (d2, flight) = (Arc::clone(&d), Arc::clone(&in_flight));
             tokio::spawn(async move {
                 deliver_one(&d2, meta).await;
