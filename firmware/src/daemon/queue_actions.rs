@@ -15,6 +15,9 @@
 //! - **Delete by domain.** `delete --all-for DOMAIN` drops every still-pending recipient in
 //!   DOMAIN: a message left with no pending recipient is removed, one that still has
 //!   recipients in other domains keeps them (and its other recipients' delivery goes on).
+//!   Such a partial change is made only to a message that is not due: the deliverer may
+//!   already hold a copy of a due message's record, taken before the claim, and would
+//!   write it back after its attempt. A due one is counted as busy ("run again").
 
 use std::collections::HashSet;
 use std::fmt;
@@ -149,9 +152,10 @@ pub async fn delete_all_for(d: &Deliverer, domain: &str) -> Result<DomainDeleted
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let set = Arc::clone(&d.in_flight);
     let what = domain.clone();
+    let now = d.clock.unix_seconds();
     let done = d
         .spool
-        .run(move |s| delete_domain_in(s, &set, &what))
+        .run(move |s| delete_domain_in(s, &set, &what, now))
         .await
         .map_err(ActionError::Spool)?
         .map_err(ActionError::Spool)?;
@@ -169,6 +173,7 @@ pub fn delete_domain_in<D: BlockDevice>(
     s: &mut Spool<'_, D>,
     set: &InFlight,
     domain: &str,
+    now_unix: u64,
 ) -> Result<DomainDeleted, SpoolError> {
     let key = fnv1a(domain);
     // The index keeps a bounded number of domain hashes per message: a full list may miss
@@ -204,6 +209,8 @@ pub fn delete_domain_in<D: BlockDevice>(
         if meta.pending().next().is_none() {
             s.remove(id)?;
             done.removed += 1;
+        } else if meta.next_attempt_unix <= now_unix {
+            done.busy += 1;
         } else {
             s.update(&meta)?;
             done.trimmed += 1;
@@ -271,7 +278,71 @@ pub async fn bounce_claimed(d: &Deliverer, id: MessageId) -> Result<Bounced, Act
 
 #[cfg(test)]
 mod tests {
+    use mailbag_hal::{Geometry, RamDevice};
+
     use super::*;
+    use crate::spool::{Access, Allocation, Barrier, Envelope, Flash, Limits, format};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn store(s: &mut Spool<'_, RamDevice>, rcpts: &[&str], next_attempt: u64) -> MessageId {
+        let env = Envelope::new("a@sender.test", rcpts.iter().copied()).unwrap();
+        let mut p = s.begin(&env, 0).unwrap();
+        s.append(&mut p, b"Subject: x\r\n\r\nx\r\n").unwrap();
+        let id = s.commit(p, &env, NOW).unwrap();
+        let mut m = s.meta(id).unwrap();
+        m.next_attempt_unix = next_attempt;
+        s.update(&m).unwrap();
+        id
+    }
+
+    #[test]
+    fn delete_all_for_drops_only_that_domains_pending_recipients() {
+        let dev = format(
+            RamDevice::new(Geometry::new(16, 16, 4096, 256).unwrap()),
+            Barrier::BlockSwitch,
+            NOW,
+        )
+        .unwrap();
+        let mut flash: Flash<RamDevice> = Flash::new(dev, Barrier::BlockSwitch).unwrap();
+        let mut alloc = Allocation::new();
+        let mut s =
+            Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
+        let later = NOW + 900;
+        let only = store(&mut s, &["x@gone.test", "y@Gone.Test"], later);
+        let mixed = store(&mut s, &["x@gone.test", "z@kept.test"], later);
+        let mixed_due = store(&mut s, &["x@gone.test", "z@kept.test"], 0);
+        let claimed = store(&mut s, &["x@gone.test"], later);
+        let other = store(&mut s, &["z@kept.test"], later);
+        let set = InFlight::default();
+        let held = try_claim(&set, claimed).unwrap();
+
+        let r = delete_domain_in(&mut s, &set, "gone.test", NOW).unwrap();
+        assert_eq!(
+            r,
+            DomainDeleted {
+                removed: 1,
+                trimmed: 1,
+                busy: 2
+            }
+        );
+        assert!(matches!(s.meta(only), Err(SpoolError::NotFound)));
+        let m = s.meta(mixed).unwrap();
+        let states: Vec<_> = m.recipients.iter().map(|r| r.status).collect();
+        assert_eq!(states, [RcptStatus::Failed, RcptStatus::Pending]);
+        assert_eq!(s.meta(mixed_due).unwrap().pending().count(), 2);
+        assert_eq!(s.meta(claimed).unwrap().pending().count(), 1);
+        assert_eq!(s.meta(other).unwrap().pending().count(), 1);
+        assert_eq!(
+            set.lock().unwrap().len(),
+            1,
+            "only the outside claim is left"
+        );
+        drop(held);
+        // Once it is free, the claimed one goes too; nothing else changes.
+        let r = delete_domain_in(&mut s, &set, "gone.test", NOW).unwrap();
+        assert_eq!((r.removed, r.trimmed, r.busy), (1, 0, 1));
+    }
 
     #[test]
     fn a_claimed_message_cannot_be_claimed_again_until_released() {
