@@ -35,8 +35,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     let clock = Arc::new(ManualClock::new(T0));
     let dev = open_for_daemon(&dir.join("spool.img"), 8 << 20, clock.as_ref()).unwrap();
     let (spool, spool_thread) =
-        spool_actor::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>)
-            .unwrap();
+        spool_actor::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
     let cfg = RelayConfig {
         next_hops: vec![format!("127.0.0.1:{dead}")],
         routes: vec![format!("sender.test = 127.0.0.1:{mailbox}")],
@@ -55,6 +54,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         tls: tls::client_configs().unwrap(),
         hop_down: Arc::new(AtomicBool::new(false)),
         hop_slots: Default::default(),
+        in_flight: Arc::default(),
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -65,7 +65,10 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     rt.block_on(async {
         for (sender, subject) in [("a@sender.test", "will expire"), ("", "a bounce itself")] {
             let env = Envelope::new(sender, ["bob@office.test"]).unwrap();
-            let body = format!("Subject: {subject}\r\nMessage-ID: <{}@x>\r\n\r\nbody\r\n", subject.len());
+            let body = format!(
+                "Subject: {subject}\r\nMessage-ID: <{}@x>\r\n\r\nbody\r\n",
+                subject.len()
+            );
             spool.enqueue(env, body.as_bytes()).await.unwrap();
         }
         let run = tokio::spawn(deliver::run(Arc::clone(&d), stop_rx));
@@ -85,10 +88,17 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
             d.kick.notify_one();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(spool.gauge.get().messages, 0, "everything expired or delivered");
+        assert_eq!(
+            spool.gauge.get().messages,
+            0,
+            "everything expired or delivered"
+        );
         // The schedule: every 15 min for 2 h, then every 30 min, for 7 days — about 340
         // attempts; seen at 20-minute steps, well over 200.
-        assert!(attempts_seen > 200, "only {attempts_seen} attempts in 7 days");
+        assert!(
+            attempts_seen > 200,
+            "only {attempts_seen} attempts in 7 days"
+        );
         let _ = stop.send(true);
         run.await.unwrap();
     });
@@ -97,16 +107,29 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     spool_thread.join().unwrap();
 
     let got = sink.wait_for(2, Duration::from_secs(10));
-    assert_eq!(got.len(), 2, "a delay warning and a bounce, nothing for <>: {got:#?}");
+    assert_eq!(
+        got.len(),
+        2,
+        "a delay warning and a bounce, nothing for <>: {got:#?}"
+    );
     let delay = got.iter().find(|m| m.contains("Action: delayed")).unwrap();
     let bounce = got.iter().find(|m| m.contains("Action: failed")).unwrap();
     for m in [delay, bounce] {
         assert!(m.contains("X-Mail-Args: <>"), "notices come from <>: {m}");
         assert!(m.contains("X-Rcpt-Args: <a@sender.test>"), "{m}");
         assert!(m.contains("report-type=delivery-status"), "{m}");
-        assert!(m.contains("Final-Recipient: rfc822; bob@office.test"), "{m}");
-        assert!(m.contains("Subject: will expire"), "original headers attached: {m}");
-        assert!(!m.contains("a bounce itself"), "the <> message is never reported: {m}");
+        assert!(
+            m.contains("Final-Recipient: rfc822; bob@office.test"),
+            "{m}"
+        );
+        assert!(
+            m.contains("Subject: will expire"),
+            "original headers attached: {m}"
+        );
+        assert!(
+            !m.contains("a bounce itself"),
+            "the <> message is never reported: {m}"
+        );
     }
     assert!(bounce.contains("Status: 4.4.7"), "{bounce}");
     assert!(subject_of(bounce).is_some());

@@ -120,6 +120,8 @@ max-bytes = 524288
 next-hops = ["127.0.0.1:$dead"]
 [firewall]
 mode = "off"
+[daemon]
+control-socket = "$dir/control.sock"
 TOML
   timeout -s KILL 300 "$emu" "$bin" run --config "$dir/mailbag.toml" > "$dir/log" 2>&1 &
   pid=$!

@@ -41,6 +41,8 @@ mode = "off"
 [web]
 listen = ["127.0.0.1:0"]
 shadow = "${join(tmp, 'shadow')}"
+[daemon]
+control-socket = "${join(tmp, 'control.sock')}"
 `;
 }
 

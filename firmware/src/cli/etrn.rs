@@ -1,10 +1,10 @@
-//! `mailbag etrn [HOST[:PORT] DOMAIN...]` and `mailbag queue flush [DOMAIN]`: ask an SMTP
-//! server to deliver the mail it holds now (ETRN, RFC 1985).
+//! `mailbag etrn [HOST[:PORT] DOMAIN...]`: ask an SMTP server to deliver the mail it holds
+//! now (ETRN, RFC 1985).
 //!
 //! - `etrn` without arguments asks the configured upstream silo (`relay.upstream-silo`)
 //!   for every accepted domain — what the WAN hotplug does when the link comes back.
-//! - `queue flush` asks the local daemon (its first SMTP listener) for one domain or all,
-//!   so held mail goes out now instead of at its next retry.
+//! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
+//!   `queue flush`'s fallback when there is no control socket.
 //!
 //! Blocking, one short session per domain, STARTTLS when offered (certificate not checked:
 //! ETRN carries no secrets and only triggers a flush of configured domains).
@@ -54,11 +54,8 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
     run_all(&server, &domains, &helo)
 }
 
-/// `mailbag queue flush [DOMAIN] [--config FILE]`.
-pub fn flush(args: &mut Args) -> Result<(), String> {
-    let c = load(args.option("config")?)?;
-    let domain = args.next_word();
-    args.finish()?;
+/// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
+pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
     let listen = c
         .smtp
         .listen

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod args;
 mod config;
+mod control;
 mod etrn;
 mod firewall;
 mod fmt;
@@ -28,7 +29,12 @@ commands:
                                          the held mail (read from the spool image)
   queue show ID [--spool IMAGE|--config FILE]
                                          one message: envelope, state, content
-  queue flush [DOMAIN] [--config FILE]   deliver held mail now (ETRN to the local daemon)
+  queue flush [DOMAIN]                   deliver held mail now (all, or of one domain)
+  queue delete ID | --all-for DOMAIN     remove a message, or every recipient in a domain
+  queue bounce ID                        return a message to its sender (RFC 3464 notice)
+                                         (these three ask the running daemon over its
+                                         control socket: --socket PATH, or the one named
+                                         by --config FILE, default /etc/config/mailbag)
   etrn [HOST[:PORT] DOMAIN...]           ask a server (default: relay.upstream-silo) to deliver
                                          what it holds for our domains (RFC 1985)
   check-config FILE                      check a config file (UCI or TOML)

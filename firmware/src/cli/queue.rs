@@ -2,7 +2,7 @@
 //!
 //! These read the spool image directly (a copy in RAM; the image is never written), so they
 //! work on a router whose daemon is stopped and on an image copied off one. Actions on the
-//! live queue (flush, delete, bounce) go through the daemon and arrive with delivery.
+//! live queue (flush, delete, bounce) go to the daemon's control socket (`cli/control.rs`).
 
 use std::path::PathBuf;
 
@@ -25,11 +25,13 @@ pub fn run(args: &mut Args) -> Result<(), String> {
     match args.next_word().as_deref() {
         Some("list") => list(args),
         Some("show") => show(args),
-        Some("flush") => super::etrn::flush(args),
+        Some("flush") => super::control::flush(args),
+        Some("delete") => super::control::delete(args),
+        Some("bounce") => super::control::bounce(args),
         Some(other) => Err(format!(
-            "unknown queue command '{other}' (list, show, flush)"
+            "unknown queue command '{other}' (list, show, flush, delete, bounce)"
         )),
-        None => Err("queue needs a command: list, show, flush".into()),
+        None => Err("queue needs a command: list, show, flush, delete, bounce".into()),
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! UCI layout: `config mailbag 'main'` holds the top-level options (`enabled`, `role`);
 //! `config smtp`, `config policy`, `config spool`, `config relay`, `config firewall`,
-//! `config web` hold their sections; option names use `_` for the model's `-`.
+//! `config web`, `config daemon` hold their sections; option names use `_` for the model's `-`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,12 +20,14 @@ use crate::relay::RelayConfig;
 use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
+mod daemon;
 pub mod uci;
 mod uci_de;
 mod uci_write;
 pub mod validate;
 mod web;
 
+pub use daemon::{DEFAULT_CONTROL_SOCKET, DaemonConfig};
 pub use uci_de::UciError;
 pub use uci_write::WriteError;
 pub use validate::{Issue, Report};
@@ -69,6 +71,8 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// `[web]`.
     pub web: WebConfig,
+    /// `[daemon]`.
+    pub daemon: DaemonConfig,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             firewall: FirewallConfig::default(),
             web: WebConfig::default(),
+            daemon: DaemonConfig::default(),
         }
     }
 }
@@ -242,8 +247,8 @@ impl Config {
     /// The built-in demo: loopback listeners on unprivileged ports, a 16 MiB spool image
     /// under `state_dir`, domain `example.test`, next hop `127.0.0.1:2526`, no firewall
     /// rules, the admin page on `127.0.0.1:8080` with the password file
-    /// `state_dir/shadow.demo` (the daemon creates it: `root` / `demo`). `mailbag run` uses
-    /// it when no `--config` is given.
+    /// `state_dir/shadow.demo` (the daemon creates it: `root` / `demo`), and the control
+    /// socket `state_dir/control.sock`. `mailbag run` uses it when no `--config` is given.
     pub fn demo(state_dir: &Path) -> Config {
         let mut c = Config::default();
         c.smtp.hostname = "mailbag.example.test".into();
@@ -256,6 +261,10 @@ impl Config {
         c.firewall.mode = FirewallMode::Off;
         c.web.listen = vec!["127.0.0.1:8080".into()];
         c.web.shadow = state_dir.join(DEMO_SHADOW).to_string_lossy().into_owned();
+        c.daemon.control_socket = state_dir
+            .join("control.sock")
+            .to_string_lossy()
+            .into_owned();
         c
     }
 

@@ -20,6 +20,8 @@ pub const MIN_SPOOL_SIZE: u64 = 64 * 1024;
 pub const MAX_SIZE: u64 = 1 << 40;
 /// Longest a message may be kept (days), per the product's retry policy.
 pub const LIFETIME_DAYS: std::ops::RangeInclusive<u32> = 1..=30;
+/// Longest Unix socket path (`sun_path` is 108 bytes on Linux, NUL included).
+pub const SOCKET_PATH_MAX: usize = 107;
 
 /// One problem, naming the key it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,7 @@ pub fn check(c: &Config) -> Report {
     spool(c, &mut r);
     relay(c, &mut r);
     firewall(c, &mut r);
+    daemon(c, &mut r);
     for (i, a) in c.web.listen.iter().enumerate() {
         if a.parse::<SocketAddr>().is_err() {
             r.error(format!("web.listen[{i}]"), not_listen(a));
@@ -205,6 +208,27 @@ fn spool(c: &Config, r: &mut Report) {
                 "{} is more than the image size ({}); the image bounds it",
                 s.max_bytes, s.size
             ),
+        );
+    }
+}
+
+fn daemon(c: &Config, r: &mut Report) {
+    let path = &c.daemon.control_socket;
+    if path.is_empty() {
+        return;
+    }
+    if path.len() > SOCKET_PATH_MAX {
+        r.error(
+            "daemon.control-socket",
+            format!(
+                "{} bytes is longer than a Unix socket path may be ({SOCKET_PATH_MAX})",
+                path.len()
+            ),
+        );
+    } else if path.ends_with('/') {
+        r.error(
+            "daemon.control-socket",
+            format!("'{path}' names a directory"),
         );
     }
 }
@@ -411,6 +435,19 @@ mod tests {
             r.errors[2].to_string(),
             "smtp.listen[1]: 'x:25' is not an address:port (e.g. 0.0.0.0:25, [::]:25)"
         );
+    }
+
+    #[test]
+    fn control_socket_paths() {
+        let mut c = Config::demo(std::path::Path::new("/state"));
+        for bad in ["/var/run/", &format!("/{}", "x".repeat(SOCKET_PATH_MAX))] {
+            c.daemon.control_socket = bad.to_string();
+            assert_eq!(keys(&check(&c).errors), ["daemon.control-socket"], "{bad}");
+        }
+        for good in ["", "/var/run/mailbag/control.sock", "state/control.sock"] {
+            c.daemon.control_socket = good.to_string();
+            assert!(check(&c).errors.is_empty(), "{good}");
+        }
     }
 
     #[test]

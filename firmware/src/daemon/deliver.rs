@@ -21,7 +21,7 @@
 //!   like Postfix's `may`); `require` fails the attempt when the hop has no STARTTLS;
 //!   `require-verify` checks the certificate against the system's CA file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -72,6 +72,9 @@ pub struct Deliverer {
     pub hop_down: Arc<AtomicBool>,
     /// Connection permits per route (`relay.max-per-hop` each).
     pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
+    /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
+    /// an admin action (see `queue_actions`). Neither touches a message the other holds.
+    pub in_flight: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -84,6 +87,22 @@ pub struct TlsClients {
 }
 
 impl Deliverer {
+    /// Marks `id` as being worked on; false when someone else holds it.
+    pub fn claim(&self, id: u64) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id)
+    }
+
+    /// Lets go of `id`.
+    pub fn release(&self, id: u64) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
     fn slots(&self, route: &str) -> Arc<Semaphore> {
         let mut map = self
             .hop_slots
@@ -160,7 +179,14 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
             if *stop.borrow() {
                 break 'turn;
             }
+            // Checked and marked in one step: admin actions claim ids from other threads;
+            // a message an admin holds is skipped (it is being deleted or bounced).
+            let id = meta.id.0;
+            if !d.claim(id) {
+                continue;
+            }
             deliver_one(d, meta, &mut conn).await;
+            d.release(id);
             sent += 1;
         }
     }
@@ -171,7 +197,7 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
 
 /// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
 /// hop's reply, and our words for people.
-type Notice = (String, (u8, u16, u16), Option<String>, String);
+pub(super) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 /// The pending recipients of `meta` grouped by route: (route name, domain, target).
 fn route_groups(d: &Deliverer, meta: &MessageMeta) -> Vec<(String, String, Target)> {
@@ -368,7 +394,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
 
 /// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
 /// header block).
-async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
+pub(super) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
     while headers.len() < DSN_HEADERS_READ {
         match d.spool.body(meta.id, headers.len() as u64).await {
@@ -380,16 +406,18 @@ async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     headers
 }
 
-async fn send_dsn(
+/// Queues a notice to `meta`'s envelope sender. True when it is durably queued or none is
+/// due (no recipients, null sender); false when it could not be written or queued.
+pub(super) async fn send_dsn(
     d: &Deliverer,
     meta: &MessageMeta,
     headers: &[u8],
     kind: DsnKind,
     recipients: &[Notice],
     hop: &str,
-) {
+) -> bool {
     if recipients.is_empty() {
-        return;
+        return true;
     }
     let now = d.clock.unix_seconds();
     let rcpts: Vec<DsnRecipient<'_>> = recipients
@@ -415,7 +443,8 @@ async fn send_dsn(
     match write_dsn(&meta.sender, &report, headers, &mut out) {
         Ok(Some(env)) => {
             let Ok(envelope) = Envelope::new(&env.sender, [env.recipient.as_str()]) else {
-                return;
+                crate::log!("{}: no bounce: the sender is no usable address", meta.id);
+                return false;
             };
             match d.spool.enqueue(envelope, &out).await {
                 Ok(dsn_id) => {
@@ -430,15 +459,25 @@ async fn send_dsn(
                         env.recipient
                     );
                     d.kick.notify_one();
+                    true
                 }
-                Err(e) => crate::log!("{}: could not queue the bounce: {e}", meta.id),
+                Err(e) => {
+                    crate::log!("{}: could not queue the bounce: {e}", meta.id);
+                    false
+                }
             }
         }
-        Ok(None) => crate::log!(
-            "{}: no bounce: the sender is <> (never bounce a bounce)",
-            meta.id
-        ),
-        Err(e) => crate::log!("{}: could not write the bounce: {e}", meta.id),
+        Ok(None) => {
+            crate::log!(
+                "{}: no bounce: the sender is <> (never bounce a bounce)",
+                meta.id
+            );
+            true
+        }
+        Err(e) => {
+            crate::log!("{}: could not write the bounce: {e}", meta.id);
+            false
+        }
     }
 }
 

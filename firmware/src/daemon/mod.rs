@@ -4,14 +4,17 @@
 //! Shutdown (SIGTERM from procd, or SIGINT): stop accepting, tell idle sessions `421`,
 //! give sessions in the middle of a message [`GRACE`] to finish, then let the spool thread
 //! finish the requests it has and sync. Nothing acknowledged is ever lost: a message not
-//! yet answered 250 is the sender's to retry.
+//! yet answered 250 is the sender's to retry. The control socket ([`control`]) stops
+//! accepting with the listeners and its file is removed.
 
 pub mod conn;
+pub mod control;
 pub mod deliver;
 pub mod events;
 pub mod io;
 pub mod listen;
 pub mod outbound;
+pub mod queue_actions;
 pub mod queue_view;
 pub mod spool_actor;
 pub mod tls;
@@ -120,6 +123,7 @@ async fn serve(
         // Unknown at start: held mail (if any) is probed for at once.
         hop_down: Arc::clone(&hop_down),
         hop_slots: Default::default(),
+        in_flight: Arc::default(),
     });
     let events = Arc::new(events::EventLog::default());
     let pages = web::start(
@@ -129,7 +133,7 @@ async fn serve(
         &spool,
         &events,
         &clock,
-        &hop_down,
+        &deliverer,
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -148,6 +152,20 @@ async fn serve(
             .map(|d| d.to_ascii_lowercase())
             .collect(),
     });
+    let control = if config.daemon.control_socket.is_empty() {
+        None
+    } else {
+        let path = Path::new(&config.daemon.control_socket);
+        // Not fatal: an MX that refuses to start over its admin socket takes no mail.
+        control::start(
+            path,
+            Arc::clone(&deliverer),
+            Arc::clone(&ctx.events),
+            shutdown_rx.clone(),
+        )
+        .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
+        .ok()
+    };
     let probe = tokio::spawn(deliver::probe_loop(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
@@ -175,6 +193,9 @@ async fn serve(
     let _ = shutdown_tx.send(true);
     for a in accepts {
         let _ = a.await;
+    }
+    if let Some(c) = control {
+        c.stop().await;
     }
     let all = u32::try_from(max_sessions).unwrap_or(u32::MAX);
     if tokio::time::timeout(GRACE, slots.acquire_many(all))

@@ -329,6 +329,33 @@ impl SpoolHandle {
         self.commit(pending, envelope).await
     }
 
+    /// Runs `f` in the spool thread, between other requests, and returns its result (the
+    /// async twin of [`SpoolHandle::run_blocking`], for the daemon's own tasks).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl for<'a> FnOnce(&mut Spool<'a, AnyDevice>) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |spool| {
+            let _ = reply.send(f(spool));
+        });
+        self.tx.send(Request::Job(job)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Runs `f` in the spool thread and returns its result (for async callers).
+    pub async fn run_job<T: Send + 'static>(
+        &self,
+        f: impl for<'a> FnOnce(&mut Spool<'a, AnyDevice>) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |spool| {
+            let _ = reply.send(f(spool));
+        });
+        self.tx.send(Request::Job(job)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
     /// Runs `f` in the spool thread and waits (at most [`JOB_WAIT`]) for its result.
     /// For plain threads (the web server's workers) only: it blocks, and must never be
     /// called from a thread of the tokio runtime.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use mailbag_hal::Clock;
 use mailbag_web::{App, WebConfig, WebServer};
 
+use super::deliver::Deliverer;
 use super::events::EventLog;
 use super::spool_actor::SpoolHandle;
 use super::web_backend::DaemonBackend;
@@ -32,7 +33,7 @@ pub fn start(
     spool: &SpoolHandle,
     events: &Arc<EventLog>,
     clock: &Arc<dyn Clock>,
-    primary_down: &Arc<std::sync::atomic::AtomicBool>,
+    deliverer: &Arc<Deliverer>,
 ) -> Result<Vec<WebServer>, String> {
     if config.web.listen.is_empty() {
         return Ok(Vec::new());
@@ -50,7 +51,9 @@ pub fn start(
         config.clone(),
         config_file,
     )
-    .with_primary_state(Arc::clone(primary_down));
+    .with_primary_state(Arc::clone(&deliverer.hop_down))
+    // Called from inside the runtime (serve): the page's threads run bounces on it.
+    .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current());
     let mut servers = Vec::with_capacity(config.web.listen.len());
     for text in &config.web.listen {
         let listen: SocketAddr = text

@@ -5,8 +5,11 @@
 //! is streamed in [`SOURCE_CHUNK`]-byte pieces, never read whole. Settings are the daemon's
 //! one config model, validated by [`Config::validate`] and written atomically in the file's
 //! own format; nothing is applied live, so every changed key is reported as needing a
-//! restart. Delivery is not wired into this build: bounce and flush answer so, and the
-//! primary/upstream states are reported as unknown rather than invented.
+//! restart. With the deliverer attached ([`DaemonBackend::with_deliverer`]) bounce runs
+//! the daemon's operator bounce ([`queue_actions::bounce`]) on the runtime, and delete and
+//! bounce refuse, all or nothing, while any of the messages is being delivered; without it
+//! bounce answers [`NO_DELIVERY`]. The upstream state is reported as unknown rather than
+//! invented.
 
 use std::io::{self, Read};
 use std::net::IpAddr;
@@ -21,7 +24,9 @@ use mailbag_web::backend::{
     SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
+use super::deliver::Deliverer;
 use super::events::EventLog;
+use super::queue_actions::{self, ActionError};
 use super::queue_view;
 use super::spool_actor::SpoolHandle;
 use super::web_settings;
@@ -53,6 +58,8 @@ pub struct DaemonBackend {
     config_path: PathBuf,
     /// The deliverer's view of the next hop (true: unreachable at the last attempt/probe).
     primary_down: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The deliverer (its in-flight set, bounces) and the runtime its async work runs on.
+    deliverer: Option<(Arc<Deliverer>, tokio::runtime::Handle)>,
 }
 
 impl DaemonBackend {
@@ -72,7 +79,16 @@ impl DaemonBackend {
             running,
             config_path,
             primary_down: None,
+            deliverer: None,
         }
+    }
+
+    /// Lets the page bounce mail and keeps its deletes off messages being delivered.
+    /// `runtime` must be driven by another thread (the daemon's `block_on`): the page's
+    /// worker threads wait on it with [`tokio::runtime::Handle::block_on`].
+    pub fn with_deliverer(mut self, d: Arc<Deliverer>, runtime: tokio::runtime::Handle) -> Self {
+        self.deliverer = Some((d, runtime));
+        self
     }
 
     /// Shows the deliverer's next-hop state on the status page.
@@ -119,6 +135,40 @@ impl DaemonBackend {
     fn note(&self, kind: &'static str, id: &MessageId, text: &str) {
         self.events
             .push(self.clock.unix_seconds(), kind, Some(id.to_string()), text);
+    }
+}
+
+impl DaemonBackend {
+    /// Operator bounces, each through [`queue_actions::bounce_claimed`]; refused as a whole
+    /// when one of the messages is being delivered.
+    fn bounce(&self, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
+        let Some((d, runtime)) = &self.deliverer else {
+            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
+        };
+        let _claims = queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let mut report = ActionReport::default();
+        for id in ids {
+            let Some(sid) = spool_id(id) else {
+                report.missing.push(id.clone());
+                continue;
+            };
+            // A worker thread, never one of the runtime's: blocking here is allowed.
+            match runtime.block_on(queue_actions::bounce_claimed(d, sid)) {
+                Ok(b) => {
+                    report.done += 1;
+                    let text = match b.notice_to {
+                        Some(to) => format!("bounced by the admin; failure notice to <{to}>"),
+                        None => "bounced by the admin; no notice (null sender)".to_string(),
+                    };
+                    self.note("bounced", id, &text);
+                }
+                Err(ActionError::NotFound(_)) => report.missing.push(id.clone()),
+                Err(ActionError::Spool(e)) => return Err(spool_error(&e)),
+                Err(e) => return Err(BackendError::Failed(e.to_string())),
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -254,8 +304,16 @@ impl Backend for DaemonBackend {
 
     fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
         if action == Action::Bounce {
-            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
+            return self.bounce(ids);
         }
+        // Claimed for the whole action: the deliverer leaves them alone meanwhile.
+        let _claims = match (&self.deliverer, action) {
+            (Some((d, _)), Action::Delete) => {
+                queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
+                    .map_err(|e| BackendError::Unavailable(e.to_string()))?
+            }
+            _ => Vec::new(),
+        };
         let mut report = ActionReport::default();
         for batch in ids.chunks(ACTION_BATCH) {
             let wanted: Vec<(MessageId, Option<spool::MessageId>)> =
@@ -317,6 +375,9 @@ impl Backend for DaemonBackend {
             }
             n
         })?;
+        if let Some((d, _)) = &self.deliverer {
+            d.kick.notify_one();
+        }
         let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
         self.events.push(
             self.clock.unix_seconds(),

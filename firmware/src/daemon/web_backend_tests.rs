@@ -340,3 +340,96 @@ fn a_page_of_a_large_queue_reads_only_its_rows() {
     drop((b, spool));
     thread.join().unwrap();
 }
+
+/// A deliverer over `spool` (never run: the tests play its in-flight set by hand).
+fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::deliver::Deliverer> {
+    let config = Config::demo(Path::new("state"));
+    let clock: Arc<dyn Clock> = clock.clone();
+    Arc::new(super::deliver::Deliverer {
+        spool: spool.clone(),
+        settings: crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
+        guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
+        clock,
+        kick: Arc::default(),
+        hostname: "mx.test".into(),
+        tls: super::tls::client_configs().unwrap(),
+        hop_down: Arc::default(),
+        in_flight: Arc::default(),
+        hop_slots: Default::default(),
+    })
+}
+
+#[test]
+fn bounce_queues_a_report_and_removes_the_message_but_not_while_it_is_delivered() {
+    let dir = TempDir::new("bounce");
+    let (spool, thread, clock) = start(&dir.0);
+    let a = store(
+        &spool,
+        NOW,
+        "a@b.test",
+        "x@example.test",
+        mail("bounce me", 10),
+    );
+    let null = store(&spool, NOW, "", "y@example.test", mail("from <>", 10));
+    let busy = store(&spool, NOW, "a@b.test", "z@example.test", mail("busy", 10));
+    // Not driven by anyone: the bounce only waits on the spool thread's channels.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let d = deliverer(&spool, &clock);
+    let b = backend(&dir.0, &spool, &clock).with_deliverer(Arc::clone(&d), rt.handle().clone());
+    let sid = |m: &MessageId| m.as_str().parse::<crate::spool::MessageId>().unwrap();
+
+    // `busy` is being delivered: neither bounce nor delete touches it, nor the others
+    // named with it (all or nothing).
+    d.in_flight.lock().unwrap().insert(sid(&busy).0);
+    for action in [Action::Bounce, Action::Delete] {
+        let e = b.act(action, &[a.clone(), busy.clone()]).unwrap_err();
+        assert!(
+            matches!(&e, BackendError::Unavailable(why) if why.contains("being delivered")),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        b.queue_page(&query(SortKey::Age, false, 0, 10))
+            .unwrap()
+            .total,
+        3
+    );
+
+    let r = b.act(Action::Bounce, &[a.clone(), null.clone()]).unwrap();
+    assert_eq!((r.done, r.missing.len()), (2, 0));
+    assert_eq!(
+        d.in_flight.lock().unwrap().len(),
+        1,
+        "the page's claims are released"
+    );
+    // Left: `busy` and one report to a@b.test from <>; nothing for the null sender.
+    let held = spool
+        .run_blocking(|s| {
+            s.entries()
+                .iter()
+                .map(|e| s.meta(e.id).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    let report = held.iter().find(|m| m.id != sid(&busy)).unwrap();
+    assert_eq!(report.sender.as_str(), "");
+    assert_eq!(report.recipients[0].address.as_str(), "a@b.test");
+    let mut body = vec![0u8; 8192];
+    let rid = report.id;
+    let n = spool
+        .run_blocking(move |s| s.read_body(rid, 0, &mut body).map(|n| body[..n].to_vec()))
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&n);
+    assert!(
+        text.contains("Status: 5.0.0") && text.contains("Subject: bounce me"),
+        "{text}"
+    );
+    let kinds: Vec<_> = b.log(10).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["bounced", "bounced"]);
+    drop((b, d, spool));
+    thread.join().unwrap();
+}

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub mod sink;
-
 use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
+
+pub mod sink;
 
 /// A running daemon, killed (by its PID) when dropped.
 pub struct Daemon {
@@ -40,7 +40,7 @@ pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
 }
 
 /// Like [`write_config`], with the accepted `domains` and extra tables (e.g. `[relay]`)
-/// appended at the end.
+/// appended at the end. The control socket is `dir/control.sock`.
 pub fn write_config_with(dir: &Path, smtp_extra: &str, domains: &[&str], tables: &str) -> PathBuf {
     let smtp_extra = if smtp_extra.contains("listen") {
         smtp_extra.to_string()
@@ -62,9 +62,12 @@ max-bytes = 30000000
 mode = "off"
 [web]
 listen = []
+[daemon]
+control-socket = "{}"
 {tables}
 "#,
         dir.join("spool.img").display(),
+        dir.join("control.sock").display(),
         domains = domains
             .iter()
             .map(|d| format!("\"{d}\""))
