@@ -24,6 +24,7 @@
 pub mod attempt;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod dotstuff;
 pub mod dsn;
 pub mod health;
