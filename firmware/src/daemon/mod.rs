@@ -8,6 +8,7 @@
 
 pub mod conn;
 pub mod deliver;
+pub mod dns;
 pub mod events;
 pub mod io;
 pub mod listen;

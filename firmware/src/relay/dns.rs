@@ -21,7 +21,7 @@
 //!   panics on any input; the module's tests feed it random and mutated bytes.
 
 use core::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::nexthop::{DnsError, MxRecord};
 use crate::smtp::limits::DOMAIN_MAX;
@@ -38,6 +38,10 @@ pub const RECORDS_MAX: usize = 32;
 pub const CNAME_MAX: usize = 8;
 /// Compression pointers followed while reading one name.
 const POINTERS_MAX: usize = 64;
+/// Most DNS servers asked (configured, or read from `resolv.conf` like libc's `MAXNS`).
+pub const SERVERS_MAX: usize = 3;
+/// DNS's port.
+pub const PORT: u16 = 53;
 const HEADER_LEN: usize = 12;
 const CLASS_IN: u16 = 1;
 const TYPE_CNAME: u16 = 5;
@@ -279,7 +283,10 @@ impl Query {
         };
         for _ in 0..=CNAME_MAX {
             let mut found = false;
-            for rr in rrs.iter().filter(|rr| rr.class == CLASS_IN && rr.owner == current) {
+            for rr in rrs
+                .iter()
+                .filter(|rr| rr.class == CLASS_IN && rr.owner == current)
+            {
                 if rr.rtype != self.qtype.code() {
                     continue;
                 }
@@ -297,7 +304,11 @@ impl Query {
                         }
                         list.push(MxRecord {
                             preference,
-                            exchange: if exchange.is_empty() { root() } else { exchange },
+                            exchange: if exchange.is_empty() {
+                                root()
+                            } else {
+                                exchange
+                            },
                         });
                     }
                     Records::Addrs(list) => list.push(match (self.qtype, data.len()) {
@@ -340,6 +351,31 @@ impl Query {
             alias,
         })
     }
+}
+
+/// A `relay.dns-servers` entry: `192.0.2.53`, `192.0.2.53:5353`, `::1` or `[::1]:5353`.
+pub fn parse_server(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| Some(SocketAddr::new(text.parse::<IpAddr>().ok()?, PORT)))
+        .filter(|a| a.port() != 0)
+}
+
+/// The `nameserver` addresses of a `resolv.conf` (port 53), at most [`SERVERS_MAX`].
+/// Addresses with a zone (`fe80::1%eth0`) are skipped: they need an interface index.
+pub fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("nameserver"), Some(addr)) => addr.parse::<IpAddr>().ok(),
+                _ => None,
+            }
+        })
+        .map(|ip| SocketAddr::new(ip, PORT))
+        .take(SERVERS_MAX)
+        .collect()
 }
 
 /// `.`, the null MX's exchange (RFC 7505).
@@ -410,8 +446,7 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), ResponseError> {
                         .get(pos + 1..pos + 1 + len)
                         .ok_or(ResponseError::Malformed)?;
                     wire_len += len + 1;
-                    if wire_len > 255 || !label.iter().all(|&b| b.is_ascii_graphic() && b != b'.')
-                    {
+                    if wire_len > 255 || !label.iter().all(|&b| b.is_ascii_graphic() && b != b'.') {
                         return Err(ResponseError::Malformed);
                     }
                     if !name.is_empty() {
@@ -531,7 +566,10 @@ mod tests {
         let mut want = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         want.extend_from_slice(b"\x04mail\x07example\x03com\x00\x00\x0f\x00\x01");
         assert_eq!(&got[..], &want[..]);
-        assert_eq!(q("x.lan", QType::Aaaa).encode()[13..], *b"x\x03lan\x00\x00\x1c\x00\x01");
+        assert_eq!(
+            q("x.lan", QType::Aaaa).encode()[13..],
+            *b"x\x03lan\x00\x00\x1c\x00\x01"
+        );
     }
 
     #[test]
@@ -552,7 +590,11 @@ mod tests {
         }
         let max_label = format!("{}.lan", "a".repeat(63));
         assert!(Query::new(1, &max_label, QType::A).is_ok());
-        let max_name = ["a".repeat(63).as_str(); 4].join(".").chars().skip(2).collect::<String>();
+        let max_name = ["a".repeat(63).as_str(); 4]
+            .join(".")
+            .chars()
+            .skip(2)
+            .collect::<String>();
         assert_eq!(max_name.len(), 253, "255 bytes on the wire");
         assert!(Query::new(1, &max_name, QType::A).is_ok());
     }
@@ -560,9 +602,18 @@ mod tests {
     #[test]
     fn mx_answer_with_compressed_names() {
         // Owner: pointer to the question (offset 12). Exchange: "mx1" + pointer to it.
-        let m = Msg::new("office.test", MX)
-            .rr(&ptr(12), MX, 300, &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()));
-        let m = m.rr(&ptr(12), MX, 120, &mx_rdata(20, &[&b"\x03MX2"[..], &ptr(12)].concat()));
+        let m = Msg::new("office.test", MX).rr(
+            &ptr(12),
+            MX,
+            300,
+            &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()),
+        );
+        let m = m.rr(
+            &ptr(12),
+            MX,
+            120,
+            &mx_rdata(20, &[&b"\x03MX2"[..], &ptr(12)].concat()),
+        );
         let a = q("Office.Test", QType::Mx).parse(&m.0).unwrap();
         assert_eq!(
             a.records,
@@ -625,7 +676,10 @@ mod tests {
     fn rcodes_map_to_permanent_or_temporary() {
         let with = |rcode: u8| Msg::with(ID, 0x81, 0x80 | rcode, "x.test", MX).0;
         let parse = |m: &[u8]| q("x.test", QType::Mx).parse(m);
-        assert_eq!(parse(&with(3)), Err(ResponseError::Failed(DnsError::NotFound)));
+        assert_eq!(
+            parse(&with(3)),
+            Err(ResponseError::Failed(DnsError::NotFound))
+        );
         for rcode in [1, 2, 4, 5, 9] {
             assert_eq!(
                 parse(&with(rcode)),
@@ -636,7 +690,10 @@ mod tests {
         // REFUSED without the question is believed (it can only make us retry) …
         let mut refused = ID.to_be_bytes().to_vec();
         refused.extend_from_slice(&[0x81, 0x85, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(parse(&refused), Err(ResponseError::Failed(DnsError::Temporary)));
+        assert_eq!(
+            parse(&refused),
+            Err(ResponseError::Failed(DnsError::Temporary))
+        );
         // … NXDOMAIN without it is not (it would bounce mail).
         refused[3] = 0x83;
         assert_eq!(parse(&refused), Err(ResponseError::NotOurs));
@@ -670,7 +727,9 @@ mod tests {
             // owner points at itself
             Msg::new("x.test", A).rr(&ptr(at), A, 1, &[1, 2, 3, 4]).0,
             // owner points forward (into its own rdata)
-            Msg::new("x.test", A).rr(&ptr(at + 12), A, 1, &[1, 2, 3, 4]).0,
+            Msg::new("x.test", A)
+                .rr(&ptr(at + 12), A, 1, &[1, 2, 3, 4])
+                .0,
             // a label, then a pointer back to that label: a loop through a backward step
             Msg::new("x.test", A)
                 .rr(&[&b"\x01x"[..], &ptr(at)].concat(), A, 1, &[1, 2, 3, 4])
@@ -678,9 +737,13 @@ mod tests {
             // pointer past the end
             Msg::new("x.test", A).rr(&ptr(4000), A, 1, &[1, 2, 3, 4]).0,
             // extended label type 0x40
-            Msg::new("x.test", A).rr(&[0x41, b'x', 0], A, 1, &[1, 2, 3, 4]).0,
+            Msg::new("x.test", A)
+                .rr(&[0x41, b'x', 0], A, 1, &[1, 2, 3, 4])
+                .0,
             // a label with a dot in it
-            Msg::new("x.test", A).rr(b"\x03x.y\x00", A, 1, &[1, 2, 3, 4]).0,
+            Msg::new("x.test", A)
+                .rr(b"\x03x.y\x00", A, 1, &[1, 2, 3, 4])
+                .0,
         ];
         for (i, m) in cases.iter().enumerate() {
             assert_eq!(parse(m), Err(ResponseError::Malformed), "case {i}");
@@ -692,11 +755,19 @@ mod tests {
         assert_eq!(parse(&long), Err(ResponseError::Malformed));
         // Every cut of a good answer is an error, never a panic or a shorter answer.
         let good = Msg::new("x.test", MX)
-            .rr(&ptr(12), MX, 300, &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()))
+            .rr(
+                &ptr(12),
+                MX,
+                300,
+                &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()),
+            )
             .0;
         assert!(q("x.test", QType::Mx).parse(&good).is_ok());
         for cut in 0..good.len() {
-            assert!(q("x.test", QType::Mx).parse(&good[..cut]).is_err(), "cut {cut}");
+            assert!(
+                q("x.test", QType::Mx).parse(&good[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
     }
 
@@ -708,6 +779,26 @@ mod tests {
         }
         let a = q("many.test", QType::A).parse(&m.0).unwrap();
         assert!(matches!(a.records, Records::Addrs(v) if v.len() == RECORDS_MAX));
+    }
+
+    #[test]
+    fn servers_from_config_and_resolv_conf() {
+        let ok = |t: &str| parse_server(t).map(|a| a.to_string());
+        assert_eq!(ok("192.0.2.53").as_deref(), Some("192.0.2.53:53"));
+        assert_eq!(ok(" 127.0.0.1:5353 ").as_deref(), Some("127.0.0.1:5353"));
+        assert_eq!(ok("::1").as_deref(), Some("[::1]:53"));
+        assert_eq!(ok("[::1]:5353").as_deref(), Some("[::1]:5353"));
+        for bad in ["dns.lan", "127.0.0.1:0", "::1:53x", ""] {
+            assert_eq!(ok(bad), None, "{bad:?}");
+        }
+        let conf = "# OpenWrt\nsearch lan\nnameserver 127.0.0.1\nnameserver ::1\n\
+                    nameserver fe80::1%eth0\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n";
+        let got: Vec<String> = resolv_conf_servers(conf)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["127.0.0.1:53", "[::1]:53", "192.0.2.1:53"]);
+        assert!(resolv_conf_servers("options ndots:1\n").is_empty());
     }
 
     /// SplitMix64, for reproducible noise.
@@ -723,8 +814,18 @@ mod tests {
     fn random_and_mutated_bytes_never_panic() {
         let seeds = [
             Msg::new("office.test", MX)
-                .rr(&ptr(12), MX, 300, &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()))
-                .rr(&ptr(12), TYPE_CNAME, 300, &[&b"\x01a"[..], &ptr(12)].concat())
+                .rr(
+                    &ptr(12),
+                    MX,
+                    300,
+                    &mx_rdata(10, &[&b"\x03mx1"[..], &ptr(12)].concat()),
+                )
+                .rr(
+                    &ptr(12),
+                    TYPE_CNAME,
+                    300,
+                    &[&b"\x01a"[..], &ptr(12)].concat(),
+                )
                 .0,
             Msg::new("office.test", A)
                 .rr(&ptr(12), TYPE_CNAME, 300, &wire("b.test"))
@@ -765,6 +866,9 @@ mod tests {
                 }
             }
         }
-        assert!(parsed > 1000, "mutations still reach the record parser ({parsed})");
+        assert!(
+            parsed > 1000,
+            "mutations still reach the record parser ({parsed})"
+        );
     }
 }
