@@ -17,7 +17,8 @@
 //!
 //! Around it: [`HopHealth`] turns probe results ([`Client::probe`]) into up/down
 //! transitions ([`health`]) — `CameUp` flushes the queue ([`FairQueue::flush`]) and, on the
-//! edge, starts an ETRN session to the silo ([`Client::etrn`]).
+//! edge, starts an ETRN session to the silo ([`Client::etrn`]). Delivery by MX asks DNS
+//! through the daemon's resolver, which builds and reads its messages with [`dns`].
 //!
 //! No function here panics on peer input; every buffer has a named capacity.
 
