@@ -30,6 +30,7 @@ max-messages = 100
 [relay]
 next-hops = ["10 mail.example.com:25", "20 backup.example.com:2525"]
 lifetime-days = 5
+dns-servers = ["127.0.0.1:5353", "::1"]
 upstream-silo = "silo.example.net:25"
 
 [firewall]
@@ -67,6 +68,8 @@ config relay
 	list next_hops '10 mail.example.com:25'
 	list next_hops '20 backup.example.com:2525'
 	option lifetime_days '5'
+	list dns_servers '127.0.0.1:5353'
+	list dns_servers '::1'
 	option upstream_silo 'silo.example.net:25'
 
 config firewall
@@ -85,6 +88,7 @@ fn toml_and_uci_give_the_same_config() {
     assert_eq!(from_uci.role, Role::Silo);
     assert_eq!(from_uci.firewall.ports, [25, 587]);
     assert_eq!(from_uci.policy.recipients, ["it's@example.com"]);
+    assert_eq!(from_uci.relay.dns_servers, ["127.0.0.1:5353", "::1"]);
     assert_eq!(
         from_uci.relay.probe_interval,
         RelayConfig::default().probe_interval

@@ -284,6 +284,24 @@ fn relay(c: &Config, r: &mut Report) {
             "not shorter than the lifetime: no delay warning will be sent",
         );
     }
+    for (i, a) in s.dns_servers.iter().enumerate() {
+        if crate::relay::dns::parse_server(a).is_none() {
+            r.error(
+                format!("relay.dns-servers[{i}]"),
+                format!("'{a}' is not an IP address with an optional port (e.g. 127.0.0.1:53)"),
+            );
+        }
+    }
+    if s.dns_servers.len() > crate::relay::dns::SERVERS_MAX {
+        r.error(
+            "relay.dns-servers",
+            format!(
+                "{} servers; at most {} are asked",
+                s.dns_servers.len(),
+                crate::relay::dns::SERVERS_MAX
+            ),
+        );
+    }
     if let Some(silo) = &s.upstream_silo {
         if !is_host_port(silo) {
             r.error("relay.upstream-silo", format!("'{silo}' is not host:port"));
@@ -407,6 +425,7 @@ mod tests {
         c.policy.recipients = vec!["nobody".into()];
         c.relay.lifetime_days = 31;
         c.relay.next_hops = vec!["10 mail.lan:25".into(), "mail.lan".into()];
+        c.relay.dns_servers = vec!["[::1]:5353".into(), "dns.lan".into()];
         c.firewall.silo = vec![
             "203.0.113.0/28".into(),
             "2001:db8::/129".into(),
@@ -427,6 +446,7 @@ mod tests {
                 "spool.size",
                 "relay.next-hops[1]",
                 "relay.lifetime-days",
+                "relay.dns-servers[1]",
                 "firewall.silo[1]",
                 "firewall.silo[2]",
             ]

@@ -70,6 +70,8 @@ pub struct Deliverer {
     /// Set when the last attempt could not reach any configured next hop; the probe then
     /// watches for its return.
     pub hop_down: Arc<AtomicBool>,
+    /// DNS for delivery by MX and for next-hop names.
+    pub dns: Arc<super::dns::DnsResolver>,
     /// Connection permits per route (`relay.max-per-hop` each).
     pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
@@ -520,7 +522,9 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// Next hops from `domain`'s MX records.
-async fn mx_hops(_d: &Deliverer, _domain: &str) -> Result<crate::relay::NextHops, MxError> {
-    Err(MxError::Dns(DnsError::Temporary))
+/// Next hops from `domain`'s MX records (we and anything less preferred left out).
+async fn mx_hops(d: &Deliverer, domain: &str) -> Result<crate::relay::NextHops, MxError> {
+    d.dns
+        .next_hops(domain, &d.guard, crate::relay::nexthop::DEFAULT_PORT)
+        .await
 }

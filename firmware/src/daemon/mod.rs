@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod control;
 pub mod deliver;
+pub mod dns;
 pub mod events;
 pub mod io;
 pub mod listen;
@@ -122,6 +123,7 @@ async fn serve(
         tls: tls::client_configs()?,
         // Unknown at start: held mail (if any) is probed for at once.
         hop_down: Arc::clone(&hop_down),
+        dns: Arc::new(dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
     });

@@ -154,7 +154,7 @@ pub async fn open_and_send(
     let mut hop_name = String::new();
     for hop in hops {
         hop_name = hop.host.to_string();
-        for addr in resolve(hop).await {
+        for addr in resolve(d, hop).await {
             let Some(stream) = connect(addr).await else {
                 continue;
             };
@@ -189,7 +189,7 @@ pub async fn open_and_send(
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
 pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
-    for addr in resolve(hop).await {
+    for addr in resolve(d, hop).await {
         let Some(stream) = connect(addr).await else {
             continue;
         };
@@ -213,15 +213,30 @@ async fn connect(addr: SocketAddr) -> Option<TcpStream> {
     Some(stream)
 }
 
-/// The addresses of a next hop (a name's through the host's resolver).
-pub async fn resolve(hop: &NextHop) -> Vec<SocketAddr> {
-    match &hop.host {
+/// The addresses of a next hop: a name's from DNS, else from the host's resolver
+/// (`/etc/hosts`); our own addresses left out (the loop guard, after resolution).
+pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
+    let addrs: Vec<SocketAddr> = match &hop.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
-        Host::Name(n) => tokio::net::lookup_host((n.as_str(), hop.port))
-            .await
-            .map(|a| a.collect())
-            .unwrap_or_default(),
-    }
+        Host::Name(n) => {
+            let from_dns = d.dns.addrs(n).await.unwrap_or_default();
+            if from_dns.is_empty() {
+                tokio::net::lookup_host((n.as_str(), hop.port))
+                    .await
+                    .map(|a| a.collect())
+                    .unwrap_or_default()
+            } else {
+                from_dns
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, hop.port))
+                    .collect()
+            }
+        }
+    };
+    addrs
+        .into_iter()
+        .filter(|a| !d.guard.is_our_address(*a))
+        .collect()
 }
 
 fn now(d: &Deliverer) -> Instant {

@@ -26,6 +26,9 @@ pub struct RelayConfig {
     pub tls_policy: String,
     /// Most simultaneous deliveries to one next hop.
     pub max_per_hop: u32,
+    /// DNS servers for MX lookups as `ip` or `ip:port` (`[::1]:53` for IPv6); empty: the
+    /// `nameserver` lines of `/etc/resolv.conf` (OpenWrt: dnsmasq on 127.0.0.1).
+    pub dns_servers: Vec<String>,
 }
 
 impl Default for RelayConfig {
@@ -40,6 +43,7 @@ impl Default for RelayConfig {
             upstream_silo: None,
             tls_policy: "opportunistic".into(),
             max_per_hop: 2,
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -18,13 +18,15 @@
 //!
 //! Around it: [`HopHealth`] turns probe results ([`Client::probe`]) into up/down
 //! transitions ([`health`]) — `CameUp` makes the held mail due and, on the edge, starts an
-//! ETRN session to the silo ([`Client::etrn`]).
+//! ETRN session to the silo ([`Client::etrn`]). Delivery by MX asks DNS through the
+//! daemon's resolver, which builds and reads its messages with [`dns`].
 //!
 //! No function here panics on peer input; every buffer has a named capacity.
 
 pub mod attempt;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod dotstuff;
 pub mod dsn;
 pub mod health;
