@@ -4,117 +4,41 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use common::dnsmasq::{Dnsmasq, free_udp_tcp_port, require_dnsmasq};
 
 use mailbag::daemon::dns::DnsResolver;
 use mailbag::relay::nexthop::{DnsError, LoopGuard, MxError, MxRecord};
 
-fn require_dnsmasq() -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg("command -v dnsmasq")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "dnsmasq is required in CI (.ci/deps/relay.apt)"
-        );
-        eprintln!("skipped: dnsmasq not installed");
-    }
-    ok
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (dnsmasq serves both).
-fn free_port() -> u16 {
-    for _ in 0..20 {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
-
-struct Dnsmasq {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const LONG: &str = "a-host-name-long-enough-to-overflow-a-512-byte-datagram";
 
-impl Dnsmasq {
-    fn start() -> Dnsmasq {
-        let port = free_port();
-        let mut args: Vec<String> = [
-            "--no-daemon",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--no-resolv",
-            "--no-hosts",
-            "--pid-file=",
-            // Names under .test come from here only: unknown ones are NXDOMAIN.
-            "--local=/test/",
-            "--mx-host=office.test,mx1.office.test,10",
-            "--mx-host=office.test,mx2.office.test,20",
-            "--host-record=mx1.office.test,127.0.0.1",
-            "--host-record=mx2.office.test,127.0.0.2,::1",
-            "--cname=alias.test,office.test",
-            // An A record but no MX: the domain is its own MX (RFC 5321 §5.1).
-            "--host-record=bare.test,127.0.0.3",
-            // RFC 7505 null MX: preference 0, exchange ".".
-            "--dns-rr=null.test,15,000000",
-            // We (mx.mailbag.test) are the best MX: delivering would loop.
-            "--mx-host=self.test,mx.mailbag.test,5",
-            "--mx-host=self.test,backup.self.test,50",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        args.push(format!("--port={port}"));
-        for i in 1..=16 {
-            args.push(format!("--mx-host=big.test,mx{i}.{LONG}.big.test,{i}"));
-        }
-        let child = Command::new("dnsmasq")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let d = Dnsmasq { child, addr };
-        d.wait_ready();
-        d
+/// The zone the resolver is tested against.
+fn records() -> Vec<String> {
+    let mut r: Vec<String> = [
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,mx2.office.test,20",
+        "--host-record=mx1.office.test,127.0.0.1",
+        "--host-record=mx2.office.test,127.0.0.2,::1",
+        "--cname=alias.test,office.test",
+        // An A record but no MX: the domain is its own MX (RFC 5321 §5.1).
+        "--host-record=bare.test,127.0.0.3",
+        // RFC 7505 null MX: preference 0, exchange ".".
+        "--dns-rr=null.test,15,000000",
+        // We (mx.mailbag.test) are the best MX: delivering would loop.
+        "--mx-host=self.test,mx.mailbag.test,5",
+        "--mx-host=self.test,backup.self.test,50",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    for i in 1..=16 {
+        r.push(format!("--mx-host=big.test,mx{i}.{LONG}.big.test,{i}"));
     }
-
-    /// Until dnsmasq answers a query (it binds after parsing its options).
-    fn wait_ready(&self) {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let query =
-            b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04bare\x04test\x00\x00\x01\x00\x01";
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            let _ = probe.send_to(query, self.addr);
-            let mut buf = [0u8; 512];
-            if probe.recv_from(&mut buf).is_ok() {
-                return;
-            }
-        }
-        panic!("dnsmasq did not answer on {}", self.addr);
-    }
+    r
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -133,7 +57,7 @@ fn mx_records_addresses_and_failures_as_dnsmasq_serves_them() {
     if !require_dnsmasq() {
         return;
     }
-    let server = Dnsmasq::start();
+    let server = Dnsmasq::start(&records());
     let r = DnsResolver::new(vec![server.addr]).with_timeout(Duration::from_secs(2), 2);
     let guard = LoopGuard::new("mx.mailbag.test", &[], &[]);
     runtime().block_on(async {
@@ -193,9 +117,9 @@ fn a_dead_server_is_skipped_for_the_next_one() {
     if !require_dnsmasq() {
         return;
     }
-    let server = Dnsmasq::start();
+    let server = Dnsmasq::start(&records());
     // Nothing listens there: the kernel answers ICMP port unreachable at once.
-    let dead: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let dead: SocketAddr = ([127, 0, 0, 1], free_udp_tcp_port()).into();
     let r = DnsResolver::new(vec![dead, server.addr]).with_timeout(Duration::from_secs(2), 1);
     let start = Instant::now();
     let mx = runtime().block_on(r.mx("office.test")).unwrap();

@@ -56,6 +56,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         dns: Arc::new(mailbag::daemon::dns::DnsResolver::from_config(&cfg).unwrap()),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
+        upstream_up: Arc::default(),
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -77,6 +77,8 @@ pub struct Deliverer {
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
     /// an admin action (see `queue_actions`). Neither touches a message the other holds.
     pub in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// The upstream silo answered its last probe (edge role; see `upstream`).
+    pub upstream_up: Arc<AtomicBool>,
 }
 
 /// TLS client configurations for opportunistic and verified STARTTLS.

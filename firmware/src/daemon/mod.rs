@@ -19,6 +19,7 @@ pub mod queue_actions;
 pub mod queue_view;
 pub mod spool_actor;
 pub mod tls;
+pub mod upstream;
 pub mod web;
 pub mod web_backend;
 #[cfg(test)]
@@ -126,6 +127,7 @@ async fn serve(
         dns: Arc::new(dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
+        upstream_up: Arc::default(),
     });
     let events = Arc::new(events::EventLog::default());
     let pages = web::start(
@@ -167,6 +169,22 @@ async fn serve(
         )
         .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
         .ok()
+    };
+    let silo_watch = match (&config.role, &config.relay.upstream_silo) {
+        (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
+            Ok(hop) => Some(tokio::spawn(upstream::watch_silo(
+                Arc::clone(&deliverer),
+                hop,
+                config.policy.domains.clone(),
+                Arc::clone(&deliverer.upstream_up),
+                shutdown_rx.clone(),
+            ))),
+            Err(e) => {
+                crate::log!("relay.upstream-silo '{silo}': {e}; not watched");
+                None
+            }
+        },
+        _ => None,
     };
     let probe = tokio::spawn(deliver::probe_loop(
         Arc::clone(&deliverer),
@@ -213,6 +231,11 @@ async fn serve(
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery.await;
     let _ = probe.await;
+    if let Some(w) = silo_watch {
+        // A probe or ETRN in progress is cut short: nothing durable depends on it.
+        w.abort();
+        let _ = w.await;
+    }
     // The spool thread ends once the last handle is gone, after the queued requests.
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {

@@ -204,6 +204,22 @@ pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
     false
 }
 
+/// Asks `hop` (a silo) to deliver what it holds for `domain` now (ETRN, RFC 1985).
+pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
+    let mut last = failure(FailReason::Connect);
+    for addr in resolve(d, hop).await {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::etrn(d.settings.client.clone(), domain, now(d));
+        last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        io.shutdown().await;
+        break;
+    }
+    last
+}
+
 async fn connect(addr: SocketAddr) -> Option<TcpStream> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await

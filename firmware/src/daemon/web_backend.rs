@@ -247,10 +247,20 @@ impl Backend for DaemonBackend {
                     since: None,
                 },
             },
-            upstream: c.relay.upstream_silo.as_ref().map(|a| UpstreamStatus {
-                address: format!("{a} (not checked: {NO_DELIVERY})"),
-                reachable: false,
-            }),
+            upstream: c
+                .relay
+                .upstream_silo
+                .as_ref()
+                .map(|a| match &self.deliverer {
+                    Some((d, _)) => UpstreamStatus {
+                        address: a.clone(),
+                        reachable: d.upstream_up.load(std::sync::atomic::Ordering::Relaxed),
+                    },
+                    None => UpstreamStatus {
+                        address: format!("{a} (not checked: {NO_DELIVERY})"),
+                        reachable: false,
+                    },
+                }),
             queue_depth: f.messages,
             oldest_age_secs: f.oldest.map(|t| now.saturating_sub(t)),
             spool_used_bytes: f.used,

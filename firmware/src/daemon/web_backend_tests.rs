@@ -355,6 +355,7 @@ fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delive
         tls: super::tls::client_configs().unwrap(),
         hop_down: Arc::default(),
         in_flight: Arc::default(),
+        upstream_up: Arc::default(),
         dns: Arc::new(
             crate::daemon::dns::DnsResolver::from_config(&crate::relay::RelayConfig::default())
                 .unwrap(),

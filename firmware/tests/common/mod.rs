@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 
+pub mod dnsmasq;
 pub mod sink;
 
 /// A running daemon, killed (by its PID) when dropped.
