@@ -238,8 +238,8 @@ fn relay(c: &Config, r: &mut Report) {
     if c.role == Role::Edge && s.next_hops.is_empty() {
         r.warn(
             "relay.next-hops",
-            "no next hop: held mail goes by MX, which for an office usually names this router \
-             (the loop guard then keeps it held)",
+            "no next hop: mail for domains without a relay.routes entry stays held (an edge \
+             never delivers its office's domains by MX: that would come back to itself)",
         );
     }
     // The relay's own parser: check-config and the daemon agree on what a route is.

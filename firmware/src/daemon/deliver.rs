@@ -227,6 +227,7 @@ async fn hops_for(
     let hops = match target {
         Target::Hops(h) => (**h).clone(),
         Target::Mx => mx_hops(d, domain).await?,
+        Target::Unrouted => return Ok(Vec::new()),
     };
     let list: Vec<NextHop> = hops
         .ordered(seed)
@@ -234,7 +235,7 @@ async fn hops_for(
         .filter(|h| !d.guard.is_self(h))
         .cloned()
         .collect();
-    if list.is_empty() {
+    if list.is_empty() && *target != Target::Unrouted {
         return Err(MxError::LoopsToUs);
     }
     Ok(list)
@@ -274,6 +275,10 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
         let outcome = match outcome {
             Some(o) => o,
             None => match hops_for(d, target, domain, seed).await {
+                Ok(hops) if hops.is_empty() => {
+                    crate::log!("{}: no next hop configured for {domain}; held", meta.id);
+                    outbound::failure(FailReason::Unrouted)
+                }
                 Ok(hops) => {
                     let slots = d.slots(name);
                     let Ok(permit) = slots.acquire_owned().await else {

@@ -104,7 +104,8 @@ async fn serve(
     }
 
     let relay = crate::relay::RelaySettings::from_config(&config.relay, &config.smtp.hostname)
-        .map_err(|e| format!("relay: {e}"))?;
+        .map_err(|e| format!("relay: {e}"))?
+        .for_edge(config.role == crate::config::Role::Edge);
     let listen_addrs: Vec<SocketAddr> = config
         .smtp
         .listen

@@ -156,6 +156,8 @@ pub enum FailReason {
     BadAddress,
     /// No next hop for the domain (DNS, null MX, or only ourselves).
     NoRoute(super::nexthop::MxError),
+    /// No next hop is configured for the domain (the mail is held).
+    Unrouted,
 }
 
 impl fmt::Display for FailReason {
@@ -179,6 +181,7 @@ impl fmt::Display for FailReason {
             Self::BareNewline => BareNewline.fmt(f),
             Self::BadAddress => f.write_str("unusable envelope address; not sent"),
             Self::NoRoute(e) => write!(f, "no route: {e}"),
+            Self::Unrouted => f.write_str("no next hop configured (relay.next-hops, relay.routes)"),
         }
     }
 }

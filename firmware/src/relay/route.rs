@@ -28,6 +28,9 @@ pub enum Target {
     Hops(Box<NextHops>),
     /// The domain's MX records (RFC 5321 §5.1).
     Mx,
+    /// Nowhere configured: the mail is held (an edge without `relay.next-hops`; delivering
+    /// an office's own domain by MX would come back to the router itself).
+    Unrouted,
 }
 
 /// The route chosen for one recipient domain.
@@ -43,6 +46,7 @@ impl Route<'_> {
     /// A stable name: routes with equal names share connections and limits.
     pub fn name(&self, domain: &str) -> String {
         match (self.target, self.entry) {
+            (Target::Unrouted, _) => "unrouted".to_owned(),
             (Target::Mx, _) => format!("mx:{}", domain.to_ascii_lowercase()),
             (Target::Hops(_), Some(i)) => format!("route:{i}"),
             (Target::Hops(_), None) => "next-hops".to_owned(),
@@ -201,13 +205,22 @@ impl Routes {
         &self.default
     }
 
+    /// For the edge role: domains without a route or next hop are held rather than
+    /// delivered by MX (the office's MX is the router itself). A silo keeps MX.
+    pub fn hold_unrouted(mut self) -> Self {
+        if self.default == Target::Mx {
+            self.default = Target::Unrouted;
+        }
+        self
+    }
+
     /// Every configured next-hop list (the default first), for probes and the status page.
     pub fn hop_lists(&self) -> impl Iterator<Item = &NextHops> {
         core::iter::once(&self.default)
             .chain(self.entries.iter().map(|e| &e.target))
             .filter_map(|t| match t {
                 Target::Hops(h) => Some(&**h),
-                Target::Mx => None,
+                Target::Mx | Target::Unrouted => None,
             })
     }
 }
@@ -224,6 +237,7 @@ mod tests {
         match r.target {
             Target::Hops(h) => h.ordered(0)[0].to_string(),
             Target::Mx => "mx".into(),
+            Target::Unrouted => "held".into(),
         }
     }
 
@@ -270,6 +284,15 @@ mod tests {
         // No default next hops: everything else goes by MX.
         let silo = routes(&[], &[]);
         assert_eq!(silo.for_domain("office.test").target, &Target::Mx);
+        // An edge without next hops holds the mail instead; explicit MX routes stay.
+        let edge = routes(&["customer.test = mx"], &[]).hold_unrouted();
+        assert_eq!(edge.for_domain("office.test").target, &Target::Unrouted);
+        assert_eq!(edge.for_domain("customer.test").target, &Target::Mx);
+        let with_hops = routes(&[], &["exchange.lan"]).hold_unrouted();
+        assert!(matches!(
+            with_hops.for_domain("x.test").target,
+            Target::Hops(_)
+        ));
     }
 
     #[test]

@@ -74,6 +74,14 @@ impl fmt::Display for RelayConfigError {
 impl std::error::Error for RelayConfigError {}
 
 impl RelaySettings {
+    /// For the edge role: see [`Routes::hold_unrouted`].
+    pub fn for_edge(mut self, edge: bool) -> Self {
+        if edge {
+            self.routes = self.routes.hold_unrouted();
+        }
+        self
+    }
+
     /// Parse `[relay]`; `hostname` is `smtp.hostname`.
     pub fn from_config(cfg: &RelayConfig, hostname: &str) -> Result<Self, RelayConfigError> {
         let retry = RetryPolicy::from_config(cfg).map_err(RelayConfigError::Retry)?;
