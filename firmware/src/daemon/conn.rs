@@ -127,7 +127,8 @@ impl Conn {
             tls: false,
             unix_seconds: clock.unix_seconds(),
         };
-        let (mut session, greeting) = Session::new(&self.ctx.inbound.get().session, info, clock.now());
+        let (mut session, greeting) =
+            Session::new(&self.ctx.inbound.get().session, info, clock.now());
         self.wbuf.extend_from_slice(greeting.as_bytes());
         let mut rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         let (mut start, mut end) = (0usize, 0usize);

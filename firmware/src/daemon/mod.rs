@@ -258,11 +258,7 @@ async fn serve(
 }
 
 /// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
-async fn wait_for_stop(
-    reloader: &reload::Reloader,
-    config_file: Option<&Path>,
-    ctx: &conn::Ctx,
-) {
+async fn wait_for_stop(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &conn::Ctx) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

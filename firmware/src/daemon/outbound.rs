@@ -160,7 +160,8 @@ pub async fn open_and_send(
             };
             let mut io = Io::Plain(stream);
             let mut rb = ReadBuf::new();
-            let mut c = Client::deliver(d.settings().client.clone(), job.clone(), now(d)).keep_open();
+            let mut c =
+                Client::deliver(d.settings().client.clone(), job.clone(), now(d)).keep_open();
             outcome = drive(d, hop, &mut io, &mut rb, &mut c, Some(meta)).await;
             let kept = c.kept();
             drop(c);

@@ -90,11 +90,7 @@ impl std::fmt::Display for Applied {
         match (self.applied.is_empty(), self.restart_needed.is_empty()) {
             (true, true) => f.write_str("no changes"),
             (false, true) => write!(f, "applied: {}", self.applied.join(", ")),
-            (true, false) => write!(
-                f,
-                "restart needed for: {}",
-                self.restart_needed.join(", ")
-            ),
+            (true, false) => write!(f, "restart needed for: {}", self.restart_needed.join(", ")),
             (false, false) => write!(
                 f,
                 "applied: {}; restart needed for: {}",

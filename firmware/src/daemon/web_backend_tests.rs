@@ -491,7 +491,10 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     assert!(inbound.get().domains.contains(&"new.test".to_owned()));
     let settings = d.settings();
     let route = format!("{:?}", settings.routes.for_domain("new.test").target);
-    assert!(route.contains("2999"), "the next delivery takes the new route: {route}");
+    assert!(
+        route.contains("2999"),
+        "the next delivery takes the new route: {route}"
+    );
     let running = reloader.running();
     assert_eq!(
         running.smtp.listen, config.smtp.listen,

@@ -311,7 +311,11 @@ mod tests {
         assert_eq!(m.relay.routes.len(), 2);
         let f = fields(&m);
         let shown = f.iter().find(|x| x.key == "relay.routes").unwrap();
-        assert!(shown.value.contains("customer.test = mx"), "{}", shown.value);
+        assert!(
+            shown.value.contains("customer.test = mx"),
+            "{}",
+            shown.value
+        );
         let e = merge(
             &c,
             &values(&[("relay.routes", "office.test = mx\nno equals sign")]),
