@@ -319,4 +319,18 @@ mod tests {
             ["policy.domains", "relay.upstream-silo", "smtp.listen"]
         );
     }
+
+    #[test]
+    fn the_demo_page_says_restart_for_the_same_fields_as_the_daemon() {
+        let mut n = 0;
+        for key in mailbag_web::fake::setting_keys() {
+            assert_eq!(
+                mailbag_web::fake::restart_needed(key),
+                Some(needs_restart(key)),
+                "{key}"
+            );
+            n += 1;
+        }
+        assert!(n > 20, "{n} fields");
+    }
 }
