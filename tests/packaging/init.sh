@@ -5,7 +5,8 @@
 # The procd init script's decisions, run under POSIX sh against stand-ins for OpenWrt's
 # shell API (procd-stubs.sh) and the real mailbag binary's check-config: disabled means no
 # instance; enabled and valid means one foreground, respawned instance logging to logd;
-# a config check-config rejects, or an invalid 'enabled', means no instance and a log line.
+# a config check-config rejects, or an invalid 'enabled', means no instance and a log line;
+# reload sends SIGHUP, unless check-config rejects the file.
 set -uo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -55,6 +56,12 @@ check "invalid config: errors logged with the key" \
 bad_bool="$(with "$config" "s/option enabled '0'/option enabled 'maybe'/")"
 run_init "$bad_bool" start_service 2>/dev/null
 check "enabled 'maybe': no instance" sh -c '! grep -q open_instance "$1"' _ "$work/log"
+
+run_init "$enabled" reload_service
+check "reload: SIGHUP to the running instance" grep -qx "send_signal mailbag \* HUP" "$work/log"
+run_init "$invalid" reload_service
+check "reload of an invalid config: no signal" sh -c '! grep -q send_signal "$1"' _ "$work/log"
+check "reload of an invalid config: errors logged" grep -q "logger -t mailbag -p daemon.err" "$work/log"
 
 run_init "$config" service_triggers
 check "reload trigger on /etc/config/mailbag" grep -qx "reload_trigger mailbag" "$work/log"

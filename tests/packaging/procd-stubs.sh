@@ -12,6 +12,7 @@ procd_set_param() { log "set_param $*"; }
 procd_close_instance() { log "close_instance"; }
 procd_add_reload_trigger() { log "reload_trigger $*"; }
 procd_add_validation() { log "validation $*"; }
+procd_send_signal() { log "send_signal $*"; }
 logger() { # [-t TAG] [-p PRIO] [MESSAGE...]: the message, or each line of stdin
 	opts=""
 	while [ $# -ge 2 ] && case "$1" in -t | -p) true ;; *) false ;; esac do

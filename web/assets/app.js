@@ -306,7 +306,10 @@ async function viewSettings() {
       const first = s.data.errors.find((e) => inputs[e.field]);
       if (first) inputs[first.field][1].focus();
     } else if (s.ok) {
-      notice('success', 'Saved to ' + s.data.path + (s.data.applied ? ' and applied.' : '.') + (s.data.restart_needed.length ? ' Restart needed for: ' + s.data.restart_needed.join(', ') + '.' : ''));
+      const r = s.data.restart_needed;
+      const what = !s.data.applied ? (r.length ? '; restart to apply: ' + r.join(', ') : '')
+        : r.length ? '; applied, except (restart needed): ' + r.join(', ') : '; applied';
+      notice('success', 'Saved to ' + s.data.path + what + '.');
     } else notice('error', s.data.error);
   };
   setView(h('h2', {}, 'Settings'), h('div', { class: 'cbi-map-descr' }, 'Checked like "mailbag check-config" before anything is written.'),

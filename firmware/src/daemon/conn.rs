@@ -26,10 +26,32 @@ use crate::spool::{self, Pending, SpoolError};
 /// waiting while a message is being made durable).
 pub const READ_BUF: usize = 16 * 1024;
 
-/// What every connection shares.
-pub struct Ctx {
+/// The settings a new session starts with; replaced whole on reload ([`super::reload`]).
+pub struct Inbound {
     /// Session settings and policy.
     pub session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+    /// Domains ETRN may flush (the configured ones, lower-case).
+    pub domains: Vec<String>,
+}
+
+impl Inbound {
+    /// `session` with the accepted `domains` (`policy.domains`).
+    pub fn new(
+        session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+        domains: &[String],
+    ) -> Self {
+        Self {
+            session,
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct Ctx {
+    /// Session settings, policy and ETRN domains in force (a session keeps the ones it
+    /// started with).
+    pub inbound: Arc<super::reload::Live<Inbound>>,
     /// The spool thread.
     pub spool: SpoolHandle,
     /// STARTTLS, when configured.
@@ -42,8 +64,6 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the deliverer (new mail, ETRN).
     pub kick: Arc<tokio::sync::Notify>,
-    /// Domains ETRN may flush (the configured ones, lower-case).
-    pub domains: Vec<String>,
 }
 
 type Io = super::io::Io<TlsStream<TcpStream>>;
@@ -107,7 +127,8 @@ impl Conn {
             tls: false,
             unix_seconds: clock.unix_seconds(),
         };
-        let (mut session, greeting) = Session::new(&self.ctx.session, info, clock.now());
+        let (mut session, greeting) =
+            Session::new(&self.ctx.inbound.get().session, info, clock.now());
         self.wbuf.extend_from_slice(greeting.as_bytes());
         let mut rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         let (mut start, mut end) = (0usize, 0usize);
@@ -351,7 +372,7 @@ impl Conn {
             .trim_start_matches(['@', '#'])
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        if !self.ctx.domains.contains(&domain) {
+        if !self.ctx.inbound.get().domains.contains(&domain) {
             return EtrnOutcome::NotAllowed;
         }
         let held = self.ctx.spool.flush(Some(domain.clone())).await;

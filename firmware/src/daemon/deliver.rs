@@ -55,8 +55,8 @@ const DSN_HEADERS_READ: usize = 16 * 1024;
 pub struct Deliverer {
     /// The spool thread.
     pub spool: SpoolHandle,
-    /// Parsed `[relay]`.
-    pub settings: RelaySettings,
+    /// Parsed `[relay]` in force (see [`Deliverer::settings`]); replaced on reload.
+    pub settings: super::reload::Live<RelaySettings>,
     /// Refuses next hops that are this daemon.
     pub guard: LoopGuard,
     /// Time.
@@ -91,6 +91,11 @@ pub struct TlsClients {
 }
 
 impl Deliverer {
+    /// The relay settings in force; an attempt takes them once and keeps them throughout.
+    pub fn settings(&self) -> Arc<RelaySettings> {
+        self.settings.get()
+    }
+
     /// Marks `id` as being worked on; false when someone else holds it.
     pub fn claim(&self, id: u64) -> bool {
         self.in_flight
@@ -113,7 +118,7 @@ impl Deliverer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Routes nobody uses any more (an MX route per domain) are forgotten.
-        let full = self.settings.max_per_hop.max(1) as usize;
+        let full = self.settings().max_per_hop.max(1) as usize;
         map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
         Arc::clone(
             map.entry(HopKey::of(route))
@@ -204,11 +209,11 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
 pub(super) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 /// The pending recipients of `meta` grouped by route: (route name, domain, target).
-fn route_groups(d: &Deliverer, meta: &MessageMeta) -> Vec<(String, String, Target)> {
+fn route_groups(settings: &RelaySettings, meta: &MessageMeta) -> Vec<(String, String, Target)> {
     let mut groups: Vec<(String, String, Target)> = Vec::new();
     for r in meta.pending() {
         let domain = domain_of(&r.address);
-        let route = d.settings.routes.for_domain(&domain);
+        let route = settings.routes.for_domain(&domain);
         let name = route.name(&domain);
         if !groups.iter().any(|(n, _, _)| *n == name) {
             groups.push((name, domain, route.target.clone()));
@@ -245,7 +250,9 @@ async fn hops_for(
 /// result is recorded, bounces and warnings queued.
 async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Conn>) {
     let seed = meta.id.0 ^ u64::from(meta.attempts);
-    let groups = route_groups(d, &meta);
+    // Taken once: a reload during the attempt applies from the next one.
+    let settings = d.settings();
+    let groups = route_groups(&settings, &meta);
     let mut parts: Vec<(
         heapless::Vec<usize, { crate::spool::message::RECIPIENTS_MAX }>,
         Outcome,
@@ -256,7 +263,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
     for (name, domain, target) in &groups {
         let (job, indices) = attempt::job(&meta, |a| {
             let dom = domain_of(a);
-            d.settings.routes.for_domain(&dom).name(&dom) == *name
+            settings.routes.for_domain(&dom).name(&dom) == *name
         });
         // The kept connection, when it goes the same way.
         let mut outcome = None;
@@ -315,7 +322,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
     let now = d.clock.unix_seconds();
     let id = meta.id;
     let refs: Vec<(&[usize], &Outcome)> = parts.iter().map(|(i, o)| (i.as_slice(), o)).collect();
-    let result = record_attempts(&mut meta, &refs, &d.settings.retry, now);
+    let result = record_attempts(&mut meta, &refs, &settings.retry, now);
     // The original's headers go into any notice; read them before the message may be
     // removed below.
     let headers = if result.bounces.is_empty() && !result.warn {
@@ -388,7 +395,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                 )
             })
             .collect();
-        let until = meta.received_unix + d.settings.retry.lifetime.as_secs();
+        let until = meta.received_unix + settings.retry.lifetime.as_secs();
         send_dsn(
             d,
             &meta,
@@ -497,7 +504,7 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
     // One probe at start even with nothing held, so the status page knows the next hop.
     let mut checked = false;
     loop {
-        let interval = Duration::from_micros(d.settings.probe_interval.as_micros());
+        let interval = Duration::from_micros(d.settings().probe_interval.as_micros());
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
@@ -507,7 +514,7 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         }
         checked = true;
         let hops: Vec<NextHop> = d
-            .settings
+            .settings()
             .routes
             .hop_lists()
             .flat_map(|l| l.ordered(0))

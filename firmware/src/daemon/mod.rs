@@ -6,6 +6,10 @@
 //! finish the requests it has and sync. Nothing acknowledged is ever lost: a message not
 //! yet answered 250 is the sender's to retry. The control socket ([`control`]) stops
 //! accepting with the listeners and its file is removed.
+//!
+//! SIGHUP re-reads the config file the daemon was started with and applies it through
+//! [`reload::Reloader::apply`] (the admin page's save does the same); a file that does not
+//! load or validate is refused with a logged error and the running settings stay.
 
 pub mod conn;
 pub mod control;
@@ -17,6 +21,7 @@ pub mod listen;
 pub mod outbound;
 pub mod queue_actions;
 pub mod queue_view;
+pub mod reload;
 pub mod spool_actor;
 pub mod tls;
 pub mod upstream;
@@ -77,7 +82,8 @@ async fn serve(
         .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
 
     let rules = Arc::new(Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?);
-    let checker = Checker::new(rules, spool_actor::GaugeCapacity(Arc::clone(&spool.gauge)));
+    let capacity = spool_actor::GaugeCapacity(Arc::clone(&spool.gauge));
+    let checker = Checker::new(rules, capacity.clone());
     let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
     let tls = if config.smtp.starttls {
         let sc = tls::server_config(
@@ -117,7 +123,7 @@ async fn serve(
     let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let deliverer = Arc::new(deliver::Deliverer {
         spool: spool.clone(),
-        settings: relay,
+        settings: reload::Live::new(relay),
         guard,
         clock: Arc::clone(&clock),
         kick: Arc::clone(&kick),
@@ -131,31 +137,35 @@ async fn serve(
         upstream_up: Arc::default(),
     });
     let events = Arc::new(events::EventLog::default());
+    let inbound = Arc::new(reload::Live::new(conn::Inbound::new(
+        session,
+        &config.policy.domains,
+    )));
+    let reloader = Arc::new(reload::Reloader::new(
+        config.clone(),
+        Arc::clone(&inbound),
+        Arc::clone(&deliverer),
+        capacity,
+        Some(tokio::runtime::Handle::current()),
+    ));
     let pages = web::start(
         &config,
         &state_dir,
-        config_file,
-        &spool,
+        config_file.clone(),
         &events,
-        &clock,
         &deliverer,
+        &reloader,
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(conn::Ctx {
-        session,
+        inbound: Arc::clone(&inbound),
         spool,
         tls,
         clock,
         events,
         shutdown: shutdown_rx.clone(),
         kick,
-        domains: config
-            .policy
-            .domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
     });
     let control = if config.daemon.control_socket.is_empty() {
         None
@@ -176,7 +186,7 @@ async fn serve(
             Ok(hop) => Some(tokio::spawn(upstream::watch_silo(
                 Arc::clone(&deliverer),
                 hop,
-                config.policy.domains.clone(),
+                Arc::clone(&inbound),
                 Arc::clone(&deliverer.upstream_up),
                 shutdown_rx.clone(),
             ))),
@@ -206,7 +216,7 @@ async fn serve(
     }
     crate::log!("ready: {}", config.summary());
 
-    wait_for_signal().await;
+    wait_for_stop(&reloader, config_file.as_deref(), &ctx).await;
     crate::log!(
         "stopping: no new connections; waiting up to {}s for sessions",
         GRACE.as_secs()
@@ -248,7 +258,8 @@ async fn serve(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
+async fn wait_for_stop(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &conn::Ctx) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -258,8 +269,43 @@ async fn wait_for_signal() {
             return;
         }
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut hup = signal(SignalKind::hangup())
+        .inspect_err(|e| crate::log!("cannot watch SIGHUP ({e}); reload by restarting"))
+        .ok();
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            Some(()) = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => reload_file(reloader, config_file, ctx),
+        }
     }
+}
+
+/// SIGHUP: the config file read again and applied; refused as a whole if it is bad.
+fn reload_file(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &conn::Ctx) {
+    let Some(path) = config_file else {
+        crate::log!("SIGHUP: the demo has no config file to re-read; ignored");
+        return;
+    };
+    let result = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|new| reloader.apply(&new));
+    let (kind, text) = match result {
+        Ok(applied) => ("reloaded", format!("{}: {applied}", path.display())),
+        Err(e) => (
+            "reload-refused",
+            format!(
+                "{}: not reloaded, the running settings stay: {}",
+                path.display(),
+                e.replace('\n', "; ")
+            ),
+        ),
+    };
+    crate::log!("SIGHUP: {text}");
+    ctx.events.push(ctx.clock.unix_seconds(), kind, None, &text);
 }

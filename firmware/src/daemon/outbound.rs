@@ -160,7 +160,8 @@ pub async fn open_and_send(
             };
             let mut io = Io::Plain(stream);
             let mut rb = ReadBuf::new();
-            let mut c = Client::deliver(d.settings.client.clone(), job.clone(), now(d)).keep_open();
+            let mut c =
+                Client::deliver(d.settings().client.clone(), job.clone(), now(d)).keep_open();
             outcome = drive(d, hop, &mut io, &mut rb, &mut c, Some(meta)).await;
             let kept = c.kept();
             drop(c);
@@ -194,7 +195,7 @@ pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::probe(d.settings.client.clone(), now(d));
+        let mut c = Client::probe(d.settings().client.clone(), now(d));
         let outcome = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
         io.shutdown().await;
         if matches!(outcome, Outcome::Probed(_)) {
@@ -212,7 +213,7 @@ pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::etrn(d.settings.client.clone(), domain, now(d));
+        let mut c = Client::etrn(d.settings().client.clone(), domain, now(d));
         last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
         io.shutdown().await;
         break;
@@ -331,7 +332,7 @@ async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>)
         c.tls_failed();
         return;
     };
-    let verify = d.settings.client.tls == TlsPolicy::RequireVerify;
+    let verify = d.settings().client.tls == TlsPolicy::RequireVerify;
     let config = if verify {
         d.tls.verified.clone()
     } else {

@@ -16,16 +16,18 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::conn::Inbound;
 use super::deliver::Deliverer;
 use super::outbound;
+use super::reload::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
-/// Watches `silo` until shutdown; `domains` are the office's accepted domains.
+/// Watches `silo` until shutdown; ETRN goes for the accepted domains in force.
 pub async fn watch_silo(
     d: Arc<Deliverer>,
     silo: NextHop,
-    domains: Vec<String>,
+    inbound: Arc<Live<Inbound>>,
     up: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -38,6 +40,7 @@ pub async fn watch_silo(
                 "upstream silo {} reachable: asking it to deliver held mail (ETRN)",
                 silo.host
             );
+            let domains = inbound.get().domains.clone();
             for domain in &domains {
                 match outbound::etrn(&d, &silo, domain).await {
                     Outcome::Etrn(reply) => crate::log!("ETRN {domain} to {}: {reply}", silo.host),
@@ -49,7 +52,7 @@ pub async fn watch_silo(
             crate::log!("upstream silo {} unreachable", silo.host);
         }
         was_up = reachable;
-        let interval = Duration::from_micros(d.settings.probe_interval.as_micros());
+        let interval = Duration::from_micros(d.settings().probe_interval.as_micros());
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,

@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mailbag_hal::Clock;
 use mailbag_web::{App, WebConfig, WebServer};
 
 use super::deliver::Deliverer;
 use super::events::EventLog;
-use super::spool_actor::SpoolHandle;
 use super::web_backend::DaemonBackend;
 use crate::config::Config;
 
@@ -30,10 +28,9 @@ pub fn start(
     config: &Config,
     state_dir: &Path,
     config_file: Option<PathBuf>,
-    spool: &SpoolHandle,
     events: &Arc<EventLog>,
-    clock: &Arc<dyn Clock>,
     deliverer: &Arc<Deliverer>,
+    reloader: &Arc<super::reload::Reloader>,
 ) -> Result<Vec<WebServer>, String> {
     if config.web.listen.is_empty() {
         return Ok(Vec::new());
@@ -45,15 +42,16 @@ pub fn start(
         write_demo_shadow(&shadow).map_err(|e| format!("{}: {e}", shadow.display()))?;
     }
     let backend = DaemonBackend::new(
-        spool.clone(),
+        deliverer.spool.clone(),
         Arc::clone(events),
-        Arc::clone(clock),
+        Arc::clone(&deliverer.clock),
         config.clone(),
         config_file,
     )
     .with_primary_state(Arc::clone(&deliverer.hop_down))
     // Called from inside the runtime (serve): the page's threads run bounces on it.
-    .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current());
+    .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current())
+    .with_reloader(Arc::clone(reloader));
     let mut servers = Vec::with_capacity(config.web.listen.len());
     for text in &config.web.listen {
         let listen: SocketAddr = text

@@ -4,8 +4,9 @@
 //! goes to the spool thread as bounded jobs ([`SpoolHandle::run_blocking`]); a message body
 //! is streamed in [`SOURCE_CHUNK`]-byte pieces, never read whole. Settings are the daemon's
 //! one config model, validated by [`Config::validate`] and written atomically in the file's
-//! own format; nothing is applied live, so every changed key is reported as needing a
-//! restart. With the deliverer attached ([`DaemonBackend::with_deliverer`]) bounce runs
+//! own format. With the reloader attached ([`DaemonBackend::with_reloader`]) a save is
+//! applied to the running daemon by [`Reloader::apply`], which names the keys that still
+//! need a restart; without it nothing is applied and every changed key needs one. With the deliverer attached ([`DaemonBackend::with_deliverer`]) bounce runs
 //! the daemon's operator bounce ([`queue_actions::bounce`]) on the runtime, and delete and
 //! bounce refuse, all or nothing, while any of the messages is being delivered; without it
 //! bounce answers [`NO_DELIVERY`]. The upstream state is reported as unknown rather than
@@ -28,6 +29,7 @@ use super::deliver::Deliverer;
 use super::events::EventLog;
 use super::queue_actions::{self, ActionError};
 use super::queue_view;
+use super::reload::Reloader;
 use super::spool_actor::SpoolHandle;
 use super::web_settings;
 use crate::config::{Config, Format};
@@ -50,8 +52,11 @@ pub struct DaemonBackend {
     spool: SpoolHandle,
     events: Arc<EventLog>,
     clock: Arc<dyn Clock>,
-    /// The configuration the daemon was started with (status, firewall mode in effect).
+    /// The configuration the daemon was started with (status, firewall mode in effect);
+    /// the reloader's, when attached, is the one in force.
     running: Config,
+    /// Applies saved settings to the running daemon.
+    reloader: Option<Arc<Reloader>>,
     /// The settings as last saved (shown in the form, used for the firewall preview).
     saved: Arc<Mutex<Config>>,
     /// Where settings are saved.
@@ -80,6 +85,21 @@ impl DaemonBackend {
             config_path,
             primary_down: None,
             deliverer: None,
+            reloader: None,
+        }
+    }
+
+    /// Applies saved settings to the running daemon (those that can change at run time).
+    pub fn with_reloader(mut self, r: Arc<Reloader>) -> Self {
+        self.reloader = Some(r);
+        self
+    }
+
+    /// The configuration in force.
+    fn running(&self) -> Config {
+        match &self.reloader {
+            Some(r) => r.running(),
+            None => self.running.clone(),
         }
     }
 
@@ -221,7 +241,7 @@ impl Backend for DaemonBackend {
             }
         })?;
         let now = self.clock.unix_seconds();
-        let c = &self.running;
+        let c = &self.running();
         let hops = if c.relay.next_hops.is_empty() {
             "no next hop configured".to_owned()
         } else {
@@ -417,18 +437,31 @@ impl Backend for DaemonBackend {
             Format::Toml => merged.save_toml(&self.config_path),
         }
         .map_err(|e| failed(e.to_string()))?;
-        let restart_needed = web_settings::changed(&self.running, &merged);
+        let path = self.config_path.display().to_string();
+        let (applied, restart_needed) = match &self.reloader {
+            Some(r) => {
+                let a = r
+                    .apply(&merged)
+                    .map_err(|e| failed(format!("saved to {path}, but not applied: {e}")))?;
+                (true, a.restart_needed)
+            }
+            None => (false, web_settings::changed(&self.running, &merged)),
+        };
         *saved = merged;
         drop(saved);
-        self.events.push(
-            self.clock.unix_seconds(),
-            "settings-saved",
-            None,
-            &format!("{}; restart to apply", self.config_path.display()),
-        );
+        let text = match (applied, restart_needed.is_empty()) {
+            (false, _) => format!("{path}; restart to apply"),
+            (true, true) => format!("{path}; applied"),
+            (true, false) => format!(
+                "{path}; applied, except (restart needed): {}",
+                restart_needed.join(", ")
+            ),
+        };
+        self.events
+            .push(self.clock.unix_seconds(), "settings-saved", None, &text);
         Ok(SaveOutcome {
-            path: self.config_path.display().to_string(),
-            applied: false,
+            path,
+            applied,
             restart_needed,
         })
     }

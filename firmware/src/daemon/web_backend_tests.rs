@@ -347,7 +347,9 @@ fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delive
     let clock: Arc<dyn Clock> = clock.clone();
     Arc::new(super::deliver::Deliverer {
         spool: spool.clone(),
-        settings: crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
+        settings: super::reload::Live::new(
+            crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
+        ),
         guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
         clock,
         kick: Arc::default(),
@@ -436,5 +438,78 @@ fn bounce_queues_a_report_and_removes_the_message_but_not_while_it_is_delivered(
     let kinds: Vec<_> = b.log(10).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["bounced", "bounced"]);
     drop((b, d, spool));
+    thread.join().unwrap();
+}
+
+#[test]
+fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
+    use crate::policy::{Checker, Policy as _, Rules};
+    use crate::smtp::{Mailbox, SessionConfig};
+
+    use super::conn::Inbound;
+    use super::reload::{Live, Reloader};
+
+    let dir = TempDir::new("reload");
+    let (spool, thread, clock) = start(&dir.0);
+    let config = Config::demo(&dir.0);
+    let capacity = spool_actor::GaugeCapacity(Arc::clone(&spool.gauge));
+    let rules = Arc::new(Rules::from_config(&config.policy).unwrap());
+    let session = SessionConfig::new(&config.smtp, Checker::new(rules, capacity.clone())).unwrap();
+    let inbound = Arc::new(Live::new(Inbound::new(session, &config.policy.domains)));
+    let d = deliverer(&spool, &clock);
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        Arc::clone(&inbound),
+        Arc::clone(&d),
+        capacity,
+        None,
+    ));
+    let b = backend(&dir.0, &spool, &clock).with_reloader(Arc::clone(&reloader));
+    let rcpt = Mailbox::parse_bare("user@new.test", false).unwrap();
+    let session = inbound.get();
+    assert!(session.session.policy.recipient(&rcpt, 0).is_err());
+
+    let values: mailbag_web::backend::SettingsValues = [
+        ("policy.domains", "example.test\nnew.test"),
+        ("relay.routes", "new.test = 127.0.0.1:2999"),
+        ("smtp.listen", "127.0.0.1:2600"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let out = b.save_settings(&values).unwrap();
+    assert!(out.applied);
+    assert_eq!(out.restart_needed, ["smtp.listen"]);
+    assert!(
+        inbound.get().session.policy.recipient(&rcpt, 0).is_ok(),
+        "a new session accepts the new domain"
+    );
+    assert!(
+        session.session.policy.recipient(&rcpt, 0).is_err(),
+        "a session in progress keeps its rules"
+    );
+    assert!(inbound.get().domains.contains(&"new.test".to_owned()));
+    let settings = d.settings();
+    let route = format!("{:?}", settings.routes.for_domain("new.test").target);
+    assert!(
+        route.contains("2999"),
+        "the next delivery takes the new route: {route}"
+    );
+    let running = reloader.running();
+    assert_eq!(
+        running.smtp.listen, config.smtp.listen,
+        "listeners stay until a restart"
+    );
+    assert_eq!(running.policy.domains, ["example.test", "new.test"]);
+    assert!(
+        b.log(10).unwrap()[0]
+            .text
+            .contains("applied, except (restart needed): smtp.listen")
+    );
+
+    // Saved again unchanged: nothing more to apply, the listener still waits for a restart.
+    let again = b.save_settings(&values).unwrap();
+    assert_eq!(again.restart_needed, ["smtp.listen"]);
+    drop((b, reloader, d, spool));
     thread.join().unwrap();
 }

@@ -3,7 +3,8 @@
 //! Each form field is a dotted key of the model (`relay.lifetime-days`). Values are read
 //! from and written into the model's TOML tree, then parsed back into [`Config`] and
 //! checked by [`Config::validate`] — the same checks as `mailbag check-config`. Its
-//! key-named issues (`smtp.listen[1]`) become errors under the matching field.
+//! key-named issues (`smtp.listen[1]`) become errors under the matching field. Which
+//! changes apply without a restart is [`super::reload::needs_restart`]'s to say.
 
 use mailbag_web::backend::{FieldError, FieldKind, SettingField, SettingsValues};
 use toml::{Table, Value};
@@ -42,11 +43,13 @@ const SCHEMA: &[Spec] = &[
     Spec { key: "policy.domains", section: "Domains", label: "Accepted domains", help: "One per line; mail for other domains is refused", kind: Kind::List },
     Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List },
     Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "[preference ]host[:port], one per line; lowest preference first", kind: Kind::List },
+    Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List },
     Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::OptText },
     Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text },
     Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number },
     Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number },
     Spec { key: "relay.probe-interval", section: "Delivery", label: "Probe interval (s)", help: "How often the next hop is probed while mail is held", kind: Kind::Number },
+    Spec { key: "relay.dns-servers", section: "Delivery", label: "DNS servers", help: "ip or ip:port ([::1]:53), one per line, for MX lookups; empty = /etc/resolv.conf", kind: Kind::List },
     Spec { key: "smtp.listen", section: "Listeners", label: "SMTP listen", help: "One address:port per line", kind: Kind::List },
     Spec { key: "smtp.max-sessions", section: "Listeners", label: "Max sessions", help: "More get 421", kind: Kind::Number },
     Spec { key: "web.listen", section: "Listeners", label: "Admin page listen", help: "One address:port per line; empty turns this page off", kind: Kind::List },
@@ -292,5 +295,35 @@ mod tests {
         assert_eq!(e[0].field, "smtp.max-sessions");
         let e = merge(&c, &values(&[("firewall.ports", "25\n70000")])).unwrap_err();
         assert_eq!(e[0].field, "firewall.ports");
+    }
+
+    #[test]
+    fn routes_are_checked_by_the_route_parser() {
+        let c = Config::demo(Path::new("/s"));
+        let m = merge(
+            &c,
+            &values(&[(
+                "relay.routes",
+                "office.test = 10 mail.lan:25, 20 backup.lan\ncustomer.test = mx",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(m.relay.routes.len(), 2);
+        let f = fields(&m);
+        let shown = f.iter().find(|x| x.key == "relay.routes").unwrap();
+        assert!(
+            shown.value.contains("customer.test = mx"),
+            "{}",
+            shown.value
+        );
+        let e = merge(
+            &c,
+            &values(&[("relay.routes", "office.test = mx\nno equals sign")]),
+        )
+        .unwrap_err();
+        assert_eq!(e[0].field, "relay.routes");
+        assert!(e[0].message.contains("no equals sign"), "{e:?}");
+        let e = merge(&c, &values(&[("relay.dns-servers", "not-an-ip")])).unwrap_err();
+        assert_eq!(e[0].field, "relay.dns-servers");
     }
 }

@@ -19,7 +19,8 @@ struct Spec {
     help: &'static str,
     kind: Kind,
     default: &'static str,
-    /// Only takes effect after a restart (listeners, spool geometry).
+    /// Only takes effect after a restart; mirrors the daemon's `reload::needs_restart`
+    /// (a firmware test compares the two through [`restart_needed`]).
     restart: bool,
 }
 
@@ -39,29 +40,41 @@ const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
 #[rustfmt::skip]
 const SCHEMA: &[Spec] = &[
     Spec { key: "role", section: "General", label: "Role", help: "edge: office router; silo: provider's secondary MX", kind: Kind::Select(ROLES), default: "edge", restart: true },
-    Spec { key: "smtp.hostname", section: "General", label: "Host name", help: "Used in the greeting and Received headers", kind: Kind::Text, default: "mailbag.localdomain", restart: false },
+    Spec { key: "smtp.hostname", section: "General", label: "Host name", help: "Used in the greeting and Received headers", kind: Kind::Text, default: "mailbag.localdomain", restart: true },
     Spec { key: "policy.domains", section: "Domains", label: "Accepted domains", help: "One per line; mail for other domains is refused", kind: Kind::List, default: "", restart: false },
     Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List, default: "", restart: false },
     Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "host:port, optionally with a preference: 10 mail.lan:25", kind: Kind::List, default: "", restart: false },
-    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::Text, default: "", restart: false },
+    Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List, default: "", restart: false },
+    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::Text, default: "", restart: true },
     Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text, default: "15m for 2h, then 30m", restart: false },
     Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number(1, 30), default: "7", restart: false },
     Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number(0, 720), default: "4", restart: false },
     Spec { key: "relay.probe-interval", section: "Delivery", label: "Probe interval (s)", help: "How often the next hop is probed while mail is held", kind: Kind::Number(5, 3600), default: "30", restart: false },
+    Spec { key: "relay.dns-servers", section: "Delivery", label: "DNS servers", help: "ip or ip:port ([::1]:53), one per line, for MX lookups; empty = /etc/resolv.conf", kind: Kind::List, default: "", restart: true },
     Spec { key: "smtp.listen", section: "Listeners", label: "SMTP listen", help: "One address:port per line", kind: Kind::List, default: "0.0.0.0:25\n[::]:25", restart: true },
-    Spec { key: "smtp.max-sessions", section: "Listeners", label: "Max sessions", help: "More get 421", kind: Kind::Number(1, 1024), default: "32", restart: false },
-    Spec { key: "smtp.starttls", section: "TLS", label: "Offer STARTTLS", help: "", kind: Kind::Bool, default: "1", restart: false },
-    Spec { key: "smtp.tls-cert", section: "TLS", label: "Certificate", help: "PEM chain path; empty = self-signed", kind: Kind::Text, default: "", restart: false },
-    Spec { key: "smtp.tls-key", section: "TLS", label: "Private key", help: "PEM key path", kind: Kind::Text, default: "", restart: false },
+    Spec { key: "smtp.max-sessions", section: "Listeners", label: "Max sessions", help: "More get 421", kind: Kind::Number(1, 1024), default: "32", restart: true },
+    Spec { key: "smtp.starttls", section: "TLS", label: "Offer STARTTLS", help: "", kind: Kind::Bool, default: "1", restart: true },
+    Spec { key: "smtp.tls-cert", section: "TLS", label: "Certificate", help: "PEM chain path; empty = self-signed", kind: Kind::Text, default: "", restart: true },
+    Spec { key: "smtp.tls-key", section: "TLS", label: "Private key", help: "PEM key path", kind: Kind::Text, default: "", restart: true },
     Spec { key: "smtp.max-message-size", section: "Limits", label: "Max message size (bytes)", help: "Advertised with SIZE", kind: Kind::Number(1024, 1 << 31), default: "26214400", restart: false },
     Spec { key: "spool.max-messages", section: "Limits", label: "Max held messages", help: "", kind: Kind::Number(1, 1_000_000), default: "4096", restart: true },
     Spec { key: "spool.max-bytes", section: "Limits", label: "Spool quota (bytes)", help: "", kind: Kind::Number(65536, 1 << 40), default: "14680064", restart: true },
-    Spec { key: "spool.max-bytes-per-domain", section: "Limits", label: "Quota per domain (bytes)", help: "0 = no per-domain limit", kind: Kind::Number(0, 1 << 40), default: "0", restart: false },
+    Spec { key: "spool.max-bytes-per-domain", section: "Limits", label: "Quota per domain (bytes)", help: "0 = no per-domain limit", kind: Kind::Number(0, 1 << 40), default: "0", restart: true },
     Spec { key: "firewall.mode", section: "Firewall", label: "Mode", help: "Who may reach port 25 from the WAN", kind: Kind::Select(MODES), default: "walled-garden", restart: false },
     Spec { key: "firewall.silo", section: "Firewall", label: "Silo addresses", help: "CIDRs, one per line", kind: Kind::List, default: "", restart: false },
     Spec { key: "firewall.ports", section: "Firewall", label: "Guarded ports", help: "One per line", kind: Kind::Ports, default: "25", restart: false },
     Spec { key: "firewall.wan-zone", section: "Firewall", label: "WAN zone", help: "fw4 zone name", kind: Kind::Text, default: "wan", restart: false },
 ];
+
+/// Whether a change of the form field `key` waits for a restart (`None`: no such field).
+pub fn restart_needed(key: &str) -> Option<bool> {
+    SCHEMA.iter().find(|s| s.key == key).map(|s| s.restart)
+}
+
+/// The form's field keys.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    SCHEMA.iter().map(|s| s.key)
+}
 
 /// Settings kept in memory and in a TOML file.
 pub struct SettingsStore {
@@ -300,6 +313,11 @@ fn check_text(key: &str, v: &str) -> Option<String> {
             &is_next_hop,
             "host:port (optionally preceded by a preference)",
         ),
+        "relay.routes" => bad_line(&is_route, "DOMAIN = HOPS or DOMAIN = mx"),
+        "relay.dns-servers" => bad_line(
+            &|l| l.parse::<IpAddr>().is_ok() || l.parse::<SocketAddr>().is_ok(),
+            "an IP address or ip:port",
+        ),
         "relay.upstream-silo" => {
             (!v.is_empty() && !is_host_port(v)).then(|| "must be host:port".into())
         }
@@ -356,6 +374,24 @@ fn is_host_port(s: &str) -> bool {
     }
     s.rsplit_once(':')
         .is_some_and(|(h, p)| is_hostname(h) && p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// `office.test = 10 mail.lan:25, 20 backup.lan`, `.office.test = mx` (the daemon's
+/// `Routes::parse` is the authority; this is the demo's approximation).
+fn is_route(s: &str) -> bool {
+    let Some((domain, hops)) = s.split_once('=') else {
+        return false;
+    };
+    let domain = domain.trim();
+    let domain = domain.strip_prefix('.').unwrap_or(domain);
+    let hops = hops.trim();
+    is_hostname(domain)
+        && (hops.eq_ignore_ascii_case("mx")
+            || (!hops.is_empty()
+                && hops.split(',').map(str::trim).all(|h| {
+                    let host = h.split_once(' ').map_or(h, |(_, rest)| rest.trim());
+                    is_next_hop(h) || is_hostname(host)
+                })))
 }
 
 fn is_next_hop(s: &str) -> bool {
