@@ -172,7 +172,8 @@ impl Reloader {
             .map_err(|e: toml::de::Error| e.message().to_owned())?;
         let inbound = self.inbound(&effective)?;
         let relay = RelaySettings::from_config(&effective.relay, &effective.smtp.hostname)
-            .map_err(|e| format!("relay: {e}"))?;
+            .map_err(|e| format!("relay: {e}"))?
+            .for_edge(effective.role == crate::config::Role::Edge);
         let routes_changed = running.relay.next_hops != effective.relay.next_hops
             || running.relay.routes != effective.relay.routes;
         if running.relay.max_per_hop != effective.relay.max_per_hop {
