@@ -17,18 +17,6 @@ fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().find_map(|l| l.strip_prefix(name))
 }
 
-fn wait_log(d: &Daemon, what: &str, limit: Duration) {
-    let start = Instant::now();
-    while !d.log.lock().unwrap().contains(what) {
-        assert!(
-            start.elapsed() < limit,
-            "no '{what}' in the log:\n{}",
-            d.log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn five_hundred_held_messages_arrive_once_in_order_per_domain_soon_after_the_primary_returns() {
     if !require_sink() {
@@ -75,11 +63,7 @@ fn five_hundred_held_messages_arrive_once_in_order_per_domain_soon_after_the_pri
         sent.entry(domain).or_default().push(subject);
     }
     c.cmd("QUIT").unwrap();
-    wait_log(
-        &d,
-        "could not connect to the next hop",
-        Duration::from_secs(10),
-    );
+    d.wait_log("could not connect to the next hop", Duration::from_secs(10));
     assert_eq!(spool_messages(&dir.join("spool.img")).len(), n, "all held");
 
     // The primary comes back.
@@ -180,7 +164,7 @@ fn a_primary_answering_4xx_gets_the_message_at_a_later_retry() {
         .unwrap();
     assert!(r.starts_with("250"), "{r}");
     c.cmd("QUIT").unwrap();
-    wait_log(&d, "attempted ", Duration::from_secs(10));
+    d.wait_log("attempted ", Duration::from_secs(10));
     let held = spool_messages(&dir.join("spool.img"));
     assert_eq!(held.len(), 1, "kept after the 4xx");
     busy.stop();

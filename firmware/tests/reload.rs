@@ -8,22 +8,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink};
 use common::{Client, Daemon, tmpdir, write_config_with};
-
-fn wait_log(d: &Daemon, what: &str, limit: Duration) {
-    let start = Instant::now();
-    while !d.log.lock().unwrap().contains(what) {
-        assert!(
-            start.elapsed() < limit,
-            "no '{what}' in the log:\n{}",
-            d.log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn hup(d: &Daemon) {
     let ok = Command::new("kill")
@@ -64,7 +52,7 @@ fn sighup_applies_a_new_domain_to_the_next_session_and_refuses_a_bad_file() {
 
     write_config_with(&dir, "", &["office.test", "new.test"], &relay(dead));
     hup(&d);
-    wait_log(&d, "applied: policy.domains", Duration::from_secs(10));
+    d.wait_log("applied: policy.domains", Duration::from_secs(10));
     assert!(rcpt_reply(&d, "user@new.test").starts_with("250"));
     assert!(
         old.cmd("RCPT TO:<user@new.test>")
@@ -82,8 +70,7 @@ fn sighup_applies_a_new_domain_to_the_next_session_and_refuses_a_bad_file() {
     )
     .unwrap();
     hup(&d);
-    wait_log(
-        &d,
+    d.wait_log(
         "not reloaded, the running settings stay",
         Duration::from_secs(10),
     );
@@ -98,11 +85,7 @@ fn sighup_applies_a_new_domain_to_the_next_session_and_refuses_a_bad_file() {
     // A listener change is reported as needing a restart, and the old listener still serves.
     std::fs::write(&path, good.replace("127.0.0.1:0", "127.0.0.1:1")).unwrap();
     hup(&d);
-    wait_log(
-        &d,
-        "restart needed for: smtp.listen",
-        Duration::from_secs(10),
-    );
+    d.wait_log("restart needed for: smtp.listen", Duration::from_secs(10));
     assert!(rcpt_reply(&d, "user@new.test").starts_with("250"));
     d.stop();
 }
@@ -129,13 +112,13 @@ fn a_next_hop_moved_by_sighup_gets_the_held_mail_at_once() {
     assert!(r.starts_with("250"), "{r}");
     let _ = c.cmd("QUIT");
     // Refused by the dead port: held until the next retry, 15 minutes away.
-    wait_log(&d, "deferred", Duration::from_secs(20));
+    d.wait_log("deferred", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     assert!(sink.messages().is_empty());
 
     write_config_with(&dir, "", &["office.test"], &relay(primary));
     hup(&d);
-    wait_log(&d, "applied: relay.next-hops", Duration::from_secs(10));
+    d.wait_log("applied: relay.next-hops", Duration::from_secs(10));
     let got = sink.wait_for(1, Duration::from_secs(20));
     assert!(got[0].contains("Subject: held"), "{got:?}");
     d.stop();

@@ -19,18 +19,6 @@ use common::{Client, Daemon, spool_messages, tmpdir, write_config_with};
 /// The router's MX address: port 25 on a second loopback address (MX means port 25).
 const EDGE_IP: &str = "127.0.0.2";
 
-fn wait_log(d: &Daemon, what: &str, limit: Duration) {
-    let start = Instant::now();
-    while !d.log.lock().unwrap().contains(what) {
-        assert!(
-            start.elapsed() < limit,
-            "no '{what}' in the log:\n{}",
-            d.log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_silo_holds_mail_while_the_router_is_off_and_delivers_by_mx_on_its_etrn() {
     if !require_sink() || !require_dnsmasq() {
@@ -82,7 +70,7 @@ fn the_silo_holds_mail_while_the_router_is_off_and_delivers_by_mx_on_its_etrn() 
     }
     c.cmd("QUIT").unwrap();
     // The silo looked up the MX, skipped itself, found the router off: held.
-    wait_log(&silo, "deferred ", Duration::from_secs(10));
+    silo.wait_log("deferred ", Duration::from_secs(10));
     assert_eq!(spool_messages(&silo_dir.join("spool.img")).len(), 3);
 
     // The router comes up, on its MX address, with the office's server behind it.
@@ -117,7 +105,7 @@ fn the_silo_holds_mail_while_the_router_is_off_and_delivers_by_mx_on_its_etrn() 
                 && m.contains("by mx.office.test (mailbag)")),
         "through the silo, then the router: {got:#?}"
     );
-    wait_log(&edge, "ETRN office.test to ", Duration::from_secs(5));
+    edge.wait_log("ETRN office.test to ", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));
     edge.stop();
     silo.stop();

@@ -21,6 +21,7 @@ use toml::{Table, Value};
 use super::conn::Inbound;
 use super::deliver::Deliverer;
 use super::spool_actor::GaugeCapacity;
+use super::web_settings::{lookup, set, tree};
 use crate::config::Config;
 use crate::policy::{Checker, Rules};
 use crate::relay::RelaySettings;
@@ -235,42 +236,6 @@ fn changed_keys(a: &Table, b: &Table) -> Vec<String> {
         }
     }
     keys
-}
-
-fn tree(config: &Config) -> Table {
-    match Value::try_from(config) {
-        Ok(Value::Table(t)) => t,
-        // Only sizes beyond i64 fail to serialize, and validation refuses those.
-        _ => Table::new(),
-    }
-}
-
-fn lookup<'a>(tree: &'a Table, key: &str) -> Option<&'a Value> {
-    match key.split_once('.') {
-        Some((section, option)) => tree.get(section)?.as_table()?.get(option),
-        None => tree.get(key),
-    }
-}
-
-fn set(tree: &mut Table, key: &str, value: Option<Value>) {
-    let (table, option) = match key.split_once('.') {
-        Some((section, option)) => {
-            let t = tree
-                .entry(section)
-                .or_insert_with(|| Value::Table(Table::new()));
-            let Value::Table(t) = t else { return };
-            (t, option)
-        }
-        None => (tree, key),
-    };
-    match value {
-        Some(v) => {
-            table.insert(option.to_owned(), v);
-        }
-        None => {
-            table.remove(option);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -149,7 +149,8 @@ fn field_of(issue_key: &str) -> String {
         .map_or_else(|| base.to_owned(), |s| s.key.to_owned())
 }
 
-fn tree(config: &Config) -> Table {
+/// Part of the config tree the settings page and reload share.
+pub(super) fn tree(config: &Config) -> Table {
     match Value::try_from(config) {
         Ok(Value::Table(t)) => t,
         // Only sizes beyond i64 fail to serialize, and validation refuses those.
@@ -157,14 +158,16 @@ fn tree(config: &Config) -> Table {
     }
 }
 
-fn lookup<'a>(tree: &'a Table, key: &str) -> Option<&'a Value> {
+/// Part of the config tree the settings page and reload share.
+pub(super) fn lookup<'a>(tree: &'a Table, key: &str) -> Option<&'a Value> {
     match key.split_once('.') {
         Some((section, option)) => tree.get(section)?.as_table()?.get(option),
         None => tree.get(key),
     }
 }
 
-fn set(tree: &mut Table, key: &str, value: Option<Value>) {
+/// Part of the config tree the settings page and reload share.
+pub(super) fn set(tree: &mut Table, key: &str, value: Option<Value>) {
     let (table, option) = match key.split_once('.') {
         Some((section, option)) => {
             let t = tree

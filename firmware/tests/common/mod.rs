@@ -129,6 +129,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon's log contains `what`; fails the test after `limit`.
+    pub fn wait_log(&self, what: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log.lock().unwrap().contains(what) {
+            assert!(
+                start.elapsed() < limit,
+                "no '{what}' in the log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

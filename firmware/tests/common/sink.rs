@@ -31,33 +31,25 @@ impl Sink {
 
     /// With more smtp-sink options, e.g. `["-r", "rcpt"]` to answer RCPT with 4xx.
     pub fn start_with(port: u16, dir: &Path, extra: &[&str]) -> Sink {
-        std::fs::create_dir_all(dir).unwrap();
-        Command::new("chmod").arg("777").arg(dir).status().unwrap();
-        let child = Command::new("smtp-sink")
-            .current_dir(dir)
-            .args(["-u", "nobody", "-d", "m."])
-            .args(extra)
-            .args([&format!("127.0.0.1:{port}"), "64"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        Sink {
-            child,
-            dir: dir.to_path_buf(),
-            log: None,
-        }
+        let mut args = vec!["-d", "m."];
+        args.extend_from_slice(extra);
+        Self::spawn(port, dir, &args, None)
     }
 
     /// A sink that appends every transaction to one file as it completes (`-D`), so the
     /// order of arrival is known exactly ([`Sink::messages`] is then in arrival order).
     pub fn start_ordered(port: u16, dir: &Path) -> Sink {
+        let log = dir.join("all.txt");
+        Self::spawn(port, dir, &["-D", log.to_str().unwrap()], Some(log.clone()))
+    }
+
+    fn spawn(port: u16, dir: &Path, args: &[&str], log: Option<PathBuf>) -> Sink {
         std::fs::create_dir_all(dir).unwrap();
         Command::new("chmod").arg("777").arg(dir).status().unwrap();
-        let log = dir.join("all.txt");
         let child = Command::new("smtp-sink")
             .current_dir(dir)
-            .args(["-u", "nobody", "-D"])
-            .arg(&log)
+            .args(["-u", "nobody"])
+            .args(args)
             .args([&format!("127.0.0.1:{port}"), "64"])
             .spawn()
             .unwrap();
@@ -65,7 +57,7 @@ impl Sink {
         Sink {
             child,
             dir: dir.to_path_buf(),
-            log: Some(log),
+            log,
         }
     }
 
