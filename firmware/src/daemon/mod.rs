@@ -248,6 +248,9 @@ async fn serve(
         let _ = w.await;
     }
     // The spool thread ends once the last handle is gone, after the queued requests.
+    // The last holder of the deliverer (and so of a spool handle): the thread ends
+    // once every handle is gone.
+    drop(reloader);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
         crate::log!(
