@@ -121,7 +121,7 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else p
 tree_mem() { # ROOT_PID: "rss_kib pss_kib" summed over ROOT and its descendants
     local tree rss pss files=() p
     # grep -s: a process may exit between the glob and the read.
-    tree=$(grep -s -E '^(PPid|VmRSS):' /proc/[0-9]*/status | awk -F'[/: \t]+' -v root="$1" '
+    tree=$({ grep -s -E '^(PPid|VmRSS):' /proc/[0-9]*/status || true; } | awk -F'[/: \t]+' -v root="$1" '
         $5 == "PPid" { parent[$3] = $6 }
         $5 == "VmRSS" { mem[$3] = $6 }
         END {
@@ -140,7 +140,7 @@ tree_mem() { # ROOT_PID: "rss_kib pss_kib" summed over ROOT and its descendants
     done
     pss=0
     if [ "${#files[@]}" -gt 0 ]; then
-        pss=$(grep -s -h '^Pss:' "${files[@]}" | awk '{ s += $2 } END { print s + 0 }')
+        pss=$({ grep -s -h '^Pss:' "${files[@]}" || true; } | awk '{ s += $2 } END { print s + 0 }')
     fi
     echo "$rss $pss"
 }
@@ -434,8 +434,9 @@ sleep 0.5 # the samplers see their process gone
 
 kib_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a / b; else print "-" }'; }
-read -r mb_rss mb_pss <"$mb_mem"
-read -r pf_rss pf_pss <"$pf_mem"
+mb_rss=0 mb_pss=0 pf_rss=0 pf_pss=0
+[ -f "$mb_mem" ] && read -r mb_rss mb_pss <"$mb_mem"
+[ -f "$pf_mem" ] && read -r pf_rss pf_pss <"$pf_mem"
 table=$dir/table.txt
 {
     echo "# mailbag $(git rev-parse --short HEAD) vs Postfix $(postconf -d -h mail_version), $(date -u +%F), $(nproc) CPUs, $(uname -r)"
