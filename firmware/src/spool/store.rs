@@ -425,10 +425,16 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
                 self.in_flight -= 1;
                 self.reserved -= p.size;
                 self.bytes += p.size;
-                self.index.push(IndexEntry {
-                    domains: p.domains,
-                    ..index_entry(&meta)
-                });
+                // Ids are handed out at `begin`, but concurrent messages commit in any
+                // order: keep the index sorted by id, as `position` binary-searches it.
+                let at = self.index.partition_point(|e| e.id < meta.id);
+                self.index.insert(
+                    at,
+                    IndexEntry {
+                        domains: p.domains,
+                        ..index_entry(&meta)
+                    },
+                );
                 Ok(meta.id)
             }
             Err(e) => {

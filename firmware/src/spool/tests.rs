@@ -187,6 +187,43 @@ fn abort_and_interrupted_enqueue_leave_nothing() {
 }
 
 #[test]
+fn messages_committed_out_of_order_stay_reachable() {
+    // Concurrent sessions: ids are handed out at begin, commits come in any order.
+    let dev = formatted(64);
+    let (_, ()) = with(dev, Limits::default(), |s| {
+        let env = Envelope::new("sender@outside.test", ["a@office.test"]).unwrap();
+        let mut pending = Vec::new();
+        for i in 0..5u8 {
+            let mut p = s.begin(&env, 0).unwrap();
+            s.append(&mut p, &body(100, i)).unwrap();
+            pending.push(Some(p));
+        }
+        let mut ids = Vec::new();
+        // Commit order 3, 1, 4, 0, 2.
+        for i in [3, 1, 4, 0, 2] {
+            let p = pending[i].take().unwrap();
+            ids.push(s.commit(p, &env, NOW).unwrap());
+        }
+        let listed: Vec<MessageId> = s.entries().iter().map(|e| e.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(
+            listed, sorted,
+            "entries are listed oldest (lowest id) first"
+        );
+        for id in &ids {
+            let mut meta = s.meta(*id).unwrap();
+            meta.attempts = 1;
+            s.update(&meta).unwrap();
+        }
+        for id in &ids {
+            s.remove(*id).unwrap();
+        }
+        assert!(s.entries().is_empty());
+    });
+}
+
+#[test]
 fn update_and_remove_persist() {
     let dev = formatted(64);
     let (dev, (a, b)) = with(dev, Limits::default(), |s| {
