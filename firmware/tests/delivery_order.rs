@@ -246,3 +246,49 @@ fn each_domain_goes_to_its_own_route_and_a_split_message_to_both() {
     assert!(spool_messages(&dir.join("spool.img")).is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn held_mail_follows_the_first_new_message_that_gets_through() {
+    if !require_sink() {
+        return;
+    }
+    let dir = tmpdir("follow");
+    let primary = free_port();
+    // A probe once an hour: only the new message can notice the primary is back.
+    write_config_with(
+        &dir,
+        "",
+        &["office.test"],
+        &format!("[relay]\nnext-hops = [\"127.0.0.1:{primary}\"]\nprobe-interval = 3600\n"),
+    );
+    let mut d = Daemon::start(&dir);
+    let (mut c, _) = Client::connect(&d.addr()).unwrap();
+    c.cmd("EHLO sender.test").unwrap();
+    for i in 0..5 {
+        let body = format!("Subject: held-{i}\r\n\r\nx\r\n");
+        assert!(
+            c.send("a@sender.test", "bob@office.test", body.as_bytes())
+                .unwrap()
+                .starts_with("250")
+        );
+    }
+    d.wait_log("could not connect to the next hop", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let sink = Sink::start(primary, &dir.join("sink"));
+    assert!(
+        c.send(
+            "a@sender.test",
+            "bob@office.test",
+            b"Subject: new\r\n\r\nx\r\n"
+        )
+        .unwrap()
+        .starts_with("250")
+    );
+    c.cmd("QUIT").unwrap();
+    // The held five were scheduled 15 minutes out; they go with the new one.
+    let got = sink.wait_for(6, Duration::from_secs(20));
+    assert_eq!(got.len(), 6, "held mail waited for its retry time");
+    std::thread::sleep(Duration::from_millis(300));
+    d.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -297,7 +297,16 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                     if matches!(target, Target::Hops(_)) {
                         let unreachable =
                             matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
-                        d.hop_down.store(unreachable, Ordering::Relaxed);
+                        let was_down = d.hop_down.swap(unreachable, Ordering::Relaxed);
+                        if was_down && !unreachable {
+                            // It came back before the probe saw it (new mail got through):
+                            // what it held back goes now, not at its retry time.
+                            let held = d.spool.flush(None).await;
+                            crate::log!(
+                                "next hop {hop_name} answers again: delivering {held} held message(s) now"
+                            );
+                            d.kick.notify_one();
+                        }
                     }
                     *conn = kept;
                     o
