@@ -24,7 +24,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use littlefs2::consts::{U16, U1024};
+use littlefs2::consts::{U16, U4096};
 use littlefs2::driver::Storage;
 use littlefs2::io::{Error as LfsError, Result as LfsResult};
 use mailbag_hal::BlockDevice;
@@ -237,7 +237,7 @@ impl<D: BlockDevice, const COUNT: usize> Storage for Flash<D, COUNT> {
     const BLOCK_SIZE: usize = SPOOL_BLOCK;
     const BLOCK_COUNT: usize = COUNT;
     const BLOCK_CYCLES: isize = 500;
-    type CACHE_SIZE = U1024;
+    type CACHE_SIZE = U4096;
     type LOOKAHEAD_SIZE = U16;
 
     fn read(&mut self, off: usize, buf: &mut [u8]) -> LfsResult<usize> {
