@@ -293,11 +293,18 @@ fn queue_flush_and_etrn_commands_deliver_held_mail_now() {
     }
     let dir = tmpdir("flushcmd");
     let primary = free_port();
+    // example.test has its own server, started later: the first delivery to the primary
+    // makes all held mail due (the next hop is back), and example.test's must still wait
+    // for its own server and the ETRN below.
+    let other = free_port();
     write_config_with(
         &dir,
         "",
         &["office.test", "example.test"],
-        &relay(primary, 3600),
+        &format!(
+            "{}routes = [\"example.test = 127.0.0.1:{other}\"]\n",
+            relay(primary, 3600)
+        ),
     );
     let mut d = Daemon::start(&dir);
     // The config file names port 0; point the CLI at the real port.
@@ -347,9 +354,17 @@ fn queue_flush_and_etrn_commands_deliver_held_mail_now() {
         ["cmd-0"]
     );
     // ...the other through `etrn HOST DOMAIN`, as a router does to its silo.
+    let other_sink = Sink::start(other, &dir.join("other"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(other_sink.messages().is_empty(), "nothing goes before ETRN");
     let (ok, out) = mailbag(&["etrn", &d.addr(), "example.test"]);
     assert!(ok && out.contains("ETRN example.test: 250"), "{out}");
-    assert_eq!(sink.wait_for(2, Duration::from_secs(10)).len(), 2);
+    let got = other_sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        got.iter().filter_map(|m| subject_of(m)).collect::<Vec<_>>(),
+        ["cmd-1"]
+    );
+    assert_eq!(sink.messages().len(), 1, "the primary got only its own");
     // A domain that is not ours is refused (459) and the command says so.
     let (ok, out) = mailbag(&["etrn", &d.addr(), "elsewhere.test"]);
     assert!(!ok && out.contains("459"), "{out}");

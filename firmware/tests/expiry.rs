@@ -53,6 +53,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         hostname: "mx.office.test".into(),
         tls: tls::client_configs().unwrap(),
         hop_down: Arc::new(AtomicBool::new(false)),
+        down_routes: Default::default(),
         dns: Arc::new(mailbag::daemon::dns::DnsResolver::from_config(&cfg).unwrap()),
         hop_slots: Default::default(),
         in_flight: Arc::default(),

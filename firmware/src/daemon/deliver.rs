@@ -70,6 +70,9 @@ pub struct Deliverer {
     /// Set when the last attempt could not reach any configured next hop; the probe then
     /// watches for its return.
     pub hop_down: Arc<AtomicBool>,
+    /// Routes (by name) whose next hops could not be reached at the last attempt; the
+    /// probe watches these, and the first success of one flushes the held mail.
+    pub down_routes: Mutex<HashSet<HopKey>>,
     /// DNS for delivery by MX and for next-hop names.
     pub dns: Arc<super::dns::DnsResolver>,
     /// Connection permits per route (`relay.max-per-hop` each).
@@ -91,6 +94,25 @@ pub struct TlsClients {
 }
 
 impl Deliverer {
+    /// Records whether route `name` answered; true when it just came back (it was down,
+    /// or its state was unknown since start-up), so the held mail should go now.
+    pub fn route_state(&self, name: &str, reachable: bool) -> bool {
+        let key = HopKey::of(name);
+        let mut down = self
+            .down_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
+        let was_down = down.contains(&key) || unknown;
+        if reachable {
+            down.remove(&key);
+        } else {
+            down.insert(key);
+        }
+        self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
+        was_down && reachable
+    }
+
     /// The relay settings in force; an attempt takes them once and keeps them throughout.
     pub fn settings(&self) -> Arc<RelaySettings> {
         self.settings.get()
@@ -297,8 +319,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                     if matches!(target, Target::Hops(_)) {
                         let unreachable =
                             matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
-                        let was_down = d.hop_down.swap(unreachable, Ordering::Relaxed);
-                        if was_down && !unreachable {
+                        if d.route_state(name, !unreachable) {
                             // It came back before the probe saw it (new mail got through):
                             // what it held back goes now, not at its retry time.
                             let held = d.spool.flush(None).await;
@@ -522,24 +543,32 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
             continue;
         }
         checked = true;
-        let hops: Vec<NextHop> = d
-            .settings()
-            .routes
-            .hop_lists()
-            .flat_map(|l| l.ordered(0))
-            .filter(|h| !d.guard.is_self(h))
-            .cloned()
-            .collect();
-        for hop in &hops {
-            if outbound::probe(&d, hop).await {
-                d.hop_down.store(false, Ordering::Relaxed);
-                let held = d.spool.flush(None).await;
-                crate::log!(
-                    "next hop {} answers again: delivering {held} held message(s) now",
-                    hop.host
-                );
-                d.kick.notify_one();
-                break;
+        // The routes known to be down, or all of them while nothing is known yet.
+        let watched: Vec<(String, Vec<NextHop>)> = {
+            let down = d.down_routes.lock().unwrap_or_else(PoisonError::into_inner);
+            d.settings()
+                .routes
+                .named_hop_lists()
+                .filter(|(name, _)| down.is_empty() || down.contains(&HopKey::of(name)))
+                .map(|(name, l)| {
+                    let hops = l.ordered(0).into_iter().filter(|h| !d.guard.is_self(h));
+                    (name, hops.cloned().collect())
+                })
+                .collect()
+        };
+        for (name, hops) in &watched {
+            for hop in hops {
+                if outbound::probe(&d, hop).await {
+                    if d.route_state(name, true) {
+                        let held = d.spool.flush(None).await;
+                        crate::log!(
+                            "next hop {} answers again: delivering {held} held message(s) now",
+                            hop.host
+                        );
+                        d.kick.notify_one();
+                    }
+                    break;
+                }
             }
         }
     }

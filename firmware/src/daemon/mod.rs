@@ -131,6 +131,7 @@ async fn serve(
         tls: tls::client_configs()?,
         // Unknown at start: held mail (if any) is probed for at once.
         hop_down: Arc::clone(&hop_down),
+        down_routes: Default::default(),
         dns: Arc::new(dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),

@@ -356,6 +356,7 @@ fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delive
         hostname: "mx.test".into(),
         tls: super::tls::client_configs().unwrap(),
         hop_down: Arc::default(),
+        down_routes: Default::default(),
         in_flight: Arc::default(),
         upstream_up: Arc::default(),
         dns: Arc::new(

@@ -214,6 +214,26 @@ impl Routes {
         self
     }
 
+    /// Every configured next-hop list with its route's name ([`Route::name`]), the default
+    /// first: what the probe watches.
+    pub fn named_hop_lists(&self) -> impl Iterator<Item = (String, &NextHops)> {
+        let default = match &self.default {
+            Target::Hops(h) => Some(("next-hops".to_owned(), &**h)),
+            _ => None,
+        };
+        default
+            .into_iter()
+            .chain(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| match &e.target {
+                        Target::Hops(h) => Some((format!("route:{i}"), &**h)),
+                        _ => None,
+                    }),
+            )
+    }
+
     /// Every configured next-hop list (the default first), for probes and the status page.
     pub fn hop_lists(&self) -> impl Iterator<Item = &NextHops> {
         core::iter::once(&self.default)
@@ -281,6 +301,13 @@ mod tests {
         );
         assert_eq!(r.for_domain("x.test").name("x.test"), "next-hops");
         assert_eq!(r.hop_lists().count(), 3);
+        // The probe's names are the routes' names.
+        let names: Vec<String> = r.named_hop_lists().map(|(n, _)| n).collect();
+        assert_eq!(names, ["next-hops", "route:0", "route:1"]);
+        assert_eq!(
+            r.for_domain("west.branch.test").name("west.branch.test"),
+            "route:1"
+        );
         // No default next hops: everything else goes by MX.
         let silo = routes(&[], &[]);
         assert_eq!(silo.for_domain("office.test").target, &Target::Mx);
