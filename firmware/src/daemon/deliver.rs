@@ -35,7 +35,8 @@ use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 use crate::relay::nexthop::{DnsError, MxError};
 use crate::relay::{
-    DomainKey, HopKey, LoopGuard, NextHop, RelaySettings, Target, attempt, record_attempts,
+    DomainKey, HopKey, LoopGuard, NextHop, NextHops, RelaySettings, Target, attempt,
+    record_attempts,
 };
 use crate::spool::message::domain_of;
 use crate::spool::{Envelope, MessageMeta};
@@ -94,23 +95,31 @@ pub struct TlsClients {
 }
 
 impl Deliverer {
-    /// Records whether route `name` answered; true when it just came back (it was down,
-    /// or its state was unknown since start-up), so the held mail should go now.
-    pub fn route_state(&self, name: &str, reachable: bool) -> bool {
-        let key = HopKey::of(name);
-        let mut down = self
-            .down_routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
-        let was_down = down.contains(&key) || unknown;
-        if reachable {
-            down.remove(&key);
-        } else {
-            down.insert(key);
+    /// Records whether route `name` answered (through next hop `hop`). When it just came
+    /// back (it was down, or its state was unknown since start-up), every held message is
+    /// made due and delivery woken: the held mail goes now.
+    pub async fn route_state(&self, name: &str, reachable: bool, hop: &str) {
+        let came_back = {
+            let key = HopKey::of(name);
+            let mut down = self
+                .down_routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
+            let was_down = down.contains(&key) || unknown;
+            if reachable {
+                down.remove(&key);
+            } else {
+                down.insert(key);
+            }
+            self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
+            was_down && reachable
+        };
+        if came_back {
+            let held = self.spool.flush(None).await;
+            crate::log!("next hop {hop} answers again: delivering {held} held message(s) now");
+            self.kick.notify_one();
         }
-        self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
-        was_down && reachable
     }
 
     /// The relay settings in force; an attempt takes them once and keeps them throughout.
@@ -231,14 +240,17 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
 pub(super) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 /// The pending recipients of `meta` grouped by route: (route name, domain, target).
-fn route_groups(settings: &RelaySettings, meta: &MessageMeta) -> Vec<(String, String, Target)> {
-    let mut groups: Vec<(String, String, Target)> = Vec::new();
+fn route_groups<'s>(
+    settings: &'s RelaySettings,
+    meta: &MessageMeta,
+) -> Vec<(String, String, &'s Target)> {
+    let mut groups: Vec<(String, String, &Target)> = Vec::new();
     for r in meta.pending() {
         let domain = domain_of(&r.address);
         let route = settings.routes.for_domain(&domain);
         let name = route.name(&domain);
         if !groups.iter().any(|(n, _, _)| *n == name) {
-            groups.push((name, domain, route.target.clone()));
+            groups.push((name, domain, route.target));
         }
     }
     groups
@@ -251,17 +263,15 @@ async fn hops_for(
     domain: &str,
     seed: u64,
 ) -> Result<Vec<NextHop>, MxError> {
-    let hops = match target {
-        Target::Hops(h) => (**h).clone(),
-        Target::Mx => mx_hops(d, domain).await?,
+    let ours = |hops: &NextHops| -> Vec<NextHop> {
+        let list = hops.ordered(seed).into_iter();
+        list.filter(|h| !d.guard.is_self(h)).cloned().collect()
+    };
+    let list = match target {
+        Target::Hops(h) => ours(h),
+        Target::Mx => ours(&mx_hops(d, domain).await?),
         Target::Unrouted => return Ok(Vec::new()),
     };
-    let list: Vec<NextHop> = hops
-        .ordered(seed)
-        .into_iter()
-        .filter(|h| !d.guard.is_self(h))
-        .cloned()
-        .collect();
     if list.is_empty() && *target != Target::Unrouted {
         return Err(MxError::LoopsToUs);
     }
@@ -319,15 +329,9 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                     if matches!(target, Target::Hops(_)) {
                         let unreachable =
                             matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
-                        if d.route_state(name, !unreachable) {
-                            // It came back before the probe saw it (new mail got through):
-                            // what it held back goes now, not at its retry time.
-                            let held = d.spool.flush(None).await;
-                            crate::log!(
-                                "next hop {hop_name} answers again: delivering {held} held message(s) now"
-                            );
-                            d.kick.notify_one();
-                        }
+                        // Back before the probe saw it (new mail got through): what it held
+                        // back goes now, not at its retry time.
+                        d.route_state(name, !unreachable, &hop_name).await;
                     }
                     *conn = kept;
                     o
@@ -559,14 +563,7 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         for (name, hops) in &watched {
             for hop in hops {
                 if outbound::probe(&d, hop).await {
-                    if d.route_state(name, true) {
-                        let held = d.spool.flush(None).await;
-                        crate::log!(
-                            "next hop {} answers again: delivering {held} held message(s) now",
-                            hop.host
-                        );
-                        d.kick.notify_one();
-                    }
+                    d.route_state(name, true, &hop.host.to_string()).await;
                     break;
                 }
             }

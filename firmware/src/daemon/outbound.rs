@@ -86,7 +86,8 @@ impl Conn {
         self.hop.host.to_string()
     }
 
-    /// Sends one more message on this kept connection. `None` when the connection turned
+    /// Sends one more message on this kept connection (the caller checks
+    /// [`Conn::usable`] first). `None` when the connection turned
     /// out to be unusable before the message got anywhere (dropped while idle): the caller
     /// opens a fresh one; the connection is spent either way then.
     pub async fn send(
@@ -96,10 +97,6 @@ impl Conn {
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
-        if self.messages >= MESSAGES_PER_CONNECTION {
-            self.quit_with(d, &kept).await;
-            return None;
-        }
         let mut c = Client::resume(&kept, job, now(d));
         let outcome = drive(d, &self.hop, &mut self.io, &mut self.rb, &mut c, Some(meta)).await;
         self.kept = c.kept();

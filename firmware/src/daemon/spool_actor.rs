@@ -154,18 +154,24 @@ fn gone() -> SpoolError {
 }
 
 impl SpoolHandle {
+    /// Sends the request `make` builds around its reply channel and waits for the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
     /// Starts a message.
     pub async fn begin(&self, envelope: Envelope, declared: u64) -> Result<Pending, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Begin {
-                envelope: Box::new(envelope),
-                declared,
-                reply,
-            })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        self.ask(|reply| Request::Begin {
+            envelope: Box::new(envelope),
+            declared,
+            reply,
+        })
+        .await?
     }
 
     /// Appends a chunk; hands the (emptied) chunk buffer back.
@@ -210,16 +216,12 @@ impl SpoolHandle {
         pending: Pending,
         envelope: Envelope,
     ) -> Result<MessageId, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Commit {
-                pending,
-                envelope: Box::new(envelope),
-                reply,
-            })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        self.ask(|reply| Request::Commit {
+            pending,
+            envelope: Box::new(envelope),
+            reply,
+        })
+        .await?
     }
 
     /// Drops a message being received.
@@ -230,79 +232,53 @@ impl SpoolHandle {
     /// Lanes (recipient domains) with mail due at `now_unix`, longest-waiting first,
     /// leaving out `busy` ones; at most `max` (see [`crate::relay::queue`]).
     pub async fn lanes(&self, now_unix: u64, busy: Vec<DomainKey>, max: usize) -> Vec<DomainKey> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::Lanes {
+        self.ask(|reply| Request::Lanes {
             now_unix,
             busy,
             max,
             reply,
-        };
-        if self.tx.send(req).await.is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Up to `max` due messages of `lane`, oldest first, with pending recipients.
     pub async fn lane_due(&self, lane: DomainKey, now_unix: u64, max: usize) -> Vec<MessageMeta> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::LaneDue {
+        self.ask(|reply| Request::LaneDue {
             lane,
             now_unix,
             max,
             reply,
-        };
-        if self.tx.send(req).await.is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Up to [`BODY_CHUNK`] body bytes of `id` at `offset` (empty at the end).
     pub async fn body(&self, id: MessageId, offset: u64) -> Result<Vec<u8>, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Body { id, offset, reply })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        self.ask(|reply| Request::Body { id, offset, reply })
+            .await?
     }
 
     /// Replaces a message's record durably.
     pub async fn update(&self, meta: MessageMeta) -> Result<(), SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Update {
-                meta: Box::new(meta),
-                reply,
-            })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        self.ask(|reply| Request::Update {
+            meta: Box::new(meta),
+            reply,
+        })
+        .await?
     }
 
     /// Removes a message durably.
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Remove { id, reply })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        self.ask(|reply| Request::Remove { id, reply }).await?
     }
 
     /// Makes every held message (for `domain`, or all) due now; returns how many.
     pub async fn flush(&self, domain: Option<String>) -> usize {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Request::Flush { domain, reply })
+        self.ask(|reply| Request::Flush { domain, reply })
             .await
-            .is_err()
-        {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+            .unwrap_or(0)
     }
 
     /// Stores a whole (small) message, e.g. a bounce, durably.
@@ -335,25 +311,12 @@ impl SpoolHandle {
         &self,
         f: impl for<'a> FnOnce(&mut Spool<'a, AnyDevice>) -> T + Send + 'static,
     ) -> Result<T, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |spool| {
-            let _ = reply.send(f(spool));
-        });
-        self.tx.send(Request::Job(job)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
-    }
-
-    /// Runs `f` in the spool thread and returns its result (for async callers).
-    pub async fn run_job<T: Send + 'static>(
-        &self,
-        f: impl for<'a> FnOnce(&mut Spool<'a, AnyDevice>) -> T + Send + 'static,
-    ) -> Result<T, SpoolError> {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |spool| {
-            let _ = reply.send(f(spool));
-        });
-        self.tx.send(Request::Job(job)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        self.ask(|reply| {
+            Request::Job(Box::new(move |spool| {
+                let _ = reply.send(f(spool));
+            }))
+        })
+        .await
     }
 
     /// Runs `f` in the spool thread and waits (at most [`JOB_WAIT`]) for its result.
