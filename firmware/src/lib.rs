@@ -11,6 +11,7 @@ mod log;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod firewall;
 pub mod policy;
 pub mod relay;

@@ -10,7 +10,7 @@ mod config;
 mod control;
 mod etrn;
 mod firewall;
-mod fmt;
+pub(crate) mod fmt;
 mod queue;
 mod run;
 mod spool;
