@@ -13,7 +13,7 @@ use embassy_time::{Duration, Instant};
 use super::address::{AddressError, Mailbox, ReversePath};
 use super::command::{Command, CommandError, MailParams};
 use super::config::SmtpConfig;
-use super::data::{DataEnd, DataReceiver, EVENTS_RESERVE};
+use super::data::{DataEnd, DataReceiver, EVENTS_RESERVE, HOPS_MAX};
 use super::event::{AbortReason, Event, Events};
 use super::limits::{DOMAIN_MAX, RECIPIENTS_MAX};
 use super::line::{LineReceiver, LineStatus};
@@ -307,7 +307,7 @@ impl<P: Policy> Session<P> {
             return;
         }
         if let State::Data(_, rx) = &self.state {
-            if !rx.too_big() {
+            if !rx.aborted() {
                 push(out, Event::MessageAborted(AbortReason::Timeout));
             }
         }
@@ -343,6 +343,16 @@ impl<P: Policy> Session<P> {
             return;
         };
         match end {
+            DataEnd::Complete if rx.looped() => {
+                // RFC 5321 §6.3: refuse, never store: a stored looping message would be
+                // bounced around again.
+                self.state = State::Ready(helo);
+                let text = format_args!(
+                    "Error: too many hops ({} Received: fields, at most {HOPS_MAX}); mail loop?",
+                    rx.hops()
+                );
+                push(out, Event::Reply(Reply::new(554, "5.4.6", text)));
+            }
             DataEnd::Complete if rx.too_big() => {
                 // RFC 1870 §6.3: 552 after the final dot, transaction reset.
                 self.state = State::Ready(helo);
@@ -353,7 +363,7 @@ impl<P: Policy> Session<P> {
                 push(out, Event::MessageEnd);
             }
             DataEnd::BareNewline => {
-                if !rx.too_big() {
+                if !rx.aborted() {
                     push(out, Event::MessageAborted(AbortReason::BareNewline));
                 }
                 self.bare_newline(out);
@@ -1195,6 +1205,65 @@ pub(crate) mod tests {
         expect_reply!(h, 552, "5.3.4");
         expect_reply!(h, 250, "2.1.0");
         expect_nothing!(h);
+    }
+
+    #[test]
+    fn a_message_that_circled_is_refused_not_stored() {
+        // Fed 7 bytes at a time: field names split across reads are still counted.
+        let big = SmtpConfig {
+            max_message_size: 100_000,
+            ..smtp_config()
+        };
+        let mut h = Host::with(big, 7);
+        let hops = |n: u32| {
+            let mut m = String::new();
+            for i in 0..n {
+                // Mixed case, as relays write it; a continuation line between them.
+                m += if i % 2 == 0 {
+                    "Received: from a\r\n\tby b;\r\n"
+                } else {
+                    "RECEIVED:x\r\n"
+                };
+            }
+            m + "X-Received: not a trace field\r\nSubject: loop\r\n\r\nReceived: in the body\r\n"
+        };
+        let skip_body = |h: &mut Host| loop {
+            match h.next() {
+                Some(Seen::Body(_)) => {}
+                other => break other,
+            }
+        };
+        send!(h, "EHLO c.example\r\n", "MAIL FROM:<a@b.example>\r\n");
+        send!(h, "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+        for _ in 0..5 {
+            h.next();
+        }
+        expect_event!(h, Seen::Begin);
+        send!(h, hops(HOPS_MAX), ".\r\n");
+        assert_eq!(skip_body(&mut h), Some(Seen::End), "100 hops are fine");
+        h.stored(Ok("7"));
+        expect_reply!(h, 250, "queued");
+        send!(
+            h,
+            "MAIL FROM:<a@b.example>\r\n",
+            "RCPT TO:<u@example.com>\r\n",
+            "DATA\r\n"
+        );
+        for _ in 0..3 {
+            h.next();
+        }
+        expect_event!(h, Seen::Begin);
+        send!(h, hops(HOPS_MAX + 1), ".\r\n", "QUIT\r\n");
+        assert_eq!(
+            skip_body(&mut h),
+            Some(Seen::Aborted(AbortReason::TooManyHops))
+        );
+        let r = expect_reply!(h, 554, "5.4.6");
+        assert!(
+            r.contains("too many hops (101 Received: fields, at most 100)"),
+            "{r}"
+        );
+        expect_reply!(h, 221);
     }
 
     #[test]
