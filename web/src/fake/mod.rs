@@ -7,6 +7,7 @@
 
 mod seed;
 mod settings;
+mod setup;
 
 use std::collections::VecDeque;
 use std::io::{self, Cursor};
@@ -21,7 +22,7 @@ use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{
     Action, ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
     MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, QueueRow, SaveError,
-    SaveOutcome, SettingField, SettingsValues, SortKey, Status, UpstreamStatus,
+    SaveOutcome, SettingField, SettingsValues, SetupReport, SortKey, Status, UpstreamStatus,
 };
 
 /// Most log events kept.
@@ -423,6 +424,24 @@ impl Backend for FakeBackend {
 
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {
         Ok(self.lock().log.iter().take(limit).cloned().collect())
+    }
+
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        let s = self.lock();
+        let v = |k| s.settings.value(k);
+        let hop = v("relay.next-hops");
+        let hop = hop
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("");
+        Ok(setup::report(
+            v("smtp.hostname"),
+            v("policy.domains"),
+            hop,
+            v("relay.upstream-silo").lines().next().unwrap_or(""),
+            s.firewall_applied,
+        ))
     }
 }
 
