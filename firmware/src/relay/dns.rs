@@ -46,7 +46,7 @@ const HEADER_LEN: usize = 12;
 const CLASS_IN: u16 = 1;
 const TYPE_CNAME: u16 = 5;
 
-/// The record types the relay asks for.
+/// The record types the relay (and `mailbag doctor`) asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QType {
     /// IPv4 address (RFC 1035 §3.4.1).
@@ -55,6 +55,10 @@ pub enum QType {
     Aaaa,
     /// Mail exchanger (RFC 1035 §3.3.9).
     Mx,
+    /// Text (RFC 1035 §3.3.14): MTA-STS and TLS-RPT records.
+    Txt,
+    /// Alias (RFC 1035 §3.3.1): is an MX host a CNAME?
+    Cname,
 }
 
 impl QType {
@@ -63,6 +67,8 @@ impl QType {
             Self::A => 1,
             Self::Aaaa => 28,
             Self::Mx => 15,
+            Self::Txt => 16,
+            Self::Cname => TYPE_CNAME,
         }
     }
 }
@@ -122,6 +128,12 @@ pub enum Records {
     Mx(Vec<MxRecord>),
     /// A or AAAA addresses in answer order.
     Addrs(Vec<IpAddr>),
+    /// TXT records in answer order, each one's character-strings joined (RFC 7208 §3.3
+    /// style; RFC 8461 §3.1 reads `_mta-sts` records so), bytes that are not UTF-8 shown
+    /// as U+FFFD.
+    Txt(Vec<String>),
+    /// CNAME targets (the name asked for is an alias of these; at most one in practice).
+    Names(Vec<Name>),
 }
 
 /// Why a response gives no [`Answer`].
@@ -280,6 +292,8 @@ impl Query {
         let mut records = match self.qtype {
             QType::Mx => Records::Mx(Vec::new()),
             QType::A | QType::Aaaa => Records::Addrs(Vec::new()),
+            QType::Txt => Records::Txt(Vec::new()),
+            QType::Cname => Records::Names(Vec::new()),
         };
         for _ in 0..=CNAME_MAX {
             let mut found = false;
@@ -310,6 +324,14 @@ impl Query {
                                 exchange
                             },
                         });
+                    }
+                    Records::Txt(list) => list.push(read_txt(data)?),
+                    Records::Names(list) => {
+                        let (target, end) = read_name(msg, rr.rdata)?;
+                        if end != rr.rdata + rr.rdlen || target.is_empty() {
+                            return Err(ResponseError::Malformed);
+                        }
+                        list.push(target);
                     }
                     Records::Addrs(list) => list.push(match (self.qtype, data.len()) {
                         (QType::A, 4) => {
@@ -420,6 +442,20 @@ fn read_rr(msg: &[u8], pos: usize) -> Result<(Rr, usize), ResponseError> {
         rdlen,
     };
     Ok((rr, rdata + rdlen))
+}
+
+/// One TXT record's RDATA: length-prefixed character-strings, joined.
+fn read_txt(data: &[u8]) -> Result<String, ResponseError> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let piece = tail
+            .get(..usize::from(len))
+            .ok_or(ResponseError::Malformed)?;
+        out.extend_from_slice(piece);
+        rest = &tail[usize::from(len)..];
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn read_u16(msg: &[u8], pos: usize) -> Option<u16> {
@@ -673,6 +709,33 @@ mod tests {
     }
 
     #[test]
+    fn txt_strings_are_joined_and_cnames_read_as_names() {
+        let m = Msg::new("_mta-sts.office.test", 16)
+            .rr(&ptr(12), 16, 300, b"\x08v=STSv1;\x05 id=7")
+            .rr(&ptr(12), 16, 300, b"\x00");
+        let a = q("_mta-sts.office.test", QType::Txt).parse(&m.0).unwrap();
+        assert_eq!(
+            a.records,
+            Records::Txt(vec!["v=STSv1; id=7".into(), String::new()])
+        );
+        let cut = Msg::new("t.test", 16).rr(&ptr(12), 16, 300, b"\x09short");
+        assert_eq!(
+            q("t.test", QType::Txt).parse(&cut.0),
+            Err(ResponseError::Malformed)
+        );
+        let m =
+            Msg::new("backup.test", TYPE_CNAME).rr(&ptr(12), TYPE_CNAME, 60, &wire("silo.test"));
+        let a = q("backup.test", QType::Cname).parse(&m.0).unwrap();
+        assert_eq!(
+            a.records,
+            Records::Names(vec![Name::try_from("silo.test").unwrap()])
+        );
+        let none = Msg::new("host.test", TYPE_CNAME);
+        let a = q("host.test", QType::Cname).parse(&none.0).unwrap();
+        assert_eq!(a.records, Records::Names(vec![]), "not an alias");
+    }
+
+    #[test]
     fn rcodes_map_to_permanent_or_temporary() {
         let with = |rcode: u8| Msg::with(ID, 0x81, 0x80 | rcode, "x.test", MX).0;
         let parse = |m: &[u8]| q("x.test", QType::Mx).parse(m);
@@ -832,7 +895,12 @@ mod tests {
                 .rr(&wire("b.test"), A, 60, &[192, 0, 2, 7])
                 .0,
         ];
-        let queries = [q("office.test", QType::Mx), q("office.test", QType::A)];
+        let queries = [
+            q("office.test", QType::Mx),
+            q("office.test", QType::A),
+            q("office.test", QType::Txt),
+            q("office.test", QType::Cname),
+        ];
         let mut state = 7u64;
         let mut parsed = 0;
         for round in 0..20_000 {
