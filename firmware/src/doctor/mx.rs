@@ -124,21 +124,28 @@ fn office_first(f: &Facts, dom: &str, records: &[MxRecord], out: &mut Vec<Check>
     }
 }
 
-/// The MX records that stand for `silo`: by name, or by a shared address.
-fn silo_preference(d: &DomainFacts, records: &[MxRecord], silo: &SiloFacts) -> Option<u16> {
+/// The MX records that stand for `silo`: by name, or (not the office's) by a shared
+/// address.
+fn silo_preference(
+    f: &Facts,
+    d: &DomainFacts,
+    records: &[MxRecord],
+    silo: &SiloFacts,
+) -> Option<u16> {
     let silo_addrs: &[IpAddr] = silo.addrs.as_deref().unwrap_or(&[]);
     records
         .iter()
         .filter(|r| {
             same_name(&r.exchange, &silo.host)
-                || d.hosts.iter().any(|h| {
-                    same_name(&h.name, &r.exchange)
-                        && h.addrs
-                            .as_deref()
-                            .unwrap_or(&[])
-                            .iter()
-                            .any(|a| silo_addrs.contains(a))
-                })
+                || !is_office(f, &r.exchange)
+                    && d.hosts.iter().any(|h| {
+                        same_name(&h.name, &r.exchange)
+                            && h.addrs
+                                .as_deref()
+                                .unwrap_or(&[])
+                                .iter()
+                                .any(|a| silo_addrs.contains(a))
+                    })
         })
         .map(|r| r.preference)
         .min()
@@ -170,7 +177,7 @@ fn backups(f: &Facts, d: &DomainFacts, records: &[MxRecord], out: &mut Vec<Check
     let mut found = Vec::new();
     let mut missing = false;
     for s in &f.silos {
-        match silo_preference(d, records, s) {
+        match silo_preference(f, d, records, s) {
             Some(p) => found.push((s.host.as_str(), p)),
             None => {
                 missing = true;
