@@ -46,7 +46,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     let settings = RelaySettings::from_config(&cfg, "mx.office.test").unwrap();
     let d = Arc::new(deliver::Deliverer {
         spool: spool.clone(),
-        settings: mailbag::daemon::reload::Live::new(settings),
+        settings: mailbag::daemon::live::Live::new(settings),
         guard: LoopGuard::new("mx.office.test", &[], &[]),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         kick: Arc::default(),

@@ -51,7 +51,7 @@ impl Inbound {
 pub struct Ctx {
     /// Session settings, policy and ETRN domains in force (a session keeps the ones it
     /// started with).
-    pub inbound: Arc<super::reload::Live<Inbound>>,
+    pub inbound: Arc<super::live::Live<Inbound>>,
     /// The spool thread.
     pub spool: SpoolHandle,
     /// STARTTLS, when configured.

@@ -57,7 +57,7 @@ pub struct Deliverer {
     /// The spool thread.
     pub spool: SpoolHandle,
     /// Parsed `[relay]` in force (see [`Deliverer::settings`]); replaced on reload.
-    pub settings: super::reload::Live<RelaySettings>,
+    pub settings: super::live::Live<RelaySettings>,
     /// Refuses next hops that are this daemon.
     pub guard: LoopGuard,
     /// Time.

@@ -18,6 +18,7 @@ pub mod dns;
 pub mod events;
 pub mod io;
 pub mod listen;
+pub mod live;
 pub mod outbound;
 pub mod queue_actions;
 pub mod queue_view;
@@ -123,7 +124,7 @@ async fn serve(
     let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let deliverer = Arc::new(deliver::Deliverer {
         spool: spool.clone(),
-        settings: reload::Live::new(relay),
+        settings: live::Live::new(relay),
         guard,
         clock: Arc::clone(&clock),
         kick: Arc::clone(&kick),
@@ -138,7 +139,7 @@ async fn serve(
         upstream_up: Arc::default(),
     });
     let events = Arc::new(events::EventLog::default());
-    let inbound = Arc::new(reload::Live::new(conn::Inbound::new(
+    let inbound = Arc::new(live::Live::new(conn::Inbound::new(
         session,
         &config.policy.domains,
     )));

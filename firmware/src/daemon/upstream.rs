@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use super::conn::Inbound;
 use super::deliver::Deliverer;
+use super::live::Live;
 use super::outbound;
-use super::reload::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 

@@ -347,7 +347,7 @@ fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delive
     let clock: Arc<dyn Clock> = clock.clone();
     Arc::new(super::deliver::Deliverer {
         spool: spool.clone(),
-        settings: super::reload::Live::new(
+        settings: super::live::Live::new(
             crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
         ),
         guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
@@ -448,7 +448,8 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     use crate::smtp::{Mailbox, SessionConfig};
 
     use super::conn::Inbound;
-    use super::reload::{Live, Reloader};
+    use super::live::Live;
+    use super::reload::Reloader;
 
     let dir = TempDir::new("reload");
     let (spool, thread, clock) = start(&dir.0);
