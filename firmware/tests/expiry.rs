@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink, subject_of};
 use common::tmpdir;
-use mailbag::daemon::{deliver, spool_actor, tls};
+use mailbag::daemon::{deliver, spool, tls};
 use mailbag::relay::{LoopGuard, RelayConfig, RelaySettings};
 use mailbag::spool::open::open_for_daemon;
 use mailbag::spool::{Envelope, Limits};
@@ -35,7 +35,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     let clock = Arc::new(ManualClock::new(T0));
     let dev = open_for_daemon(&dir.join("spool.img"), 8 << 20, clock.as_ref()).unwrap();
     let (spool, spool_thread) =
-        spool_actor::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
+        spool::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
     let cfg = RelayConfig {
         next_hops: vec![format!("127.0.0.1:{dead}")],
         routes: vec![format!("sender.test = 127.0.0.1:{mailbox}")],
@@ -140,7 +140,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
 }
 
 /// Most attempts any held message has had.
-async fn held_attempts(spool: &spool_actor::SpoolHandle) -> u32 {
+async fn held_attempts(spool: &spool::SpoolHandle) -> u32 {
     spool
         .run(|s| s.entries().iter().map(|e| e.attempts).max().unwrap_or(0))
         .await

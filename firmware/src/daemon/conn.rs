@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::spool_actor::{BODY_CHUNK, Chunk, SpoolHandle};
+use super::spool::{BODY_CHUNK, Chunk, SpoolHandle};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
@@ -29,7 +29,7 @@ pub const READ_BUF: usize = 16 * 1024;
 /// The settings a new session starts with; replaced whole on reload ([`super::reload`]).
 pub struct Inbound {
     /// Session settings and policy.
-    pub session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+    pub session: SessionConfig<Checker<super::spool::GaugeCapacity>>,
     /// Domains ETRN may flush (the configured ones, lower-case).
     pub domains: Vec<String>,
 }
@@ -37,7 +37,7 @@ pub struct Inbound {
 impl Inbound {
     /// `session` with the accepted `domains` (`policy.domains`).
     pub fn new(
-        session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+        session: SessionConfig<Checker<super::spool::GaugeCapacity>>,
         domains: &[String],
     ) -> Self {
         Self {

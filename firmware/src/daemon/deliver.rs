@@ -30,7 +30,7 @@ use mailbag_hal::Clock;
 use tokio::sync::{Notify, Semaphore, watch};
 
 use super::outbound::{self, Conn};
-use super::spool_actor::SpoolHandle;
+use super::spool::SpoolHandle;
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 use crate::relay::nexthop::{DnsError, MxError};

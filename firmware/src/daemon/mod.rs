@@ -23,7 +23,7 @@ pub mod outbound;
 pub mod queue_actions;
 pub mod queue_view;
 pub mod reload;
-pub mod spool_actor;
+pub mod spool;
 pub mod tls;
 pub mod upstream;
 pub mod web;
@@ -79,11 +79,11 @@ async fn serve(
         max_bytes: config.spool.max_bytes,
         max_bytes_per_domain: config.spool.max_bytes_per_domain,
     };
-    let (spool, spool_thread) = spool_actor::start(dev, limits, Arc::clone(&clock))
+    let (spool, spool_thread) = spool::start(dev, limits, Arc::clone(&clock))
         .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
 
     let rules = Arc::new(Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?);
-    let capacity = spool_actor::GaugeCapacity(Arc::clone(&spool.gauge));
+    let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let checker = Checker::new(rules, capacity.clone());
     let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
     let tls = if config.smtp.starttls {

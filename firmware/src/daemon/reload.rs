@@ -21,7 +21,7 @@ use toml::{Table, Value};
 use super::conn::Inbound;
 use super::deliver::Deliverer;
 use super::live::Live;
-use super::spool_actor::GaugeCapacity;
+use super::spool::GaugeCapacity;
 use super::web_settings::{lookup, set, tree};
 use crate::config::Config;
 use crate::policy::{Checker, Rules};

@@ -30,7 +30,7 @@ use super::events::EventLog;
 use super::queue_actions::{self, ActionError};
 use super::queue_view;
 use super::reload::Reloader;
-use super::spool_actor::SpoolHandle;
+use super::spool::SpoolHandle;
 use super::web_settings;
 use crate::config::{Config, Format};
 use crate::firewall::dns::{self, SystemResolver};

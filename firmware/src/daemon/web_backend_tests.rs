@@ -12,7 +12,7 @@ use mailbag_web::Backend;
 use mailbag_web::backend::{Action, BackendError, MessageId, QueueQuery, SaveError, SortKey};
 
 use super::events::EventLog;
-use super::spool_actor::{self, SpoolHandle};
+use super::spool::{self, SpoolHandle};
 use super::web_backend::{DaemonBackend, NO_DELIVERY};
 use crate::config::Config;
 use crate::spool::open::open_for_daemon;
@@ -46,7 +46,7 @@ fn start(dir: &Path) -> (SpoolHandle, JoinHandle<()>, Arc<ManualClock>) {
         max_bytes_per_domain: 0,
     };
     let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let (h, t) = spool_actor::start(dev, limits, clock_dyn).unwrap();
+    let (h, t) = spool::start(dev, limits, clock_dyn).unwrap();
     (h, t, clock)
 }
 
@@ -454,7 +454,7 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     let dir = TempDir::new("reload");
     let (spool, thread, clock) = start(&dir.0);
     let config = Config::demo(&dir.0);
-    let capacity = spool_actor::GaugeCapacity(Arc::clone(&spool.gauge));
+    let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let rules = Arc::new(Rules::from_config(&config.policy).unwrap());
     let session = SessionConfig::new(&config.smtp, Checker::new(rules, capacity.clone())).unwrap();
     let inbound = Arc::new(Live::new(Inbound::new(session, &config.policy.domains)));
