@@ -38,7 +38,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::deliver::Deliverer;
+use super::delivery::Deliverer;
 use super::events::EventLog;
 use super::queue_actions;
 use crate::config::validate::is_domain;

@@ -13,19 +13,16 @@
 
 pub mod conn;
 pub mod control;
-pub mod deliver;
-pub mod dns;
+pub mod delivery;
 pub mod events;
 pub mod io;
 pub mod listen;
 pub mod live;
-pub mod outbound;
 pub mod queue_actions;
 pub mod queue_view;
 pub mod reload;
 pub mod spool;
 pub mod tls;
-pub mod upstream;
 pub mod web;
 pub mod web_backend;
 #[cfg(test)]
@@ -122,18 +119,18 @@ async fn serve(
     let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
     let kick = Arc::new(tokio::sync::Notify::new());
     let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let deliverer = Arc::new(deliver::Deliverer {
+    let deliverer = Arc::new(delivery::Deliverer {
         spool: spool.clone(),
         settings: live::Live::new(relay),
         guard,
         clock: Arc::clone(&clock),
         kick: Arc::clone(&kick),
         hostname: config.smtp.hostname.clone(),
-        tls: tls::client_configs()?,
+        tls: delivery::tls::client_configs()?,
         // Unknown at start: held mail (if any) is probed for at once.
         hop_down: Arc::clone(&hop_down),
         down_routes: Default::default(),
-        dns: Arc::new(dns::DnsResolver::from_config(&config.relay)?),
+        dns: Arc::new(delivery::dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
         upstream_up: Arc::default(),
@@ -185,7 +182,7 @@ async fn serve(
     };
     let silo_watch = match (&config.role, &config.relay.upstream_silo) {
         (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
-            Ok(hop) => Some(tokio::spawn(upstream::watch_silo(
+            Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
                 Arc::clone(&deliverer),
                 hop,
                 Arc::clone(&inbound),
@@ -199,11 +196,11 @@ async fn serve(
         },
         _ => None,
     };
-    let probe = tokio::spawn(deliver::probe_loop(
+    let probe = tokio::spawn(delivery::lanes::probe_loop(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
     ));
-    let delivery = tokio::spawn(deliver::run(deliverer, shutdown_rx));
+    let delivery = tokio::spawn(delivery::lanes::run(deliverer, shutdown_rx));
     let max_sessions = config.smtp.max_sessions.max(1) as usize;
     let slots = Arc::new(Semaphore::new(max_sessions));
     let rejecting = Arc::new(Semaphore::new(listen::REJECTING_MAX));

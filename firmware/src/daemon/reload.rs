@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use toml::{Table, Value};
 
 use super::conn::Inbound;
-use super::deliver::Deliverer;
+use super::delivery::Deliverer;
 use super::live::Live;
 use super::spool::GaugeCapacity;
 use super::web_settings::{lookup, set, tree};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mailbag_web::{App, WebConfig, WebServer};
 
-use super::deliver::Deliverer;
+use super::delivery::Deliverer;
 use super::events::EventLog;
 use super::web_backend::DaemonBackend;
 use crate::config::Config;

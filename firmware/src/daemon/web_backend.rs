@@ -25,7 +25,7 @@ use mailbag_web::backend::{
     SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
-use super::deliver::Deliverer;
+use super::delivery::Deliverer;
 use super::events::EventLog;
 use super::queue_actions::{self, ActionError};
 use super::queue_view;

@@ -342,10 +342,10 @@ fn a_page_of_a_large_queue_reads_only_its_rows() {
 }
 
 /// A deliverer over `spool` (never run: the tests play its in-flight set by hand).
-fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::deliver::Deliverer> {
+fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delivery::Deliverer> {
     let config = Config::demo(Path::new("state"));
     let clock: Arc<dyn Clock> = clock.clone();
-    Arc::new(super::deliver::Deliverer {
+    Arc::new(super::delivery::Deliverer {
         spool: spool.clone(),
         settings: super::live::Live::new(
             crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
@@ -354,14 +354,16 @@ fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delive
         clock,
         kick: Arc::default(),
         hostname: "mx.test".into(),
-        tls: super::tls::client_configs().unwrap(),
+        tls: super::delivery::tls::client_configs().unwrap(),
         hop_down: Arc::default(),
         down_routes: Default::default(),
         in_flight: Arc::default(),
         upstream_up: Arc::default(),
         dns: Arc::new(
-            crate::daemon::dns::DnsResolver::from_config(&crate::relay::RelayConfig::default())
-                .unwrap(),
+            crate::daemon::delivery::dns::DnsResolver::from_config(
+                &crate::relay::RelayConfig::default(),
+            )
+            .unwrap(),
         ),
         hop_slots: Default::default(),
     })

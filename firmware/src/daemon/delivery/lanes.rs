@@ -30,7 +30,8 @@ use mailbag_hal::Clock;
 use tokio::sync::{Notify, Semaphore, watch};
 
 use super::outbound::{self, Conn};
-use super::spool::SpoolHandle;
+use super::tls::TlsClients;
+use crate::daemon::spool::SpoolHandle;
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 use crate::relay::nexthop::{DnsError, MxError};
@@ -57,7 +58,7 @@ pub struct Deliverer {
     /// The spool thread.
     pub spool: SpoolHandle,
     /// Parsed `[relay]` in force (see [`Deliverer::settings`]); replaced on reload.
-    pub settings: super::live::Live<RelaySettings>,
+    pub settings: crate::daemon::live::Live<RelaySettings>,
     /// Refuses next hops that are this daemon.
     pub guard: LoopGuard,
     /// Time.
@@ -83,15 +84,6 @@ pub struct Deliverer {
     pub in_flight: Arc<Mutex<HashSet<u64>>>,
     /// The upstream silo answered its last probe (edge role; see `upstream`).
     pub upstream_up: Arc<AtomicBool>,
-}
-
-/// TLS client configurations for opportunistic and verified STARTTLS.
-#[derive(Clone)]
-pub struct TlsClients {
-    /// Any certificate (encryption without authentication).
-    pub any: Arc<rustls::ClientConfig>,
-    /// Verified against the system CA bundle (None if none could be loaded).
-    pub verified: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Deliverer {
@@ -196,7 +188,8 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     }
     // Let attempts in progress record their outcome (bounded: a stuck next hop is dropped,
     // and its message is simply tried again after restart).
-    let _ = tokio::time::timeout(super::GRACE, workers.acquire_many(LANES_MAX as u32)).await;
+    let _ =
+        tokio::time::timeout(crate::daemon::GRACE, workers.acquire_many(LANES_MAX as u32)).await;
 }
 
 /// One turn of one lane: its due messages, oldest first, over kept connections.
@@ -237,7 +230,7 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
 
 /// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
 /// hop's reply, and our words for people.
-pub(super) type Notice = (String, (u8, u16, u16), Option<String>, String);
+pub(crate) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 /// The pending recipients of `meta` grouped by route: (route name, domain, target).
 fn route_groups<'s>(
@@ -444,7 +437,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
 
 /// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
 /// header block).
-pub(super) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
+pub(crate) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
     while headers.len() < DSN_HEADERS_READ {
         match d.spool.body(meta.id, headers.len() as u64).await {
@@ -458,7 +451,7 @@ pub(super) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u
 
 /// Queues a notice to `meta`'s envelope sender. True when it is durably queued or none is
 /// due (no recipients, null sender); false when it could not be written or queued.
-pub(super) async fn send_dsn(
+pub(crate) async fn send_dsn(
     d: &Deliverer,
     meta: &MessageMeta,
     headers: &[u8],

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::conn::Inbound;
-use super::deliver::Deliverer;
-use super::live::Live;
+use super::Deliverer;
 use super::outbound;
+use crate::daemon::conn::Inbound;
+use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
