@@ -196,7 +196,7 @@ async fn serve(
         },
         _ => None,
     };
-    let probe = tokio::spawn(delivery::lanes::probe_loop(
+    let probe = tokio::spawn(delivery::probe::probe_loop(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
     ));

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mailbag_hal::BlockDevice;
 
 use super::delivery::Deliverer;
-use super::delivery::lanes::{Notice, original_headers, send_dsn};
+use super::delivery::notice::{Notice, original_headers, send_dsn};
 use crate::relay::dsn::DsnKind;
 use crate::spool::message::domain_of;
 use crate::spool::{MessageId, RcptStatus, Spool, SpoolError, fnv1a};

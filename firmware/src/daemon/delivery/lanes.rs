@@ -1,46 +1,21 @@
-//! Delivery: takes due messages from the spool, sends them to their next hops, records
-//! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
-//! mail and queues bounces and delay warnings.
-//!
-//! - **When.** Every [`TICK`], and at once when kicked (a new message, ETRN, a flush, the
-//!   next hop answering a probe again).
-//! - **Order.** Held mail is delivered in lanes, one per recipient domain
-//!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
-//!   A lane's worker sends up to [`LANE_TURN`] messages over one kept connection, then
-//!   gives the next domain its turn. At most [`LANES_MAX`] lanes run at once.
-//! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
-//!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
-//!   recipients on two routes goes out in two transactions, recorded as one attempt.
-//! - **How much.** At most `relay.max-per-hop` connections per route at once: a recovered
-//!   server is not hammered.
-//! - **Order of effects.** The record is updated (or removed) *before* a bounce is queued,
-//!   so a crash can repeat a bounce but never lose a recipient's state. Delivery is
-//!   at-least-once: a crash between the next hop's 250 and our record update delivers that
-//!   message again after restart.
-//! - **TLS.** STARTTLS is used when offered (`opportunistic`: certificate not checked,
-//!   like Postfix's `may`); `require` fails the attempt when the hop has no STARTTLS;
-//!   `require-verify` checks the certificate against the system's CA file.
+//! The delivery loop: every [`TICK`] (or when kicked) it takes due lanes from the spool, one
+//! per recipient domain, and runs up to [`LANES_MAX`] of them at once; each sends up to
+//! [`LANE_TURN`] messages, records each attempt and queues the notices it calls for.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use mailbag_hal::Clock;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 
+use super::Deliverer;
+use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, Conn};
-use super::tls::TlsClients;
-use crate::daemon::spool::SpoolHandle;
 use crate::relay::client::{FailReason, Outcome};
-use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
+use crate::relay::dsn::DsnKind;
 use crate::relay::nexthop::{DnsError, MxError};
-use crate::relay::{
-    DomainKey, HopKey, LoopGuard, NextHop, NextHops, RelaySettings, Target, attempt,
-    record_attempts,
-};
+use crate::relay::{DomainKey, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
+use crate::spool::MessageMeta;
 use crate::spool::message::domain_of;
-use crate::spool::{Envelope, MessageMeta};
 
 /// How often due messages are looked for without a kick.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -50,105 +25,6 @@ pub const LANES_MAX: usize = 8;
 pub const LANE_TURN: usize = 20;
 /// Messages fetched from the spool at a time by a lane.
 const LANE_FETCH: usize = 4;
-/// Original headers read into a bounce (the DSN writer cuts them at its own limit).
-const DSN_HEADERS_READ: usize = 16 * 1024;
-
-/// The delivery task's shared parts.
-pub struct Deliverer {
-    /// The spool thread.
-    pub spool: SpoolHandle,
-    /// Parsed `[relay]` in force (see [`Deliverer::settings`]); replaced on reload.
-    pub settings: crate::daemon::live::Live<RelaySettings>,
-    /// Refuses next hops that are this daemon.
-    pub guard: LoopGuard,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// Wakes the loop (new mail, ETRN, flush).
-    pub kick: Arc<Notify>,
-    /// Our host name (DSN Reporting-MTA).
-    pub hostname: String,
-    /// TLS client configurations: (no verification, verification against system CAs).
-    pub tls: TlsClients,
-    /// Set when the last attempt could not reach any configured next hop; the probe then
-    /// watches for its return.
-    pub hop_down: Arc<AtomicBool>,
-    /// Routes (by name) whose next hops could not be reached at the last attempt; the
-    /// probe watches these, and the first success of one flushes the held mail.
-    pub down_routes: Mutex<HashSet<HopKey>>,
-    /// DNS for delivery by MX and for next-hop names.
-    pub dns: Arc<super::dns::DnsResolver>,
-    /// Connection permits per route (`relay.max-per-hop` each).
-    pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
-    /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
-    /// an admin action (see `queue_actions`). Neither touches a message the other holds.
-    pub in_flight: Arc<Mutex<HashSet<u64>>>,
-    /// The upstream silo answered its last probe (edge role; see `upstream`).
-    pub upstream_up: Arc<AtomicBool>,
-}
-
-impl Deliverer {
-    /// Records whether route `name` answered (through next hop `hop`). When it just came
-    /// back (it was down, or its state was unknown since start-up), every held message is
-    /// made due and delivery woken: the held mail goes now.
-    pub async fn route_state(&self, name: &str, reachable: bool, hop: &str) {
-        let came_back = {
-            let key = HopKey::of(name);
-            let mut down = self
-                .down_routes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
-            let was_down = down.contains(&key) || unknown;
-            if reachable {
-                down.remove(&key);
-            } else {
-                down.insert(key);
-            }
-            self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
-            was_down && reachable
-        };
-        if came_back {
-            let held = self.spool.flush(None).await;
-            crate::log!("next hop {hop} answers again: delivering {held} held message(s) now");
-            self.kick.notify_one();
-        }
-    }
-
-    /// The relay settings in force; an attempt takes them once and keeps them throughout.
-    pub fn settings(&self) -> Arc<RelaySettings> {
-        self.settings.get()
-    }
-
-    /// Marks `id` as being worked on; false when someone else holds it.
-    pub fn claim(&self, id: u64) -> bool {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id)
-    }
-
-    /// Lets go of `id`.
-    pub fn release(&self, id: u64) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-    }
-
-    fn slots(&self, route: &str) -> Arc<Semaphore> {
-        let mut map = self
-            .hop_slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Routes nobody uses any more (an MX route per domain) are forgotten.
-        let full = self.settings().max_per_hop.max(1) as usize;
-        map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
-        Arc::clone(
-            map.entry(HopKey::of(route))
-                .or_insert_with(|| Arc::new(Semaphore::new(full))),
-        )
-    }
-}
 
 /// Runs until `shutdown` flips; lanes in progress finish the message at hand (its record
 /// is written) and stop.
@@ -227,10 +103,6 @@ async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool
         c.quit(d).await;
     }
 }
-
-/// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
-/// hop's reply, and our words for people.
-pub(crate) type Notice = (String, (u8, u16, u16), Option<String>, String);
 
 /// The pending recipients of `meta` grouped by route: (route name, domain, target).
 fn route_groups<'s>(
@@ -432,135 +304,6 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
             &hop_name,
         )
         .await;
-    }
-}
-
-/// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
-/// header block).
-pub(crate) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
-    let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
-    while headers.len() < DSN_HEADERS_READ {
-        match d.spool.body(meta.id, headers.len() as u64).await {
-            Ok(chunk) if !chunk.is_empty() => headers.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    headers.truncate(DSN_HEADERS_READ);
-    headers
-}
-
-/// Queues a notice to `meta`'s envelope sender. True when it is durably queued or none is
-/// due (no recipients, null sender); false when it could not be written or queued.
-pub(crate) async fn send_dsn(
-    d: &Deliverer,
-    meta: &MessageMeta,
-    headers: &[u8],
-    kind: DsnKind,
-    recipients: &[Notice],
-    hop: &str,
-) -> bool {
-    if recipients.is_empty() {
-        return true;
-    }
-    let now = d.clock.unix_seconds();
-    let rcpts: Vec<DsnRecipient<'_>> = recipients
-        .iter()
-        .map(|(a, status, reply, reason)| DsnRecipient {
-            address: a,
-            status: *status,
-            remote_mta: (!hop.is_empty() && reply.is_some()).then_some(hop),
-            smtp_reply: reply.as_deref(),
-            reason,
-            last_attempt_unix: now,
-        })
-        .collect();
-    let report = Report {
-        reporting_mta: &d.hostname,
-        queue_id: meta.id,
-        arrival_unix: meta.received_unix,
-        now_unix: now,
-        kind,
-        recipients: &rcpts,
-    };
-    let mut out = Vec::new();
-    match write_dsn(&meta.sender, &report, headers, &mut out) {
-        Ok(Some(env)) => {
-            let Ok(envelope) = Envelope::new(&env.sender, [env.recipient.as_str()]) else {
-                crate::log!("{}: no bounce: the sender is no usable address", meta.id);
-                return false;
-            };
-            match d.spool.enqueue(envelope, &out).await {
-                Ok(dsn_id) => {
-                    crate::log!(
-                        "{}: {} notice {dsn_id} queued for <{}>",
-                        meta.id,
-                        if matches!(kind, DsnKind::Failure) {
-                            "bounce"
-                        } else {
-                            "delay"
-                        },
-                        env.recipient
-                    );
-                    d.kick.notify_one();
-                    true
-                }
-                Err(e) => {
-                    crate::log!("{}: could not queue the bounce: {e}", meta.id);
-                    false
-                }
-            }
-        }
-        Ok(None) => {
-            crate::log!(
-                "{}: no bounce: the sender is <> (never bounce a bounce)",
-                meta.id
-            );
-            true
-        }
-        Err(e) => {
-            crate::log!("{}: could not write the bounce: {e}", meta.id);
-            false
-        }
-    }
-}
-
-/// While the next hop is down and mail is held, connects to it every
-/// `relay.probe-interval` (EHLO, QUIT); as soon as it answers, every held message is made
-/// due and delivery starts at once.
-pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
-    // One probe at start even with nothing held, so the status page knows the next hop.
-    let mut checked = false;
-    loop {
-        let interval = Duration::from_micros(d.settings().probe_interval.as_micros());
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        if !d.hop_down.load(Ordering::Relaxed) || (checked && d.spool.gauge.get().messages == 0) {
-            continue;
-        }
-        checked = true;
-        // The routes known to be down, or all of them while nothing is known yet.
-        let watched: Vec<(String, Vec<NextHop>)> = {
-            let down = d.down_routes.lock().unwrap_or_else(PoisonError::into_inner);
-            d.settings()
-                .routes
-                .named_hop_lists()
-                .filter(|(name, _)| down.is_empty() || down.contains(&HopKey::of(name)))
-                .map(|(name, l)| {
-                    let hops = l.ordered(0).into_iter().filter(|h| !d.guard.is_self(h));
-                    (name, hops.cloned().collect())
-                })
-                .collect()
-        };
-        for (name, hops) in &watched {
-            for hop in hops {
-                if outbound::probe(&d, hop).await {
-                    d.route_state(name, true, &hop.host.to_string()).await;
-                    break;
-                }
-            }
-        }
     }
 }
 
