@@ -11,18 +11,16 @@
 //! [`reload::Reloader::apply`] (the admin page's save does the same); a file that does not
 //! load or validate is refused with a logged error and the running settings stay.
 
-pub mod conn;
 pub mod control;
 pub mod delivery;
 pub mod events;
+pub mod inbound;
 pub mod io;
-pub mod listen;
 pub mod live;
 pub mod queue_actions;
 pub mod queue_view;
 pub mod reload;
 pub mod spool;
-pub mod tls;
 pub mod web;
 pub mod web_backend;
 #[cfg(test)]
@@ -84,7 +82,7 @@ async fn serve(
     let checker = Checker::new(rules, capacity.clone());
     let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
     let tls = if config.smtp.starttls {
-        let sc = tls::server_config(
+        let sc = inbound::tls::server_config(
             config.smtp.tls_cert.as_deref(),
             config.smtp.tls_key.as_deref(),
             &state_dir,
@@ -101,7 +99,7 @@ async fn serve(
         let addr: SocketAddr = text
             .parse()
             .map_err(|_| format!("smtp.listen: '{text}' is not address:port"))?;
-        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = inbound::listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = l.local_addr().map_err(|e| e.to_string())?;
         crate::log!("smtp listening on {local}");
         listeners.push(l);
@@ -136,13 +134,13 @@ async fn serve(
         upstream_up: Arc::default(),
     });
     let events = Arc::new(events::EventLog::default());
-    let inbound = Arc::new(live::Live::new(conn::Inbound::new(
+    let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
         session,
         &config.policy.domains,
     )));
     let reloader = Arc::new(reload::Reloader::new(
         config.clone(),
-        Arc::clone(&inbound),
+        Arc::clone(&session_settings),
         Arc::clone(&deliverer),
         capacity,
         Some(tokio::runtime::Handle::current()),
@@ -157,8 +155,8 @@ async fn serve(
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let ctx = Arc::new(conn::Ctx {
-        inbound: Arc::clone(&inbound),
+    let ctx = Arc::new(inbound::Ctx {
+        inbound: Arc::clone(&session_settings),
         spool,
         tls,
         clock,
@@ -185,7 +183,7 @@ async fn serve(
             Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
                 Arc::clone(&deliverer),
                 hop,
-                Arc::clone(&inbound),
+                Arc::clone(&session_settings),
                 Arc::clone(&deliverer.upstream_up),
                 shutdown_rx.clone(),
             ))),
@@ -200,13 +198,13 @@ async fn serve(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
     ));
-    let delivery = tokio::spawn(delivery::lanes::run(deliverer, shutdown_rx));
+    let delivery_task = tokio::spawn(delivery::lanes::run(deliverer, shutdown_rx));
     let max_sessions = config.smtp.max_sessions.max(1) as usize;
     let slots = Arc::new(Semaphore::new(max_sessions));
-    let rejecting = Arc::new(Semaphore::new(listen::REJECTING_MAX));
+    let rejecting = Arc::new(Semaphore::new(inbound::listen::REJECTING_MAX));
     let mut accepts = Vec::new();
     for l in listeners {
-        accepts.push(tokio::spawn(listen::accept_loop(
+        accepts.push(tokio::spawn(inbound::listen::accept_loop(
             l,
             Arc::clone(&ctx),
             Arc::clone(&slots),
@@ -239,7 +237,7 @@ async fn serve(
     drop(ctx);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
-    let _ = delivery.await;
+    let _ = delivery_task.await;
     let _ = probe.await;
     if let Some(w) = silo_watch {
         // A probe or ETRN in progress is cut short: nothing durable depends on it.
@@ -261,7 +259,11 @@ async fn serve(
 }
 
 /// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
-async fn wait_for_stop(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &conn::Ctx) {
+async fn wait_for_stop(
+    reloader: &reload::Reloader,
+    config_file: Option<&Path>,
+    ctx: &inbound::Ctx,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -289,7 +291,7 @@ async fn wait_for_stop(reloader: &reload::Reloader, config_file: Option<&Path>, 
 }
 
 /// SIGHUP: the config file read again and applied; refused as a whole if it is bad.
-fn reload_file(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &conn::Ctx) {
+fn reload_file(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &inbound::Ctx) {
     let Some(path) = config_file else {
         crate::log!("SIGHUP: the demo has no config file to re-read; ignored");
         return;

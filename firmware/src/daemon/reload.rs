@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use toml::{Table, Value};
 
-use super::conn::Inbound;
 use super::delivery::Deliverer;
+use super::inbound::Inbound;
 use super::live::Live;
 use super::spool::GaugeCapacity;
 use super::web_settings::{lookup, set, tree};

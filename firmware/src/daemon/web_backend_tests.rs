@@ -449,7 +449,7 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     use crate::policy::{Checker, Policy as _, Rules};
     use crate::smtp::{Mailbox, SessionConfig};
 
-    use super::conn::Inbound;
+    use super::inbound::Inbound;
     use super::live::Live;
     use super::reload::Reloader;
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::Deliverer;
 use super::outbound;
-use crate::daemon::conn::Inbound;
+use crate::daemon::inbound::Inbound;
 use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
