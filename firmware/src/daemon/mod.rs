@@ -4,28 +4,20 @@
 //! Shutdown (SIGTERM from procd, or SIGINT): stop accepting, tell idle sessions `421`,
 //! give sessions in the middle of a message [`GRACE`] to finish, then let the spool thread
 //! finish the requests it has and sync. Nothing acknowledged is ever lost: a message not
-//! yet answered 250 is the sender's to retry. The control socket ([`control`]) stops
+//! yet answered 250 is the sender's to retry. The control socket ([`admin::control`]) stops
 //! accepting with the listeners and its file is removed.
 //!
 //! SIGHUP re-reads the config file the daemon was started with and applies it through
-//! [`reload::Reloader::apply`] (the admin page's save does the same); a file that does not
+//! [`admin::reload::Reloader::apply`] (the admin page's save does the same); a file that does not
 //! load or validate is refused with a logged error and the running settings stay.
 
-pub mod control;
+pub mod admin;
 pub mod delivery;
 pub mod events;
 pub mod inbound;
 pub mod io;
 pub mod live;
-pub mod queue_actions;
-pub mod queue_view;
-pub mod reload;
 pub mod spool;
-pub mod web;
-pub mod web_backend;
-#[cfg(test)]
-mod web_backend_tests;
-pub mod web_settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -138,14 +130,14 @@ async fn serve(
         session,
         &config.policy.domains,
     )));
-    let reloader = Arc::new(reload::Reloader::new(
+    let reloader = Arc::new(admin::reload::Reloader::new(
         config.clone(),
         Arc::clone(&session_settings),
         Arc::clone(&deliverer),
         capacity,
         Some(tokio::runtime::Handle::current()),
     ));
-    let pages = web::start(
+    let pages = admin::web::start(
         &config,
         &state_dir,
         config_file.clone(),
@@ -169,7 +161,7 @@ async fn serve(
     } else {
         let path = Path::new(&config.daemon.control_socket);
         // Not fatal: an MX that refuses to start over its admin socket takes no mail.
-        control::start(
+        admin::control::start(
             path,
             Arc::clone(&deliverer),
             Arc::clone(&ctx.events),
@@ -260,7 +252,7 @@ async fn serve(
 
 /// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
 async fn wait_for_stop(
-    reloader: &reload::Reloader,
+    reloader: &admin::reload::Reloader,
     config_file: Option<&Path>,
     ctx: &inbound::Ctx,
 ) {
@@ -291,7 +283,7 @@ async fn wait_for_stop(
 }
 
 /// SIGHUP: the config file read again and applied; refused as a whole if it is bad.
-fn reload_file(reloader: &reload::Reloader, config_file: Option<&Path>, ctx: &inbound::Ctx) {
+fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, ctx: &inbound::Ctx) {
     let Some(path) = config_file else {
         crate::log!("SIGHUP: the demo has no config file to re-read; ignored");
         return;

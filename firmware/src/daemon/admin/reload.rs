@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use toml::{Table, Value};
 
-use super::delivery::Deliverer;
-use super::inbound::Inbound;
-use super::live::Live;
-use super::spool::GaugeCapacity;
-use super::web_settings::{lookup, set, tree};
+use super::settings::{lookup, set, tree};
 use crate::config::Config;
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::inbound::Inbound;
+use crate::daemon::live::Live;
+use crate::daemon::spool::GaugeCapacity;
 use crate::policy::{Checker, Rules};
 use crate::relay::RelaySettings;
 use crate::smtp::SessionConfig;

@@ -11,10 +11,10 @@ use mailbag_hal::{Clock, ManualClock};
 use mailbag_web::Backend;
 use mailbag_web::backend::{Action, BackendError, MessageId, QueueQuery, SaveError, SortKey};
 
-use super::events::EventLog;
-use super::spool::{self, SpoolHandle};
 use super::web_backend::{DaemonBackend, NO_DELIVERY};
 use crate::config::Config;
+use crate::daemon::events::EventLog;
+use crate::daemon::spool::{self, SpoolHandle};
 use crate::spool::open::open_for_daemon;
 use crate::spool::{Envelope, Limits};
 
@@ -342,19 +342,22 @@ fn a_page_of_a_large_queue_reads_only_its_rows() {
 }
 
 /// A deliverer over `spool` (never run: the tests play its in-flight set by hand).
-fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::delivery::Deliverer> {
+fn deliverer(
+    spool: &SpoolHandle,
+    clock: &Arc<ManualClock>,
+) -> Arc<crate::daemon::delivery::Deliverer> {
     let config = Config::demo(Path::new("state"));
     let clock: Arc<dyn Clock> = clock.clone();
-    Arc::new(super::delivery::Deliverer {
+    Arc::new(crate::daemon::delivery::Deliverer {
         spool: spool.clone(),
-        settings: super::live::Live::new(
+        settings: crate::daemon::live::Live::new(
             crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
         ),
         guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
         clock,
         kick: Arc::default(),
         hostname: "mx.test".into(),
-        tls: super::delivery::tls::client_configs().unwrap(),
+        tls: crate::daemon::delivery::tls::client_configs().unwrap(),
         hop_down: Arc::default(),
         down_routes: Default::default(),
         in_flight: Arc::default(),
@@ -449,9 +452,9 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     use crate::policy::{Checker, Policy as _, Rules};
     use crate::smtp::{Mailbox, SessionConfig};
 
-    use super::inbound::Inbound;
-    use super::live::Live;
     use super::reload::Reloader;
+    use crate::daemon::inbound::Inbound;
+    use crate::daemon::live::Live;
 
     let dir = TempDir::new("reload");
     let (spool, thread, clock) = start(&dir.0);
