@@ -1,5 +1,64 @@
 //! The daemon edge: tokio listeners, TLS, the spool thread, signals. Everything that does
-//! I/O lives here; the protocol cores (`smtp`, `policy`, `spool` logic) are driven from it.
+//! I/O lives here; the protocol cores (`smtp`, `policy`, `relay`, `spool` logic) are driven
+//! from it.
+//!
+//! # Subsystems
+//!
+//! ```text
+//!  daemon::serve (this file): builds each subsystem, hands each the handles it needs,
+//!  │                           watches signals, shuts down in order
+//!  ▼
+//!  admin     control socket · queue actions · admin page · settings · reload
+//!  │           offers: Reloader, control::start, web::start (to the wiring only)
+//!  ▼
+//!  inbound   listeners · one task per SMTP connection · server TLS
+//!  │           offers: Live<Inbound> (session settings in force), Ctx
+//!  ▼
+//!  delivery  lanes · outbound connections · notices · probe · silo watch · DNS · client TLS
+//!  │           offers: Deliverer
+//!  ▼
+//!  spool     the thread that owns the flash device and the mounted spool
+//!              offers: SpoolHandle, GaugeCapacity
+//!  ─────────────────────────────────────────────────────────────────────────────────────
+//!  shared    live (Live<T>) · io (Io<T>, STARTTLS-capable stream) · events (EventLog)
+//!            · GRACE
+//! ```
+//!
+//! | subsystem | owns | its handle |
+//! |---|---|---|
+//! | [`spool`] | the flash device, the mounted spool, its fill gauge; one request at a time | [`spool::SpoolHandle`], [`spool::GaugeCapacity`] |
+//! | [`delivery`] | due mail → next hops: lanes, kept connections, per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS, client TLS | [`delivery::Deliverer`] |
+//! | [`inbound`] | listeners, session slots, SMTP sessions until the spool says "durable", server TLS | [`inbound::Inbound`] (in a [`live::Live`]), [`inbound::Ctx`] |
+//! | [`admin`] | the operator's actions (flush, delete, bounce), control socket, admin page and its views, settings, reload | used by the wiring only |
+//!
+//! **The rule.** An arrow is "may import": a subsystem uses the handles of those below it
+//! and never names one above. admin → inbound, delivery, spool; inbound → delivery, spool;
+//! delivery → spool; spool → none; nothing imports admin. Everyone may use the shared
+//! pieces, which import no subsystem. Only this file imports everything. A path leaves its
+//! subsystem as `crate::daemon::…`, never `super::super::…`, and inside a subsystem no two
+//! files import each other in a circle. `tests/daemon_layers.rs` reads the sources and
+//! fails on a break, naming file and line.
+//!
+//! **Where the code does not follow it yet** (known, to be removed):
+//!
+//! - `delivery::upstream` imports `inbound::Inbound`: the silo watch reads the accepted
+//!   domains through `Live<Inbound>`. It is the one import against the arrows, listed as an
+//!   exception in the check.
+//! - [`delivery::Deliverer`] is a bag of public fields, not a handle: admin reads and
+//!   writes them directly (`in_flight`, `kick`, `spool`, `settings`, `hop_slots`,
+//!   `upstream_up`, `hop_down`, `clock`), admin's queue actions call delivery's notice
+//!   writer ([`delivery::notice`]), and this file, admin's tests and `tests/expiry.rs`
+//!   write its full literal.
+//! - Inbound wakes delivery through a bare `Arc<Notify>` ([`inbound::Ctx::kick`]), not
+//!   through a delivery handle; "make held mail due" is written in inbound (ETRN),
+//!   delivery (`Deliverer::route_state`) and admin (`queue_actions`, `reload`, the admin
+//!   page's flush).
+//! - Admin's [`admin::reload`] builds inbound's [`inbound::Inbound`] from the config and
+//!   sets delivery's settings itself.
+//! - Every module is `pub` (the integration tests reach in): a handle is a convention here,
+//!   not yet enforced by visibility.
+//! - [`GRACE`] lives in this file and is named by `admin::control` and `delivery::lanes`
+//!   (the check allows it as a shared constant).
 //!
 //! Shutdown (SIGTERM from procd, or SIGINT): stop accepting, tell idle sessions `421`,
 //! give sessions in the middle of a message [`GRACE`] to finish, then let the spool thread

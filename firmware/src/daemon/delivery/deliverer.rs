@@ -41,7 +41,7 @@ pub struct Deliverer {
     /// Connection permits per route (`relay.max-per-hop` each).
     pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
-    /// an admin action (see `queue_actions`). Neither touches a message the other holds.
+    /// an admin action (see `admin::queue_actions`). Neither touches a message the other holds.
     pub in_flight: Arc<Mutex<HashSet<u64>>>,
     /// The upstream silo answered its last probe (edge role; see `upstream`).
     pub upstream_up: Arc<AtomicBool>,
