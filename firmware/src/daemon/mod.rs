@@ -21,7 +21,7 @@
 //!              offers: SpoolHandle, GaugeCapacity
 //!  ─────────────────────────────────────────────────────────────────────────────────────
 //!  shared    live (Live<T>) · io (Io<T>, STARTTLS-capable stream) · events (EventLog)
-//!            · GRACE
+//!            · shutdown (GRACE)
 //! ```
 //!
 //! | subsystem | owns | its handle |
@@ -34,7 +34,8 @@
 //! **The rule.** An arrow is "may import": a subsystem uses the handles of those below it
 //! and never names one above. admin → inbound, delivery, spool; inbound → delivery, spool;
 //! delivery → spool; spool → none; nothing imports admin. Everyone may use the shared
-//! pieces, which import no subsystem. Only this file imports everything. A path leaves its
+//! pieces, which import no subsystem. Only this file imports everything; nothing imports it
+//! (the shared [`GRACE`] lives in [`shutdown`]). A path leaves its
 //! subsystem as `crate::daemon::…`, never `super::super::…`, and inside a subsystem no two
 //! files import each other in a circle. `tests/daemon_layers.rs` reads the sources and
 //! fails on a break, naming file and line.
@@ -57,8 +58,8 @@
 //!   sets delivery's settings itself.
 //! - Every module is `pub` (the integration tests reach in): a handle is a convention here,
 //!   not yet enforced by visibility.
-//! - [`GRACE`] lives in this file and is named by `admin::control` and `delivery::lanes`
-//!   (the check allows it as a shared constant).
+//!
+//! # Stopping and reloading
 //!
 //! Shutdown (SIGTERM from procd, or SIGINT): stop accepting, tell idle sessions `421`,
 //! give sessions in the middle of a message [`GRACE`] to finish, then let the spool thread
@@ -76,12 +77,12 @@ pub mod events;
 pub mod inbound;
 pub mod io;
 pub mod live;
+pub mod shutdown;
 pub mod spool;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use mailbag_hal::{Clock, SystemClock};
 use tokio::sync::{Semaphore, watch};
@@ -92,9 +93,7 @@ use crate::policy::{Checker, Rules};
 use crate::smtp::SessionConfig;
 use crate::spool::Limits;
 use crate::spool::open::open_for_daemon;
-
-/// How long sessions get to finish after a stop signal.
-pub const GRACE: Duration = Duration::from_secs(20);
+use shutdown::GRACE;
 
 /// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
 /// (when none is configured). `config_file` is where the admin page saves settings;

@@ -294,7 +294,7 @@ async fn serve(
         crate::log!("control socket {}: not removed: {e}", path.display());
     }
     let all = u32::try_from(CONNECTIONS_MAX).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(crate::daemon::GRACE, slots.acquire_many(all)).await;
+    let _ = tokio::time::timeout(crate::daemon::shutdown::GRACE, slots.acquire_many(all)).await;
 }
 
 /// Reads one request, answers it, closes.

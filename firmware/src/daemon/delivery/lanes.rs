@@ -64,8 +64,11 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     }
     // Let attempts in progress record their outcome (bounded: a stuck next hop is dropped,
     // and its message is simply tried again after restart).
-    let _ =
-        tokio::time::timeout(crate::daemon::GRACE, workers.acquire_many(LANES_MAX as u32)).await;
+    let _ = tokio::time::timeout(
+        crate::daemon::shutdown::GRACE,
+        workers.acquire_many(LANES_MAX as u32),
+    )
+    .await;
 }
 
 /// One turn of one lane: its due messages, oldest first, over kept connections.
