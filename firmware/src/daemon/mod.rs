@@ -24,12 +24,19 @@
 //!            · shutdown (GRACE)
 //! ```
 //!
-//! | subsystem | owns | its handle |
-//! |---|---|---|
-//! | [`spool`] | the flash device, the mounted spool, its fill gauge; one request at a time | [`spool::SpoolHandle`], [`spool::GaugeCapacity`] |
-//! | [`delivery`] | due mail → next hops: lanes, kept connections, per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS, client TLS | [`delivery::Deliverer`] |
-//! | [`inbound`] | listeners, session slots, SMTP sessions until the spool says "durable", server TLS | [`inbound::Inbound`] (in a [`live::Live`]), [`inbound::Ctx`] |
-//! | [`admin`] | the operator's actions (flush, delete, bounce), control socket, admin page and its views, settings, reload | used by the wiring only |
+//! What each owns, and the handle it offers:
+//!
+//! - [`spool`] owns the flash device, the mounted spool and its fill gauge, and serves
+//!   one request at a time. Handle: [`spool::SpoolHandle`] (and [`spool::GaugeCapacity`]
+//!   for the policy's fill check).
+//! - [`delivery`] owns getting due mail to its next hops: lanes, kept connections,
+//!   per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS,
+//!   client TLS. Handle: [`delivery::Deliverer`].
+//! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
+//!   "durable", and server TLS. Handles: [`inbound::Inbound`] (session settings, in a
+//!   [`live::Live`]) and [`inbound::Ctx`].
+//! - [`admin`] owns the operator's actions (flush, delete, bounce), the control socket,
+//!   the admin page and its views, settings and reload. Used by the wiring only.
 //!
 //! **The rule.** An arrow is "may import": a subsystem uses the handles of those below it
 //! and never names one above. admin → inbound, delivery, spool; inbound → delivery, spool;

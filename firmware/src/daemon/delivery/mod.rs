@@ -2,12 +2,13 @@
 //! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
 //! mail and queues bounces and delay warnings.
 //!
-//! - **When.** Every [`TICK`](lanes::TICK), and at once when kicked (a new message, ETRN, a flush, the
-//!   next hop answering a probe again).
+//! - **When.** Every [`TICK`](lanes::TICK), and at once when kicked (a new message, ETRN,
+//!   a flush, the next hop answering a probe again).
 //! - **Order.** Held mail is delivered in lanes, one per recipient domain
 //!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
-//!   A lane's worker sends up to [`LANE_TURN`](lanes::LANE_TURN) messages over one kept connection, then
-//!   gives the next domain its turn. At most [`LANES_MAX`](lanes::LANES_MAX) lanes run at once.
+//!   A lane's worker sends up to [`LANE_TURN`](lanes::LANE_TURN) messages over one kept
+//!   connection, then gives the next domain its turn. At most
+//!   [`LANES_MAX`](lanes::LANES_MAX) lanes run at once.
 //! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
 //!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
 //!   recipients on two routes goes out in two transactions, recorded as one attempt.
