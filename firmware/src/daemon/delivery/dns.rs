@@ -117,7 +117,7 @@ impl DnsResolver {
     pub async fn mx(&self, domain: &str) -> Result<Vec<MxRecord>, DnsError> {
         match self.lookup(domain, QType::Mx).await? {
             Records::Mx(list) => Ok(list),
-            Records::Addrs(_) => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 
