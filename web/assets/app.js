@@ -137,7 +137,7 @@ async function viewStatus() {
       section('Mail flow', kvTable([
         ['Role', badge('notice', s.role), 'st-role'],
         ['Primary (' + (s.primary.name || 'next hop') + ')', [badge(s.primary.up ? 'success' : 'important', s.primary.up ? 'up' : 'down'), ' since ' + fmtTime(s.primary.since) + ' (' + rel(s.primary.since, s.now) + ')'], 'st-primary'],
-        ['Upstream silo', up ? [badge(up.reachable ? 'success' : 'important', up.reachable ? 'reachable' : 'unreachable'), ' ' + up.address] : 'not configured', 'st-upstream'],
+        ['Upstream silos', up.length ? up.map((u, i) => h('div', {}, badge(u.reachable ? 'success' : 'important', u.reachable ? 'reachable' : 'unreachable'), ' ' + u.address + (up.length > 1 ? ' (tier ' + (i + 1) + ')' : ''))) : 'not configured', 'st-upstream'],
         ['Last delivery', s.last_delivery ? fmtTime(s.last_delivery) + ' (' + rel(s.last_delivery, s.now) + ')' : 'never', 'st-last'],
         ['Next retry', s.next_retry ? fmtTime(s.next_retry) + ' (' + rel(s.next_retry, s.now) + ')' : '-', 'st-next'],
       ])),

@@ -85,8 +85,8 @@ pub struct Status {
     pub now: u64,
     /// The primary / next hop.
     pub primary: PrimaryStatus,
-    /// The upstream silo, if this is an edge with one configured.
-    pub upstream: Option<UpstreamStatus>,
+    /// The upstream silos (edge), in `relay.upstream-silo` order; empty when none.
+    pub upstream: Vec<UpstreamStatus>,
     /// Messages held.
     pub queue_depth: u64,
     /// Age in seconds of the oldest held message.

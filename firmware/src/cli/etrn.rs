@@ -1,8 +1,9 @@
 //! `mailbag etrn [HOST[:PORT] DOMAIN...]`: ask an SMTP server to deliver the mail it holds
 //! now (ETRN, RFC 1985).
 //!
-//! - `etrn` without arguments asks the configured upstream silo (`relay.upstream-silo`)
-//!   for every accepted domain — what the WAN hotplug does when the link comes back.
+//! - `etrn` without arguments asks each configured upstream silo (`relay.upstream-silo`,
+//!   in order) for every accepted domain — what the WAN hotplug does when the link comes
+//!   back. It fails only when no silo took the requests.
 //! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
 //!   `queue flush`'s fallback when there is no control socket.
 //!
@@ -33,25 +34,35 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
     while let Some(w) = args.next_word() {
         words.push(w);
     }
-    let (server, domains, helo) = if words.is_empty() {
+    if words.is_empty() {
         let c = load(config_path)?;
-        let silo = c
-            .relay
-            .upstream_silo
-            .clone()
-            .ok_or("relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN")?;
-        (silo, c.policy.domains.clone(), c.smtp.hostname.clone())
-    } else if words.len() >= 2 {
-        let helo = config_path
-            .map(|p| load(Some(p)))
-            .transpose()?
-            .map(|c| c.smtp.hostname)
-            .unwrap_or_else(local_name);
-        (words[0].clone(), words[1..].to_vec(), helo)
-    } else {
+        if c.relay.upstream_silo.is_empty() {
+            return Err(
+                "relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN".into(),
+            );
+        }
+        let mut errors = Vec::new();
+        for silo in &c.relay.upstream_silo {
+            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname) {
+                errors.push(format!("{silo}: {e}"));
+            }
+        }
+        // One silo answering is enough: the others may be down with the office link.
+        return if errors.len() < c.relay.upstream_silo.len() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        };
+    }
+    if words.len() < 2 {
         return Err("usage: mailbag etrn [HOST[:PORT] DOMAIN...] [--config FILE]".into());
-    };
-    run_all(&server, &domains, &helo)
+    }
+    let helo = config_path
+        .map(|p| load(Some(p)))
+        .transpose()?
+        .map(|c| c.smtp.hostname)
+        .unwrap_or_else(local_name);
+    run_all(&words[0], &words[1..], &helo)
 }
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.

@@ -188,7 +188,14 @@ async fn serve(
         dns: Arc::new(delivery::dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
-        upstream_up: Arc::default(),
+        upstream_up: Arc::new(
+            config
+                .relay
+                .upstream_silo
+                .iter()
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        ),
     });
     let events = Arc::new(events::EventLog::default());
     let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
@@ -235,22 +242,22 @@ async fn serve(
         .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
         .ok()
     };
-    let silo_watch = match (&config.role, &config.relay.upstream_silo) {
-        (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
-            Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
-                Arc::clone(&deliverer),
-                hop,
-                Arc::clone(&session_settings),
-                Arc::clone(&deliverer.upstream_up),
-                shutdown_rx.clone(),
-            ))),
-            Err(e) => {
-                crate::log!("relay.upstream-silo '{silo}': {e}; not watched");
-                None
+    let mut silo_watches = Vec::new();
+    if config.role == crate::config::Role::Edge {
+        for (index, silo) in config.relay.upstream_silo.iter().enumerate() {
+            match crate::relay::NextHop::parse(silo, 0) {
+                Ok(hop) => silo_watches.push(tokio::spawn(delivery::upstream::watch_silo(
+                    Arc::clone(&deliverer),
+                    hop,
+                    index,
+                    Arc::clone(&session_settings),
+                    Arc::clone(&deliverer.upstream_up),
+                    shutdown_rx.clone(),
+                ))),
+                Err(e) => crate::log!("relay.upstream-silo '{silo}': {e}; not watched"),
             }
-        },
-        _ => None,
-    };
+        }
+    }
     let probe = tokio::spawn(delivery::probe::probe_loop(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
@@ -296,7 +303,7 @@ async fn serve(
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery_task.await;
     let _ = probe.await;
-    if let Some(w) = silo_watch {
+    for w in silo_watches {
         // A probe or ETRN in progress is cut short: nothing durable depends on it.
         w.abort();
         let _ = w.await;

@@ -254,10 +254,15 @@ impl Backend for FakeBackend {
                 up: false,
                 since: Some(s.started.saturating_sub(7300)),
             },
-            upstream: (!upstream.is_empty()).then(|| UpstreamStatus {
-                address: upstream.into(),
-                reachable: true,
-            }),
+            upstream: upstream
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|a| UpstreamStatus {
+                    address: a.into(),
+                    reachable: true,
+                })
+                .collect(),
             queue_depth: s.messages.len() as u64,
             oldest_age_secs: s
                 .messages

@@ -45,7 +45,7 @@ const SCHEMA: &[Spec] = &[
     Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List, default: "", restart: false },
     Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "host:port, optionally with a preference: 10 mail.lan:25", kind: Kind::List, default: "", restart: false },
     Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List, default: "", restart: false },
-    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::Text, default: "", restart: true },
+    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silos", help: "host:port per line, in MX order (silo 1, then silo 2); each gets ETRN when the WAN returns (edge)", kind: Kind::List, default: "", restart: true },
     Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text, default: "15m for 2h, then 30m", restart: false },
     Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number(1, 30), default: "7", restart: false },
     Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number(0, 720), default: "4", restart: false },
@@ -318,9 +318,7 @@ fn check_text(key: &str, v: &str) -> Option<String> {
             &|l| l.parse::<IpAddr>().is_ok() || l.parse::<SocketAddr>().is_ok(),
             "an IP address or ip:port",
         ),
-        "relay.upstream-silo" => {
-            (!v.is_empty() && !is_host_port(v)).then(|| "must be host:port".into())
-        }
+        "relay.upstream-silo" => bad_line(&is_host_port, "host:port"),
         "relay.retry" => {
             (!is_retry_schedule(v)).then(|| "must look like: 15m for 2h, then 30m".into())
         }

@@ -44,7 +44,7 @@ const SCHEMA: &[Spec] = &[
     Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List },
     Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "[preference ]host[:port], one per line; lowest preference first", kind: Kind::List },
     Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List },
-    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::OptText },
+    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silos", help: "host:port per line, in MX order (silo 1, then silo 2); each gets ETRN when the WAN returns (edge)", kind: Kind::List },
     Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text },
     Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number },
     Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number },
@@ -261,15 +261,18 @@ mod tests {
             &values(&[
                 ("policy.domains", "example.test\nother.test\n"),
                 ("relay.lifetime-days", "5"),
-                ("relay.upstream-silo", "silo.example.net:25"),
+                (
+                    "relay.upstream-silo",
+                    "silo1.example.net:25\nsilo2.example.net:25",
+                ),
             ]),
         )
         .unwrap();
         assert_eq!(m.policy.domains, ["example.test", "other.test"]);
         assert_eq!(m.relay.lifetime_days, 5);
         assert_eq!(
-            m.relay.upstream_silo.as_deref(),
-            Some("silo.example.net:25")
+            m.relay.upstream_silo,
+            ["silo1.example.net:25", "silo2.example.net:25"]
         );
         assert_eq!(
             changed(&c, &m),

@@ -270,17 +270,22 @@ impl Backend for DaemonBackend {
             upstream: c
                 .relay
                 .upstream_silo
-                .as_ref()
-                .map(|a| match &self.deliverer {
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match &self.deliverer {
                     Some((d, _)) => UpstreamStatus {
                         address: a.clone(),
-                        reachable: d.upstream_up.load(std::sync::atomic::Ordering::Relaxed),
+                        reachable: d
+                            .upstream_up
+                            .get(i)
+                            .is_some_and(|u| u.load(std::sync::atomic::Ordering::Relaxed)),
                     },
                     None => UpstreamStatus {
                         address: format!("{a} (not checked: {NO_DELIVERY})"),
                         reachable: false,
                     },
-                }),
+                })
+                .collect(),
             queue_depth: f.messages,
             oldest_age_secs: f.oldest.map(|t| now.saturating_sub(t)),
             spool_used_bytes: f.used,

@@ -43,8 +43,9 @@ pub struct Deliverer {
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
     /// an admin action (see `admin::queue_actions`). Neither touches a message the other holds.
     pub in_flight: Arc<Mutex<HashSet<u64>>>,
-    /// The upstream silo answered its last probe (edge role; see `upstream`).
-    pub upstream_up: Arc<AtomicBool>,
+    /// Per `relay.upstream-silo` entry, in order: the silo answered its last probe (edge
+    /// role; see `upstream`).
+    pub upstream_up: Arc<Vec<AtomicBool>>,
 }
 
 impl Deliverer {

@@ -1,12 +1,13 @@
-//! The edge's watch on its upstream silo (`relay.upstream-silo`): when the silo becomes
-//! reachable — at start-up, or when the office's internet link comes back — mailbag asks
-//! it to deliver what it holds for the office's domains at once (ETRN, RFC 1985), instead
-//! of waiting for the silo's next retry.
+//! The edge's watch on its upstream silos (`relay.upstream-silo`, one watch per silo of
+//! the chain): when a silo becomes reachable — at start-up, or when the office's internet
+//! link comes back — mailbag asks it to deliver what it holds for the office's domains at
+//! once (ETRN, RFC 1985), instead of waiting for the silo's next retry or probe.
 //!
-//! - Every `relay.probe-interval` the silo is probed (connect, EHLO, QUIT). On the change
+//! - Every `relay.probe-interval` each silo is probed (connect, EHLO, QUIT). On the change
 //!   from unreachable (or unknown, at start) to reachable, one ETRN per accepted domain is
 //!   sent; the replies are logged. While the silo stays reachable nothing more is sent.
-//! - The result is published in an `AtomicBool` for the status page.
+//!   Each silo has its own watch, so a silo that is down never delays the others' ETRN.
+//! - The results are published in `AtomicBool`s (one per silo) for the status page.
 //! - The WAN hotplug's `mailbag etrn` does the same at once when the link comes up; both
 //!   are harmless together (a second ETRN only finds less to flush).
 
@@ -23,18 +24,22 @@ use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
-/// Watches `silo` until shutdown; ETRN goes for the accepted domains in force.
+/// Watches `silo` (the `index`th of `relay.upstream-silo`) until shutdown, publishing its
+/// state in `up[index]`; ETRN goes for the accepted domains in force.
 pub async fn watch_silo(
     d: Arc<Deliverer>,
     silo: NextHop,
+    index: usize,
     inbound: Arc<Live<Inbound>>,
-    up: Arc<AtomicBool>,
+    up: Arc<Vec<AtomicBool>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut was_up = false;
     loop {
         let reachable = outbound::probe(&d, &silo).await;
-        up.store(reachable, Ordering::Relaxed);
+        if let Some(state) = up.get(index) {
+            state.store(reachable, Ordering::Relaxed);
+        }
         if reachable && !was_up {
             crate::log!(
                 "upstream silo {} reachable: asking it to deliver held mail (ETRN)",
