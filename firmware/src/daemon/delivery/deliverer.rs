@@ -12,7 +12,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::tls::TlsClients;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
-use crate::relay::{HopKey, LoopGuard, RelaySettings};
+use crate::relay::{HopKey, LoopGuard, RelaySettings, route};
 
 /// The delivery task's shared parts.
 pub struct Deliverer {
@@ -33,9 +33,10 @@ pub struct Deliverer {
     /// Set when the last attempt could not reach any configured next hop; the probe then
     /// watches for its return.
     pub hop_down: Arc<AtomicBool>,
-    /// Routes (by name) whose next hops could not be reached at the last attempt; the
-    /// probe watches these, and the first success of one flushes the held mail.
-    pub down_routes: Mutex<HashSet<HopKey>>,
+    /// Routes whose next hops could not be reached at the last attempt, with their names
+    /// (an MX route's name says its domain); the probe watches these, and the first success
+    /// of one flushes the held mail.
+    pub down_routes: Mutex<HashMap<HopKey, String>>,
     /// DNS for delivery by MX and for next-hop names.
     pub dns: Arc<super::dns::DnsResolver>,
     /// Connection permits per route (`relay.max-per-hop` each).
@@ -50,8 +51,10 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// Records whether route `name` answered (through next hop `hop`). When it just came
-    /// back (it was down, or its state was unknown since start-up), every held message is
-    /// made due and delivery woken: the held mail goes now.
+    /// back, the held mail is made due and delivery woken: it goes now. A route that was
+    /// down releases its own mail — all of it for a next-hop list, its domain's for an MX
+    /// route (a silo holds many offices' mail; one office's return does not concern the
+    /// others); the first answer after start-up (state unknown) releases everything.
     pub async fn route_state(&self, name: &str, reachable: bool, hop: &str) {
         let came_back = {
             let key = HopKey::of(name);
@@ -60,17 +63,21 @@ impl Deliverer {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
-            let was_down = down.contains(&key) || unknown;
+            let was_down = down.contains_key(&key);
             if reachable {
                 down.remove(&key);
             } else {
-                down.insert(key);
+                down.insert(key, name.to_owned());
             }
             self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
-            was_down && reachable
+            match (reachable, was_down, unknown) {
+                (true, true, _) => Some(route::mx_domain(name).map(str::to_owned)),
+                (true, false, true) => Some(None),
+                _ => None,
+            }
         };
-        if came_back {
-            let held = self.spool.flush(None).await;
+        if let Some(scope) = came_back {
+            let held = self.spool.flush(scope).await;
             crate::log!("next hop {hop} answers again: delivering {held} held message(s) now");
             self.kick.notify_one();
         }

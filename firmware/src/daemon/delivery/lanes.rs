@@ -194,13 +194,13 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                     let (o, h, kept) =
                         outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
                     hop_name = h;
-                    if matches!(target, Target::Hops(_)) {
-                        let unreachable =
-                            matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
-                        // Back before the probe saw it (new mail got through): what it held
-                        // back goes now, not at its retry time.
-                        d.route_state(name, !unreachable, &hop_name).await;
-                    }
+                    let unreachable =
+                        matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
+                    // Down: the probe watches the route (an MX route too: a silo learns
+                    // that the office, or a more preferred silo, is back). Back before the
+                    // probe saw it (new mail got through): what it held goes now, not at
+                    // its retry time.
+                    d.route_state(name, !unreachable, &hop_name).await;
                     *conn = kept;
                     o
                 }
@@ -311,7 +311,10 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
 }
 
 /// Next hops from `domain`'s MX records (we and anything less preferred left out).
-async fn mx_hops(d: &Deliverer, domain: &str) -> Result<crate::relay::NextHops, MxError> {
+pub(super) async fn mx_hops(
+    d: &Deliverer,
+    domain: &str,
+) -> Result<crate::relay::NextHops, MxError> {
     d.dns
         .next_hops(domain, &d.guard, crate::relay::nexthop::DEFAULT_PORT)
         .await
