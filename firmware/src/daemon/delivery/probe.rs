@@ -58,9 +58,12 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
+/// A route's name and the hosts to ask for it, in order.
+type Watched = Vec<(String, Vec<NextHop>)>;
+
 /// The next-hop lists to probe (those known to be down, or all while nothing is known
-/// yet), and the MX routes known to be down with their domains.
-fn watched(d: &Deliverer) -> (Vec<(String, Vec<NextHop>)>, Vec<(String, String)>) {
+/// yet), and the MX routes known to be down: (name, domain).
+fn watched(d: &Deliverer) -> (Watched, Vec<(String, String)>) {
     let down = d.down_routes.lock().unwrap_or_else(PoisonError::into_inner);
     let lists = d
         .settings()
