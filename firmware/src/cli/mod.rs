@@ -8,6 +8,7 @@ use std::process::ExitCode;
 mod args;
 mod config;
 mod control;
+mod doctor;
 mod etrn;
 mod firewall;
 pub(crate) mod fmt;
@@ -38,6 +39,9 @@ commands:
   etrn [HOST[:PORT] DOMAIN...]           ask a server (default: relay.upstream-silo) to deliver
                                          what it holds for our domains (RFC 1985)
   check-config FILE                      check a config file (UCI or TOML)
+  doctor [DOMAIN...] [--json] [--ca-file FILE] [--config FILE]
+                                         check the setup: MX records, MTA-STS, next hops,
+                                         silos (ETRN), firewall, spool; exit 1 on a failure
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
   firewall apply [--config FILE]         load them (set update in place when loaded)
@@ -56,6 +60,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Some("spool") => spool::run(&mut args),
         Some("queue") => queue::run(&mut args),
         Some("etrn") => etrn::etrn(&mut args),
+        Some("doctor") => return doctor::run(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {

@@ -197,7 +197,7 @@ async fn serve(
                 .collect(),
         ),
     });
-    let events = Arc::new(events::EventLog::default());
+    let events = Arc::new(events::EventLog::new(clock.unix_seconds()));
     let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
         session,
         &config.policy.domains,

@@ -164,6 +164,48 @@ pub struct SpoolUsage {
     pub rate_secs: u64,
 }
 
+impl core::fmt::Display for SpoolUsage {
+    /// `messages=3 used=4096 free=1048576 rate-bytes=0 rate-secs=0`: the control socket's
+    /// `stats` answer.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "messages={} used={} free={} rate-bytes={} rate-secs={}",
+            self.messages, self.used, self.free, self.rate_bytes, self.rate_secs
+        )
+    }
+}
+
+impl core::str::FromStr for SpoolUsage {
+    type Err = String;
+
+    /// Reads what [`Display`](core::fmt::Display) wrote; unknown keys are skipped (a newer
+    /// daemon may say more).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut u = SpoolUsage::default();
+        let mut seen = 0;
+        for word in s.split_whitespace() {
+            let (k, v) = word
+                .split_once('=')
+                .ok_or_else(|| format!("'{word}' is not key=value"))?;
+            let slot = match k {
+                "messages" => &mut u.messages,
+                "used" => &mut u.used,
+                "free" => &mut u.free,
+                "rate-bytes" => &mut u.rate_bytes,
+                "rate-secs" => &mut u.rate_secs,
+                _ => continue,
+            };
+            *slot = v.parse().map_err(|_| format!("'{word}' is not a number"))?;
+            seen += 1;
+        }
+        if seen < 5 {
+            return Err(format!("incomplete spool figures: '{s}'"));
+        }
+        Ok(u)
+    }
+}
+
 /// Nothing observed yet: every lookup "not done".
 impl Default for Facts {
     fn default() -> Self {
@@ -210,3 +252,27 @@ impl Default for SpoolFacts {
 
 /// Why a default fact is missing.
 const NOT_ASKED: &str = "not checked";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_figures_round_trip_through_their_text() {
+        let u = SpoolUsage {
+            messages: 3,
+            used: 4096,
+            free: 1 << 20,
+            rate_bytes: 77,
+            rate_secs: 3600,
+        };
+        assert_eq!(u.to_string().parse::<SpoolUsage>(), Ok(u));
+        assert_eq!(format!("{u} later=1").parse::<SpoolUsage>(), Ok(u));
+        assert!("messages=3".parse::<SpoolUsage>().is_err());
+        assert!(
+            "messages=x used=1 free=1 rate-bytes=1 rate-secs=1"
+                .parse::<SpoolUsage>()
+                .is_err()
+        );
+    }
+}

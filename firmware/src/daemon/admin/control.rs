@@ -15,6 +15,7 @@
 //! | request | does |
 //! |---|---|
 //! | `ping` | `ok mailbag VERSION` |
+//! | `stats` | `ok messages=N used=BYTES free=BYTES rate-bytes=BYTES rate-secs=SECS`: the spool's fill and the bytes accepted over the last day (for `mailbag doctor`) |
 //! | `flush [DOMAIN]` | held mail (of DOMAIN, or all) due now, delivery woken |
 //! | `delete ID` | removes message ID (16 hex digits) |
 //! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`queue_actions`]) |
@@ -42,6 +43,7 @@ use super::queue_actions;
 use crate::config::validate::is_domain;
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
+use crate::doctor::facts::SpoolUsage;
 use crate::spool::MessageId;
 
 /// Longest request line, line end included.
@@ -62,6 +64,8 @@ const DRAIN_MAX: usize = 64 * 1024;
 pub enum Command {
     /// `ping`.
     Ping,
+    /// `stats`.
+    Stats,
     /// `flush [DOMAIN]`.
     Flush(Option<String>),
     /// `delete ID`.
@@ -97,7 +101,10 @@ impl fmt::Display for ParseError {
             Self::Empty => f.write_str("empty request"),
             Self::TooLong => write!(f, "request longer than {REQUEST_MAX} bytes"),
             Self::NotText => f.write_str("request is not text"),
-            Self::Unknown(c) => write!(f, "unknown command '{c}' (ping, flush, delete, bounce)"),
+            Self::Unknown(c) => write!(
+                f,
+                "unknown command '{c}' (ping, stats, flush, delete, bounce)"
+            ),
             Self::Usage(u) => write!(f, "usage: {u}"),
             Self::BadId(s) => write!(f, "'{s}' is not a message id (16 hex digits)"),
             Self::BadDomain(s) => write!(f, "'{s}' is not a domain name"),
@@ -127,6 +134,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     match (command.as_str(), args.as_slice()) {
         ("ping", []) => Ok(Command::Ping),
         ("ping", _) => Err(ParseError::Usage("ping")),
+        ("stats", []) => Ok(Command::Stats),
+        ("stats", _) => Err(ParseError::Usage("stats")),
         ("flush", []) => Ok(Command::Flush(None)),
         ("flush", [d]) => domain(d).map(|d| Command::Flush(Some(d))),
         ("flush", _) => Err(ParseError::Usage("flush [DOMAIN]")),
@@ -373,10 +382,25 @@ async fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
     }
 }
 
+/// The spool's fill (from its published gauge, never waiting for the spool thread) and
+/// the bytes accepted over the last day.
+pub fn spool_usage(d: &Deliverer, events: &EventLog) -> SpoolUsage {
+    let g = d.spool.gauge.get();
+    let (rate_bytes, rate_secs) = events.accept_rate(d.clock.unix_seconds());
+    SpoolUsage {
+        messages: g.messages,
+        used: g.bytes,
+        free: g.max_bytes.saturating_sub(g.bytes),
+        rate_bytes,
+        rate_secs,
+    }
+}
+
 async fn execute(cmd: Command, d: &Deliverer, events: &EventLog) -> String {
     let now = d.clock.unix_seconds();
     match cmd {
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
+        Command::Stats => format!("ok {}", spool_usage(d, events)),
         Command::Flush(domain) => {
             let n = queue_actions::flush(d, domain.as_deref()).await;
             let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
@@ -437,6 +461,8 @@ mod tests {
     fn requests_parse_to_commands() {
         assert_eq!(parse(b"ping\n"), Ok(Command::Ping));
         assert_eq!(parse(b"flush"), Ok(Command::Flush(None)));
+        assert_eq!(parse(b"stats\n"), Ok(Command::Stats));
+        assert_eq!(parse(b"stats now"), Err(ParseError::Usage("stats")));
         assert_eq!(
             parse(b"FLUSH Office.Test.\r\n"),
             Ok(Command::Flush(Some("office.test".into())))
@@ -511,7 +537,7 @@ mod tests {
         assert!(
             ParseError::Unknown("x".into())
                 .to_string()
-                .contains("ping, flush, delete, bounce")
+                .contains("ping, stats, flush, delete, bounce")
         );
     }
 }

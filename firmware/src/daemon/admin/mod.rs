@@ -1,14 +1,17 @@
 //! **admin**: what the operator sees and does. The control socket behind `mailbag queue`
 //! ([`control`]), the operator's queue actions — flush, delete, bounce — ([`queue_actions`]),
 //! the admin page ([`web`], its backend [`web_backend`], the queue list [`queue_view`] and
-//! the settings form [`settings`]), and applying a changed configuration to the running
-//! daemon ([`reload`]).
+//! the settings form [`settings`]), applying a changed configuration to the running
+//! daemon ([`reload`]), and the setup check's I/O ([`doctor`], for `mailbag doctor` and the
+//! page's "Check setup").
 //!
 //! Admin sits on top: it uses the spool's, delivery's and inbound's handles; none of them
 //! imports admin. What it offers is for the daemon's wiring only: [`reload::Reloader`],
-//! [`control::start`], [`web::start`].
+//! [`control::start`], [`web::start`] — and [`doctor::gather`], which the command line
+//! calls too.
 
 pub mod control;
+pub mod doctor;
 pub mod queue_actions;
 pub mod queue_view;
 pub mod reload;

@@ -13,6 +13,7 @@
 //!   NXDOMAIN for [`NEGATIVE_TTL`]; temporary failures are never kept.
 //! - **MX.** [`DnsResolver::next_hops`] looks the MX records up and hands them to
 //!   [`nexthop::from_mx`], which holds the RFC 5321 §5.1 / RFC 7505 rules and the loop guard.
+//! - **TXT, CNAME** ([`DnsResolver::txt`], [`DnsResolver::cname`]) for the setup check.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -137,6 +138,23 @@ impl DnsResolver {
                 Err(DnsError::Temporary)
             }
             _ => Ok(out),
+        }
+    }
+
+    /// The TXT records of `name`, each one's strings joined (`mailbag doctor`: MTA-STS and
+    /// TLS-RPT records). Empty when the name exists without any.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        match self.lookup(name, QType::Txt).await? {
+            Records::Txt(list) => Ok(list),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Where `name` points when it is an alias (CNAME), `None` when it is not one.
+    pub async fn cname(&self, name: &str) -> Result<Option<Name>, DnsError> {
+        match self.lookup(name, QType::Cname).await? {
+            Records::Names(list) => Ok(list.into_iter().next()),
+            _ => Ok(None),
         }
     }
 

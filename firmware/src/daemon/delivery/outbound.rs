@@ -13,19 +13,26 @@
 //!   fresh connection. At most [`MESSAGES_PER_CONNECTION`] messages per connection.
 //! - **Limits.** Each connection holds one of its route's `max-per-hop` permits for its
 //!   whole life.
+//! - **Sessions without a message** (probe, ETRN) need only a [`Dialer`] — the resolver,
+//!   the loop guard, the client settings, TLS and time — not the spool: the setup check
+//!   (`mailbag doctor`) uses them from the command line too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use embassy_time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use mailbag_hal::Clock;
+
 use super::Deliverer;
-use crate::relay::client::{Action, FailReason, Failure, Kept, Outcome};
+use super::dns::DnsResolver;
+use super::tls::TlsClients;
+use crate::daemon::spool::SpoolHandle;
+use crate::relay::client::{Action, ClientConfig, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
-use crate::relay::{Client, Job, NextHop, TlsPolicy};
+use crate::relay::{Client, Job, LoopGuard, NextHop, TlsPolicy};
 use crate::spool::MessageMeta;
 
 /// TCP connect timeout per next-hop address.
@@ -36,6 +43,37 @@ pub const MESSAGES_PER_CONNECTION: u32 = 100;
 const READ_BUFFER: usize = 4096;
 
 type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// What a session to a next hop needs besides its socket: names resolved, ourselves
+/// refused, our EHLO name and TLS policy, the TLS configurations, time.
+pub struct Dialer<'a> {
+    /// Resolves next-hop names.
+    pub dns: &'a DnsResolver,
+    /// Refuses our own addresses.
+    pub guard: &'a LoopGuard,
+    /// EHLO name and TLS policy (taken once per session).
+    pub client: ClientConfig,
+    /// TLS client configurations.
+    pub tls: &'a TlsClients,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// TCP connect timeout per address.
+    pub connect_timeout: Duration,
+}
+
+impl Deliverer {
+    /// The dialer of the delivery tasks (the relay settings in force).
+    pub fn dialer(&self) -> Dialer<'_> {
+        Dialer {
+            dns: &self.dns,
+            guard: &self.guard,
+            client: self.settings().client.clone(),
+            tls: &self.tls,
+            clock: self.clock.as_ref(),
+            connect_timeout: CONNECT_TIMEOUT,
+        }
+    }
+}
 
 /// A temporary failure of a whole attempt.
 pub fn failure(reason: FailReason) -> Outcome {
@@ -97,8 +135,10 @@ impl Conn {
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
-        let mut c = Client::resume(&kept, job, now(d));
-        let outcome = drive(d, &self.hop, &mut self.io, &mut self.rb, &mut c, Some(meta)).await;
+        let dl = d.dialer();
+        let mut c = Client::resume(&kept, job, dl.clock.now());
+        let body = Some((&d.spool, meta));
+        let outcome = drive(&dl, &self.hop, &mut self.io, &mut self.rb, &mut c, body).await;
         self.kept = c.kept();
         self.messages += 1;
         // Dropped while idle (or RSET refused): the message got nowhere; a fresh
@@ -132,8 +172,9 @@ impl Conn {
     }
 
     async fn quit_with(&mut self, d: &Deliverer, kept: &Kept) {
-        let mut c = Client::quit_kept(kept, now(d));
-        let _ = drive(d, &self.hop, &mut self.io, &mut self.rb, &mut c, None).await;
+        let dl = d.dialer();
+        let mut c = Client::quit_kept(kept, dl.clock.now());
+        let _ = drive(&dl, &self.hop, &mut self.io, &mut self.rb, &mut c, None).await;
     }
 }
 
@@ -147,19 +188,19 @@ pub async fn open_and_send(
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
 ) -> (Outcome, String, Option<Conn>) {
+    let dl = d.dialer();
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
     for hop in hops {
         hop_name = hop.host.to_string();
-        for addr in resolve(d, hop).await {
-            let Some(stream) = connect(addr).await else {
+        for addr in resolve(&dl, hop).await {
+            let Some(stream) = connect(&dl, addr).await else {
                 continue;
             };
             let mut io = Io::Plain(stream);
             let mut rb = ReadBuf::new();
-            let mut c =
-                Client::deliver(d.settings().client.clone(), job.clone(), now(d)).keep_open();
-            outcome = drive(d, hop, &mut io, &mut rb, &mut c, Some(meta)).await;
+            let mut c = Client::deliver(dl.client.clone(), job.clone(), dl.clock.now()).keep_open();
+            outcome = drive(&dl, hop, &mut io, &mut rb, &mut c, Some((&d.spool, meta))).await;
             let kept = c.kept();
             drop(c);
             if let Some(kept) = kept {
@@ -187,39 +228,51 @@ pub async fn open_and_send(
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
 pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
+    matches!(probe_with(&d.dialer(), hop).await, Outcome::Probed(_))
+}
+
+/// Connects to each address of `hop` in turn, says EHLO and QUIT: [`Outcome::Probed`] with
+/// the extensions offered by the first that answers, else the last failure.
+pub async fn probe_with(dl: &Dialer<'_>, hop: &NextHop) -> Outcome {
+    let mut last = failure(FailReason::Connect);
+    for addr in resolve(dl, hop).await {
+        let Some(stream) = connect(dl, addr).await else {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::probe(d.settings().client.clone(), now(d));
-        let outcome = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        let mut c = Client::probe(dl.client.clone(), dl.clock.now());
+        last = drive(dl, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
         io.shutdown().await;
-        if matches!(outcome, Outcome::Probed(_)) {
-            return true;
+        if matches!(last, Outcome::Probed(_)) {
+            break;
         }
     }
-    false
+    last
 }
 
 /// Asks `hop` (a silo) to deliver what it holds for `domain` now (ETRN, RFC 1985).
 pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
+    etrn_with(&d.dialer(), hop, domain).await
+}
+
+/// [`etrn`] with a [`Dialer`].
+pub async fn etrn_with(dl: &Dialer<'_>, hop: &NextHop, domain: &str) -> Outcome {
     let mut last = failure(FailReason::Connect);
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
+    for addr in resolve(dl, hop).await {
+        let Some(stream) = connect(dl, addr).await else {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::etrn(d.settings().client.clone(), domain, now(d));
-        last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        let mut c = Client::etrn(dl.client.clone(), domain, dl.clock.now());
+        last = drive(dl, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
         io.shutdown().await;
         break;
     }
     last
 }
 
-async fn connect(addr: SocketAddr) -> Option<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+async fn connect(dl: &Dialer<'_>, addr: SocketAddr) -> Option<TcpStream> {
+    let stream = tokio::time::timeout(dl.connect_timeout, TcpStream::connect(addr))
         .await
         .ok()?
         .ok()?;
@@ -229,11 +282,11 @@ async fn connect(addr: SocketAddr) -> Option<TcpStream> {
 
 /// The addresses of a next hop: a name's from DNS, else from the host's resolver
 /// (`/etc/hosts`); our own addresses left out (the loop guard, after resolution).
-pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
+pub async fn resolve(dl: &Dialer<'_>, hop: &NextHop) -> Vec<SocketAddr> {
     let addrs: Vec<SocketAddr> = match &hop.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
         Host::Name(n) => {
-            let from_dns = d.dns.addrs(n).await.unwrap_or_default();
+            let from_dns = dl.dns.addrs(n).await.unwrap_or_default();
             if from_dns.is_empty() {
                 tokio::net::lookup_host((n.as_str(), hop.port))
                     .await
@@ -249,22 +302,18 @@ pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
     };
     addrs
         .into_iter()
-        .filter(|a| !d.guard.is_our_address(*a))
+        .filter(|a| !dl.guard.is_our_address(*a))
         .collect()
-}
-
-fn now(d: &Deliverer) -> Instant {
-    d.clock.now()
 }
 
 /// Drives `c` on `io` until its outcome is known and it is idle, or it is closed.
 async fn drive(
-    d: &Deliverer,
+    d: &Dialer<'_>,
     hop: &NextHop,
     io: &mut Io,
     rb: &mut ReadBuf,
     c: &mut Client<'_>,
-    body_of: Option<&MessageMeta>,
+    body_of: Option<(&SpoolHandle, &MessageMeta)>,
 ) -> Outcome {
     loop {
         if flush_out(d, c, io).await.is_err() {
@@ -278,8 +327,8 @@ async fn drive(
             }
             Some(Action::SendBody) => {
                 match body_of {
-                    Some(meta) => {
-                        if !send_body(d, io, c, meta).await {
+                    Some((spool, meta)) => {
+                        if !send_body(d, spool, io, c, meta).await {
                             return failure(FailReason::Closed);
                         }
                     }
@@ -299,7 +348,7 @@ async fn drive(
         }
         // Feed what we have, then read more.
         if rb.start < rb.end {
-            let n = c.input(&rb.buf[rb.start..rb.end], now(d));
+            let n = c.input(&rb.buf[rb.start..rb.end], d.clock.now());
             rb.start += n;
             if n > 0 {
                 continue;
@@ -311,12 +360,12 @@ async fn drive(
         }
         let wait = c
             .deadline()
-            .map(|t| Duration::from_micros(t.saturating_duration_since(now(d)).as_micros()))
+            .map(|t| Duration::from_micros(t.saturating_duration_since(d.clock.now()).as_micros()))
             .unwrap_or(Duration::from_secs(300));
         match tokio::time::timeout(wait, io.read(&mut rb.buf[rb.end..])).await {
             Ok(Ok(0)) | Ok(Err(_)) => c.eof(),
             Ok(Ok(n)) => rb.end += n,
-            Err(_) => c.tick(now(d)),
+            Err(_) => c.tick(d.clock.now()),
         }
     }
     c.outcome()
@@ -324,12 +373,12 @@ async fn drive(
         .unwrap_or_else(|| failure(FailReason::Closed))
 }
 
-async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>) {
+async fn starttls(d: &Dialer<'_>, hop: &NextHop, io: &mut Io, c: &mut Client<'_>) {
     let Some(tcp) = io.take_plain() else {
         c.tls_failed();
         return;
     };
-    let verify = d.settings().client.tls == TlsPolicy::RequireVerify;
+    let verify = d.client.tls == TlsPolicy::RequireVerify;
     let config = if verify {
         d.tls.verified.clone()
     } else {
@@ -349,17 +398,23 @@ async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>)
     {
         Ok(tls) => {
             *io = Io::Tls(Box::new(tls));
-            c.tls_established(verify, now(d));
+            c.tls_established(verify, d.clock.now());
         }
         Err(_) => c.tls_failed(),
     }
 }
 
 /// Streams the body from the spool; false when it cannot be read (the attempt fails).
-async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &MessageMeta) -> bool {
+async fn send_body(
+    d: &Dialer<'_>,
+    spool: &SpoolHandle,
+    io: &mut Io,
+    c: &mut Client<'_>,
+    meta: &MessageMeta,
+) -> bool {
     let mut offset = 0u64;
     loop {
-        let chunk = match d.spool.body(meta.id, offset).await {
+        let chunk = match spool.body(meta.id, offset).await {
             Ok(c) => c,
             Err(e) => {
                 crate::log!("{}: cannot read the body: {e}", meta.id);
@@ -372,7 +427,7 @@ async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &Messag
         offset += chunk.len() as u64;
         let mut used = 0;
         while used < chunk.len() && !c.is_closed() {
-            used += c.body(&chunk[used..], now(d));
+            used += c.body(&chunk[used..], d.clock.now());
             if flush_out(d, c, io).await.is_err() {
                 c.eof();
                 break;
@@ -382,17 +437,17 @@ async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &Messag
             break;
         }
     }
-    c.body_end(now(d));
+    c.body_end(d.clock.now());
     true
 }
 
-async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {
+async fn flush_out(d: &Dialer<'_>, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {
     let out = c.output();
     if out.is_empty() {
         return Ok(());
     }
     let n = out.len();
     io.write_all(out).await?;
-    c.written(n, now(d));
+    c.written(n, d.clock.now());
     Ok(())
 }

@@ -1,6 +1,12 @@
 //! STARTTLS client configurations for delivery: rustls (ring), one that encrypts without
 //! checking the certificate (opportunistic) and one verified against the system CA bundle.
+//!
+//! **Trust roots.** The CA bundle is [`CA_BUNDLE`] unless the environment names another
+//! PEM file in [`CA_FILE_ENV`] (`MAILBAG_CA_FILE=/etc/mailbag/ca.pem`): for a provider's
+//! own CA, or for tests with a test CA. `mailbag doctor --ca-file FILE` does the same for
+//! its MTA-STS policy fetch.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
@@ -26,30 +32,48 @@ pub fn client_configs() -> Result<TlsClients, String> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(Arc::clone(&provider))))
         .with_no_client_auth();
+    Ok(TlsClients {
+        any: Arc::new(any),
+        verified: verified(&ca_file(None)).ok(),
+    })
+}
+
+/// The CA file in force: `explicit`, else [`CA_FILE_ENV`], else [`CA_BUNDLE`].
+pub fn ca_file(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CA_FILE_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(CA_BUNDLE))
+}
+
+/// A client configuration that verifies servers against the certificates of `ca_file`
+/// (PEM); an error names the file when it holds none.
+pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
+    if let Ok(iter) = CertificateDer::pem_file_iter(ca_file) {
         for cert in iter.flatten() {
             let _ = roots.add(cert);
         }
     }
-    let verified = if roots.is_empty() {
-        None
-    } else {
-        let b = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS client: {e}"))?;
-        Some(Arc::new(
-            b.with_root_certificates(roots).with_no_client_auth(),
-        ))
-    };
-    Ok(TlsClients {
-        any: Arc::new(any),
-        verified,
-    })
+    if roots.is_empty() {
+        return Err(format!(
+            "no CA certificate could be read from {}",
+            ca_file.display()
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS client: {e}"))?;
+    Ok(Arc::new(
+        b.with_root_certificates(roots).with_no_client_auth(),
+    ))
 }
 
 /// The system CA bundle (Debian and OpenWrt's `ca-bundle` package).
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The environment variable naming another CA file (PEM).
+pub const CA_FILE_ENV: &str = "MAILBAG_CA_FILE";
 
 /// Accepts any server certificate, but still checks the handshake signatures.
 #[derive(Debug)]

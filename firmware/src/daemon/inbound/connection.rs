@@ -353,6 +353,9 @@ impl Conn {
                 );
                 crate::log!("accepted {id}: {text}");
                 self.event("accepted", Some(id.to_string()), &text);
+                self.ctx
+                    .events
+                    .accepted_bytes(self.ctx.clock.unix_seconds(), size);
                 self.ctx.kick.notify_one();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
