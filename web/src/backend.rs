@@ -431,9 +431,5 @@ pub trait Backend {
     /// Runs the setup check (`mailbag doctor`): DNS, MTA-STS, next hops, silos, firewall,
     /// spool. Takes seconds (it asks DNS servers and connects to mail servers) and sends
     /// the silos an ETRN each.
-    fn check_setup(&self) -> Result<SetupReport, BackendError> {
-        Err(BackendError::Unavailable(
-            "the setup check is not available in this build".into(),
-        ))
-    }
+    fn check_setup(&self) -> Result<SetupReport, BackendError>;
 }

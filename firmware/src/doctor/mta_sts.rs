@@ -234,6 +234,11 @@ pub fn domain(d: &DomainFacts, out: &mut Vec<Check>) {
         Ok(t) if t.iter().any(|r| r.trim_start().starts_with("v=TLSRPTv1")) => out.push(
             Check::pass("tls-rpt", format!("{dom} has a TLS-RPT record")),
         ),
+        Err(DnsError::Temporary) => out.push(Check::warn(
+            "tls-rpt",
+            format!("the TLS-RPT record _smtp._tls.{dom} could not be looked up (no DNS server answered)"),
+            "check relay.dns-servers and the internet link, then run the check again",
+        )),
         _ => out.push(Check::warn(
             "tls-rpt",
             format!("{dom} has no TLS-RPT record: nobody is told when senders fail to reach its MX hosts over TLS"),

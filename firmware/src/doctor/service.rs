@@ -197,23 +197,38 @@ fn stale_sets(live: &LiveRules) -> Vec<(String, Vec<String>, Vec<String>)> {
 /// The spool: on flash, room on its file system, and days of mail at the recent rate.
 pub fn spool(s: &SpoolFacts, out: &mut Vec<Check>) {
     let path = &s.path;
-    let in_ram = matches!(s.fs_type.as_deref(), Some("tmpfs" | "ramfs"))
-        || ["/tmp/", "/dev/shm/", "/var/run/"]
-            .iter()
-            .any(|p| path.starts_with(p));
-    out.push(if s.mtd {
-        Check::pass("spool.place", format!("the spool is a flash partition ({path})"))
-    } else if in_ram {
-        Check::fail(
+    let ram_fs = s
+        .fs_type
+        .as_deref()
+        .filter(|t| matches!(*t, "tmpfs" | "ramfs"));
+    // OpenWrt mounts /tmp in RAM (and links /var there: the I/O layer resolves links);
+    // elsewhere /tmp is emptied at boot. Either way no place for mail.
+    let ram_dir = ["/tmp/", "/dev/shm/"]
+        .into_iter()
+        .find(|p| path.starts_with(p));
+    let ram_fix = "set spool.path on flash or a USB disk, e.g. /overlay/mailbag/spool.img or /mnt/usb/mailbag/spool.img";
+    out.push(match (s.mtd, ram_fs, ram_dir) {
+        (true, _, _) => Check::pass(
             "spool.place",
-            format!("the spool {path} is in RAM ({}): held mail is lost when the router loses power", s.fs_type.as_deref().unwrap_or("tmpfs")),
-            "set spool.path on flash or a USB disk, e.g. /overlay/mailbag/spool.img or /mnt/usb/mailbag/spool.img",
-        )
-    } else {
-        Check::pass(
+            format!("the spool is a flash partition ({path})"),
+        ),
+        (false, Some(fs), _) => Check::fail(
             "spool.place",
-            format!("the spool {path} is on {}", s.fs_type.as_deref().unwrap_or("a file system")),
-        )
+            format!("the spool {path} is in RAM ({fs}): held mail is lost when the router loses power"),
+            ram_fix,
+        ),
+        (false, None, Some(dir)) => Check::fail(
+            "spool.place",
+            format!("the spool {path} is under {dir}, which is RAM on OpenWrt (and emptied at boot elsewhere): held mail is lost when the router loses power"),
+            ram_fix,
+        ),
+        (false, None, None) => Check::pass(
+            "spool.place",
+            format!(
+                "the spool {path} is on {}",
+                s.fs_type.as_deref().unwrap_or("a file system")
+            ),
+        ),
     });
     if let (false, Some(alloc), Some(avail)) = (s.mtd, s.image_allocated, s.fs_available) {
         let needed = s.image_bytes.saturating_sub(alloc);

@@ -43,6 +43,7 @@ use super::queue_actions;
 use crate::config::validate::is_domain;
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
+use crate::daemon::spool::thread::Gauge;
 use crate::doctor::facts::SpoolUsage;
 use crate::spool::MessageId;
 
@@ -383,10 +384,10 @@ async fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
 }
 
 /// The spool's fill (from its published gauge, never waiting for the spool thread) and
-/// the bytes accepted over the last day.
-pub fn spool_usage(d: &Deliverer, events: &EventLog) -> SpoolUsage {
-    let g = d.spool.gauge.get();
-    let (rate_bytes, rate_secs) = events.accept_rate(d.clock.unix_seconds());
+/// the bytes accepted over the last day, at `now` (Unix seconds).
+pub fn spool_usage(gauge: &Gauge, events: &EventLog, now: u64) -> SpoolUsage {
+    let g = gauge.get();
+    let (rate_bytes, rate_secs) = events.accept_rate(now);
     SpoolUsage {
         messages: g.messages,
         used: g.bytes,
@@ -400,7 +401,7 @@ async fn execute(cmd: Command, d: &Deliverer, events: &EventLog) -> String {
     let now = d.clock.unix_seconds();
     match cmd {
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
-        Command::Stats => format!("ok {}", spool_usage(d, events)),
+        Command::Stats => format!("ok {}", spool_usage(&d.spool.gauge, events, now)),
         Command::Flush(domain) => {
             let n = queue_actions::flush(d, domain.as_deref()).await;
             let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));

@@ -22,9 +22,10 @@ use mailbag_web::Backend;
 use mailbag_web::backend::{
     Action, ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
     MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, SaveError, SaveOutcome,
-    SettingField, SettingsValues, Status, UpstreamStatus,
+    SettingField, SettingsValues, SetupCheck, SetupReport, Status, UpstreamStatus,
 };
 
+use super::doctor::{self, DaemonState, Options};
 use super::queue_actions::{self, ActionError};
 use super::queue_view;
 use super::reload::Reloader;
@@ -501,6 +502,42 @@ impl Backend for DaemonBackend {
             &outcome.to_string(),
         );
         Ok(outcome.to_string())
+    }
+
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        let Some((_, runtime)) = &self.deliverer else {
+            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
+        };
+        let config = self.running();
+        let usage =
+            super::control::spool_usage(&self.spool.gauge, &self.events, self.clock.unix_seconds());
+        let daemon = DaemonState {
+            version: Ok(format!("mailbag {}", env!("CARGO_PKG_VERSION"))),
+            usage: Ok(usage),
+        };
+        // A worker thread, never one of the runtime's: blocking here is allowed.
+        let facts = runtime
+            .block_on(doctor::gather(&config, &Options::default(), daemon))
+            .map_err(BackendError::Failed)?;
+        let report = crate::doctor::evaluate(&facts);
+        self.events.push(
+            self.clock.unix_seconds(),
+            "setup-check",
+            None,
+            &format!("setup check: {report}").replace('\n', ""),
+        );
+        Ok(SetupReport::new(
+            report
+                .checks
+                .into_iter()
+                .map(|c| SetupCheck {
+                    id: c.id.into(),
+                    status: c.status.name().into(),
+                    text: c.text,
+                    fix: c.fix,
+                })
+                .collect(),
+        ))
     }
 
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {
