@@ -10,7 +10,7 @@ use crate::relay::dotstuff::BareNewline;
 const TERMINATOR_MAX: usize = 5;
 
 impl Client<'_> {
-    /// Content for the DATA phase, after [`Action::SendBody`]: encodes as much of `chunk`
+    /// Content for the DATA phase, after [`ClientAction::SendBody`]: encodes as much of `chunk`
     /// as fits into the output buffer and returns how much was consumed. The host writes
     /// [`Client::output`] and feeds the rest. A bare CR or LF ends the session
     /// ([`FailReason::BareNewline`], permanent) and consumes everything.

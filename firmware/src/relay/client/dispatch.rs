@@ -5,7 +5,7 @@
 use embassy_time::Instant;
 
 use super::outcome::verdict;
-use super::{Action, COMMAND_TIMEOUT, Client, FailReason, Mode, Outcome, RcptResult, State};
+use super::{COMMAND_TIMEOUT, Client, ClientAction, FailReason, Mode, Outcome, RcptResult, State};
 use crate::relay::reply::ServerReply;
 
 /// What the next hop offered in its EHLO reply.
@@ -56,7 +56,7 @@ impl Client<'_> {
                 self.state = State::Handshake;
                 self.deadline = Some(now.saturating_add(COMMAND_TIMEOUT));
                 self.reader.reset();
-                self.action(Action::StartTls);
+                self.action(ClientAction::StartTls);
             }
             State::StartTls if self.cfg.tls.required() => {
                 self.fail(false, FailReason::TlsRefused, Some(reply), true);
@@ -86,7 +86,7 @@ impl Client<'_> {
     fn after_helo(&mut self, now: Instant) {
         if let Mode::Probe = self.mode {
             self.outcome = Some(Outcome::Probed(self.ext));
-            self.action(Action::Done);
+            self.action(ClientAction::Done);
             self.quit();
             return;
         }

@@ -3,7 +3,9 @@
 
 use embassy_time::Instant;
 
-use super::{Action, COMMAND_TIMEOUT, Client, ClientConfig, FailReason, Mode, Outcome, State};
+use super::{
+    COMMAND_TIMEOUT, Client, ClientAction, ClientConfig, FailReason, Mode, Outcome, State,
+};
 use crate::relay::reply::ServerReply;
 
 impl<'a> Client<'a> {
@@ -26,7 +28,7 @@ impl<'a> Client<'a> {
         let code = reply.code();
         if (250..=253).contains(&code) {
             self.outcome = Some(Outcome::Etrn(reply));
-            self.action(Action::Done);
+            self.action(ClientAction::Done);
             self.quit();
         } else {
             self.fail(code >= 500, FailReason::Etrn, Some(reply), true);

@@ -3,7 +3,7 @@
 
 use embassy_time::Instant;
 
-use super::{COMMAND_TIMEOUT, Client, ClientConfig, Extensions, Job, Mode, State};
+use super::{COMMAND_TIMEOUT, Client, ClientConfig, DeliveryJob, Extensions, Mode, State};
 
 /// A kept connection's state between two messages ([`Client::kept`]).
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ impl<'a> Client<'a> {
 
     /// The next message on a kept connection: same extensions and TLS state, RSET first
     /// unless the last transaction ended cleanly. It keeps the connection open too.
-    pub fn resume(kept: &Kept, job: Job<'a>, now: Instant) -> Self {
+    pub fn resume(kept: &Kept, job: DeliveryJob<'a>, now: Instant) -> Self {
         let mut c = Self::new(kept.cfg.clone(), Mode::Deliver(job), now);
         c.ext = kept.ext;
         c.tls = kept.tls;

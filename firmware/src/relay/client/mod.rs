@@ -6,8 +6,8 @@
 //! The mirror of [`crate::smtp::Session`]: the host connects, then loops
 //!
 //! 1. write [`Client::output`] to the socket and call [`Client::written`] with the count;
-//! 2. handle every [`Client::next_action`] ([`Action::StartTls`], [`Action::SendBody`],
-//!    [`Action::Done`], [`Action::Close`]);
+//! 2. handle every [`Client::next_action`] ([`ClientAction::StartTls`], [`ClientAction::SendBody`],
+//!    [`ClientAction::Done`], [`ClientAction::Close`]);
 //! 3. read, and feed the bytes with [`Client::input`] (keep what it did not consume);
 //!    on EOF call [`Client::eof`]; at [`Client::deadline`] call [`Client::tick`].
 //!
@@ -20,7 +20,7 @@
 //!   in plaintext if it is refused; `require` and `require-verify` fail the attempt
 //!   temporarily (the mail stays queued) when TLS is not offered, refused, fails, or — for
 //!   `require-verify` — the host reports the certificate unverified.
-//! - **Outcome** ([`Client::outcome`], final once [`Action::Done`] was given): one
+//! - **Outcome** ([`Client::outcome`], final once [`ClientAction::Done`] was given): one
 //!   [`RcptResult`] per recipient in order (2xx delivered, 4xx deferred, 5xx bounced, with
 //!   the server's reply text), or a connection-level [`Failure`] that applies to every
 //!   recipient. The outcome is known before QUIT is answered, so the host can record it at
@@ -45,7 +45,7 @@
 //! - `tls`: the STARTTLS policy ([`TlsPolicy`]) and the handshake's result;
 //! - `kept`: connection reuse between messages ([`Kept`]);
 //! - `etrn`: the ETRN session (RFC 1985);
-//! - `outcome`: what the host is asked to do ([`Action`]) and what came of it ([`Outcome`]).
+//! - `outcome`: what the host is asked to do ([`ClientAction`]) and what came of it ([`Outcome`]).
 
 mod content;
 mod dispatch;
@@ -57,7 +57,7 @@ mod transaction;
 
 pub use dispatch::Extensions;
 pub use kept::Kept;
-pub use outcome::{Action, FailReason, Failure, Outcome, RcptResult};
+pub use outcome::{ClientAction, FailReason, Failure, Outcome, RcptResult};
 pub use tls::TlsPolicy;
 
 use core::fmt::{self, Write as _};
@@ -92,7 +92,7 @@ pub const QUIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The message to deliver: borrowed from the spool record for the session's lifetime.
 #[derive(Clone, Debug)]
-pub struct Job<'a> {
+pub struct DeliveryJob<'a> {
     /// Reverse-path without brackets; empty for the null sender.
     pub sender: &'a str,
     /// Forward-paths without brackets, at most [`RECIPIENTS_MAX`].
@@ -149,7 +149,7 @@ enum State {
 // difference is the price of never allocating.
 #[allow(clippy::large_enum_variant)]
 enum Mode<'a> {
-    Deliver(Job<'a>),
+    Deliver(DeliveryJob<'a>),
     Probe,
     /// RFC 1985: ask the next hop to flush its queue for this node.
     Etrn(&'a str),
@@ -167,13 +167,13 @@ pub struct Client<'a> {
     tls: bool,
     tls_verified: bool,
     out: heapless::Vec<u8, OUTPUT_MAX>,
-    actions: heapless::Deque<Action, 4>,
+    actions: heapless::Deque<ClientAction, 4>,
     results: heapless::Vec<Option<RcptResult>, RECIPIENTS_MAX>,
     outcome: Option<Outcome>,
     deadline: Option<Instant>,
     /// The latest `now` the host passed in.
     now: Instant,
-    /// [`Action::Close`] was given.
+    /// [`ClientAction::Close`] was given.
     close_given: bool,
     /// After the outcome, stay connected ([`State::Idle`]) instead of QUIT.
     keep_open: bool,
@@ -184,7 +184,7 @@ pub struct Client<'a> {
 
 impl<'a> Client<'a> {
     /// A session delivering `job`; call right after the TCP connection is up.
-    pub fn deliver(cfg: ClientConfig, job: Job<'a>, now: Instant) -> Self {
+    pub fn deliver(cfg: ClientConfig, job: DeliveryJob<'a>, now: Instant) -> Self {
         Self::new(cfg, Mode::Deliver(job), now)
     }
 
@@ -236,11 +236,11 @@ impl<'a> Client<'a> {
     }
 
     /// The next thing the host must do.
-    pub fn next_action(&mut self) -> Option<Action> {
+    pub fn next_action(&mut self) -> Option<ClientAction> {
         self.actions.pop_front()
     }
 
-    /// The result, once [`Action::Done`] was given.
+    /// The result, once [`ClientAction::Done`] was given.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
     }
@@ -261,7 +261,7 @@ impl<'a> Client<'a> {
     }
 
     /// Feed bytes read from the next hop; returns how many were consumed. Stops early when
-    /// an action is waiting (after [`Action::StartTls`] the host drops the rest).
+    /// an action is waiting (after [`ClientAction::StartTls`] the host drops the rest).
     pub fn input(&mut self, bytes: &[u8], now: Instant) -> usize {
         self.now = now;
         let mut pos = 0;
@@ -335,7 +335,7 @@ impl<'a> Client<'a> {
                 reason,
                 reply,
             }));
-            self.action(Action::Done);
+            self.action(ClientAction::Done);
         }
         if quit {
             self.quit();
@@ -348,11 +348,11 @@ impl<'a> Client<'a> {
         self.state = State::Closed;
         self.deadline = None;
         if !core::mem::replace(&mut self.close_given, true) {
-            self.action(Action::Close);
+            self.action(ClientAction::Close);
         }
     }
 
-    fn action(&mut self, a: Action) {
+    fn action(&mut self, a: ClientAction) {
         // Cannot overflow: at most Done and one of StartTls/SendBody/Close are queued
         // before the input loop stops.
         let _ = self.actions.push_back(a);

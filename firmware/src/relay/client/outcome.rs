@@ -1,4 +1,4 @@
-//! What the session asks of the host ([`Action`]) and what came of it ([`Outcome`]): per
+//! What the session asks of the host ([`ClientAction`]) and what came of it ([`Outcome`]): per
 //! recipient ([`RcptResult`]) or for the whole attempt ([`Failure`]).
 
 use core::fmt;
@@ -10,7 +10,7 @@ use crate::spool::message::RECIPIENTS_MAX;
 
 /// What the session asks of the host, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum ClientAction {
     /// Write all output, drop every byte read but not consumed, do the TLS handshake, then
     /// call [`Client::tls_established`](super::Client::tls_established) or [`Client::tls_failed`](super::Client::tls_failed).
     StartTls,

@@ -52,7 +52,7 @@ impl Client<'_> {
         self.state = State::Ehlo;
     }
 
-    /// The handshake after [`Action::StartTls`] failed; the connection is unusable.
+    /// The handshake after [`ClientAction::StartTls`] failed; the connection is unusable.
     pub fn tls_failed(&mut self) {
         if matches!(self.state, State::Handshake) {
             self.fail(false, FailReason::TlsHandshake, None, false);

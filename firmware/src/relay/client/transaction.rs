@@ -8,8 +8,8 @@ use embassy_time::{Duration, Instant};
 
 use super::outcome::verdict;
 use super::{
-    Action, Client, DATA_BLOCK_TIMEOUT, DATA_INIT_TIMEOUT, FailReason, Failure, Job, MAIL_TIMEOUT,
-    Mode, OUTPUT_MAX, Outcome, RCPT_TIMEOUT, RcptResult, State,
+    Client, ClientAction, DATA_BLOCK_TIMEOUT, DATA_INIT_TIMEOUT, DeliveryJob, FailReason, Failure,
+    MAIL_TIMEOUT, Mode, OUTPUT_MAX, Outcome, RCPT_TIMEOUT, RcptResult, State,
 };
 use crate::relay::dotstuff::DotStuffer;
 use crate::relay::reply::ServerReply;
@@ -140,7 +140,7 @@ impl Client<'_> {
                     reason: FailReason::Mail,
                     reply: Some(reply),
                 }));
-                self.action(Action::Done);
+                self.action(ClientAction::Done);
             }
             Expect::Rcpt(i) => {
                 let result = verdict(&reply);
@@ -152,13 +152,13 @@ impl Client<'_> {
                 if any_accepted(&self.results) {
                     self.state = State::Body(DotStuffer::default());
                     self.deadline = Some(now.saturating_add(DATA_BLOCK_TIMEOUT));
-                    self.action(Action::SendBody);
+                    self.action(ClientAction::SendBody);
                 } else {
                     // RFC 2920 §3.1 says a server must not do this; sending even an empty
                     // message would be wrong, so the connection is dropped.
                     self.finish_transaction();
                     self.actions.clear();
-                    self.action(Action::Done);
+                    self.action(ClientAction::Done);
                     self.close();
                 }
                 return;
@@ -204,7 +204,7 @@ impl Client<'_> {
             let _ = results.push(r);
         }
         self.outcome = Some(Outcome::Transaction(results));
-        self.action(Action::Done);
+        self.action(ClientAction::Done);
         self.end_message();
     }
 
@@ -227,7 +227,7 @@ fn timeout_for(e: Expect) -> Duration {
     }
 }
 
-fn needs_smtputf8(job: &Job<'_>) -> bool {
+fn needs_smtputf8(job: &DeliveryJob<'_>) -> bool {
     !job.sender.is_ascii() || job.recipients.iter().any(|r| !r.is_ascii())
 }
 

@@ -47,10 +47,10 @@ fn pipelined_delivery_with_per_recipient_results() {
         ]
     );
     expect_sent!(h, "QUIT\r\n");
-    assert_eq!(h.actions, vec![Action::SendBody, Action::Done]);
+    assert_eq!(h.actions, vec![ClientAction::SendBody, ClientAction::Done]);
     server!(h, "221 2.0.0 Bye\r\n");
     assert!(h.c.is_closed());
-    assert_eq!(h.actions.last(), Some(&Action::Close));
+    assert_eq!(h.actions.last(), Some(&ClientAction::Close));
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn a_kept_connection_carries_the_next_message_with_rset_only_when_needed() {
         "no QUIT: the connection waits for the next message"
     );
     expect_sent!(h, "");
-    assert!(!h.actions.contains(&Action::Close));
+    assert!(!h.actions.contains(&ClientAction::Close));
 
     // The second message goes straight to MAIL (the last one ended cleanly).
     let second = Client::resume(&h.c.kept().unwrap(), job(&["b@example.com"]), now);
@@ -199,7 +199,7 @@ fn refused_sender_fails_the_message_after_draining_pipelined_replies() {
         "554 5.5.1 no valid recipients\r\n"
     );
     expect_sent!(h, "QUIT\r\n");
-    assert!(!h.actions.contains(&Action::SendBody));
+    assert!(!h.actions.contains(&ClientAction::SendBody));
 }
 
 /// A script whose wire and outcome must not depend on how the replies are split.

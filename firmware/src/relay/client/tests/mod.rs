@@ -9,7 +9,7 @@ struct Host<'a> {
     c: Client<'a>,
     now: Instant,
     wire: Vec<u8>,
-    actions: Vec<Action>,
+    actions: Vec<ClientAction>,
     body: &'a [u8],
     chunk: usize,
     tls_verified: Option<bool>,
@@ -33,8 +33,8 @@ fn cfg(tls: TlsPolicy) -> ClientConfig {
     }
 }
 
-fn job<'a>(recipients: &[&'a str]) -> Job<'a> {
-    Job {
+fn job<'a>(recipients: &[&'a str]) -> DeliveryJob<'a> {
+    DeliveryJob {
         sender: "s@sender.example",
         recipients: recipients.iter().copied().collect(),
         size: 42,
@@ -42,7 +42,7 @@ fn job<'a>(recipients: &[&'a str]) -> Job<'a> {
 }
 
 impl<'a> Host<'a> {
-    fn deliver(tls: TlsPolicy, job: Job<'a>, body: &'a [u8]) -> Self {
+    fn deliver(tls: TlsPolicy, job: DeliveryJob<'a>, body: &'a [u8]) -> Self {
         let now = Instant::from_secs(1000);
         Self::with(Client::deliver(cfg(tls), job, now), body)
     }
@@ -88,14 +88,14 @@ impl<'a> Host<'a> {
             };
             self.actions.push(a);
             match a {
-                Action::StartTls => {
+                ClientAction::StartTls => {
                     starttls = true;
                     match self.tls_verified {
                         Some(v) => self.c.tls_established(v, self.now),
                         None => self.c.tls_failed(),
                     }
                 }
-                Action::SendBody => {
+                ClientAction::SendBody => {
                     for piece in self.body.chunks(7) {
                         let mut piece = piece;
                         while !piece.is_empty() && !self.c.is_closed() {
@@ -106,7 +106,7 @@ impl<'a> Host<'a> {
                     }
                     self.c.body_end(self.now);
                 }
-                Action::Done | Action::Close => {}
+                ClientAction::Done | ClientAction::Close => {}
             }
         }
     }

@@ -13,7 +13,7 @@ fn opportunistic_starttls_restarts_with_ehlo_and_drops_plaintext() {
     expect_sent!(h, "EHLO relay.example.net\r\nSTARTTLS\r\n");
     // A "250" injected after the 220 in the same read must not count (CVE-2011-0411).
     server!(h, "220 ready\r\n250 injected\r\n");
-    assert_eq!(h.actions, vec![Action::StartTls]);
+    assert_eq!(h.actions, vec![ClientAction::StartTls]);
     expect_sent!(h, "EHLO relay.example.net\r\n");
     server!(h, "250-mx\r\n250 PIPELINING\r\n");
     expect_sent!(
