@@ -43,7 +43,7 @@ use super::queue_actions;
 use crate::config::validate::is_domain;
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
-use crate::daemon::spool::thread::Gauge;
+use crate::daemon::spool::Gauge;
 use crate::doctor::facts::SpoolUsage;
 use crate::spool::MessageId;
 

@@ -30,9 +30,9 @@ use super::Deliverer;
 use super::dns::DnsResolver;
 use super::tls::TlsClients;
 use crate::daemon::spool::SpoolHandle;
-use crate::relay::client::{Action, ClientConfig, FailReason, Failure, Kept, Outcome};
+use crate::relay::client::{ClientAction, ClientConfig, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
-use crate::relay::{Client, Job, LoopGuard, NextHop, TlsPolicy};
+use crate::relay::{Client, DeliveryJob, LoopGuard, NextHop, TlsPolicy};
 use crate::spool::MessageMeta;
 
 /// TCP connect timeout per next-hop address.
@@ -107,7 +107,7 @@ impl ReadBuf {
 }
 
 /// An open connection to one next hop of one route.
-pub struct Conn {
+pub struct HopConnection {
     /// The route's name ([`crate::relay::Route::name`]).
     pub route: String,
     hop: NextHop,
@@ -118,20 +118,20 @@ pub struct Conn {
     _permit: OwnedSemaphorePermit,
 }
 
-impl Conn {
+impl HopConnection {
     /// The next hop's name, for the log.
     pub fn hop_name(&self) -> String {
         self.hop.host.to_string()
     }
 
     /// Sends one more message on this kept connection (the caller checks
-    /// [`Conn::usable`] first). `None` when the connection turned
+    /// [`HopConnection::usable`] first). `None` when the connection turned
     /// out to be unusable before the message got anywhere (dropped while idle): the caller
     /// opens a fresh one; the connection is spent either way then.
     pub async fn send(
         &mut self,
         d: &Deliverer,
-        job: Job<'_>,
+        job: DeliveryJob<'_>,
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
@@ -184,10 +184,10 @@ pub async fn open_and_send(
     d: &Deliverer,
     route: &str,
     hops: &[NextHop],
-    job: Job<'_>,
+    job: DeliveryJob<'_>,
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
-) -> (Outcome, String, Option<Conn>) {
+) -> (Outcome, String, Option<HopConnection>) {
     let dl = d.dialer();
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
@@ -204,7 +204,7 @@ pub async fn open_and_send(
             let kept = c.kept();
             drop(c);
             if let Some(kept) = kept {
-                let conn = Conn {
+                let conn = HopConnection {
                     route: route.to_owned(),
                     hop: hop.clone(),
                     io,
@@ -320,12 +320,12 @@ async fn drive(
             c.eof();
         }
         match c.next_action() {
-            Some(Action::StartTls) => {
+            Some(ClientAction::StartTls) => {
                 rb.clear();
                 starttls(d, hop, io, c).await;
                 continue;
             }
-            Some(Action::SendBody) => {
+            Some(ClientAction::SendBody) => {
                 match body_of {
                     Some((spool, meta)) => {
                         if !send_body(d, spool, io, c, meta).await {
@@ -336,8 +336,8 @@ async fn drive(
                 }
                 continue;
             }
-            Some(Action::Done) | None => {}
-            Some(Action::Close) => {
+            Some(ClientAction::Done) | None => {}
+            Some(ClientAction::Close) => {
                 let _ = flush_out(d, c, io).await;
                 io.shutdown().await;
                 break;
