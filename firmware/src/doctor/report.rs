@@ -1,13 +1,11 @@
 //! The checklist: one line per check, pass / warn / fail, each problem with its fix; as
-//! text for people and as JSON for scripts.
+//! text for people and as JSON for scripts (written here: a JSON library would cost the
+//! router build more flash than this whole report).
 
 use core::fmt::{self, Write as _};
 
-use serde::Serialize;
-
 /// How a check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     /// As it should be.
     Pass,
@@ -29,7 +27,7 @@ impl Status {
 }
 
 /// One line of the checklist.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
     /// Stable identifier of the rule (`mx.order`, `mta-sts.mx`, …), for scripts.
     pub id: &'static str,
@@ -38,7 +36,6 @@ pub struct Check {
     /// What was found, in one sentence.
     pub text: String,
     /// What to change, when it is not a pass.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 
@@ -75,7 +72,7 @@ impl Check {
 }
 
 /// The whole checklist.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     /// Checks in the order they were made.
     pub checks: Vec<Check>,
@@ -113,24 +110,51 @@ impl Report {
 
     /// `{"checks":[{"id","status","text","fix"?}…],"passed":n,"warnings":n,"failed":n,"ok":b}`.
     pub fn json(&self) -> String {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            checks: &'a [Check],
-            passed: usize,
-            warnings: usize,
-            failed: usize,
-            ok: bool,
+        let mut out = String::from("{\"checks\":[");
+        for (i, c) in self.checks.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"id\":");
+            json_string(&mut out, c.id);
+            out.push_str(",\"status\":");
+            json_string(&mut out, c.status.name());
+            out.push_str(",\"text\":");
+            json_string(&mut out, &c.text);
+            if let Some(fix) = &c.fix {
+                out.push_str(",\"fix\":");
+                json_string(&mut out, fix);
+            }
+            out.push('}');
         }
-        let out = Out {
-            checks: &self.checks,
-            passed: self.count(Status::Pass),
-            warnings: self.count(Status::Warn),
-            failed: self.count(Status::Fail),
-            ok: self.ok(),
-        };
-        // Plain strings and numbers: serialising cannot fail.
-        serde_json::to_string(&out).unwrap_or_default()
+        let _ = write!(
+            out,
+            "],\"passed\":{},\"warnings\":{},\"failed\":{},\"ok\":{}}}",
+            self.count(Status::Pass),
+            self.count(Status::Warn),
+            self.count(Status::Fail),
+            self.ok()
+        );
+        out
     }
+}
+
+/// `s` as a JSON string (RFC 8259 §7): quotes, backslashes and control characters
+/// escaped; the rest as is (UTF-8).
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl fmt::Display for Report {
@@ -186,6 +210,11 @@ mod tests {
             (v["failed"].as_u64(), v["ok"].as_bool()),
             (Some(1), Some(false))
         );
+        let odd = Report {
+            checks: vec![Check::fail("x", "a \"quoted\" \\ path\n\u{1}é", "fix")],
+        };
+        let v: serde_json::Value = serde_json::from_str(&odd.json()).unwrap();
+        assert_eq!(v["checks"][0]["text"], "a \"quoted\" \\ path\n\u{1}é");
         let clean = Report {
             checks: vec![Check::pass("x", "fine")],
         };
