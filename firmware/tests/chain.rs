@@ -13,6 +13,7 @@
 //!    message circles until its `Received:` count passes the hop limit, is refused with
 //!    554 5.4.6, and its bounce to an undeliverable sender is dropped — nothing circles or
 //!    bounces forever.
+//! 4. `mailbag etrn` (the WAN hotplug's) asks both silos; one answering is enough.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -313,9 +314,34 @@ fn edge_silo1_silo2_hold_move_up_and_deliver_exactly_once() {
         1,
         "one bounce, never bounced on"
     );
+    // The WAN hotplug's `mailbag etrn` asks every silo (names through relay.dns-servers);
+    // one silo answering is enough.
+    let etrn = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+            .args(["etrn", "--config"])
+            .arg(edge_dir.join("mailbag.toml"))
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (o.status.success(), text(&o.stdout), text(&o.stderr))
+    };
+    let (ok, out, err) = etrn();
+    assert!(ok, "{out}{err}");
+    for silo in ["silo1", "silo2"] {
+        assert!(
+            out.contains(&format!("{silo}.provider.test:25: ETRN office.test: 25")),
+            "{out}"
+        );
+    }
+    silo2.stop();
+    let (ok, out, err) = etrn();
+    assert!(ok, "silo 1 answered: {out}{err}");
+    assert!(
+        err.contains("silo2.provider.test:25: ETRN office.test: could not connect"),
+        "{err}"
+    );
     edge.stop();
     silo1.stop();
-    silo2.stop();
     for d in [&edge_dir, &s1_dir, &s2_dir] {
         assert!(
             spool_messages(&d.join("spool.img")).is_empty(),

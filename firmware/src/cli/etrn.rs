@@ -7,20 +7,23 @@
 //! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
 //!   `queue flush`'s fallback when there is no control socket.
 //!
-//! Blocking, one short session per domain, STARTTLS when offered (certificate not checked:
-//! ETRN carries no secrets and only triggers a flush of configured domains).
+//! One short session per domain through the daemon's own SMTP client and resolver
+//! (`relay.dns-servers`, else `/etc/resolv.conf`; a name DNS does not know is looked up in
+//! `/etc/hosts`), STARTTLS when offered (certificate not checked: ETRN carries no secrets
+//! and only triggers a flush of configured domains).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use mailbag_hal::{Clock, SystemClock};
+use mailbag_hal::SystemClock;
 
 use super::Args;
 use crate::config::Config;
-use crate::relay::client::{ClientAction, ClientConfig, Outcome};
-use crate::relay::{Client, TlsPolicy};
+use crate::daemon::delivery::dns::DnsResolver;
+use crate::daemon::delivery::outbound::{Dialer, etrn_with};
+use crate::daemon::delivery::tls;
+use crate::relay::client::{ClientConfig, Outcome};
+use crate::relay::{LoopGuard, NextHop, RelayConfig, TlsPolicy};
 
 /// Default configuration (the router's UCI file).
 const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
@@ -43,7 +46,7 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
         }
         let mut errors = Vec::new();
         for silo in &c.relay.upstream_silo {
-            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname) {
+            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname, &c.relay) {
                 errors.push(format!("{silo}: {e}"));
             }
         }
@@ -57,12 +60,13 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
     if words.len() < 2 {
         return Err("usage: mailbag etrn [HOST[:PORT] DOMAIN...] [--config FILE]".into());
     }
-    let helo = config_path
-        .map(|p| load(Some(p)))
-        .transpose()?
-        .map(|c| c.smtp.hostname)
+    let config = config_path.map(|p| load(Some(p))).transpose()?;
+    let helo = config
+        .as_ref()
+        .map(|c| c.smtp.hostname.clone())
         .unwrap_or_else(local_name);
-    run_all(&words[0], &words[1..], &helo)
+    let relay = config.map(|c| c.relay).unwrap_or_default();
+    run_all(&words[0], &words[1..], &helo, &relay)
 }
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
@@ -85,7 +89,7 @@ pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
         Some(d) => vec![d],
         None => c.policy.domains.clone(),
     };
-    run_all(&target, &domains, &c.smtp.hostname)
+    run_all(&target, &domains, &c.smtp.hostname, &c.relay)
 }
 
 fn load(path: Option<String>) -> Result<Config, String> {
@@ -99,16 +103,54 @@ fn local_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
+/// ETRN for each of `domains` to `server` (`host[:port]`, port 25 by default), saying
+/// EHLO `helo`; DNS as `relay` says. Prints each reply; fails when one failed.
+fn run_all(
+    server: &str,
+    domains: &[String],
+    helo: &str,
+    relay: &RelayConfig,
+) -> Result<(), String> {
     if domains.is_empty() {
         return Err("no domains to flush (policy.domains is empty)".into());
     }
+    let hop = NextHop::parse(server, 0).map_err(|why| format!("'{server}': {why}"))?;
+    let dns = DnsResolver::from_config(relay)?;
+    // The command may ask this machine's own daemon: no loop guard here.
+    let guard = LoopGuard::new("", &[], &[]);
+    let tls = tls::client_configs()?;
+    let clock = SystemClock::new();
+    let dialer = Dialer {
+        dns: &dns,
+        guard: &guard,
+        client: ClientConfig {
+            helo_name: heapless::String::try_from(helo)
+                .map_err(|_| "host name too long".to_string())?,
+            tls: TlsPolicy::Opportunistic,
+        },
+        tls: &tls,
+        clock: &clock,
+        connect_timeout: TIMEOUT,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let mut failed = 0;
     for d in domains {
-        match send(server, d, helo) {
-            Ok(reply) => println!("{server}: ETRN {d}: {reply}"),
-            Err(e) => {
-                eprintln!("{server}: ETRN {d}: {e}");
+        let outcome =
+            rt.block_on(async { tokio::time::timeout(TIMEOUT, etrn_with(&dialer, &hop, d)).await });
+        match outcome {
+            Ok(Outcome::Etrn(reply)) => println!("{server}: ETRN {d}: {reply}"),
+            Ok(Outcome::Failed(f)) => {
+                eprintln!("{server}: ETRN {d}: {f}");
+                failed += 1;
+            }
+            Ok(_) | Err(_) => {
+                eprintln!(
+                    "{server}: ETRN {d}: no answer within {}s",
+                    TIMEOUT.as_secs()
+                );
                 failed += 1;
             }
         }
@@ -120,118 +162,5 @@ fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
         ))
     } else {
         Ok(())
-    }
-}
-
-/// The blocking socket to the silo: plaintext until STARTTLS, then TLS.
-enum EtrnStream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-    Gone,
-}
-
-impl EtrnStream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            EtrnStream::Plain(s) => s.read(buf),
-            EtrnStream::Tls(s) => s.read(buf),
-            EtrnStream::Gone => Ok(0),
-        }
-    }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            EtrnStream::Plain(s) => s.write_all(buf),
-            EtrnStream::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
-            EtrnStream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-/// One ETRN session; the server's reply on success.
-pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
-    let target = if server.contains(':') && !server.ends_with(']') {
-        server.to_string()
-    } else {
-        format!("{server}:25")
-    };
-    let addrs: Vec<SocketAddr> = target
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
-        .collect();
-    let host = target
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
-        .unwrap_or_default();
-    let tcp = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, TIMEOUT).ok())
-        .ok_or_else(|| format!("cannot connect to {target}"))?;
-    tcp.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let clock = SystemClock::new();
-    let cfg = ClientConfig {
-        helo_name: heapless::String::try_from(helo)
-            .map_err(|_| "host name too long".to_string())?,
-        tls: TlsPolicy::Opportunistic,
-    };
-    let mut c = Client::etrn(cfg, domain, clock.now());
-    let mut conn = EtrnStream::Plain(tcp);
-    let mut buf = [0u8; 2048];
-    loop {
-        let out = c.output();
-        if !out.is_empty() {
-            let n = out.len();
-            if conn.write_all(out).is_err() {
-                c.eof();
-            } else {
-                c.written(n, clock.now());
-            }
-        }
-        match c.next_action() {
-            Some(ClientAction::StartTls) => {
-                let EtrnStream::Plain(tcp) = std::mem::replace(&mut conn, EtrnStream::Gone) else {
-                    break;
-                };
-                let tls = crate::daemon::delivery::tls::client_configs()?;
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|e| e.to_string())?;
-                match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {
-                    Ok(session) => {
-                        conn = EtrnStream::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
-                        c.tls_established(false, clock.now());
-                    }
-                    Err(_) => c.tls_failed(),
-                }
-                continue;
-            }
-            Some(ClientAction::SendBody) => c.eof(),
-            Some(ClientAction::Close) => {
-                let out = c.output();
-                let _ = conn.write_all(out);
-                break;
-            }
-            Some(ClientAction::Done) | None => {}
-        }
-        if c.is_closed() {
-            break;
-        }
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => c.eof(),
-            Ok(n) => {
-                let mut used = 0;
-                while used < n {
-                    let k = c.input(&buf[used..n], clock.now());
-                    if k == 0 {
-                        break;
-                    }
-                    used += k;
-                }
-            }
-        }
-    }
-    match c.outcome() {
-        Some(Outcome::Etrn(reply)) => Ok(reply.to_string()),
-        Some(Outcome::Failed(f)) => Err(f.to_string()),
-        _ => Err("the session ended without an answer".into()),
     }
 }
