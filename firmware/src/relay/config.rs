@@ -55,14 +55,30 @@ impl Default for RelayConfig {
 /// "silo:25"` (TOML, the only form before silos could be chained) or `option upstream_silo
 /// 'silo1:25 silo2:25'` (UCI, where an option may hold a list).
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+    // A visitor, not an untagged enum: serde's untagged enums buffer the value through a
+    // generic `Content` tree, tens of KiB of code on the router for one option.
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("host:port, or a list of them")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+            Ok(s.split_whitespace().map(str::to_owned).collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = a.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
     }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split_whitespace().map(str::to_owned).collect(),
-        OneOrMany::Many(v) => v,
-    })
+    d.deserialize_any(V)
 }

@@ -435,9 +435,11 @@ async fn spool(config: &Config, usage: Result<SpoolUsage, String>) -> SpoolFacts
         }
     })
     .await
-    .unwrap_or_else(|e| SpoolFacts {
+    .unwrap_or_else(|_| SpoolFacts {
+        // The blocking task died (it cannot panic on its own): report what is known.
+        path: config.spool.path.clone(),
+        image_bytes: size,
         usage,
-        path: e.to_string(),
         ..SpoolFacts::default()
     })
 }
