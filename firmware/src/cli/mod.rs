@@ -22,7 +22,8 @@ pub const USAGE: &str = "\
 usage: mailbag <command> [options]
 
 commands:
-  run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo)
+  run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo;
+                                         state dir default /etc/mailbag, demo ./state)
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
   queue list [--json] [--spool IMAGE|--config FILE]

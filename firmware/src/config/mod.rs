@@ -176,11 +176,22 @@ impl Config {
         Ok(config)
     }
 
-    /// Like [`Config::load`], also returning the validation report (its warnings).
-    pub fn load_with_report(path: &Path) -> Result<(Config, Report), ConfigError> {
+    /// Reads and parses a config file (format by [`Format::detect`]) without validating
+    /// it: for commands that use one table (`firewall`), which check their own values.
+    /// Every command reads its file through here, so UCI and TOML work everywhere.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        Ok(Self::read_format(path)?.0)
+    }
+
+    fn read_format(path: &Path) -> Result<(Config, Format), ConfigError> {
         let text = read_bounded(path)?;
         let format = Format::detect(path, &text);
-        let config = Self::parse(&text, format)?;
+        Ok((Self::parse(&text, format)?, format))
+    }
+
+    /// Like [`Config::load`], also returning the validation report (its warnings).
+    pub fn load_with_report(path: &Path) -> Result<(Config, Report), ConfigError> {
+        let (config, format) = Self::read_format(path)?;
         let mut report = config.validate();
         if format == Format::Uci {
             // Name keys as the file spells them (`relay.lifetime_days`).
