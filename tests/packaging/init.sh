@@ -80,7 +80,7 @@ run_init "$invalid" reload_service
 check "reload of an invalid config: no signal" sh -c '! grep -q send_signal "$1"' _ "$work/log"
 check "reload of an invalid config: errors logged" grep -q "logger -t mailbag -p daemon.err" "$work/log"
 
-web="$(with "$enabled" "s/# list listen '0.0.0.0:8025'/list listen '127.0.0.1:8025'/")"
+web="$(with "$enabled" "s/# list listen '192.168.1.1:8025'/list listen '127.0.0.1:8025'/")"
 run_init "$web" start_service
 check "built-in page on (web.listen): root (it reads /etc/shadow)" \
 	sh -c 'grep -q open_instance "$1" && ! grep -q "set_param user" "$1"' _ "$work/log"

@@ -70,7 +70,8 @@ uci_load_validate() { # PACKAGE TYPE SECTION CALLBACK SPEC...
 	shift 4
 	for spec in "$@"; do
 		name="${spec%%:*}" rest="${spec#*:}"
-		vtype="${rest%%:*}" default="${rest#*:}"
+		vtype="${rest%%:*}" default=""
+		case "$rest" in *:*) default="${rest#*:}" ;; esac
 		value="$(uci_option "$sec" "$name")"
 		[ -n "$value" ] || value="$default"
 		case "$vtype:$value" in

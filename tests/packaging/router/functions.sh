@@ -11,6 +11,8 @@ UCI_DIR=/etc/config
 CONFIG=/etc/config/mailbag
 # shellcheck source=/dev/null # the copy of tests/packaging/procd-stubs.sh in the root
 . /lib/procd-stubs.sh
+# The root has a logger command (/usr/bin/logger writes /tmp/log, the router's logread).
+unset -f logger
 
 add_group_and_user() {
 	local tuple uname gname uid gid
