@@ -36,6 +36,11 @@ pub use web::WebConfig;
 /// File name, in the state directory, of the demo's password file.
 pub const DEMO_SHADOW: &str = "shadow.demo";
 
+/// Why a router build refuses a TOML file.
+#[cfg(not(feature = "toml-config"))]
+const NO_TOML: &str = "this mailbag reads UCI only (built without the toml-config feature); \
+     write the settings as UCI (/etc/config/mailbag)";
+
 /// Largest configuration file read (a full UCI file is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
@@ -209,7 +214,10 @@ impl Config {
     /// Parses text in the given format (no validation).
     pub fn parse(text: &str, format: Format) -> Result<Config, ConfigError> {
         match format {
+            #[cfg(feature = "toml-config")]
             Format::Toml => toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string())),
+            #[cfg(not(feature = "toml-config"))]
+            Format::Toml => Err(ConfigError::Toml(NO_TOML.into())),
             Format::Uci => {
                 let pkg = uci::parse(text).map_err(ConfigError::UciSyntax)?;
                 uci_de::from_package(&pkg).map_err(ConfigError::Uci)
@@ -252,7 +260,10 @@ impl Config {
 
     /// The model as TOML.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        toml::to_string(self).map_err(|e| ConfigError::Write(WriteError(e.to_string())))
+        #[cfg(feature = "toml-config")]
+        return toml::to_string(self).map_err(|e| ConfigError::Write(WriteError(e.to_string())));
+        #[cfg(not(feature = "toml-config"))]
+        Err(ConfigError::Write(WriteError(NO_TOML.into())))
     }
 
     /// The built-in demo: loopback listeners on unprivileged ports, a 16 MiB spool image
