@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::dnsmasq::{Dnsmasq, free_udp_tcp_port, require_dnsmasq};
 
-use mailbag::daemon::dns::DnsResolver;
+use mailbag::daemon::delivery::dns::DnsResolver;
 use mailbag::relay::nexthop::{DnsError, LoopGuard, MxError, MxRecord};
 
 const LONG: &str = "a-host-name-long-enough-to-overflow-a-512-byte-datagram";

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink, subject_of};
 use common::tmpdir;
-use mailbag::daemon::{deliver, spool_actor, tls};
+use mailbag::daemon::delivery::{self, tls};
+use mailbag::daemon::spool;
 use mailbag::relay::{LoopGuard, RelayConfig, RelaySettings};
 use mailbag::spool::open::open_for_daemon;
 use mailbag::spool::{Envelope, Limits};
@@ -35,7 +36,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     let clock = Arc::new(ManualClock::new(T0));
     let dev = open_for_daemon(&dir.join("spool.img"), 8 << 20, clock.as_ref()).unwrap();
     let (spool, spool_thread) =
-        spool_actor::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
+        spool::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
     let cfg = RelayConfig {
         next_hops: vec![format!("127.0.0.1:{dead}")],
         routes: vec![format!("sender.test = 127.0.0.1:{mailbox}")],
@@ -44,9 +45,9 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         ..RelayConfig::default()
     };
     let settings = RelaySettings::from_config(&cfg, "mx.office.test").unwrap();
-    let d = Arc::new(deliver::Deliverer {
+    let d = Arc::new(delivery::Deliverer {
         spool: spool.clone(),
-        settings: mailbag::daemon::reload::Live::new(settings),
+        settings: mailbag::daemon::live::Live::new(settings),
         guard: LoopGuard::new("mx.office.test", &[], &[]),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         kick: Arc::default(),
@@ -54,7 +55,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         tls: tls::client_configs().unwrap(),
         hop_down: Arc::new(AtomicBool::new(false)),
         down_routes: Default::default(),
-        dns: Arc::new(mailbag::daemon::dns::DnsResolver::from_config(&cfg).unwrap()),
+        dns: Arc::new(mailbag::daemon::delivery::dns::DnsResolver::from_config(&cfg).unwrap()),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
         upstream_up: Arc::default(),
@@ -74,7 +75,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
             );
             spool.enqueue(env, body.as_bytes()).await.unwrap();
         }
-        let run = tokio::spawn(deliver::run(Arc::clone(&d), stop_rx));
+        let run = tokio::spawn(delivery::lanes::run(Arc::clone(&d), stop_rx));
         // Eight days in 20-minute steps; each step gives the loop real time to act.
         let mut attempts_seen = 0u32;
         for _ in 0..(8 * 24 * 3) {
@@ -140,7 +141,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
 }
 
 /// Most attempts any held message has had.
-async fn held_attempts(spool: &spool_actor::SpoolHandle) -> u32 {
+async fn held_attempts(spool: &spool::SpoolHandle) -> u32 {
     spool
         .run(|s| s.entries().iter().map(|e| e.attempts).max().unwrap_or(0))
         .await

@@ -180,7 +180,7 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
                 let Conn::Plain(tcp) = std::mem::replace(&mut conn, Conn::Gone) else {
                     break;
                 };
-                let tls = crate::daemon::tls::client_configs()?;
+                let tls = crate::daemon::delivery::tls::client_configs()?;
                 let name = rustls::pki_types::ServerName::try_from(host.clone())
                     .map_err(|e| e.to_string())?;
                 match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {

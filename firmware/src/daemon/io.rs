@@ -1,5 +1,6 @@
 //! A TCP connection that may switch to TLS in the middle (STARTTLS, RFC 3207), shared by
-//! the server sessions (`conn`) and the delivery client (`deliver`).
+//! the server sessions (`inbound::connection`) and the delivery client
+//! (`delivery::outbound`). It imports no daemon subsystem.
 
 use std::io;
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::spool_actor::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
@@ -26,10 +26,10 @@ use crate::spool::{self, Pending, SpoolError};
 /// waiting while a message is being made durable).
 pub const READ_BUF: usize = 16 * 1024;
 
-/// The settings a new session starts with; replaced whole on reload ([`super::reload`]).
+/// The settings a new session starts with; replaced whole when the configuration is reloaded.
 pub struct Inbound {
     /// Session settings and policy.
-    pub session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+    pub session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
     /// Domains ETRN may flush (the configured ones, lower-case).
     pub domains: Vec<String>,
 }
@@ -37,7 +37,7 @@ pub struct Inbound {
 impl Inbound {
     /// `session` with the accepted `domains` (`policy.domains`).
     pub fn new(
-        session: SessionConfig<Checker<super::spool_actor::GaugeCapacity>>,
+        session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
         domains: &[String],
     ) -> Self {
         Self {
@@ -51,7 +51,7 @@ impl Inbound {
 pub struct Ctx {
     /// Session settings, policy and ETRN domains in force (a session keeps the ones it
     /// started with).
-    pub inbound: Arc<super::reload::Live<Inbound>>,
+    pub inbound: Arc<crate::daemon::live::Live<Inbound>>,
     /// The spool thread.
     pub spool: SpoolHandle,
     /// STARTTLS, when configured.
@@ -59,14 +59,14 @@ pub struct Ctx {
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Recent events for the admin page's Log.
-    pub events: Arc<super::events::EventLog>,
+    pub events: Arc<crate::daemon::events::EventLog>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the deliverer (new mail, ETRN).
     pub kick: Arc<tokio::sync::Notify>,
 }
 
-type Io = super::io::Io<TlsStream<TcpStream>>;
+type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
 struct Incoming {
@@ -172,7 +172,7 @@ impl Conn {
                 self.io.shutdown().await;
                 return Ok(());
             }
-            if !super::io::compact(&mut rbuf, &mut start, &mut end) {
+            if !crate::daemon::io::compact(&mut rbuf, &mut start, &mut end) {
                 // Cannot happen with a well-behaved session (a line is far shorter).
                 return Err(io::Error::other("input buffer full"));
             }

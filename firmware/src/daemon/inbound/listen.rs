@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::conn::{self, Ctx};
+use super::connection::{self, Ctx};
 
 /// Connections being turned away at once; past this, excess connections are just closed.
 pub const REJECTING_MAX: usize = 64;
@@ -57,7 +57,7 @@ pub async fn accept_loop(
             Ok(permit) => {
                 let ctx = Arc::clone(&ctx);
                 tokio::spawn(async move {
-                    conn::serve(stream, peer, ctx).await;
+                    connection::serve(stream, peer, ctx).await;
                     drop(permit);
                 });
             }

@@ -25,14 +25,14 @@ use mailbag_web::backend::{
     SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
-use super::deliver::Deliverer;
-use super::events::EventLog;
 use super::queue_actions::{self, ActionError};
 use super::queue_view;
 use super::reload::Reloader;
-use super::spool_actor::SpoolHandle;
-use super::web_settings;
+use super::settings;
 use crate::config::{Config, Format};
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::events::EventLog;
+use crate::daemon::spool::SpoolHandle;
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
@@ -419,18 +419,18 @@ impl Backend for DaemonBackend {
     }
 
     fn settings(&self) -> Result<Vec<SettingField>, BackendError> {
-        Ok(web_settings::fields(&self.saved()))
+        Ok(settings::fields(&self.saved()))
     }
 
     fn validate_settings(&self, values: &SettingsValues) -> Vec<FieldError> {
-        web_settings::merge(&self.saved(), values)
+        settings::merge(&self.saved(), values)
             .err()
             .unwrap_or_default()
     }
 
     fn save_settings(&self, values: &SettingsValues) -> Result<SaveOutcome, SaveError> {
         let mut saved = self.saved();
-        let merged = web_settings::merge(&saved, values).map_err(SaveError::Invalid)?;
+        let merged = settings::merge(&saved, values).map_err(SaveError::Invalid)?;
         let failed = |e: String| SaveError::Backend(BackendError::Failed(e));
         match file_format(&self.config_path) {
             Format::Uci => merged.save_uci(&self.config_path),
@@ -445,7 +445,7 @@ impl Backend for DaemonBackend {
                     .map_err(|e| failed(format!("saved to {path}, but not applied: {e}")))?;
                 (true, a.restart_needed)
             }
-            None => (false, web_settings::changed(&self.running, &merged)),
+            None => (false, settings::changed(&self.running, &merged)),
         };
         *saved = merged;
         drop(saved);

@@ -14,15 +14,16 @@
 //! configuration in force ([`Reloader::running`]) is the new one with those keys left at
 //! their running values, so what the daemon reports is what it does.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use toml::{Table, Value};
 
-use super::conn::Inbound;
-use super::deliver::Deliverer;
-use super::spool_actor::GaugeCapacity;
-use super::web_settings::{lookup, set, tree};
+use super::settings::{lookup, set, tree};
 use crate::config::Config;
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::inbound::Inbound;
+use crate::daemon::live::Live;
+use crate::daemon::spool::GaugeCapacity;
 use crate::policy::{Checker, Rules};
 use crate::relay::RelaySettings;
 use crate::smtp::SessionConfig;
@@ -55,26 +56,6 @@ pub fn needs_restart(key: &str) -> bool {
     !LIVE
         .iter()
         .any(|l| key == *l || (l.ends_with('.') && key.starts_with(l)))
-}
-
-/// A value that is replaced whole while readers keep the one they took.
-pub struct Live<T>(RwLock<Arc<T>>);
-
-impl<T> Live<T> {
-    /// Starts with `value`.
-    pub fn new(value: T) -> Self {
-        Self(RwLock::new(Arc::new(value)))
-    }
-
-    /// The current value (the lock is held only to clone the `Arc`: never across an await).
-    pub fn get(&self) -> Arc<T> {
-        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Replaces the value; holders of the old one keep it until they drop it.
-    pub fn set(&self, value: T) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
-    }
 }
 
 /// What [`Reloader::apply`] did.

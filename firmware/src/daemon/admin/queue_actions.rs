@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use mailbag_hal::BlockDevice;
 
-use super::deliver::{Deliverer, Notice, original_headers, send_dsn};
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::delivery::notice::{Notice, original_headers, send_dsn};
 use crate::relay::dsn::DsnKind;
 use crate::spool::message::domain_of;
 use crate::spool::{MessageId, RcptStatus, Spool, SpoolError, fnv1a};

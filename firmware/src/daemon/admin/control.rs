@@ -38,10 +38,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::deliver::Deliverer;
-use super::events::EventLog;
 use super::queue_actions;
 use crate::config::validate::is_domain;
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::events::EventLog;
 use crate::spool::MessageId;
 
 /// Longest request line, line end included.
@@ -294,7 +294,7 @@ async fn serve(
         crate::log!("control socket {}: not removed: {e}", path.display());
     }
     let all = u32::try_from(CONNECTIONS_MAX).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(super::GRACE, slots.acquire_many(all)).await;
+    let _ = tokio::time::timeout(crate::daemon::shutdown::GRACE, slots.acquire_many(all)).await;
 }
 
 /// Reads one request, answers it, closes.

@@ -11,10 +11,10 @@ use mailbag_hal::{Clock, ManualClock};
 use mailbag_web::Backend;
 use mailbag_web::backend::{Action, BackendError, MessageId, QueueQuery, SaveError, SortKey};
 
-use super::events::EventLog;
-use super::spool_actor::{self, SpoolHandle};
 use super::web_backend::{DaemonBackend, NO_DELIVERY};
 use crate::config::Config;
+use crate::daemon::events::EventLog;
+use crate::daemon::spool::{self, SpoolHandle};
 use crate::spool::open::open_for_daemon;
 use crate::spool::{Envelope, Limits};
 
@@ -46,7 +46,7 @@ fn start(dir: &Path) -> (SpoolHandle, JoinHandle<()>, Arc<ManualClock>) {
         max_bytes_per_domain: 0,
     };
     let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let (h, t) = spool_actor::start(dev, limits, clock_dyn).unwrap();
+    let (h, t) = spool::start(dev, limits, clock_dyn).unwrap();
     (h, t, clock)
 }
 
@@ -342,26 +342,31 @@ fn a_page_of_a_large_queue_reads_only_its_rows() {
 }
 
 /// A deliverer over `spool` (never run: the tests play its in-flight set by hand).
-fn deliverer(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> Arc<super::deliver::Deliverer> {
+fn deliverer(
+    spool: &SpoolHandle,
+    clock: &Arc<ManualClock>,
+) -> Arc<crate::daemon::delivery::Deliverer> {
     let config = Config::demo(Path::new("state"));
     let clock: Arc<dyn Clock> = clock.clone();
-    Arc::new(super::deliver::Deliverer {
+    Arc::new(crate::daemon::delivery::Deliverer {
         spool: spool.clone(),
-        settings: super::reload::Live::new(
+        settings: crate::daemon::live::Live::new(
             crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
         ),
         guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
         clock,
         kick: Arc::default(),
         hostname: "mx.test".into(),
-        tls: super::tls::client_configs().unwrap(),
+        tls: crate::daemon::delivery::tls::client_configs().unwrap(),
         hop_down: Arc::default(),
         down_routes: Default::default(),
         in_flight: Arc::default(),
         upstream_up: Arc::default(),
         dns: Arc::new(
-            crate::daemon::dns::DnsResolver::from_config(&crate::relay::RelayConfig::default())
-                .unwrap(),
+            crate::daemon::delivery::dns::DnsResolver::from_config(
+                &crate::relay::RelayConfig::default(),
+            )
+            .unwrap(),
         ),
         hop_slots: Default::default(),
     })
@@ -447,13 +452,14 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     use crate::policy::{Checker, Policy as _, Rules};
     use crate::smtp::{Mailbox, SessionConfig};
 
-    use super::conn::Inbound;
-    use super::reload::{Live, Reloader};
+    use super::reload::Reloader;
+    use crate::daemon::inbound::Inbound;
+    use crate::daemon::live::Live;
 
     let dir = TempDir::new("reload");
     let (spool, thread, clock) = start(&dir.0);
     let config = Config::demo(&dir.0);
-    let capacity = spool_actor::GaugeCapacity(Arc::clone(&spool.gauge));
+    let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let rules = Arc::new(Rules::from_config(&config.policy).unwrap());
     let session = SessionConfig::new(&config.smtp, Checker::new(rules, capacity.clone())).unwrap();
     let inbound = Arc::new(Live::new(Inbound::new(session, &config.policy.domains)));

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::conn::Inbound;
-use super::deliver::Deliverer;
+use super::Deliverer;
 use super::outbound;
-use super::reload::Live;
+use crate::daemon::inbound::Inbound;
+use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 

@@ -22,7 +22,7 @@ use embassy_time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::deliver::Deliverer;
+use super::Deliverer;
 use crate::relay::client::{Action, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
 use crate::relay::{Client, Job, NextHop, TlsPolicy};
@@ -35,7 +35,7 @@ pub const MESSAGES_PER_CONNECTION: u32 = 100;
 /// Read buffer per connection.
 const READ_BUFFER: usize = 4096;
 
-type Io = super::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
+type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// A temporary failure of a whole attempt.
 pub fn failure(reason: FailReason) -> Outcome {
@@ -305,7 +305,7 @@ async fn drive(
                 continue;
             }
         }
-        if !super::io::compact(&mut rb.buf, &mut rb.start, &mut rb.end) {
+        if !crate::daemon::io::compact(&mut rb.buf, &mut rb.start, &mut rb.end) {
             c.eof();
             continue;
         }

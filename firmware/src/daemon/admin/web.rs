@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use mailbag_web::{App, WebConfig, WebServer};
 
-use super::deliver::Deliverer;
-use super::events::EventLog;
 use super::web_backend::DaemonBackend;
 use crate::config::Config;
+use crate::daemon::delivery::Deliverer;
+use crate::daemon::events::EventLog;
 
 /// The demo's root password (printed in the log; the demo listens on loopback only).
 pub const DEMO_PASSWORD: &str = "demo";

@@ -1,0 +1,19 @@
+//! **admin**: what the operator sees and does. The control socket behind `mailbag queue`
+//! ([`control`]), the operator's queue actions — flush, delete, bounce — ([`queue_actions`]),
+//! the admin page ([`web`], its backend [`web_backend`], the queue list [`queue_view`] and
+//! the settings form [`settings`]), and applying a changed configuration to the running
+//! daemon ([`reload`]).
+//!
+//! Admin sits on top: it uses the spool's, delivery's and inbound's handles; none of them
+//! imports admin. What it offers is for the daemon's wiring only: [`reload::Reloader`],
+//! [`control::start`], [`web::start`].
+
+pub mod control;
+pub mod queue_actions;
+pub mod queue_view;
+pub mod reload;
+pub mod settings;
+pub mod web;
+pub mod web_backend;
+#[cfg(test)]
+mod web_backend_tests;

@@ -1,0 +1,45 @@
+//! **delivery**: takes due messages from the spool, sends them to their next hops, records
+//! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
+//! mail and queues bounces and delay warnings.
+//!
+//! - **When.** Every [`TICK`](lanes::TICK), and at once when kicked (a new message, ETRN,
+//!   a flush, the next hop answering a probe again).
+//! - **Order.** Held mail is delivered in lanes, one per recipient domain
+//!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
+//!   A lane's worker sends up to [`LANE_TURN`](lanes::LANE_TURN) messages over one kept
+//!   connection, then gives the next domain its turn. At most
+//!   [`LANES_MAX`](lanes::LANES_MAX) lanes run at once.
+//! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
+//!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
+//!   recipients on two routes goes out in two transactions, recorded as one attempt.
+//! - **How much.** At most `relay.max-per-hop` connections per route at once: a recovered
+//!   server is not hammered.
+//! - **Order of effects.** The record is updated (or removed) *before* a bounce is queued,
+//!   so a crash can repeat a bounce but never lose a recipient's state. Delivery is
+//!   at-least-once: a crash between the next hop's 250 and our record update delivers that
+//!   message again after restart.
+//! - **TLS.** STARTTLS is used when offered (`opportunistic`: certificate not checked,
+//!   like Postfix's `may`); `require` fails the attempt when the hop has no STARTTLS;
+//!   `require-verify` checks the certificate against the system's CA file.
+//!
+//! | file | what |
+//! |---|---|
+//! | [`deliverer`] | [`Deliverer`], the state the delivery tasks share (the subsystem's handle) |
+//! | [`lanes`] | the delivery loop: lanes, one attempt per message, its record |
+//! | [`outbound`] | connections to next hops driving [`crate::relay::Client`]; kept connections |
+//! | [`notice`] | bounces and delay warnings queued to the sender |
+//! | [`probe`] | watching routes that are down; their return flushes the held mail |
+//! | [`upstream`] | the edge's watch on its silo (ETRN when it comes back) |
+//! | [`dns`] | the resolver for MX and next-hop names |
+//! | [`tls`] | STARTTLS client configurations |
+
+pub mod deliverer;
+pub mod dns;
+pub mod lanes;
+pub mod notice;
+pub mod outbound;
+pub mod probe;
+pub mod tls;
+pub mod upstream;
+
+pub use deliverer::Deliverer;
