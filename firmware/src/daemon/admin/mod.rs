@@ -4,16 +4,25 @@
 //! the settings form [`settings`]), and applying a changed configuration to the running
 //! daemon ([`reload`]).
 //!
+//! The page and its views exist only with the `web` cargo feature (plain Linux and the silo);
+//! a router build leaves them out, LuCI (luci-app-mailbag) being its admin UI through the
+//! control socket. [`config_tree`] is shared by reload and the settings form.
+//!
 //! Admin sits on top: it uses the spool's, delivery's and inbound's handles; none of them
 //! imports admin. What it offers is for the daemon's wiring only: [`reload::Reloader`],
 //! [`control::start`], [`web::start`].
 
+pub mod config_tree;
 pub mod control;
 pub mod queue_actions;
+#[cfg(feature = "web")]
 pub mod queue_view;
 pub mod reload;
+#[cfg(feature = "web")]
 pub mod settings;
+#[cfg(feature = "web")]
 pub mod web;
+#[cfg(feature = "web")]
 pub mod web_backend;
-#[cfg(test)]
+#[cfg(all(test, feature = "web"))]
 mod web_backend_tests;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use toml::{Table, Value};
 
-use super::settings::{lookup, set, tree};
+use super::config_tree::{lookup, set, tree};
 use crate::config::Config;
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::inbound::Inbound;
@@ -267,6 +267,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "web")]
     #[test]
     fn the_demo_page_says_restart_for_the_same_fields_as_the_daemon() {
         let mut n = 0;
