@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod firewall;
+pub mod json;
 pub mod policy;
 pub mod relay;
 pub mod smtp;

@@ -191,6 +191,31 @@ fn build(s: &Settings, resolver: &dyn Resolver, last_good: &[IpAddr]) -> Result<
         .map_err(|e| e.to_string())
 }
 
+/// The fw4 rules for `cfg` as `firewall render --format nft` prints them (LuCI's preview).
+pub(super) fn render_nft(cfg: FirewallConfig) -> Result<String, String> {
+    let s = Settings {
+        cfg,
+        primary: Primary::Up,
+        force: false,
+    };
+    let last_good = read_last_good(Path::new(nft::INCLUDE_PATH));
+    Ok(nft::include(&build(&s, &SystemResolver, &last_good)?))
+}
+
+/// `firewall apply` for `cfg` (LuCI's Apply): loads the rules, writes the include file.
+pub(super) fn apply_nft(cfg: FirewallConfig) -> Result<String, String> {
+    let s = Settings {
+        cfg,
+        primary: Primary::Up,
+        force: false,
+    };
+    let file = Path::new(nft::INCLUDE_PATH);
+    let rules = build(&s, &SystemResolver, &read_last_good(file))?;
+    apply::apply_nft(&rules, file)
+        .map(|o| o.to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn read_last_good(file: &Path) -> Vec<IpAddr> {
     std::fs::read_to_string(file)
         .map(|t| dns::parse_last_good(&t))

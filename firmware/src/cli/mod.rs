@@ -12,6 +12,7 @@ mod etrn;
 mod firewall;
 mod fmt;
 mod queue;
+mod rpcd;
 mod run;
 mod spool;
 
@@ -42,6 +43,8 @@ commands:
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
   firewall apply [--config FILE]         load them (set update in place when loaded)
+  rpcd [--config FILE] list | call METHOD
+                                         rpcd exec plugin for LuCI (luci-app-mailbag)
   --version                              print the version
 ";
 
@@ -59,6 +62,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Some("etrn") => etrn::etrn(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
+        Some("rpcd") => rpcd::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())

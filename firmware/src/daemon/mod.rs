@@ -244,6 +244,7 @@ async fn serve(
             path,
             Arc::clone(&deliverer),
             Arc::clone(&ctx.events),
+            Arc::clone(&reloader),
             shutdown_rx.clone(),
         )
         .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))

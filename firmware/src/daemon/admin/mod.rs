@@ -14,6 +14,8 @@
 
 pub mod config_tree;
 pub mod control;
+pub mod json_view;
+pub mod message_head;
 pub mod queue_actions;
 #[cfg(feature = "web")]
 pub mod queue_view;
@@ -24,5 +26,6 @@ pub mod settings;
 pub mod web;
 #[cfg(feature = "web")]
 pub mod web_backend;
-#[cfg(all(test, feature = "web"))]
+#[cfg(test)]
+#[cfg(feature = "web")]
 mod web_backend_tests;

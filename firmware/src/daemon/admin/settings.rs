@@ -7,7 +7,7 @@
 //! changes apply without a restart is [`super::reload::needs_restart`]'s to say.
 
 use mailbag_web::backend::{FieldError, FieldKind, SettingField, SettingsValues};
-use toml::{Table, Value};
+use toml::Value;
 
 use super::config_tree::{lookup, set, tree};
 use crate::config::Config;
