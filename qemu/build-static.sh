@@ -64,7 +64,7 @@ FEED_PROFILE_VARS=(
 makefile=$root/openwrt-package/mailbag/Makefile
 # make_list NAME: the words of a `NAME:= \` block of the feed Makefile (continued lines).
 make_list() {
-  sed -n "/^$1:=/,/[^\\]\$/p" "$makefile" | sed "s/^$1:=//; s/\\$//" | tr -s ' \t' '\n' | sed '/^$/d'
+  sed -n "/^$1:=/,/[^\\]\$/p" "$makefile" | sed "s/^$1:=//; s/\\\\\$//" | tr -s ' \t' '\n' | sed '/^$/d'
 }
 feed_env=() feed_args=()
 if [ "$feed" -eq 1 ]; then
@@ -99,7 +99,7 @@ build_one() {
   env "$(zig_bindgen_env "$t")" "${feed_env[@]}" \
     RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$root/target/$dir-$t" \
     cargo "${toolchain[@]}" zigbuild "${zflags[@]}" --release --locked --target "$t" \
-      -p mailbag --bin mailbag "${feed_args[@]}" >&2
+      -p mailbag --bin mailbag "${feed_args[@]}" >&2 || return 1
   mkdir -p "$out/$t"
   cp "$root/target/$dir-$t/$t/release/mailbag" "$out/$t/mailbag"
   if [ "$map" -eq 1 ]; then

@@ -179,6 +179,20 @@ show "$(cat "$root/tmp/log")"
 check "hotplug: queue flush through the daemon's control socket (1 held message)" \
 	grep -q "^mailbag: 1 held message(s) of all domains made due" "$root/tmp/log"
 
+# luci-app-mailbag's files, and its rpcd plugin as rpcd runs it for LuCI.
+step "LuCI: rpcd calls luci.mailbag (/usr/libexec/rpcd/luci.mailbag)"
+cp -a "$repo/openwrt-package/luci-app-mailbag/root/." "$root/"
+list="$(on_router '/usr/libexec/rpcd/luci.mailbag list')"
+show "list: $list"
+status="$(on_router "echo '{}' | /usr/libexec/rpcd/luci.mailbag call status")"
+show "call status: $status"
+check "LuCI: status through the plugin shows the held message" \
+	sh -c 'printf "%s" "$1" | grep -q "\"queue_depth\":1"' _ "$status"
+queue="$(on_router "echo '{\"limit\":10}' | /usr/libexec/rpcd/luci.mailbag call queue")"
+show "call queue: $queue"
+check "LuCI: queue through the plugin lists it" \
+	sh -c 'printf "%s" "$1" | grep -q "\"recipients\":\[\"bob@example.com\"\]"' _ "$queue"
+
 # ---- remove, as opkg does: prerm, delete the package's files, postrm
 step "opkg remove mailbag"
 kill "$daemon_pid" 2>/dev/null
