@@ -66,12 +66,13 @@ makefile=$root/openwrt-package/mailbag/Makefile
 make_list() {
   sed -n "/^$1:=/,/[^\\]\$/p" "$makefile" | sed "s/^$1:=//; s/\\\\\$//" | tr -s ' \t' '\n' | sed '/^$/d'
 }
-feed_env=() feed_args=()
+feed_env=() feed_args=() feed_rustflags=""
 if [ "$feed" -eq 1 ]; then
   mapfile -t pkg_vars < <(make_list MAILBAG_CARGO_VARS)
   feed_env=("${FEED_PROFILE_VARS[@]}" "${pkg_vars[@]}")
   mapfile -t feed_args < <(make_list MAILBAG_CARGO_ARGS)
   features=$(make_list RUST_PKG_FEATURES | tr '\n' ',' | sed 's/,$//')
+  feed_rustflags=$(make_list MAILBAG_RUSTFLAGS | tr '\n' ' ')
   [ -z "$features" ] || feed_args+=(--features "$features")
 fi
 [ "$map" -eq 0 ] || feed_env+=(CARGO_PROFILE_RELEASE_STRIP=false)
@@ -95,7 +96,8 @@ build_one() {
       fi ;;
   esac
   echo "== $t" >&2
-  [ "$feed" -eq 0 ] || echo "   feed environment: ${feed_env[*]} ${feed_args[*]}" >&2
+  rustflags="$rustflags $feed_rustflags"
+  [ "$feed" -eq 0 ] || echo "   feed environment: ${feed_env[*]} ${feed_args[*]} RUSTFLAGS+=$feed_rustflags" >&2
   env "$(zig_bindgen_env "$t")" "${feed_env[@]}" \
     RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$root/target/$dir-$t" \
     cargo "${toolchain[@]}" zigbuild "${zflags[@]}" --release --locked --target "$t" \

@@ -98,10 +98,11 @@ fi
 # The packaged files work together: test.sh (as the feed CI runs it) and the packaged
 # defaults through the packaged binary.
 if [ "$arch" = x86_64 ]; then
-	check "test.sh passes with the packaged binary" \
-		env PATH="$work/data/usr/bin:$PATH" sh "$repo/openwrt-package/mailbag/test.sh" mailbag "$version"
+	check "test.sh passes with the packaged binary and config" \
+		env PATH="$work/data/usr/bin:$PATH" MAILBAG_CONFIG="$work/data/etc/config/mailbag" \
+		sh "$repo/openwrt-package/mailbag/test.sh" mailbag "$version"
 	check "test.sh fails for a wrong version" \
-		sh -c '! env PATH="$1:$PATH" sh "$2" mailbag 9.9.9 >/dev/null' _ "$work/data/usr/bin" \
+		sh -c '! env PATH="$1:$PATH" MAILBAG_CONFIG="$1/../../etc/config/mailbag" sh "$2" mailbag 9.9.9 >/dev/null 2>&1' _ "$work/data/usr/bin" \
 		"$repo/openwrt-package/mailbag/test.sh"
 	check "packaged defaults pass check-config" \
 		"$work/data/usr/bin/mailbag" check-config "$work/data/etc/config/mailbag"

@@ -51,7 +51,7 @@ mknod -m 666 "$root/dev/urandom" c 1 9
 cp /bin/busybox "$root/bin/busybox"
 for applet in sh ash awk sed grep cat rm mkdir chmod chown chgrp ls mv cp ln sleep basename \
 	dirname tr cut echo printf test [ head tail sort find xargs env id kill true false wc \
-	uniq touch stat; do
+	uniq touch stat killall mktemp; do
 	ln -sf busybox "$root/bin/$applet"
 done
 # copy_with_libs BINARY DEST: a dynamically linked host binary and the libraries it loads.
@@ -100,6 +100,7 @@ for f in control conffiles postinst postinst-pkg prerm postrm; do
 done
 # The host binary needs its shared libraries in the root.
 copy_with_libs "$bin" /usr/bin/mailbag
+cp "$repo/openwrt-package/mailbag/test.sh" "$root/tmp/test.sh"
 out="$(on_router '/usr/lib/opkg/info/mailbag.postinst configure' 2>&1)"
 show "postinst: exit $? ${out:-(no output)}"
 show "$(on_router 'uci get firewall.mailbag; uci get firewall.mailbag.path')"
@@ -110,6 +111,9 @@ check "install: user and group 'mailbag' created (Require-User)" \
 	sh -c 'grep -q "^mailbag:x:225:225:" "$1/etc/passwd" && grep -q "^mailbag:x:225:" "$1/etc/group"' _ "$root"
 check "install: init script enabled" test -L "$root/etc/rc.d/S95mailbag"
 check "install: shipped disabled, so no instance started" sh -c '! grep -q open_instance "$1"' _ "$root/tmp/procd.log"
+out="$(on_router "sh /tmp/test.sh mailbag $(sed -n 's/^PKG_VERSION:=//p' "$repo/openwrt-package/mailbag/Makefile")" 2>&1)"
+check "install: the feed CI's test.sh passes on the router" test $? = 0
+show "$(printf '%s\n' "$out" | tail -3)"
 check "install: disabled, so nothing filtered (fw4 reloaded, include ran)" \
 	sh -c '! nft_out="$(ip netns exec "$1" nft list ruleset)" || ! printf "%s" "$nft_out" | grep -q mailbag' _ "$ns"
 
@@ -180,8 +184,15 @@ check "hotplug: queue flush through the daemon's control socket (1 held message)
 	grep -q "^mailbag: 1 held message(s) of all domains made due" "$root/tmp/log"
 
 # luci-app-mailbag's files, and its rpcd plugin as rpcd runs it for LuCI.
+luci_ipk="$("$repo/openwrt-package/build-luci-ipk.sh" --out "$work/ipk")" || fail "build-luci-ipk.sh failed"
+step "opkg install $(basename "$luci_ipk")"
+tar -xzOf "$luci_ipk" ./data.tar.gz | tar -xzf - -C "$root"
+tar -xzOf "$luci_ipk" ./control.tar.gz | tar -xzOf - ./postinst >"$root/tmp/luci.postinst"
+out="$(on_router 'sh /tmp/luci.postinst' 2>&1)"
+show "postinst: exit $? ${out:-(no output)}"
+check "LuCI: views under /www/luci-static/resources/view/mailbag" \
+	test -s "$root/www/luci-static/resources/view/mailbag/settings.js"
 step "LuCI: rpcd calls luci.mailbag (/usr/libexec/rpcd/luci.mailbag)"
-cp -a "$repo/openwrt-package/luci-app-mailbag/root/." "$root/"
 list="$(on_router '/usr/libexec/rpcd/luci.mailbag list')"
 show "list: $list"
 status="$(on_router "echo '{}' | /usr/libexec/rpcd/luci.mailbag call status")"
