@@ -16,7 +16,8 @@
 # Cargo.toml: panic=unwind, overflow checks on), then the overrides and cargo features the
 # feed Makefile adds (openwrt-package/mailbag/Makefile: MAILBAG_CARGO_VARS,
 # RUST_PKG_FEATURES, MAILBAG_CARGO_ARGS), read from the Makefile itself so this measures
-# what the SDK would build. Output: qemu/build/bin-feed/<target>/mailbag.
+# what the SDK would build (MAILBAG_BUILD_STD=0 as for the Makefile). Output:
+# qemu/build/bin-feed/<target>/mailbag.
 #
 # --map: also keep an unstripped copy (mailbag.unstripped) for qemu/size-breakdown.sh.
 #
@@ -73,6 +74,12 @@ if [ "$feed" -eq 1 ]; then
   mapfile -t feed_args < <(make_list MAILBAG_CARGO_ARGS)
   features=$(make_list RUST_PKG_FEATURES | tr '\n' ',' | sed 's/,$//')
   feed_rustflags=$(make_list MAILBAG_RUSTFLAGS | tr '\n' ' ')
+  # As the Makefile: std rebuilt unless MAILBAG_BUILD_STD=0.
+  if [ "${MAILBAG_BUILD_STD:-1}" != 0 ]; then
+    mapfile -t std_vars < <(make_list MAILBAG_STD_CARGO_VARS)
+    feed_env+=("${std_vars[@]}")
+    feed_rustflags="$feed_rustflags $(make_list MAILBAG_STD_RUSTFLAGS | tr '\n' ' ')"
+  fi
   [ -z "$features" ] || feed_args+=(--features "$features")
 fi
 [ "$map" -eq 0 ] || feed_env+=(CARGO_PROFILE_RELEASE_STRIP=false)
@@ -81,7 +88,9 @@ build_one() {
   local t=$1 toolchain=() rustflags="-C target-feature=+crt-static" zflags=() dir=cross
   case $t in
     aarch64-*)
-      rustup target add "$t" >/dev/null 2>&1 ;;
+      rustup target add "$t" >/dev/null 2>&1
+      # The feed build may rebuild std (MAILBAG_STD_CARGO_VARS): that needs rust-src.
+      [ "$feed" -eq 0 ] || rustup component add rust-src >/dev/null 2>&1 ;;
     *)
       rustup component add rust-src --toolchain "$NIGHTLY" >/dev/null 2>&1
       toolchain=("+$NIGHTLY")

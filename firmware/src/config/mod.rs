@@ -21,6 +21,7 @@ use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
 mod daemon;
+pub mod keys;
 pub mod uci;
 mod uci_de;
 mod uci_write;
@@ -233,6 +234,7 @@ impl Config {
     /// The model as a UCI file (`config mailbag 'main'` plus one section per table).
     /// Fails only for values UCI/TOML cannot carry (sizes above `i64::MAX`), which
     /// validation rejects.
+    #[cfg(feature = "web")]
     pub fn to_uci(&self) -> Result<String, ConfigError> {
         uci_write::to_uci(self).map_err(ConfigError::Write)
     }
@@ -240,6 +242,7 @@ impl Config {
     /// Saves the model as UCI at `path` (what the web page does), only if it validates.
     /// Atomic: written to `path.tmp`, fsynced, renamed over `path`, directory fsynced, so
     /// a power cut leaves either the old file or the new one.
+    #[cfg(feature = "web")]
     pub fn save_uci(&self, path: &Path) -> Result<(), ConfigError> {
         let report = self.validate();
         if !report.errors.is_empty() {
@@ -297,10 +300,7 @@ impl Config {
             Role::Silo => "silo",
         };
         // The mode's config spelling (`walled-garden`), as the user wrote it.
-        let mode = toml::Value::try_from(self.firewall.mode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let mode = crate::firewall::ruleset::mode_name(self.firewall.mode);
         format!(
             "role={role} enabled={} domains={} listen={} next-hops={} spool={} ({} bytes) lifetime={}d firewall={mode}",
             self.enabled,
@@ -353,4 +353,5 @@ fn read_bounded(path: &Path) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
+#[cfg(all(feature = "web", feature = "toml-config"))]
 mod tests;

@@ -6,12 +6,13 @@
 //!
 //! The page and its views exist only with the `web` cargo feature (plain Linux and the silo);
 //! a router build leaves them out, LuCI (luci-app-mailbag) being its admin UI through the
-//! control socket. [`config_tree`] is shared by reload and the settings form.
+//! control socket.
 //!
 //! Admin sits on top: it uses the spool's, delivery's and inbound's handles; none of them
 //! imports admin. What it offers is for the daemon's wiring only: [`reload::Reloader`],
 //! [`control::start`], [`web::start`].
 
+#[cfg(feature = "web")]
 pub mod config_tree;
 pub mod control;
 pub mod json_view;
