@@ -10,6 +10,7 @@ mod log;
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod firewall;
 pub mod json;
