@@ -110,7 +110,8 @@ check "install: uci-defaults script ran and was removed" test ! -e "$root/etc/uc
 check "install: user and group 'mailbag' created (Require-User)" \
 	sh -c 'grep -q "^mailbag:x:225:225:" "$1/etc/passwd" && grep -q "^mailbag:x:225:" "$1/etc/group"' _ "$root"
 check "install: init script enabled" test -L "$root/etc/rc.d/S95mailbag"
-check "install: shipped disabled, so no instance started" sh -c '! grep -q open_instance "$1"' _ "$root/tmp/procd.log"
+check "install: shipped disabled, so no instance started" \
+	sh -c '! grep -qs open_instance "$1"' _ "$root/tmp/procd.log"
 out="$(on_router "sh /tmp/test.sh mailbag $(sed -n 's/^PKG_VERSION:=//p' "$repo/openwrt-package/mailbag/Makefile")" 2>&1)"
 check "install: the feed CI's test.sh passes on the router" test $? = 0
 show "$(printf '%s\n' "$out" | tail -3)"
