@@ -66,6 +66,10 @@ env_of() { printf '%s\n' "$compile" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -1
 check "profile carried into the SDK build: panic=abort" test "$(env_of CARGO_PROFILE_RELEASE_PANIC)" = abort
 check "profile carried into the SDK build: no overflow checks" \
 	test "$(env_of CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS)" = false
+check "std rebuilt from rust/host's rust-src (build-std)" \
+	test "$(env_of CARGO_UNSTABLE_BUILD_STD)" = std,panic_abort
+check "MAILBAG_BUILD_STD=0: the prebuilt std" \
+	sh -c 'case "$1" in *CARGO_UNSTABLE_BUILD_STD*) exit 1 ;; esac' _ "$(mk compile-args MAILBAG_BUILD_STD=0)"
 
 # Build/Prepare copies the workspace (from the checkout, found through make's CURDIR).
 mk prepare >/dev/null
