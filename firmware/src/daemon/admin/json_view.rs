@@ -1,14 +1,12 @@
 //! The control socket's JSON views (`status`, `queue`, `message`, `log`): what LuCI's rpcd
 //! plugin (`mailbag rpcd`) shows, computed here without the admin page's crate.
 //!
-//! Bounded work per request: `status` and a `queue` page read only the spool's in-RAM index
-//! plus the records and first [`message_head::HEAD_MAX`] bytes of at most [`PAGE_MAX`]
-//! rows, oldest first; `message` reads one record and at most [`MESSAGE_HEAD`] bytes of
+//! Bounded work per request: `status` reads only the spool's in-RAM index (O(n) in the
+//! messages held); a `queue` page lists the index (O(n log n)) and reads the records and
+//! first [`message_head::HEAD_MAX`] bytes of at most [`PAGE_MAX`] rows, oldest first; `message` reads one record and at most [`MESSAGE_HEAD`] bytes of
 //! its content. Every string is JSON-escaped, so a hostile subject stays text.
 
 use std::sync::atomic::Ordering;
-
-use mailbag_hal::BlockDevice;
 
 use super::message_head::{self, headers_of, read_head};
 use crate::config::{Config, Role};
@@ -16,7 +14,7 @@ use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
 use crate::firewall::ruleset::mode_name;
 use crate::json::{Obj, array, str_array};
-use crate::spool::{MessageId, MessageMeta, RcptStatus, Spool, SpoolError};
+use crate::spool::{MessageId, MessageMeta, RcptStatus, SpoolError, SpoolRead};
 
 /// Most rows of one `queue` page.
 pub const PAGE_MAX: usize = 200;
@@ -37,13 +35,7 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
             let u = s.usage();
             let used = u.bytes + u.reserved;
             let room = u.limits.max_bytes.min(u.device_bytes);
-            let oldest = s.entries().iter().map(|e| e.received_unix).min();
-            let next = s
-                .entries()
-                .iter()
-                .map(|e| e.next_attempt_unix)
-                .filter(|t| *t != 0)
-                .min();
+            let (oldest, next) = (s.oldest_received(), s.next_attempt());
             (
                 u64::from(u.messages),
                 used,
@@ -102,14 +94,10 @@ pub async fn queue(d: &Deliverer, offset: usize, limit: usize) -> Result<String,
     let now = d.clock.unix_seconds();
     d.spool
         .run(move |s| {
-            let mut order: Vec<(u64, MessageId)> = s
-                .entries()
-                .iter()
-                .map(|e| (e.received_unix, e.id))
-                .collect();
-            order.sort_unstable();
+            // Oldest first already.
+            let order = s.list();
             let mut rows = Vec::with_capacity(limit.min(order.len()));
-            for &(_, id) in order.iter().skip(offset).take(limit) {
+            for id in order.iter().skip(offset).take(limit).map(|e| e.id) {
                 let meta = s.meta(id)?;
                 let subject = message_head::read_subject(s, id)?;
                 rows.push(row(&meta, &subject, now).finish());
@@ -129,7 +117,7 @@ pub async fn message(d: &Deliverer, id: MessageId) -> Result<Option<String>, Spo
     let now = d.clock.unix_seconds();
     d.spool
         .run(move |s| {
-            if !s.entries().iter().any(|e| e.id == id) {
+            if !s.contains(id) {
                 return Ok(None);
             }
             detail(s, id, now).map(Some)
@@ -137,7 +125,7 @@ pub async fn message(d: &Deliverer, id: MessageId) -> Result<Option<String>, Spo
         .await?
 }
 
-fn detail<D: BlockDevice>(s: &Spool<'_, D>, id: MessageId, now: u64) -> Result<String, SpoolError> {
+fn detail(s: &impl SpoolRead, id: MessageId, now: u64) -> Result<String, SpoolError> {
     let meta = s.meta(id)?;
     let head = read_head(s, id, MESSAGE_HEAD)?;
     let (fields, body_at) = headers_of(&head, HEADERS_MAX);

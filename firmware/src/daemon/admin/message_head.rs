@@ -4,9 +4,7 @@
 //! Bounded: at most the bytes asked for are read ([`HEAD_MAX`] for a subject); fields are
 //! unfolded, not decoded (RFC 2047 words stay as written).
 
-use mailbag_hal::BlockDevice;
-
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{SpoolError, SpoolRead};
 
 /// Bytes of a body read to find its Subject header.
 pub const HEAD_MAX: usize = 4096;
@@ -14,16 +12,16 @@ pub const HEAD_MAX: usize = 4096;
 pub const SUBJECT_MAX: usize = 998;
 
 /// The raw (unfolded, not decoded) Subject header from the start of the body.
-pub fn read_subject<D: BlockDevice>(
-    spool: &Spool<'_, D>,
+pub fn read_subject(
+    spool: &impl SpoolRead,
     id: crate::spool::MessageId,
 ) -> Result<String, SpoolError> {
     Ok(subject_of(&read_head(spool, id, HEAD_MAX)?))
 }
 
 /// The first `max` bytes of a message (fewer if it is shorter).
-pub fn read_head<D: BlockDevice>(
-    spool: &Spool<'_, D>,
+pub fn read_head(
+    spool: &impl SpoolRead,
     id: crate::spool::MessageId,
     max: usize,
 ) -> Result<Vec<u8>, SpoolError> {

@@ -8,11 +8,10 @@
 
 use std::cmp::Ordering;
 
-use mailbag_hal::BlockDevice;
 use mailbag_web::backend::{self as web, QueueQuery, QueueRow, SortKey};
 
 use super::message_head::read_subject;
-use crate::spool::{IndexEntry, MessageMeta, Spool, SpoolError, fnv1a};
+use crate::spool::{IndexEntry, MessageMeta, SpoolError, SpoolRead, domain_key};
 
 /// Most messages a text search or sender/recipient sort reads records for.
 pub const SCAN_MAX: usize = 500;
@@ -46,16 +45,14 @@ impl From<SpoolError> for ViewError {
 }
 
 /// One page of the queue.
-pub fn page<D: BlockDevice>(
-    spool: &Spool<'_, D>,
-    q: &QueueQuery,
-    now: u64,
-) -> Result<web::QueuePage, ViewError> {
-    let domain = q.domain.as_deref().map(|d| fnv1a(&d.to_ascii_lowercase()));
-    let mut cands: Vec<&IndexEntry> = spool
-        .entries()
+pub fn page(spool: &impl SpoolRead, q: &QueueQuery, now: u64) -> Result<web::QueuePage, ViewError> {
+    // The domain filter is by the domain of each message's first recipient (the key the
+    // index keeps: a message's lane).
+    let domain = q.domain.as_deref().map(domain_key);
+    let listed = spool.list();
+    let mut cands: Vec<&IndexEntry> = listed
         .iter()
-        .filter(|e| domain.is_none_or(|h| e.domains.contains(&h)))
+        .filter(|e| domain.is_none_or(|k| e.domain == k))
         .collect();
     let needs_records = q.text.is_some() || matches!(q.sort, SortKey::Sender | SortKey::Recipients);
     let (total, rows) = if needs_records {
@@ -95,8 +92,8 @@ pub fn page<D: BlockDevice>(
 }
 
 /// The queue row of one message: its record, plus its subject when `subject` is set.
-pub fn row<D: BlockDevice>(
-    spool: &Spool<'_, D>,
+pub fn row(
+    spool: &impl SpoolRead,
     id: crate::spool::MessageId,
     now: u64,
     subject: bool,

@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
 };
-use crate::spool::{self, Pending, SpoolError};
+use crate::spool::{self, SpoolError};
 
 /// Bytes read from the socket at a time (and the most a pipelining client can have
 /// waiting while a message is being made durable).
@@ -70,8 +70,11 @@ type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
 struct Incoming {
-    pending: Option<Pending>,
+    /// Not begun until its first chunk or its commit reaches the spool (one request fewer).
+    slot: Option<MessageSlot>,
     envelope: spool::Envelope,
+    /// Body bytes handed to the spool so far.
+    appended: u64,
     error: Option<StoreError>,
 }
 
@@ -95,7 +98,7 @@ fn to_spool_envelope(env: &crate::smtp::Envelope) -> Result<spool::Envelope, Str
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let mut conn = Conn {
+    let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
         chunk: Box::default(),
@@ -110,7 +113,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     conn.abort_message().await;
 }
 
-struct Conn {
+/// One accepted SMTP connection: the socket (plain or TLS) driving an `smtp::Session`.
+struct InboundConnection {
     ctx: Arc<Ctx>,
     io: Io,
     chunk: Chunk,
@@ -118,7 +122,7 @@ struct Conn {
     wbuf: Vec<u8>,
 }
 
-impl Conn {
+impl InboundConnection {
     async fn run(&mut self, peer: SocketAddr) -> io::Result<()> {
         let clock = Arc::clone(&self.ctx.clock);
         let info = PeerInfo {
@@ -144,12 +148,12 @@ impl Conn {
                 let action = self.handle(&mut session, out).await?;
                 start += n;
                 match action {
-                    Action::Continue => {}
-                    Action::StartTls => {
+                    NextStep::Continue => {}
+                    NextStep::StartTls => {
                         upgrade = true;
                         break;
                     }
-                    Action::Close => {
+                    NextStep::Close => {
                         self.flush().await?;
                         self.io.shutdown().await;
                         return Ok(());
@@ -192,7 +196,7 @@ impl Conn {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
-                        if let Action::Close = self.handle(&mut session, out).await? {
+                        if let NextStep::Close = self.handle(&mut session, out).await? {
                             self.flush().await?;
                             self.io.shutdown().await;
                             return Ok(());
@@ -216,8 +220,8 @@ impl Conn {
         &mut self,
         session: &mut Session<P>,
         out: Events<'_>,
-    ) -> io::Result<Action> {
-        let mut action = Action::Continue;
+    ) -> io::Result<NextStep> {
+        let mut action = NextStep::Continue;
         for event in out {
             match event {
                 Event::Reply(r) => {
@@ -238,13 +242,13 @@ impl Conn {
                     self.event("aborted", None, &why.to_string());
                     self.abort_message().await;
                 }
-                Event::StartTls => action = Action::StartTls,
+                Event::StartTls => action = NextStep::StartTls,
                 Event::Etrn(node) => {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
                         .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
                 }
-                Event::Close => action = Action::Close,
+                Event::Close => action = NextStep::Close,
             }
         }
         Ok(action)
@@ -258,21 +262,19 @@ impl Conn {
         let declared = env.params.size.unwrap_or(0);
         let received = env.received.clone();
         let incoming = match to_spool_envelope(env) {
-            Ok(envelope) => match self.ctx.spool.begin(envelope.clone(), declared).await {
-                Ok(p) => Incoming {
-                    pending: Some(p),
-                    envelope,
-                    error: None,
-                },
-                Err(e) => Incoming {
-                    pending: None,
-                    envelope,
-                    error: Some(store_error(&e)),
-                },
+            Ok(envelope) => Incoming {
+                slot: Some(MessageSlot::New {
+                    envelope: Box::new(envelope.clone()),
+                    declared,
+                }),
+                envelope,
+                appended: 0,
+                error: None,
             },
             Err(_) => Incoming {
-                pending: None,
+                slot: None,
                 envelope: spool::Envelope::default(),
+                appended: 0,
                 error: Some(StoreError::Io),
             },
         };
@@ -301,14 +303,18 @@ impl Conn {
         let Some(inc) = &mut self.incoming else {
             return;
         };
-        let Some(pending) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return;
         };
         let chunk = std::mem::take(&mut self.chunk);
-        let (pending, chunk, result) = self.ctx.spool.append(pending, chunk).await;
+        let n = chunk.len() as u64;
+        let (pending, chunk, result) = self.ctx.spool.append(slot, chunk).await;
         self.chunk = chunk;
         match result {
-            Ok(()) => inc.pending = pending,
+            Ok(()) => {
+                inc.slot = pending.map(MessageSlot::Begun);
+                inc.appended += n;
+            }
             Err(e) => {
                 inc.error = Some(store_error(&e));
                 if let Some(p) = pending {
@@ -323,23 +329,29 @@ impl Conn {
         session: &mut Session<P>,
     ) -> Reply {
         let now = self.ctx.clock.now();
-        if !self.chunk.is_empty() {
-            self.flush_chunk().await;
-        }
         let Some(mut inc) = self.incoming.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
         if let Some(e) = inc.error {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
             return session.stored::<&str>(Err(e), now);
         }
-        let Some(p) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
-        let size = p.size();
-        match self.ctx.spool.commit(p, inc.envelope.clone()).await {
+        // The last (partial) chunk goes with the commit: a message of one chunk or less is
+        // one frame, one request.
+        let size = inc.appended + self.chunk.len() as u64;
+        let tail = std::mem::take(&mut self.chunk);
+        let (chunk, stored) = self
+            .ctx
+            .spool
+            .commit(slot, tail, inc.envelope.clone())
+            .await;
+        self.chunk = chunk;
+        match stored {
             Ok(id) => {
                 let text = format!(
                     "from=<{}> to={} size={size}",
@@ -392,7 +404,7 @@ impl Conn {
     async fn abort_message(&mut self) {
         self.chunk.clear();
         if let Some(mut inc) = self.incoming.take() {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
         }
@@ -419,7 +431,8 @@ impl Conn {
     }
 }
 
-enum Action {
+/// What the connection does after handling the session's events.
+enum NextStep {
     Continue,
     StartTls,
     Close,
