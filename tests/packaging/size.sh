@@ -15,6 +15,7 @@ budget="${MAILBAG_SIZE_BUDGET:-1572864}"
 target=mipsel-unknown-linux-musl
 binary="${MAILBAG_SIZE_BINARY:-}"
 if [ -z "$binary" ]; then
+	mkdir -p "$repo/target"
 	if ! "$repo/qemu/build-static.sh" --feed "$target" >"$repo/target/size-build.log" 2>&1; then
 		tail -30 "$repo/target/size-build.log" >&2
 		fail "the feed build for $target failed (log: target/size-build.log)"
