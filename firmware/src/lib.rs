@@ -13,9 +13,11 @@ pub mod log;
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod doctor;
 pub mod firewall;
+pub mod json;
 pub mod policy;
 pub mod relay;
 pub mod smtp;
