@@ -76,7 +76,11 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
         &dir,
         "",
         &["office.test"],
-        &format!("[relay]\nnext-hops = [\"127.0.0.1:{hop}\"]\nprobe-interval = 3600\n"),
+        // Nothing answers DNS (port 9): the setup check's lookups fail at once.
+        &format!(
+            "[relay]\nnext-hops = [\"127.0.0.1:{hop}\"]\nprobe-interval = 3600\n\
+             dns-servers = [\"127.0.0.1:9\"]\n"
+        ),
     );
 
     // list: exactly the plugin's methods, each with an argument object.
@@ -94,6 +98,7 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
         names,
         [
             "bounce",
+            "check_setup",
             "delete",
             "firewall_apply",
             "firewall_preview",
@@ -133,6 +138,21 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
     assert_eq!(v["primary"]["up"], false);
     assert_eq!(v["domains"][0], "office.test");
     assert!(v["spool_free_bytes"].as_u64().unwrap() > 0);
+
+    // The setup check, as `mailbag doctor --json` would answer it.
+    let v = call(&dir, "check_setup", "{}");
+    let checks = v["checks"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let line = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {v}"))
+    };
+    assert_eq!(line("daemon")["status"], "pass", "{v}");
+    assert_eq!(line("next-hop")["status"], "fail", "nothing answers: {v}");
+    assert!(line("next-hop")["fix"].is_string());
+    assert_eq!(v["ok"], false);
 
     let v = call(&dir, "queue", r#"{"offset":0,"limit":1}"#);
     assert_eq!(v["total"], 2, "{v}");

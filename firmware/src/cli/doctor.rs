@@ -15,7 +15,7 @@ use super::Args;
 use super::control::request;
 use crate::config::Config;
 use crate::daemon::admin::doctor::{DaemonState, Options, gather};
-use crate::doctor::evaluate;
+use crate::doctor::{Report, evaluate};
 
 /// Default configuration (the router's UCI file).
 const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
@@ -47,14 +47,8 @@ fn check(args: &mut Args) -> Result<ExitCode, String> {
         domains.push(w);
     }
     let config = Config::load(path.as_ref()).map_err(|e| format!("{path}: {e}"))?;
-    let daemon = daemon_state(&config);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let opts = Options { domains, ca_file };
-    let facts = rt.block_on(gather(&config, &opts, daemon))?;
-    let report = evaluate(&facts);
+    let report = check_config(&config, &opts)?;
     if json {
         println!("{}", report.json());
     } else {
@@ -78,6 +72,17 @@ fn check(args: &mut Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs every check of `config`'s setup (asking the daemon over its control socket).
+pub(super) fn check_config(config: &Config, opts: &Options) -> Result<Report, String> {
+    let daemon = daemon_state(config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let facts = rt.block_on(gather(config, opts, daemon))?;
+    Ok(evaluate(&facts))
 }
 
 /// The daemon's version and spool figures, over its control socket.

@@ -8,6 +8,7 @@
 
 var callStatus = rpc.declare({ object: 'luci.mailbag', method: 'status', expect: { '': {} } });
 var callFlush = rpc.declare({ object: 'luci.mailbag', method: 'flush', params: [ 'domain' ], expect: { '': {} } });
+var callCheckSetup = rpc.declare({ object: 'luci.mailbag', method: 'check_setup', expect: { '': {} } });
 
 // Text from mail (subjects, addresses, bodies) and from the daemon goes in as text nodes,
 // never as HTML (E() would parse a string child as markup).
@@ -47,6 +48,22 @@ function rows(s) {
 	];
 }
 
+// The setup check (`mailbag doctor`): one row per check, its fix under each problem.
+function checks(r) {
+	if (r.error)
+		return E('p', { 'id': 'mailbag-doctor' }, E('em', {}, T(r.error)));
+	var badge = { pass: 'success', warn: 'warning', fail: 'danger' };
+	return E('div', { 'id': 'mailbag-doctor' }, [
+		E('p', {}, T(_('%d passed, %d warnings, %d failed').format(r.passed, r.warnings, r.failed))),
+		E('table', { 'class': 'table' }, (r.checks || []).map(function(c) {
+			return E('tr', { 'class': 'tr' }, [
+				E('td', { 'class': 'td left', 'width': '10%' }, E('span', { 'class': 'label ' + (badge[c.status] || '') }, T(c.status))),
+				E('td', { 'class': 'td left' }, [ T(c.text), c.fix ? E('div', { 'class': 'cbi-value-description' }, T(_('Fix: %s').format(c.fix))) : '' ])
+			]);
+		}))
+	]);
+}
+
 function table(s) {
 	return E('table', { 'class': 'table', 'id': 'mailbag-status' }, rows(s).map(function(r) {
 		return E('tr', { 'class': 'tr' }, [
@@ -80,7 +97,19 @@ return view.extend({
 						ui.addNotification(null, E('p', {}, T(r.error || r.result)), r.error ? 'error' : 'info');
 					});
 				}
-			}, _('Deliver held mail now'))
+			}, _('Deliver held mail now')),
+			E('h3', {}, _('Setup check')),
+			E('div', { 'class': 'cbi-map-descr' }, _('MX records, MTA-STS, the next hops and silos (they get an ETRN), the firewall and the spool, as "mailbag doctor" checks them.')),
+			E('button', {
+				'class': 'cbi-button cbi-button-action',
+				'click': ui.createHandlerFn(this, function() {
+					return L.resolveDefault(callCheckSetup(), { error: _('no answer from rpcd') }).then(function(r) {
+						var old = document.getElementById('mailbag-doctor');
+						if (old) old.replaceWith(checks(r));
+					});
+				})
+			}, _('Check setup')),
+			E('div', { 'id': 'mailbag-doctor' })
 		]);
 	},
 
