@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use super::Args;
 use super::control::request;
 use crate::config::Config;
-use crate::daemon::admin::doctor::{DaemonState, Options, gather};
+use crate::daemon::admin::doctor::{DaemonState, Options, gather, local_facts};
 use crate::doctor::{Report, evaluate};
 
 /// Default configuration (the router's UCI file).
@@ -81,7 +81,8 @@ pub(super) fn check_config(config: &Config, opts: &Options) -> Result<Report, St
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let facts = rt.block_on(gather(config, opts, daemon))?;
+    let mut facts = rt.block_on(gather(config, opts, daemon))?;
+    local_facts(config, &mut facts);
     Ok(evaluate(&facts))
 }
 

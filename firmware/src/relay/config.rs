@@ -69,6 +69,12 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
             Ok(s.split_whitespace().map(str::to_owned).collect())
         }
 
+        // Said here rather than by serde's default, whose message formats every kind of
+        // value (floats included: code the router build otherwise has none of).
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Vec<String>, A::Error> {
+            Err(serde::de::Error::custom("a section, not host:port"))
+        }
+
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
             mut a: A,

@@ -5,6 +5,11 @@
 //! with a verified certificate), the firewall module's renderer and its reading of the
 //! loaded rules, and the spool's figures from the running daemon.
 //!
+//! Two halves: [`gather`] asks the network (async, on a runtime); [`local_facts`] reads
+//! this machine — the loaded firewall (`nft`), the spool's file system (`df`,
+//! `/proc/mounts`) — synchronously, on the caller's thread (the command line's, or a web
+//! worker's: never the daemon's runtime thread).
+//!
 //! Nothing here judges: every observation, good or bad, goes into the facts. Every network
 //! step is bounded ([`STEP_TIMEOUT`]); a check runs in seconds and sends each upstream
 //! silo one ETRN per checked domain (harmless: it only flushes what the silo holds).
@@ -58,8 +63,9 @@ pub struct DaemonState {
     pub usage: Result<SpoolUsage, String>,
 }
 
-/// Gathers every fact about `config`'s setup. An error only for a configuration that
-/// cannot drive the check at all (one `check-config` refuses).
+/// Gathers the network's facts about `config`'s setup (then call [`local_facts`]). An
+/// error only for a configuration that cannot drive the check at all (one `check-config`
+/// refuses).
 pub async fn gather(config: &Config, opts: &Options, daemon: DaemonState) -> Result<Facts, String> {
     let relay = RelaySettings::from_config(&config.relay, &config.smtp.hostname)
         .map_err(|e| format!("relay: {e}"))?
@@ -119,10 +125,25 @@ pub async fn gather(config: &Config, opts: &Options, daemon: DaemonState) -> Res
     }
     facts.next_hops = next_hops(&dialer, config, &relay, &domains).await;
     if config.role == Role::Edge {
-        facts.firewall = firewall(config, &dns).await;
+        facts.firewall = FirewallFacts {
+            mode: config.firewall.mode,
+            admitted: admitted(config, &dns).await,
+            silo_dns: config.firewall.silo_dns.clone(),
+            live: Err("not read yet".to_owned()),
+        };
     }
-    facts.spool = spool(config, daemon.usage).await;
+    facts.spool.usage = daemon.usage;
     Ok(facts)
+}
+
+/// Completes `facts` with what this machine shows: the loaded firewall (edge) and the
+/// spool's place and room. Blocking (runs `nft`, `df`): not on a runtime thread.
+pub fn local_facts(config: &Config, facts: &mut Facts) {
+    if config.role == Role::Edge {
+        facts.firewall.live = live(config, &facts.firewall.admitted);
+    }
+    let usage = std::mem::replace(&mut facts.spool.usage, Err(String::new()));
+    facts.spool = spool(config, usage);
 }
 
 /// One domain's DNS and MTA-STS policy.
@@ -334,42 +355,32 @@ async fn next_hops(
     out
 }
 
-/// The firewall as configured (the silo addresses it admits, `silo-dns` resolved with our
-/// resolver) and as loaded.
-async fn firewall(config: &Config, dns: &DnsResolver) -> FirewallFacts {
+/// The silo addresses the firewall configuration admits: `firewall.silo`, plus what
+/// `silo-dns` resolves to with our resolver.
+async fn admitted(config: &Config, dns: &DnsResolver) -> Result<Vec<Cidr>, String> {
     let f = &config.firewall;
-    let mut admitted: Result<Vec<Cidr>, String> = SiloSet::parse(&f.silo)
+    let mut list: Vec<Cidr> = SiloSet::parse(&f.silo)
         .map(|s| s.iter().copied().collect())
-        .map_err(|e| e.to_string());
-    if let (Ok(list), Some(name)) = (&mut admitted, &f.silo_dns) {
-        match dns.addrs(name).await {
-            Ok(a) => list.extend(a.iter().map(|ip| Cidr::host(*ip))),
-            Err(e) => admitted = Err(format!("firewall.silo-dns {name}: {e:?}")),
-        }
+        .map_err(|e| e.to_string())?;
+    if let Some(name) = &f.silo_dns {
+        let a = dns
+            .addrs(name)
+            .await
+            .map_err(|e| format!("firewall.silo-dns {name}: {e:?}"))?;
+        list.extend(a.iter().map(|ip| Cidr::host(*ip)));
     }
-    let live = match &admitted {
-        _ if f.mode == FirewallMode::Off => Err("mode off".to_owned()),
-        Err(e) => Err(e.clone()),
-        Ok(list) => {
-            let rules = SiloSet::new(list.iter().copied())
-                .map_err(|e| e.to_string())
-                .and_then(|silo| {
-                    Ruleset::new(f, silo, Primary::Up, true).map_err(|e| e.to_string())
-                });
-            match rules {
-                Ok(rules) => tokio::task::spawn_blocking(move || live_rules(&rules))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-                Err(e) => Err(e),
-            }
-        }
-    };
-    FirewallFacts {
-        mode: f.mode,
-        admitted,
-        silo_dns: f.silo_dns.clone(),
-        live,
+    Ok(list)
+}
+
+/// The loaded rules against what the configuration renders with `admitted`.
+fn live(config: &Config, admitted: &Result<Vec<Cidr>, String>) -> Result<LiveRules, String> {
+    let f = &config.firewall;
+    if f.mode == FirewallMode::Off {
+        return Err("mode off".to_owned());
     }
+    let silo = SiloSet::new(admitted.clone()?).map_err(|e| e.to_string())?;
+    let rules = Ruleset::new(f, silo, Primary::Up, true).map_err(|e| e.to_string())?;
+    live_rules(&rules)
 }
 
 /// What is loaded against what `rules` render (runs `nft`/`iptables`: blocking).
@@ -400,48 +411,38 @@ fn live_rules(rules: &Ruleset) -> Result<LiveRules, String> {
 }
 
 /// The spool image's place and room (`/proc/mounts`, `df`), and the daemon's figures.
-async fn spool(config: &Config, usage: Result<SpoolUsage, String>) -> SpoolFacts {
+fn spool(config: &Config, usage: Result<SpoolUsage, String>) -> SpoolFacts {
     let path = PathBuf::from(&config.spool.path);
-    let size = config.spool.size;
-    let usage2 = usage.clone();
-    tokio::task::spawn_blocking(move || {
-        let real = std::fs::canonicalize(&path)
-            .or_else(|_| {
-                path.parent()
-                    .map(std::fs::canonicalize)
-                    .unwrap_or_else(|| Ok(PathBuf::from("/")))
-                    .map(|p| p.join(path.file_name().unwrap_or_default()))
-            })
-            .unwrap_or_else(|_| path.clone());
-        let mtd = real.to_string_lossy().starts_with("/dev/mtd");
-        let meta = std::fs::metadata(&real).ok();
-        let dir = real.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let df = std::process::Command::new("df")
-            .arg("-Pk")
-            .arg(&dir)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        SpoolFacts {
-            path: real.display().to_string(),
-            mtd,
-            fs_type: fs_type(&mounts, &real),
-            image_bytes: meta.as_ref().map_or(size, |m| m.len().max(size)),
-            image_allocated: (!mtd).then(|| meta.as_ref().map_or(0, |m| m.blocks() * 512)),
-            fs_available: if mtd { None } else { df_available(&df) },
-            usage: usage2,
-        }
-    })
-    .await
-    .unwrap_or_else(|_| SpoolFacts {
-        // The blocking task died (it cannot panic on its own): report what is known.
-        path: config.spool.path.clone(),
-        image_bytes: size,
+    let real = std::fs::canonicalize(&path)
+        .or_else(|_| {
+            path.parent()
+                .map(std::fs::canonicalize)
+                .unwrap_or_else(|| Ok(PathBuf::from("/")))
+                .map(|p| p.join(path.file_name().unwrap_or_default()))
+        })
+        .unwrap_or_else(|_| path.clone());
+    let mtd = real.to_string_lossy().starts_with("/dev/mtd");
+    let meta = std::fs::metadata(&real).ok();
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let df = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    SpoolFacts {
+        path: real.display().to_string(),
+        mtd,
+        fs_type: fs_type(&mounts, &real),
+        image_bytes: meta
+            .as_ref()
+            .map_or(config.spool.size, |m| m.len().max(config.spool.size)),
+        image_allocated: (!mtd).then(|| meta.as_ref().map_or(0, |m| m.blocks() * 512)),
+        fs_available: if mtd { None } else { df_available(&df) },
         usage,
-        ..SpoolFacts::default()
-    })
+    }
 }
 
 /// The type of the file system holding `path`: the longest mount point above it in a

@@ -490,9 +490,10 @@ impl Backend for DaemonBackend {
             usage: Ok(usage),
         };
         // A worker thread, never one of the runtime's: blocking here is allowed.
-        let facts = runtime
+        let mut facts = runtime
             .block_on(doctor::gather(&config, &Options::default(), daemon))
             .map_err(BackendError::Failed)?;
+        doctor::local_facts(&config, &mut facts);
         let report = crate::doctor::evaluate(&facts);
         self.events.push(
             self.clock.unix_seconds(),

@@ -61,7 +61,7 @@ pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
             ca_file.display()
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::provider();
     let b = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS client: {e}"))?;
