@@ -9,12 +9,11 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink, subject_of};
 use common::tmpdir;
-use mailbag::daemon::delivery::{self, tls};
+use mailbag::daemon::delivery::{self, DeliveryHandle, tls};
 use mailbag::daemon::spool;
 use mailbag::relay::{LoopGuard, RelayConfig, RelaySettings};
 use mailbag::spool::open::open_for_daemon;
@@ -45,20 +44,15 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         ..RelayConfig::default()
     };
     let settings = RelaySettings::from_config(&cfg, "mx.office.test").unwrap();
-    let d = Arc::new(delivery::Deliverer {
+    let d = DeliveryHandle::new(delivery::Setup {
         spool: spool.clone(),
-        settings: mailbag::daemon::live::Live::new(settings),
+        relay: settings,
+        etrn_domains: Vec::new(),
         guard: LoopGuard::new("mx.office.test", &[], &[]),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
-        kick: Arc::default(),
         hostname: "mx.office.test".into(),
         tls: tls::client_configs().unwrap(),
-        hop_down: Arc::new(AtomicBool::new(false)),
-        down_routes: Default::default(),
-        dns: Arc::new(mailbag::daemon::delivery::dns::DnsResolver::from_config(&cfg).unwrap()),
-        hop_slots: Default::default(),
-        in_flight: Arc::default(),
-        upstream_up: Arc::default(),
+        dns: delivery::dns::DnsResolver::from_config(&cfg).unwrap(),
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -75,12 +69,12 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
             );
             spool.enqueue(env, body.as_bytes()).await.unwrap();
         }
-        let run = tokio::spawn(delivery::lanes::run(Arc::clone(&d), stop_rx));
+        let run = d.start(None, stop_rx);
         // Eight days in 20-minute steps; each step gives the loop real time to act.
         let mut attempts_seen = 0u32;
         for _ in 0..(8 * 24 * 3) {
             clock.advance(embassy_time::Duration::from_secs(20 * 60));
-            d.kick.notify_one();
+            d.wake();
             tokio::time::sleep(Duration::from_millis(15)).await;
             attempts_seen = attempts_seen.max(held_attempts(&spool).await);
         }
@@ -89,7 +83,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
             if spool.gauge.get().messages == 0 {
                 break;
             }
-            d.kick.notify_one();
+            d.wake();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(
@@ -104,7 +98,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
             "only {attempts_seen} attempts in 7 days"
         );
         let _ = stop.send(true);
-        run.await.unwrap();
+        run.join().await;
     });
     drop(d);
     drop(spool);

@@ -172,23 +172,20 @@ async fn serve(
         .filter_map(|l| l.parse().ok())
         .collect();
     let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
-    let kick = Arc::new(tokio::sync::Notify::new());
-    let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let deliverer = Arc::new(delivery::Deliverer {
+    let delivery = delivery::DeliveryHandle::new(delivery::Setup {
         spool: spool.clone(),
-        settings: live::Live::new(relay),
+        relay,
+        etrn_domains: config
+            .policy
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
         guard,
         clock: Arc::clone(&clock),
-        kick: Arc::clone(&kick),
         hostname: config.smtp.hostname.clone(),
         tls: delivery::tls::client_configs()?,
-        // Unknown at start: held mail (if any) is probed for at once.
-        hop_down: Arc::clone(&hop_down),
-        down_routes: Default::default(),
-        dns: Arc::new(delivery::dns::DnsResolver::from_config(&config.relay)?),
-        hop_slots: Default::default(),
-        in_flight: Arc::default(),
-        upstream_up: Arc::default(),
+        dns: delivery::dns::DnsResolver::from_config(&config.relay)?,
     });
     let events = Arc::new(events::EventLog::default());
     let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
@@ -198,7 +195,7 @@ async fn serve(
     let reloader = Arc::new(admin::reload::Reloader::new(
         config.clone(),
         Arc::clone(&session_settings),
-        Arc::clone(&deliverer),
+        delivery.clone(),
         capacity,
         Some(tokio::runtime::Handle::current()),
     ));
@@ -206,12 +203,24 @@ async fn serve(
         &config,
         &state_dir,
         config_file.clone(),
-        &events,
-        &deliverer,
+        admin::web_backend::Parts {
+            spool: spool.clone(),
+            delivery: delivery.clone(),
+            events: Arc::clone(&events),
+            clock: Arc::clone(&clock),
+            // Called from inside the runtime: the page's threads wait for actions on it.
+            runtime: tokio::runtime::Handle::current(),
+        },
         &reloader,
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let actions = admin::actions::Actions::new(
+        spool.clone(),
+        delivery.clone(),
+        Arc::clone(&events),
+        Arc::clone(&clock),
+    );
     let ctx = Arc::new(inbound::Ctx {
         inbound: Arc::clone(&session_settings),
         spool,
@@ -219,31 +228,20 @@ async fn serve(
         clock,
         events,
         shutdown: shutdown_rx.clone(),
-        kick,
+        delivery: delivery.clone(),
     });
     let control = if config.daemon.control_socket.is_empty() {
         None
     } else {
         let path = Path::new(&config.daemon.control_socket);
         // Not fatal: an MX that refuses to start over its admin socket takes no mail.
-        admin::control::start(
-            path,
-            Arc::clone(&deliverer),
-            Arc::clone(&ctx.events),
-            shutdown_rx.clone(),
-        )
-        .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
-        .ok()
+        admin::control::start(path, actions, shutdown_rx.clone())
+            .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
+            .ok()
     };
-    let silo_watch = match (&config.role, &config.relay.upstream_silo) {
+    let upstream = match (&config.role, &config.relay.upstream_silo) {
         (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
-            Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
-                Arc::clone(&deliverer),
-                hop,
-                Arc::clone(&session_settings),
-                Arc::clone(&deliverer.upstream_up),
-                shutdown_rx.clone(),
-            ))),
+            Ok(hop) => Some(hop),
             Err(e) => {
                 crate::log!("relay.upstream-silo '{silo}': {e}; not watched");
                 None
@@ -251,11 +249,8 @@ async fn serve(
         },
         _ => None,
     };
-    let probe = tokio::spawn(delivery::probe::probe_loop(
-        Arc::clone(&deliverer),
-        shutdown_rx.clone(),
-    ));
-    let delivery_task = tokio::spawn(delivery::lanes::run(deliverer, shutdown_rx));
+    let delivery_tasks = delivery.start(upstream, shutdown_rx);
+    drop(delivery);
     let max_sessions = config.smtp.max_sessions.max(1) as usize;
     let slots = Arc::new(Semaphore::new(max_sessions));
     let rejecting = Arc::new(Semaphore::new(inbound::listen::REJECTING_MAX));
@@ -294,13 +289,7 @@ async fn serve(
     drop(ctx);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
-    let _ = delivery_task.await;
-    let _ = probe.await;
-    if let Some(w) = silo_watch {
-        // A probe or ETRN in progress is cut short: nothing durable depends on it.
-        w.abort();
-        let _ = w.await;
-    }
+    delivery_tasks.join().await;
     // The spool thread ends once the last handle is gone, after the queued requests.
     // The last holder of the deliverer (and so of a spool handle): the thread ends
     // once every handle is gone.

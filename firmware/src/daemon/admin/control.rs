@@ -17,11 +17,11 @@
 //! | `ping` | `ok mailbag VERSION` |
 //! | `flush [DOMAIN]` | held mail (of DOMAIN, or all) due now, delivery woken |
 //! | `delete ID` | removes message ID (16 hex digits) |
-//! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`queue_actions`]) |
+//! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`Actions::delete_all_for`]) |
 //! | `bounce ID` | failure notice to the sender (none for `<>`), then removes ID |
 //!
 //! A message being delivered at that moment is not deleted or bounced: the reply is an
-//! `error … try again` ([`queue_actions`]). Bounded: at most [`CONNECTIONS_MAX`]
+//! `error … try again` ([`super::actions`]). Bounded: at most [`CONNECTIONS_MAX`]
 //! connections at once (more get `error busy`), [`READ_TIMEOUT`] to send the request.
 //! Bad input gets an `error` reply; nothing here panics on it.
 
@@ -38,10 +38,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::queue_actions;
+use super::actions::{ActionError, Actions, Done};
 use crate::config::validate::is_domain;
-use crate::daemon::delivery::Deliverer;
-use crate::daemon::events::EventLog;
 use crate::spool::MessageId;
 
 /// Longest request line, line end included.
@@ -170,14 +168,13 @@ impl ControlSocket {
 /// (the daemon runs on without one).
 pub fn start(
     path: &Path,
-    d: Arc<Deliverer>,
-    events: Arc<EventLog>,
+    actions: Actions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<ControlSocket, String> {
     let listener =
         bind_private(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     crate::log!("control socket on {}", path.display());
-    let task = tokio::spawn(serve(listener, path.to_path_buf(), d, events, shutdown));
+    let task = tokio::spawn(serve(listener, path.to_path_buf(), actions, shutdown));
     Ok(ControlSocket { task })
 }
 
@@ -252,8 +249,7 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
 async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    d: Arc<Deliverer>,
-    events: Arc<EventLog>,
+    actions: Actions,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Root, and the daemon's own user (a daemon run unprivileged, as in tests).
@@ -268,9 +264,9 @@ async fn serve(
                         .is_ok_and(|c| c.uid() == 0 || Some(c.uid()) == own_uid);
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(permit) => {
-                            let (d, events) = (Arc::clone(&d), Arc::clone(&events));
+                            let actions = actions.clone();
                             tokio::spawn(async move {
-                                connection(stream, allowed, &d, &events).await;
+                                connection(stream, allowed, &actions).await;
                                 drop(permit);
                             });
                         }
@@ -298,13 +294,13 @@ async fn serve(
 }
 
 /// Reads one request, answers it, closes.
-async fn connection(mut stream: UnixStream, allowed: bool, d: &Deliverer, events: &EventLog) {
+async fn connection(mut stream: UnixStream, allowed: bool, actions: &Actions) {
     let reply = if allowed {
         match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
             Err(_) => return,
             Ok(Err(e)) => format!("error {e}"),
             Ok(Ok(line)) => match parse(&line) {
-                Ok(cmd) => execute(cmd, d, events).await,
+                Ok(cmd) => execute(cmd, actions).await,
                 Err(e) => format!("error {e}"),
             },
         }
@@ -373,53 +369,33 @@ async fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-async fn execute(cmd: Command, d: &Deliverer, events: &EventLog) -> String {
-    let now = d.clock.unix_seconds();
+/// The result for the one message `id` of an action run on `[id]`.
+fn one<T>(r: Result<Done<T>, ActionError>, id: MessageId) -> Result<T, ActionError> {
+    r.and_then(|mut d| {
+        d.done
+            .pop()
+            .map(|(_, t)| t)
+            .ok_or(ActionError::NotFound(id))
+    })
+}
+
+async fn execute(cmd: Command, actions: &Actions) -> String {
     match cmd {
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
         Command::Flush(domain) => {
-            let n = queue_actions::flush(d, domain.as_deref()).await;
-            let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
-            let text = format!("{n} held message(s) of {what} made due; delivery started");
-            events.push(now, "flushed", None, &text);
+            let (_, text) = actions.flush(domain.as_deref()).await;
             format!("ok {text}")
         }
-        Command::Delete(id) => match queue_actions::delete(d, id).await {
-            Ok(()) => {
-                events.push(now, "deleted", Some(id.to_string()), "deleted by the admin");
-                format!("ok deleted {id}")
-            }
+        Command::Delete(id) => match one(actions.delete(&[id]).await, id) {
+            Ok(()) => format!("ok deleted {id}"),
             Err(e) => format!("error {e}"),
         },
-        Command::DeleteAllFor(domain) => match queue_actions::delete_all_for(d, &domain).await {
-            Ok(r) => {
-                let mut text = format!(
-                    "{} message(s) for {domain} deleted, {} kept for recipients in other domains",
-                    r.removed, r.trimmed
-                );
-                if r.busy > 0 {
-                    text.push_str(&format!(
-                        "; {} being delivered right now, not touched (run again)",
-                        r.busy
-                    ));
-                }
-                events.push(now, "deleted", None, &text);
-                format!("ok {text}")
-            }
+        Command::DeleteAllFor(domain) => match actions.delete_all_for(&domain).await {
+            Ok(r) => format!("ok {}", r.text(&domain)),
             Err(e) => format!("error {e}"),
         },
-        Command::Bounce(id) => match queue_actions::bounce(d, id).await {
-            Ok(b) => {
-                let text = match &b.notice_to {
-                    Some(to) => format!(
-                        "bounced {id}: failure notice for {} recipient(s) queued for <{to}>",
-                        b.recipients
-                    ),
-                    None => format!("bounced {id}: no notice (null sender or nothing pending)"),
-                };
-                events.push(now, "bounced", Some(id.to_string()), &text);
-                format!("ok {text}")
-            }
+        Command::Bounce(id) => match one(actions.bounce(&[id]).await, id) {
+            Ok(b) => format!("ok {}", b.text(id)),
             Err(e) => format!("error {e}"),
         },
     }

@@ -1,5 +1,6 @@
 //! **admin**: what the operator sees and does. The control socket behind `mailbag queue`
-//! ([`control`]), the operator's queue actions — flush, delete, bounce — ([`queue_actions`]),
+//! ([`control`]), the operator's queue actions — flush, delete, retry, bounce, implemented
+//! once ([`actions`]) —
 //! the admin page ([`web`], its backend [`web_backend`], the queue list [`queue_view`] and
 //! the settings form [`settings`]), and applying a changed configuration to the running
 //! daemon ([`reload`]).
@@ -8,8 +9,8 @@
 //! imports admin. What it offers is for the daemon's wiring only: [`reload::Reloader`],
 //! [`control::start`], [`web::start`].
 
+pub mod actions;
 pub mod control;
-pub mod queue_actions;
 pub mod queue_view;
 pub mod reload;
 pub mod settings;

@@ -20,7 +20,7 @@ use toml::{Table, Value};
 
 use super::settings::{lookup, set, tree};
 use crate::config::Config;
-use crate::daemon::delivery::Deliverer;
+use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::inbound::Inbound;
 use crate::daemon::live::Live;
 use crate::daemon::spool::GaugeCapacity;
@@ -87,7 +87,7 @@ impl std::fmt::Display for Applied {
 pub struct Reloader {
     running: Mutex<Config>,
     inbound: Arc<Live<Inbound>>,
-    deliverer: Arc<Deliverer>,
+    delivery: DeliveryHandle,
     capacity: GaugeCapacity,
     /// STARTTLS is offered (an acceptor was made at start).
     starttls: bool,
@@ -101,7 +101,7 @@ impl Reloader {
     pub fn new(
         running: Config,
         inbound: Arc<Live<Inbound>>,
-        deliverer: Arc<Deliverer>,
+        delivery: DeliveryHandle,
         capacity: GaugeCapacity,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Self {
@@ -109,7 +109,7 @@ impl Reloader {
         Self {
             running: Mutex::new(running),
             inbound,
-            deliverer,
+            delivery,
             capacity,
             starttls,
             runtime,
@@ -158,16 +158,9 @@ impl Reloader {
             .for_edge(effective.role == crate::config::Role::Edge);
         let routes_changed = running.relay.next_hops != effective.relay.next_hops
             || running.relay.routes != effective.relay.routes;
-        if running.relay.max_per_hop != effective.relay.max_per_hop {
-            // New connections get permits of the new size; those in progress keep theirs.
-            self.deliverer
-                .hop_slots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
-        }
+        let domains = inbound.domains.clone();
         self.inbound.set(inbound);
-        self.deliverer.settings.set(relay);
+        self.delivery.swap_settings(relay, domains);
         *running = effective;
         drop(running);
         if routes_changed {
@@ -187,10 +180,9 @@ impl Reloader {
     /// Held mail waits for its retry time; with new next hops it is tried now instead.
     fn make_held_mail_due(&self) {
         let Some(rt) = &self.runtime else { return };
-        let d = Arc::clone(&self.deliverer);
+        let delivery = self.delivery.clone();
         rt.spawn(async move {
-            let n = d.spool.flush(None).await;
-            d.kick.notify_one();
+            let n = delivery.flush(Scope::All).await;
             if n > 0 {
                 crate::log!("next hops changed: {n} held message(s) made due");
             }

@@ -11,10 +11,8 @@ use std::sync::Arc;
 
 use mailbag_web::{App, WebConfig, WebServer};
 
-use super::web_backend::DaemonBackend;
+use super::web_backend::{DaemonBackend, Parts};
 use crate::config::Config;
-use crate::daemon::delivery::Deliverer;
-use crate::daemon::events::EventLog;
 
 /// The demo's root password (printed in the log; the demo listens on loopback only).
 pub const DEMO_PASSWORD: &str = "demo";
@@ -28,8 +26,7 @@ pub fn start(
     config: &Config,
     state_dir: &Path,
     config_file: Option<PathBuf>,
-    events: &Arc<EventLog>,
-    deliverer: &Arc<Deliverer>,
+    parts: Parts,
     reloader: &Arc<super::reload::Reloader>,
 ) -> Result<Vec<WebServer>, String> {
     if config.web.listen.is_empty() {
@@ -41,17 +38,8 @@ pub fn start(
     if demo {
         write_demo_shadow(&shadow).map_err(|e| format!("{}: {e}", shadow.display()))?;
     }
-    let backend = DaemonBackend::new(
-        deliverer.spool.clone(),
-        Arc::clone(events),
-        Arc::clone(&deliverer.clock),
-        config.clone(),
-        config_file,
-    )
-    .with_primary_state(Arc::clone(&deliverer.hop_down))
-    // Called from inside the runtime (serve): the page's threads run bounces on it.
-    .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current())
-    .with_reloader(Arc::clone(reloader));
+    let backend =
+        DaemonBackend::new(parts, config.clone(), config_file).with_reloader(Arc::clone(reloader));
     let mut servers = Vec::with_capacity(config.web.listen.len());
     for text in &config.web.listen {
         let listen: SocketAddr = text

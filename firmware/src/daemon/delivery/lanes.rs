@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, HopConnection};
 use crate::relay::client::{FailReason, Outcome};
@@ -28,7 +28,7 @@ const LANE_FETCH: usize = 4;
 
 /// Runs until `shutdown` flips; lanes in progress finish the message at hand (its record
 /// is written) and stop.
-pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let workers = Arc::new(Semaphore::new(LANES_MAX));
     let busy: Arc<Mutex<Vec<Lane>>> = Arc::default();
     loop {
@@ -93,12 +93,11 @@ async fn deliver_lane(d: &Deliverer, lane: Lane, stop: watch::Receiver<bool>) {
             }
             // Checked and marked in one step: admin actions claim ids from other threads;
             // a message an admin holds is skipped (it is being deleted or bounced).
-            let id = meta.id.0;
-            if !d.claim(id) {
+            let Some(claim) = d.in_flight.try_claim(meta.id) else {
                 continue;
-            }
+            };
             deliver_one(d, meta, &mut conn).await;
-            d.release(id);
+            drop(claim);
             sent += 1;
         }
     }
@@ -275,12 +274,12 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     .get(b.index)
                     .map(|r| r.address.to_string())
                     .unwrap_or_default();
-                (
-                    addr,
-                    b.status,
-                    b.reply.as_ref().map(|r| r.to_string()),
-                    b.reason.clone(),
-                )
+                Notice {
+                    recipient: addr,
+                    status: b.status,
+                    reply: b.reply.as_ref().map(|r| r.to_string()),
+                    reason: b.reason.clone(),
+                }
             })
             .collect();
         send_dsn(d, &meta, &headers, DsnKind::Failure, &recipients, &hop_name).await;
@@ -288,13 +287,11 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
     if result.warn {
         let pending: Vec<Notice> = meta
             .pending()
-            .map(|r| {
-                (
-                    r.address.to_string(),
-                    (4, 0, 0),
-                    None,
-                    meta.last_error.to_string(),
-                )
+            .map(|r| Notice {
+                recipient: r.address.to_string(),
+                status: (4, 0, 0),
+                reply: None,
+                reason: meta.last_error.to_string(),
             })
             .collect();
         let until = meta.received_unix + settings.retry.lifetime.as_secs();

@@ -22,7 +22,7 @@ use embassy_time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use crate::relay::client::{ClientAction, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
 use crate::relay::{Client, DeliveryJob, NextHop, TlsPolicy};

@@ -4,8 +4,8 @@
 //!
 //! What it offers the rest of the daemon: [`Inbound`], the session settings and accepted
 //! domains in force (held in a [`Live`](crate::daemon::live::Live), swapped on reload), and
-//! [`Ctx`], what every connection shares. It uses the spool's handle and kicks delivery
-//! through a [`tokio::sync::Notify`]; it imports neither delivery nor admin.
+//! [`Ctx`], what every connection shares. It holds the spool's and delivery's handles
+//! (a new message wakes delivery, ETRN asks it to flush) and never imports admin.
 
 pub mod connection;
 pub mod listen;
