@@ -17,7 +17,7 @@ use std::time::Duration;
 use mailbag_hal::{Clock, SystemClock};
 
 use super::Args;
-use crate::config::Config;
+use crate::config::{Config, RunSettings};
 use crate::relay::client::{ClientAction, ClientConfig, Outcome};
 use crate::relay::{Client, TlsPolicy};
 
@@ -56,14 +56,11 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
 pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
-    let listen = c
-        .smtp
-        .listen
+    let settings = RunSettings::new_checked(c.clone())?;
+    let addr = *settings
+        .smtp_listen
         .first()
         .ok_or("smtp.listen is empty: no daemon to ask")?;
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("smtp.listen: '{listen}' is not address:port"))?;
     // A wildcard listener is reached on loopback.
     let target = match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),

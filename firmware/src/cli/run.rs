@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Args;
-use crate::config::Config;
+use crate::config::{Config, RunSettings};
 
 /// Runs the daemon. Without `--config`, the embedded demo defaults are used: loopback ports
 /// and a spool image under `--state-dir` (default `./state`).
@@ -31,5 +31,6 @@ pub fn run(args: &mut Args) -> Result<(), String> {
             (Config::demo(&state), state)
         }
     };
-    crate::daemon::run(config, &state_dir, config_path.as_deref().map(Path::new))
+    let settings = RunSettings::new_checked(config)?;
+    crate::daemon::run(settings, &state_dir, config_path.as_deref().map(Path::new))
 }

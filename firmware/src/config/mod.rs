@@ -21,6 +21,7 @@ use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
 mod daemon;
+pub mod run;
 pub mod uci;
 mod uci_de;
 mod uci_write;
@@ -28,6 +29,7 @@ pub mod validate;
 mod web;
 
 pub use daemon::{DEFAULT_CONTROL_SOCKET, DaemonConfig};
+pub use run::{RunSettings, SpoolPlace, StartTls};
 pub use uci_de::UciError;
 pub use uci_write::WriteError;
 pub use validate::{Issue, Report};

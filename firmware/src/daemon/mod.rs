@@ -87,120 +87,126 @@ pub mod live;
 pub mod shutdown;
 pub mod spool;
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailbag_hal::{Clock, SystemClock};
-use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::policy::{Checker, Rules};
-use crate::smtp::SessionConfig;
-use crate::spool::Limits;
+use crate::config::{Config, RunSettings};
 use crate::spool::open::open_for_daemon;
 use shutdown::GRACE;
 
-/// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
-/// (when none is configured). `config_file` is where the admin page saves settings;
-/// `None` means the built-in demo (saved to `state_dir/mailbag.toml`, demo password file).
-pub fn run(config: Config, state_dir: &Path, config_file: Option<&Path>) -> Result<(), String> {
+/// Everything [`serve`] runs on besides its sockets.
+pub struct Wiring {
+    /// The configuration, parsed.
+    pub settings: RunSettings,
+    /// Time (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Holds the generated TLS certificate (when none is configured) and the demo's files.
+    pub state_dir: PathBuf,
+    /// Where the admin page saves settings and SIGHUP re-reads them; `None`: the built-in
+    /// demo (saved to `state_dir/mailbag.toml`, demo password file).
+    pub config_file: Option<PathBuf>,
+    /// SIGHUP re-reads `config_file` (the daemon process); off in tests that serve in
+    /// their own process.
+    pub sighup_reloads: bool,
+}
+
+/// The sockets [`serve`] takes mail on, bound by the caller (tests: `127.0.0.1:0`).
+pub struct Listeners {
+    /// SMTP listeners.
+    pub smtp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every `smtp.listen` address of `settings`.
+    pub fn bind(settings: &RunSettings) -> Result<Self, String> {
+        let smtp = settings
+            .smtp_listen
+            .iter()
+            .map(|&addr| {
+                inbound::listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { smtp })
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, on a runtime of its own; SIGHUP reloads
+/// `config_file` (see [`Wiring`]).
+pub fn run(
+    settings: RunSettings,
+    state_dir: &Path,
+    config_file: Option<&Path>,
+) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(serve(
-        config,
-        state_dir.to_path_buf(),
-        config_file.map(Path::to_path_buf),
-    ))
+    rt.block_on(async {
+        let listeners = Listeners::bind(&settings)?;
+        let wiring = Wiring {
+            settings,
+            clock: Arc::new(SystemClock::new()),
+            state_dir: state_dir.to_path_buf(),
+            config_file: config_file.map(Path::to_path_buf),
+            sighup_reloads: true,
+        };
+        serve(wiring, listeners, stop_signal()).await
+    })
 }
 
-async fn serve(
-    config: Config,
-    state_dir: PathBuf,
-    config_file: Option<PathBuf>,
+/// Serves mail on `listeners` until `shutdown` completes, then stops in order: no new
+/// connections, sessions in the middle of a message get [`GRACE`], delivery records the
+/// attempts in progress, the spool thread finishes its requests and syncs. Builds each
+/// subsystem and hands each the handles it needs; this is the only place that names them
+/// all.
+pub async fn serve(
+    wiring: Wiring,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let spool_path = PathBuf::from(&config.spool.path);
-    let dev = open_for_daemon(&spool_path, config.spool.size, clock.as_ref())
-        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
-    let limits = Limits {
-        max_messages: config.spool.max_messages,
-        max_bytes: config.spool.max_bytes,
-        max_bytes_per_domain: config.spool.max_bytes_per_domain,
-    };
-    let (spool, spool_thread) = spool::start(dev, limits, Arc::clone(&clock))
-        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
+    let Wiring {
+        settings: run,
+        clock,
+        state_dir,
+        config_file,
+        sighup_reloads,
+    } = wiring;
+    let place = &run.spool;
+    let dev = open_for_daemon(&place.path, place.size, clock.as_ref())
+        .map_err(|e| format!("spool {}: {e}", place.path.display()))?;
+    let (spool, spool_thread) = spool::start(dev, place.limits, Arc::clone(&clock))
+        .map_err(|e| format!("spool {}: {e}", place.path.display()))?;
 
-    let rules = Arc::new(Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?);
+    let tls = inbound::tls::acceptor(&run.starttls, &state_dir, &run.config.smtp.hostname)?;
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
-    let checker = Checker::new(rules, capacity.clone());
-    let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
-    let tls = if config.smtp.starttls {
-        let sc = inbound::tls::server_config(
-            config.smtp.tls_cert.as_deref(),
-            config.smtp.tls_key.as_deref(),
-            &state_dir,
-            &config.smtp.hostname,
-        )?;
-        Some(TlsAcceptor::from(sc))
-    } else {
-        None
-    };
-    session.starttls = tls.is_some();
-
-    let mut listeners = Vec::new();
-    for text in &config.smtp.listen {
-        let addr: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("smtp.listen: '{text}' is not address:port"))?;
-        let l = inbound::listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let local = l.local_addr().map_err(|e| e.to_string())?;
-        crate::log!("smtp listening on {local}");
-        listeners.push(l);
-    }
-
-    let relay = crate::relay::RelaySettings::from_config(&config.relay, &config.smtp.hostname)
-        .map_err(|e| format!("relay: {e}"))?
-        .for_edge(config.role == crate::config::Role::Edge);
-    let listen_addrs: Vec<SocketAddr> = config
-        .smtp
-        .listen
-        .iter()
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
-    let delivery = delivery::DeliveryHandle::new(delivery::Setup {
-        spool: spool.clone(),
-        relay,
-        etrn_domains: config
-            .policy
-            .domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
-        guard,
-        clock: Arc::clone(&clock),
-        hostname: config.smtp.hostname.clone(),
-        tls: delivery::tls::client_configs()?,
-        dns: delivery::dns::DnsResolver::from_config(&config.relay)?,
-    });
+    let inbound = inbound::InboundHandle::new(&run, capacity, tls.is_some());
+    let listening = inbound::local_addrs(&listeners.smtp);
+    let delivery = delivery::DeliveryHandle::new(delivery::Setup::new(
+        &run,
+        spool.clone(),
+        Arc::clone(&clock),
+        &listening,
+    )?);
     let events = Arc::new(events::EventLog::default());
-    let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
-        session,
-        &config.policy.domains,
-    )));
-    let reloader = Arc::new(admin::reload::Reloader::new(
-        config.clone(),
-        Arc::clone(&session_settings),
+    let actions = admin::actions::Actions::new(
+        spool.clone(),
         delivery.clone(),
-        capacity,
+        Arc::clone(&events),
+        Arc::clone(&clock),
+    );
+    let reloader = Arc::new(admin::reload::Reloader::new(
+        run.config.clone(),
+        inbound.clone(),
+        delivery.clone(),
         Some(tokio::runtime::Handle::current()),
     ));
     let pages = admin::web::start(
-        &config,
+        &run,
         &state_dir,
         config_file.clone(),
         admin::web_backend::Parts {
@@ -215,84 +221,55 @@ async fn serve(
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let actions = admin::actions::Actions::new(
-        spool.clone(),
-        delivery.clone(),
-        Arc::clone(&events),
-        Arc::clone(&clock),
-    );
-    let ctx = Arc::new(inbound::Ctx {
-        inbound: Arc::clone(&session_settings),
-        spool,
-        tls,
-        clock,
-        events,
-        shutdown: shutdown_rx.clone(),
-        delivery: delivery.clone(),
-    });
-    let control = if config.daemon.control_socket.is_empty() {
-        None
-    } else {
-        let path = Path::new(&config.daemon.control_socket);
-        // Not fatal: an MX that refuses to start over its admin socket takes no mail.
+    // Not fatal: an MX that refuses to start over its admin socket takes no mail.
+    let control = run.control_socket.as_deref().and_then(|path| {
         admin::control::start(path, actions, shutdown_rx.clone())
             .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
             .ok()
-    };
-    let upstream = match (&config.role, &config.relay.upstream_silo) {
-        (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
-            Ok(hop) => Some(hop),
-            Err(e) => {
-                crate::log!("relay.upstream-silo '{silo}': {e}; not watched");
-                None
-            }
+    });
+    let delivery_tasks = delivery.start(run.upstream_silo.clone(), shutdown_rx.clone());
+    let mut sessions = inbound.start(
+        inbound::Setup {
+            listeners: listeners.smtp,
+            tls,
+            spool,
+            delivery,
+            events: Arc::clone(&events),
+            clock: Arc::clone(&clock),
         },
-        _ => None,
-    };
-    let delivery_tasks = delivery.start(upstream, shutdown_rx);
-    drop(delivery);
-    let max_sessions = config.smtp.max_sessions.max(1) as usize;
-    let slots = Arc::new(Semaphore::new(max_sessions));
-    let rejecting = Arc::new(Semaphore::new(inbound::listen::REJECTING_MAX));
-    let mut accepts = Vec::new();
-    for l in listeners {
-        accepts.push(tokio::spawn(inbound::listen::accept_loop(
-            l,
-            Arc::clone(&ctx),
-            Arc::clone(&slots),
-            Arc::clone(&rejecting),
-        )));
-    }
-    crate::log!("ready: {}", config.summary());
+        shutdown_rx,
+    );
+    crate::log!("ready: {}", run.config.summary());
 
-    wait_for_stop(&reloader, config_file.as_deref(), &ctx).await;
+    let reload = async {
+        match (sighup_reloads, config_file.as_deref()) {
+            (true, path) => reload_on_sighup(&reloader, path, &events, clock.as_ref()).await,
+            (false, _) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = reload => {}
+    }
     crate::log!(
         "stopping: no new connections; waiting up to {}s for sessions",
         GRACE.as_secs()
     );
     let _ = shutdown_tx.send(true);
-    for a in accepts {
-        let _ = a.await;
-    }
+    sessions.stop_accepting().await;
     if let Some(c) = control {
         c.stop().await;
     }
-    let all = u32::try_from(max_sessions).unwrap_or(u32::MAX);
-    if tokio::time::timeout(GRACE, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    if !sessions.sessions_finished(GRACE).await {
         crate::log!(
             "sessions still open after the grace period are dropped (their mail was not acknowledged)"
         );
     }
-    drop(ctx);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     delivery_tasks.join().await;
-    // The spool thread ends once the last handle is gone, after the queued requests.
-    // The last holder of the deliverer (and so of a spool handle): the thread ends
-    // once every handle is gone.
+    // The spool thread ends once the last handle is gone, after the queued requests; the
+    // reloader holds the last delivery handle (and so a spool handle).
     drop(reloader);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
@@ -304,40 +281,47 @@ async fn serve(
     Ok(())
 }
 
-/// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
-async fn wait_for_stop(
-    reloader: &admin::reload::Reloader,
-    config_file: Option<&Path>,
-    ctx: &inbound::Ctx,
-) {
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
         Err(e) => {
             crate::log!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
             let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    let mut hup = signal(SignalKind::hangup())
-        .inspect_err(|e| crate::log!("cannot watch SIGHUP ({e}); reload by restarting"))
-        .ok();
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            Some(()) = async {
-                match hup.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => reload_file(reloader, config_file, ctx),
         }
     }
 }
 
+/// Reloads `config_file` at every SIGHUP; never completes.
+async fn reload_on_sighup(
+    reloader: &admin::reload::Reloader,
+    config_file: Option<&Path>,
+    events: &events::EventLog,
+    clock: &dyn Clock,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup())
+        .inspect_err(|e| crate::log!("cannot watch SIGHUP ({e}); reload by restarting"))
+    else {
+        return std::future::pending().await;
+    };
+    while hup.recv().await.is_some() {
+        reload_file(reloader, config_file, events, clock);
+    }
+    std::future::pending().await
+}
+
 /// SIGHUP: the config file read again and applied; refused as a whole if it is bad.
-fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, ctx: &inbound::Ctx) {
+fn reload_file(
+    reloader: &admin::reload::Reloader,
+    config_file: Option<&Path>,
+    events: &events::EventLog,
+    clock: &dyn Clock,
+) {
     let Some(path) = config_file else {
         crate::log!("SIGHUP: the demo has no config file to re-read; ignored");
         return;
@@ -357,5 +341,5 @@ fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, c
         ),
     };
     crate::log!("SIGHUP: {text}");
-    ctx.events.push(ctx.clock.unix_seconds(), kind, None, &text);
+    events.push(clock.unix_seconds(), kind, None, &text);
 }

@@ -14,19 +14,14 @@
 //! configuration in force ([`Reloader::running`]) is the new one with those keys left at
 //! their running values, so what the daemon reports is what it does.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use toml::{Table, Value};
 
 use super::settings::{lookup, set, tree};
-use crate::config::Config;
+use crate::config::{Config, RunSettings};
 use crate::daemon::delivery::{DeliveryHandle, Scope};
-use crate::daemon::inbound::Inbound;
-use crate::daemon::live::Live;
-use crate::daemon::spool::GaugeCapacity;
-use crate::policy::{Checker, Rules};
-use crate::relay::RelaySettings;
-use crate::smtp::SessionConfig;
+use crate::daemon::inbound::InboundHandle;
 
 /// Keys (`section.option`, or `section.` for a whole section) that apply without a restart.
 /// `enabled` and `[firewall]` are read by the init script and the firewall commands, not by
@@ -83,14 +78,11 @@ impl std::fmt::Display for Applied {
     }
 }
 
-/// Holds the configuration in force and the swappable parts of the daemon.
+/// Holds the configuration in force and the handles of the parts that take new settings.
 pub struct Reloader {
     running: Mutex<Config>,
-    inbound: Arc<Live<Inbound>>,
+    inbound: InboundHandle,
     delivery: DeliveryHandle,
-    capacity: GaugeCapacity,
-    /// STARTTLS is offered (an acceptor was made at start).
-    starttls: bool,
     /// The daemon's runtime: held mail is made due on it when the routes change.
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -100,18 +92,14 @@ impl Reloader {
     /// the daemon; without it a route change does not make held mail due at once.
     pub fn new(
         running: Config,
-        inbound: Arc<Live<Inbound>>,
+        inbound: InboundHandle,
         delivery: DeliveryHandle,
-        capacity: GaugeCapacity,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Self {
-        let starttls = inbound.get().session.starttls;
         Self {
             running: Mutex::new(running),
             inbound,
             delivery,
-            capacity,
-            starttls,
             runtime,
         }
     }
@@ -152,29 +140,18 @@ impl Reloader {
         let effective: Config = Value::Table(effective)
             .try_into()
             .map_err(|e: toml::de::Error| e.message().to_owned())?;
-        let inbound = self.inbound(&effective)?;
-        let relay = RelaySettings::from_config(&effective.relay, &effective.smtp.hostname)
-            .map_err(|e| format!("relay: {e}"))?
-            .for_edge(effective.role == crate::config::Role::Edge);
-        let routes_changed = running.relay.next_hops != effective.relay.next_hops
-            || running.relay.routes != effective.relay.routes;
-        let domains = inbound.domains.clone();
-        self.inbound.set(inbound);
-        self.delivery.swap_settings(relay, domains);
-        *running = effective;
+        // Parsed whole before anything changes: a value that does not parse refuses it all.
+        let settings = RunSettings::new_checked(effective)?;
+        let routes_changed = running.relay.next_hops != settings.config.relay.next_hops
+            || running.relay.routes != settings.config.relay.routes;
+        self.inbound.apply(&settings);
+        self.delivery.apply(&settings);
+        *running = settings.config;
         drop(running);
         if routes_changed {
             self.make_held_mail_due();
         }
         Ok(out)
-    }
-
-    fn inbound(&self, c: &Config) -> Result<Inbound, String> {
-        let rules = Rules::from_config(&c.policy).map_err(|e| format!("policy: {e}"))?;
-        let checker = Checker::new(Arc::new(rules), self.capacity.clone());
-        let mut session = SessionConfig::new(&c.smtp, checker).map_err(|e| e.to_string())?;
-        session.starttls = self.starttls;
-        Ok(Inbound::new(session, &c.policy.domains))
     }
 
     /// Held mail waits for its retry time; with new next hops it is tried now instead.

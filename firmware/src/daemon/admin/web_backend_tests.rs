@@ -453,31 +453,29 @@ fn bounce_queues_a_report_and_removes_the_message_but_not_while_it_is_delivered(
 
 #[test]
 fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
-    use crate::policy::{Checker, Policy as _, Rules};
-    use crate::smtp::{Mailbox, SessionConfig};
+    use crate::config::RunSettings;
+    use crate::daemon::inbound::InboundHandle;
+    use crate::policy::Policy as _;
+    use crate::smtp::Mailbox;
 
     use super::reload::Reloader;
-    use crate::daemon::inbound::Inbound;
-    use crate::daemon::live::Live;
 
     let dir = TempDir::new("reload");
     let (spool, thread, clock) = start(&dir.0);
     let config = Config::demo(&dir.0);
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
-    let rules = Arc::new(Rules::from_config(&config.policy).unwrap());
-    let session = SessionConfig::new(&config.smtp, Checker::new(rules, capacity.clone())).unwrap();
-    let inbound = Arc::new(Live::new(Inbound::new(session, &config.policy.domains)));
+    let run = RunSettings::new_checked(config.clone()).unwrap();
+    let inbound = InboundHandle::new(&run, capacity, false);
     let d = delivery(&spool, &clock);
     let reloader = Arc::new(Reloader::new(
         config.clone(),
-        Arc::clone(&inbound),
+        inbound.clone(),
         d.clone(),
-        capacity,
         None,
     ));
     let b = backend(&dir.0, &spool, &clock).with_reloader(Arc::clone(&reloader));
     let rcpt = Mailbox::parse_bare("user@new.test", false).unwrap();
-    let session = inbound.get();
+    let session = inbound.settings();
     assert!(session.session.policy.recipient(&rcpt, 0).is_err());
 
     let values: mailbag_web::backend::SettingsValues = [
@@ -492,14 +490,19 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     assert!(out.applied);
     assert_eq!(out.restart_needed, ["smtp.listen"]);
     assert!(
-        inbound.get().session.policy.recipient(&rcpt, 0).is_ok(),
+        inbound
+            .settings()
+            .session
+            .policy
+            .recipient(&rcpt, 0)
+            .is_ok(),
         "a new session accepts the new domain"
     );
     assert!(
         session.session.policy.recipient(&rcpt, 0).is_err(),
         "a session in progress keeps its rules"
     );
-    assert!(inbound.get().domains.contains(&"new.test".to_owned()));
+    assert!(inbound.settings().domains.contains(&"new.test".to_owned()));
     let settings = d.settings();
     let route = format!("{:?}", settings.routes.for_domain("new.test").target);
     assert!(

@@ -8,10 +8,11 @@
 //! | [`DeliveryHandle::wake`] | inbound (a message was accepted), admin (retry) |
 //! | [`DeliveryHandle::try_claim`], [`DeliveryHandle::claim_all`], [`DeliveryHandle::in_flight`] | admin's delete and bounce |
 //! | [`DeliveryHandle::notify_sender`] | admin's bounce |
-//! | [`DeliveryHandle::swap_settings`], [`DeliveryHandle::settings`] | admin's reload |
+//! | [`DeliveryHandle::apply`], [`DeliveryHandle::settings`] | admin's reload |
 //! | [`DeliveryHandle::status`] | admin's status page |
 //! | [`DeliveryHandle::start`] | the wiring: the lanes, the probe and the silo watch |
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,6 +26,7 @@ use super::dns::DnsResolver;
 use super::notice::{self, Notice};
 use super::tls::TlsClients;
 use super::{lanes, probe, upstream};
+use crate::config::RunSettings;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
 use crate::relay::dsn::DsnKind;
@@ -49,6 +51,29 @@ pub struct Setup {
     pub tls: TlsClients,
     /// DNS for MX and next-hop names.
     pub dns: DnsResolver,
+}
+
+impl Setup {
+    /// Delivery for `run`: its relay settings and accepted domains; `listening` (the bound
+    /// SMTP addresses) and `run`'s host name are ourselves to the loop guard.
+    pub fn new(
+        run: &RunSettings,
+        spool: SpoolHandle,
+        clock: Arc<dyn Clock>,
+        listening: &[SocketAddr],
+    ) -> Result<Self, String> {
+        let hostname = run.config.smtp.hostname.clone();
+        Ok(Self {
+            spool,
+            relay: run.relay.clone(),
+            etrn_domains: run.domains.clone(),
+            guard: LoopGuard::new(&hostname, listening, &[]),
+            clock,
+            hostname,
+            tls: super::tls::client_configs()?,
+            dns: DnsResolver::configured(&run.dns_servers),
+        })
+    }
 }
 
 /// A snapshot of delivery's view of its next hops, for the status page.
@@ -177,10 +202,12 @@ impl DeliveryHandle {
         notice::send_dsn(&self.d, meta, &headers, kind, notices, "").await
     }
 
-    /// Puts new relay settings and accepted domains in force: the next attempt uses them;
-    /// attempts in progress finish with the ones they started with. A new
-    /// `relay.max-per-hop` applies to new connections.
-    pub fn swap_settings(&self, relay: RelaySettings, etrn_domains: Vec<String>) {
+    /// Puts `run`'s relay settings and accepted domains in force: the next attempt uses
+    /// them; attempts in progress finish with the ones they started with. A new
+    /// `relay.max-per-hop` applies to new connections. (DNS servers, the host name and the
+    /// upstream silo stay as started.)
+    pub fn apply(&self, run: &RunSettings) {
+        let (relay, etrn_domains) = (run.relay.clone(), run.domains.clone());
         if self.d.settings().max_per_hop != relay.max_per_hop {
             // New connections get permits of the new size; those in progress keep theirs.
             self.d

@@ -7,6 +7,29 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::StartTls;
+
+/// The STARTTLS acceptor `starttls` asks for (`None`: not offered); a self-signed
+/// certificate for `hostname` is made once in `state_dir`.
+pub fn acceptor(
+    starttls: &StartTls,
+    state_dir: &Path,
+    hostname: &str,
+) -> Result<Option<TlsAcceptor>, String> {
+    let config = match starttls {
+        StartTls::Off => return Ok(None),
+        StartTls::SelfSigned => server_config(None, None, state_dir, hostname)?,
+        StartTls::Files { cert, key } => server_config(
+            Some(&cert.to_string_lossy()),
+            Some(&key.to_string_lossy()),
+            state_dir,
+            hostname,
+        )?,
+    };
+    Ok(Some(TlsAcceptor::from(config)))
+}
 
 /// Builds the TLS server configuration. With `cert`/`key` unset, uses (and on first start
 /// creates) `state_dir/tls-cert.pem` and `state_dir/tls-key.pem` for `hostname`.
