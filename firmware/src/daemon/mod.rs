@@ -93,7 +93,7 @@ use std::sync::Arc;
 
 use mailbag_hal::{Clock, SystemClock};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::{Config, RunSettings};
 use crate::spool::open::open_for_daemon;
@@ -113,6 +113,21 @@ pub struct Wiring {
     /// SIGHUP re-reads `config_file` (the daemon process); off in tests that serve in
     /// their own process.
     pub sighup_reloads: bool,
+    /// Gets the subsystems' handles once everything runs: for tests that drive the daemon
+    /// in their own process (a manual clock, say). Whoever takes them drops them before
+    /// `shutdown` completes, or the spool thread outlives the stop by the grace period.
+    pub handles: Option<oneshot::Sender<Handles>>,
+}
+
+/// The subsystems' handles, as [`Wiring::handles`] hands them out.
+#[derive(Clone)]
+pub struct Handles {
+    /// The spool thread.
+    pub spool: spool::SpoolHandle,
+    /// Delivery.
+    pub delivery: delivery::DeliveryHandle,
+    /// Inbound.
+    pub inbound: inbound::InboundHandle,
 }
 
 /// The sockets [`serve`] takes mail on, bound by the caller (tests: `127.0.0.1:0`).
@@ -154,6 +169,7 @@ pub fn run(
             state_dir: state_dir.to_path_buf(),
             config_file: config_file.map(Path::to_path_buf),
             sighup_reloads: true,
+            handles: None,
         };
         serve(wiring, listeners, stop_signal()).await
     })
@@ -175,6 +191,7 @@ pub async fn serve(
         state_dir,
         config_file,
         sighup_reloads,
+        handles,
     } = wiring;
     let place = &run.spool;
     let dev = open_for_daemon(&place.path, place.size, clock.as_ref())
@@ -228,6 +245,13 @@ pub async fn serve(
             .ok()
     });
     let delivery_tasks = delivery.start(run.upstream_silo.clone(), shutdown_rx.clone());
+    if let Some(tx) = handles {
+        let _ = tx.send(Handles {
+            spool: spool.clone(),
+            delivery: delivery.clone(),
+            inbound: inbound.clone(),
+        });
+    }
     let mut sessions = inbound.start(
         inbound::Setup {
             listeners: listeners.smtp,
