@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 #[macro_use]
-mod log;
+pub mod log;
 
 pub mod cli;
 pub mod config;
