@@ -184,7 +184,7 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
                 match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {
                     Ok(session) => {
                         conn = EtrnStream::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
-                        c.tls_established(false, clock.now());
+                        c.tls_established(crate::relay::client::Tls::Encrypted, clock.now());
                     }
                     Err(_) => c.tls_failed(),
                 }

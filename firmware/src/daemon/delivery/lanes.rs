@@ -12,7 +12,7 @@ use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, HopConnection};
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
-use crate::relay::nexthop::{DnsError, MxError};
+use crate::relay::nexthop::MxError;
 use crate::relay::{Lane, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
 use crate::spool::MessageMeta;
 use crate::spool::message::domain_of;
@@ -205,12 +205,9 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                 }
                 Err(e) => {
                     crate::log!("{}: no route to {domain}: {e}", meta.id);
-                    let permanent = matches!(e, MxError::NullMx | MxError::Dns(DnsError::NotFound));
-                    Outcome::Failed(crate::relay::client::Failure {
-                        permanent,
-                        reason: FailReason::NoRoute(e),
-                        reply: None,
-                    })
+                    // Permanent for a null MX or a domain that does not exist
+                    // (`Failure::permanent`).
+                    outbound::failure(FailReason::NoRoute(e))
                 }
             },
         };

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::deliverer::Deliverer;
+use crate::relay::client::Tls;
 use crate::relay::client::{ClientAction, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
 use crate::relay::{Client, DeliveryJob, NextHop, TlsPolicy};
@@ -37,13 +38,9 @@ const READ_BUFFER: usize = 4096;
 
 type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
 
-/// A temporary failure of a whole attempt.
+/// A failure of a whole attempt that no reply caused.
 pub fn failure(reason: FailReason) -> Outcome {
-    Outcome::Failed(Failure {
-        permanent: false,
-        reason,
-        reply: None,
-    })
+    Outcome::Failed(Failure::without_reply(reason))
 }
 
 /// Bytes read from the next hop and not yet consumed.
@@ -104,9 +101,10 @@ impl HopConnection {
         // Dropped while idle (or RSET refused): the message got nowhere; a fresh
         // connection takes it.
         let dead_on_arrival = self.kept.is_none()
-            && matches!(&outcome, Outcome::Failed(f) if !f.permanent
+            && matches!(&outcome, Outcome::Failed(f) if !f.permanent()
                 && matches!(f.reason,
-                    FailReason::Closed | FailReason::Unexpected | FailReason::Protocol(_)));
+                    FailReason::Closed | FailReason::Unexpected | FailReason::Rset
+                    | FailReason::Protocol(_)));
         if dead_on_arrival {
             return None;
         }
@@ -178,7 +176,7 @@ pub async fn open_and_send(
             break;
         }
         // Only a temporary failure of the whole attempt moves on to the next hop.
-        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent) {
+        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent()) {
             break;
         }
     }
@@ -349,7 +347,14 @@ async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>)
     {
         Ok(tls) => {
             *io = Io::Tls(Box::new(tls));
-            c.tls_established(verify, now(d));
+            c.tls_established(
+                if verify {
+                    Tls::Verified
+                } else {
+                    Tls::Encrypted
+                },
+                now(d),
+            );
         }
         Err(_) => c.tls_failed(),
     }
