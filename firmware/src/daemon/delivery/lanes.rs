@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::deliverer::Deliverer;
+use super::driver;
 use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, HopConnection};
 use crate::relay::client::{FailReason, Outcome};
@@ -183,7 +184,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
             None => match hops_for(d, target, domain, seed).await {
                 Ok(hops) if hops.is_empty() => {
                     crate::log!("{}: no next hop configured for {domain}; held", meta.id);
-                    outbound::failure(FailReason::Unrouted)
+                    driver::failure(FailReason::Unrouted)
                 }
                 Ok(hops) => {
                     let slots = d.slots(name);
@@ -207,7 +208,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     crate::log!("{}: no route to {domain}: {e}", meta.id);
                     // Permanent for a null MX or a domain that does not exist
                     // (`Failure::permanent`).
-                    outbound::failure(FailReason::NoRoute(e))
+                    driver::failure(FailReason::NoRoute(e))
                 }
             },
         };

@@ -28,7 +28,8 @@
 //! | `deliverer` | the state the delivery tasks share (private to delivery) |
 //! | [`claims`] | [`InFlight`]: messages being delivered or held by an admin action |
 //! | `lanes` | the delivery loop: lanes, one attempt per message, its record |
-//! | `outbound` | connections to next hops driving [`crate::relay::Client`]; kept connections |
+//! | `outbound` | connections to a route's next hops; kept connections; probes; ETRN upstream |
+//! | `driver` | the one async driver of [`crate::relay::Client`] sessions ([`etrn_session`] for `mailbag etrn`) |
 //! | [`notice`] | bounces and delay warnings queued to the sender ([`Notice`]) |
 //! | `probe` | watching routes that are down; their return flushes the held mail |
 //! | `upstream` | the edge's watch on its silo (ETRN when it comes back) |
@@ -38,6 +39,7 @@
 pub mod claims;
 mod deliverer;
 pub mod dns;
+mod driver;
 pub mod handle;
 mod lanes;
 pub mod notice;
@@ -48,5 +50,6 @@ mod upstream;
 
 pub use claims::{Claim, InFlight};
 pub use deliverer::Scope;
+pub use driver::etrn_session;
 pub use handle::{DeliveryHandle, DeliveryStatus, DeliveryTasks, Setup};
 pub use notice::Notice;

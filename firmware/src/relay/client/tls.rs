@@ -78,6 +78,11 @@ impl Client<'_> {
         }
     }
 
+    /// The STARTTLS policy this session follows.
+    pub fn tls_policy(&self) -> TlsPolicy {
+        self.cfg.tls
+    }
+
     /// What protects this session's connection now.
     pub fn tls(&self) -> Tls {
         self.tls
