@@ -2,8 +2,9 @@
 //!
 //! Layers, outside in: [`server`] (tiny-http threads, bounded bodies) → [`app`] (routing,
 //! login, CSRF, JSON API) → [`backend::Backend`] (the daemon, or [`fake::FakeBackend`]).
-//! [`mime`] turns a stored message into headers, a text preview and an attachment list
-//! with fixed bounds. The page itself is static HTML/CSS/JS in [`assets`], embedded in the
+//! [`settings`] is the one settings schema the daemon's page and the demo share. [`mime`]
+//! turns a stored message into headers, a text preview and an attachment list with fixed
+//! bounds. The page itself is static HTML/CSS/JS in [`assets`], embedded in the
 //! binary; it renders every value from mail with `textContent`, never as markup, and the
 //! JSON it reads escapes `<`, `>` and `&`.
 //!
@@ -20,6 +21,7 @@ pub mod fake;
 pub mod http;
 pub mod mime;
 pub mod server;
+pub mod settings;
 
 pub use app::{App, WebConfig};
 pub use backend::Backend;

@@ -10,8 +10,11 @@
 //! Everything else — listeners, the spool (path, size, limits), STARTTLS and its
 //! certificate, the host name, role, upstream silo, DNS servers, the admin page's listener
 //! and password file, the control socket — keeps its running value until a restart;
-//! [`needs_restart`] is the one list, and the page's "restart needed" comes from it. The
-//! configuration in force ([`Reloader::running`]) is the new one with those keys left at
+//! [`needs_restart`] (the settings schema shared with the page and the demo,
+//! [`mailbag_web::settings`]) is the one list, and the page's "restart needed" comes from
+//! it. The new configuration is parsed whole ([`RunSettings::new_checked`]) and handed to
+//! inbound's and delivery's handles ([`InboundHandle::apply`],
+//! [`DeliveryHandle::apply`]). The configuration in force ([`Reloader::running`]) is the new one with those keys left at
 //! their running values, so what the daemon reports is what it does.
 
 use std::sync::{Mutex, PoisonError};
@@ -23,35 +26,11 @@ use crate::config::{Config, RunSettings};
 use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::inbound::InboundHandle;
 
-/// Keys (`section.option`, or `section.` for a whole section) that apply without a restart.
-/// `enabled` and `[firewall]` are read by the init script and the firewall commands, not by
-/// the running daemon, so a restart changes nothing for them either.
-const LIVE: &[&str] = &[
-    "enabled",
-    "policy.",
-    "smtp.max-message-size",
-    "smtp.max-recipients",
-    "smtp.max-bad-commands",
-    "smtp.idle-timeout-secs",
-    "smtp.session-timeout-secs",
-    "relay.next-hops",
-    "relay.routes",
-    "relay.probe-interval",
-    "relay.retry",
-    "relay.lifetime-days",
-    "relay.delay-warning-hours",
-    "relay.tls-policy",
-    "relay.max-per-hop",
-    "firewall.",
-];
-
 /// Whether a change of `key` (`smtp.listen`, `relay.routes`) only takes effect after a
-/// restart of the daemon.
-pub fn needs_restart(key: &str) -> bool {
-    !LIVE
-        .iter()
-        .any(|l| key == *l || (l.ends_with('.') && key.starts_with(l)))
-}
+/// restart of the daemon: the shared settings schema says (its `Live` keys are the ones
+/// [`Reloader::apply`] puts in force; `enabled` and `[firewall]` are read by the init
+/// script and the firewall commands, not by the running daemon).
+pub use mailbag_web::settings::needs_restart;
 
 /// What [`Reloader::apply`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -234,19 +213,5 @@ mod tests {
             keys,
             ["policy.domains", "relay.upstream-silo", "smtp.listen"]
         );
-    }
-
-    #[test]
-    fn the_demo_page_says_restart_for_the_same_fields_as_the_daemon() {
-        let mut n = 0;
-        for key in mailbag_web::fake::setting_keys() {
-            assert_eq!(
-                mailbag_web::fake::restart_needed(key),
-                Some(needs_restart(key)),
-                "{key}"
-            );
-            n += 1;
-        }
-        assert!(n > 20, "{n} fields");
     }
 }
