@@ -648,6 +648,9 @@ pub(super) fn read_message<D: BlockDevice>(
         return Err(damaged(id, loc, "not a message frame"));
     }
     let m: MessageRec = frame::decode(&rec).map_err(|e| damaged(id, loc, e))?;
+    if !m.meta.within_bounds() {
+        return Err(damaged(id, loc, "record out of bounds"));
+    }
     if m.meta.id != id {
         return Err(damaged(id, loc, "frame of another message"));
     }
@@ -673,7 +676,7 @@ pub(super) fn read_meta<D: BlockDevice>(
             Kind::State => frame::decode(&srec).map_err(|e| damaged(id, sloc, e))?,
             _ => return Err(damaged(id, sloc, "not a state frame")),
         };
-        if state.id == id {
+        if state.id == id && state.within_bounds() {
             state.apply(&mut meta);
         }
     }

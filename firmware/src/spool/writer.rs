@@ -455,10 +455,9 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         } else if !tail.is_empty() {
             self.append(p, tail)?;
         }
-        let mut recipients = heapless::Vec::new();
+        let mut recipients = Vec::new();
         for r in &envelope.recipients {
-            // Same capacity as the envelope's.
-            let _ = recipients.push(Recipient {
+            recipients.push(Recipient {
                 address: r.clone(),
                 status: RcptStatus::Pending,
             });
@@ -472,7 +471,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             recipients,
             attempts: 0,
             next_attempt_unix: 0,
-            last_error: heapless::String::new(),
+            last_error: String::new(),
             warned: false,
         };
         let body = self.body_ref(p.id, p.chunks.as_mut())?;
