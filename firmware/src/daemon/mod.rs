@@ -5,38 +5,52 @@
 //! # Subsystems
 //!
 //! ```text
-//!  daemon::serve (this file): builds each subsystem, hands each the handles it needs,
-//!  │                           watches signals, shuts down in order
+//!  daemon::serve (this file): builds each subsystem from RunSettings, hands each the
+//!  │                           handles it needs, waits for the stop, shuts down in order
 //!  ▼
-//!  admin     control socket · queue actions · admin page · settings · reload
-//!  │           offers: Reloader, control::start, web::start (to the wiring only)
+//!  admin     Actions (flush · delete · retry · bounce, once) · control socket · admin
+//!  │         page and its views · settings · reload
+//!  │           uses: InboundHandle, DeliveryHandle, SpoolHandle      offers: the wiring only
 //!  ▼
 //!  inbound   listeners · one task per SMTP connection · server TLS
-//!  │           offers: Live<Inbound> (session settings in force), Ctx
+//!  │           uses: DeliveryHandle, SpoolHandle
+//!  │           offers: InboundHandle { apply(settings), settings(), start(..) → InboundTasks }
 //!  ▼
-//!  delivery  lanes · outbound connections · notices · probe · silo watch · DNS · client TLS
-//!  │           offers: Deliverer
+//!  delivery  lanes · route connections · the client driver · notices · probe · silo
+//!  │         watch · DNS · client TLS
+//!  │           uses: SpoolHandle
+//!  │           offers: DeliveryHandle { flush(scope), wake(), try_claim/claim_all,
+//!  │                   in_flight(), notify_sender(..), apply(settings), settings(),
+//!  │                   status(), start(..) → DeliveryTasks }
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
-//!              offers: SpoolHandle, GaugeCapacity
+//!              offers: SpoolHandle { begin/append/commit/abort, lanes, lane_due, body,
+//!                      update, remove, flush, enqueue, run, run_blocking }, GaugeCapacity
 //!  ─────────────────────────────────────────────────────────────────────────────────────
 //!  shared    live (Live<T>) · io (Io<T>, STARTTLS-capable stream) · events (EventLog)
 //!            · shutdown (GRACE)
 //! ```
 //!
-//! What each owns, and the handle it offers:
+//! What each owns, and the handle it offers (every handle is cheap to clone: an `Arc` or
+//! a channel sender; nobody outside a subsystem reads or writes its state):
 //!
 //! - [`spool`] owns the flash device, the mounted spool and its fill gauge, and serves
 //!   one request at a time. Handle: [`spool::SpoolHandle`] (and [`spool::GaugeCapacity`]
 //!   for the policy's fill check).
 //! - [`delivery`] owns getting due mail to its next hops: lanes, kept connections,
-//!   per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS,
-//!   client TLS. Handle: [`delivery::Deliverer`].
+//!   per-route permits, next-hop state, the messages being worked on, bounces and delay
+//!   warnings, the silo watch, DNS, client TLS. Handle: [`delivery::DeliveryHandle`]; its
+//!   state (`Deliverer`) is private to it. "Make held mail due" happens in one place,
+//!   behind [`delivery::DeliveryHandle::flush`].
 //! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
-//!   "durable", and server TLS. Handles: [`inbound::Inbound`] (session settings, in a
-//!   [`live::Live`]) and [`inbound::Ctx`].
-//! - [`admin`] owns the operator's actions (flush, delete, bounce), the control socket,
+//!   "durable", and server TLS. Handle: [`inbound::InboundHandle`] (the session settings
+//!   in force). A new message wakes delivery, ETRN asks it to flush: through its handle.
+//! - [`admin`] owns the operator's actions ([`admin::actions::Actions`]: flush, delete,
+//!   retry, bounce — the control socket and the page both call them), the control socket,
 //!   the admin page and its views, settings and reload. Used by the wiring only.
+//!
+//! The configuration is parsed once, into [`RunSettings`]; a reload makes a new one and
+//! hands it to [`inbound::InboundHandle::apply`] and [`delivery::DeliveryHandle::apply`].
 //!
 //! **The rule.** An arrow is "may import": a subsystem uses the handles of those below it
 //! and never names one above. admin → inbound, delivery, spool; inbound → delivery, spool;
@@ -45,26 +59,27 @@
 //! (the shared [`GRACE`] lives in [`shutdown`]). A path leaves its
 //! subsystem as `crate::daemon::…`, never `super::super::…`, and inside a subsystem no two
 //! files import each other in a circle. `tests/daemon_layers.rs` reads the sources and
-//! fails on a break, naming file and line.
+//! fails on a break, naming file and line; it lists no exceptions.
 //!
-//! **Where the code does not follow it yet** (known, to be removed):
+//! **Not enforced by visibility yet:** the subsystem folders are `pub` (the integration
+//! tests and `mailbag etrn` use [`delivery::etrn_session`], [`delivery::dns`] and
+//! [`spool::start`]); inside delivery, the state and the tasks are private.
 //!
-//! - `delivery::upstream` imports `inbound::Inbound`: the silo watch reads the accepted
-//!   domains through `Live<Inbound>`. It is the one import against the arrows, listed as an
-//!   exception in the check.
-//! - [`delivery::Deliverer`] is a bag of public fields, not a handle: admin reads and
-//!   writes them directly (`in_flight`, `kick`, `spool`, `settings`, `hop_slots`,
-//!   `upstream_up`, `hop_down`, `clock`), admin's queue actions call delivery's notice
-//!   writer ([`delivery::notice`]), and this file, admin's tests and `tests/expiry.rs`
-//!   write its full literal.
-//! - Inbound wakes delivery through a bare `Arc<Notify>` ([`inbound::Ctx::kick`]), not
-//!   through a delivery handle; "make held mail due" is written in inbound (ETRN),
-//!   delivery (`Deliverer::route_state`) and admin (`queue_actions`, `reload`, the admin
-//!   page's flush).
-//! - Admin's [`admin::reload`] builds inbound's [`inbound::Inbound`] from the config and
-//!   sets delivery's settings itself.
-//! - Every module is `pub` (the integration tests reach in): a handle is a convention here,
-//!   not yet enforced by visibility.
+//! # One message
+//!
+//! `inbound::listen` accepts → `inbound::connection` drives an [`crate::smtp::Session`]
+//! (policy at RCPT) and streams the content through the [`spool::SpoolHandle`] → 250 once
+//! durable → [`delivery::DeliveryHandle::wake`] → `delivery::lanes` takes the due lane →
+//! `delivery::outbound` picks the route's next hop → `delivery::driver` drives a
+//! [`crate::relay::Client`] → next hop 250 → `lanes` records the attempt, the record is
+//! removed.
+//!
+//! # Serving in a test
+//!
+//! [`serve`] takes its sockets ([`Listeners`]) and a shutdown future, as mini-redis's
+//! `server::run` does; [`Wiring`] carries the parsed settings and the clock (a manual one
+//! in tests), and can hand out the subsystems' handles ([`Handles`]). `tests/common`'s
+//! `Served` runs it on `127.0.0.1:0` in the test's own process.
 //!
 //! # Stopping and reloading
 //!
@@ -75,8 +90,8 @@
 //! accepting with the listeners and its file is removed.
 //!
 //! SIGHUP re-reads the config file the daemon was started with and applies it through
-//! [`admin::reload::Reloader::apply`] (the admin page's save does the same); a file that does not
-//! load or validate is refused with a logged error and the running settings stay.
+//! [`admin::reload::Reloader::apply`] (the admin page's save does the same); a file that
+//! does not load or validate is refused with a logged error and the running settings stay.
 
 pub mod admin;
 pub mod delivery;

@@ -11,9 +11,9 @@
 
 pub mod actions;
 pub mod control;
-pub mod queue_view;
+mod queue_view;
 pub mod reload;
-pub mod settings;
+mod settings;
 pub mod web;
 pub mod web_backend;
 #[cfg(test)]

@@ -191,18 +191,17 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     let Ok(permit) = slots.acquire_owned().await else {
                         return;
                     };
-                    let (o, h, kept) =
-                        outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
-                    hop_name = h;
+                    let sent = outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
+                    hop_name = sent.hop;
                     if matches!(target, Target::Hops(_)) {
-                        let unreachable =
-                            matches!(&o, Outcome::Failed(f) if f.reason == FailReason::Connect);
+                        let unreachable = matches!(&sent.outcome,
+                            Outcome::Failed(f) if f.reason == FailReason::Connect);
                         // Back before the probe saw it (new mail got through): what it held
                         // back goes now, not at its retry time.
                         d.route_state(name, !unreachable, &hop_name).await;
                     }
-                    *conn = kept;
-                    o
+                    *conn = sent.kept;
+                    sent.outcome
                 }
                 Err(e) => {
                     crate::log!("{}: no route to {domain}: {e}", meta.id);

@@ -122,8 +122,17 @@ impl HopConnection {
     }
 }
 
+/// What [`open_and_send`] did.
+pub struct Sent {
+    /// The attempt's outcome.
+    pub outcome: Outcome,
+    /// The next hop it went to (the last one tried), for the log and bounces.
+    pub hop: String,
+    /// The connection, when it can carry the route's next message.
+    pub kept: Option<HopConnection>,
+}
+
 /// Delivers `job` over a new connection to the first of `hops` that takes the attempt.
-/// Returns the outcome, the next hop's name, and the connection when it can be kept.
 pub async fn open_and_send(
     d: &Deliverer,
     route: &str,
@@ -131,7 +140,7 @@ pub async fn open_and_send(
     job: DeliveryJob<'_>,
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
-) -> (Outcome, String, Option<HopConnection>) {
+) -> Sent {
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
     for hop in hops {
@@ -158,7 +167,11 @@ pub async fn open_and_send(
                     messages: 1,
                     _permit: permit,
                 };
-                return (outcome, hop_name, Some(conn));
+                return Sent {
+                    outcome,
+                    hop: hop_name,
+                    kept: Some(conn),
+                };
             }
             io.shutdown().await;
             break;
@@ -168,7 +181,11 @@ pub async fn open_and_send(
             break;
         }
     }
-    (outcome, hop_name, None)
+    Sent {
+        outcome,
+        hop: hop_name,
+        kept: None,
+    }
 }
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
