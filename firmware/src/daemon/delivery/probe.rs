@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Deliverer, outbound};
+use super::deliverer::Deliverer;
+use super::outbound;
 use crate::relay::{HopKey, NextHop};
 
 /// While the next hop is down and mail is held, connects to it every
 /// `relay.probe-interval` (EHLO, QUIT); as soon as it answers, every held message is made
 /// due and delivery starts at once.
-pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     // One probe at start even with nothing held, so the status page knows the next hop.
     let mut checked = false;
     loop {

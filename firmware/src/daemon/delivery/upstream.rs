@@ -6,42 +6,39 @@
 //! - Every `relay.probe-interval` the silo is probed (connect, EHLO, QUIT). On the change
 //!   from unreachable (or unknown, at start) to reachable, one ETRN per accepted domain is
 //!   sent; the replies are logged. While the silo stays reachable nothing more is sent.
-//! - The result is published in an `AtomicBool` for the status page.
+//! - The result is published for the status page ([`super::DeliveryHandle::status`]).
 //! - The WAN hotplug's `mailbag etrn` does the same at once when the link comes up; both
 //!   are harmless together (a second ETRN only finds less to flush).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use super::outbound;
-use crate::daemon::inbound::Inbound;
-use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
-/// Watches `silo` until shutdown; ETRN goes for the accepted domains in force.
-pub async fn watch_silo(
+/// Watches `silo` until shutdown; ETRN goes for the accepted domains in force
+/// ([`Deliverer::etrn_domains`]).
+pub(super) async fn watch_silo(
     d: Arc<Deliverer>,
     silo: NextHop,
-    inbound: Arc<Live<Inbound>>,
-    up: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut was_up = false;
     loop {
         let reachable = outbound::probe(&d, &silo).await;
-        up.store(reachable, Ordering::Relaxed);
+        d.upstream_up.store(reachable, Ordering::Relaxed);
         if reachable && !was_up {
             crate::log!(
                 "upstream silo {} reachable: asking it to deliver held mail (ETRN)",
                 silo.host
             );
-            let domains = inbound.get().domains.clone();
-            for domain in &domains {
+            let domains = d.etrn_domains.get();
+            for domain in domains.iter() {
                 match outbound::etrn(&d, &silo, domain).await {
                     Outcome::Etrn(reply) => crate::log!("ETRN {domain} to {}: {reply}", silo.host),
                     Outcome::Failed(f) => crate::log!("ETRN {domain} to {}: {f}", silo.host),
