@@ -357,7 +357,7 @@ fn edge_silo1_silo2_hold_move_up_and_deliver_exactly_once() {
     let (ok, out, err) = etrn();
     assert!(ok, "silo 1 answered: {out}{err}");
     assert!(
-        err.contains("silo2.provider.test:25: ETRN office.test: could not connect"),
+        err.contains("silo2.provider.test:25: ETRN office.test: cannot connect"),
         "{err}"
     );
     edge.stop();

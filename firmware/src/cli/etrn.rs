@@ -7,10 +7,10 @@
 //! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
 //!   `queue flush`'s fallback when there is no control socket.
 //!
-//! One short session per domain through the daemon's own SMTP client and resolver
-//! (`relay.dns-servers`, else `/etc/resolv.conf`; a name DNS does not know is looked up in
-//! `/etc/hosts`), STARTTLS when offered (certificate not checked: ETRN carries no secrets
-//! and only triggers a flush of configured domains).
+//! One short session per domain through the daemon's own client driver and resolver
+//! (`relay.dns-servers` when a config is read, else `/etc/resolv.conf`; then `/etc/hosts`),
+//! STARTTLS when offered (certificate not checked: ETRN carries no secrets and only
+//! triggers a flush of configured domains).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,16 +18,15 @@ use std::time::Duration;
 use mailbag_hal::SystemClock;
 
 use super::Args;
-use crate::config::Config;
+use crate::config::{Config, RunSettings};
 use crate::daemon::delivery::dns::DnsResolver;
-use crate::daemon::delivery::outbound::{Dialer, etrn_with};
-use crate::daemon::delivery::tls;
-use crate::relay::client::{ClientConfig, Outcome};
-use crate::relay::{LoopGuard, NextHop, RelayConfig, TlsPolicy};
+use crate::daemon::delivery::etrn_session;
+use crate::relay::client::{ClientConfig, FailReason, Outcome};
+use crate::relay::{NextHop, TlsPolicy};
 
 /// Default configuration (the router's UCI file).
 const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
-/// Connect and read timeout for one ETRN session.
+/// Longest one ETRN session may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `mailbag etrn`.
@@ -44,9 +43,10 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
                 "relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN".into(),
             );
         }
+        let dns = RunSettings::new_checked(c.clone())?.dns_servers;
         let mut errors = Vec::new();
         for silo in &c.relay.upstream_silo {
-            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname, &c.relay) {
+            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname, &dns) {
                 errors.push(format!("{silo}: {e}"));
             }
         }
@@ -65,20 +65,20 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
         .as_ref()
         .map(|c| c.smtp.hostname.clone())
         .unwrap_or_else(local_name);
-    let relay = config.map(|c| c.relay).unwrap_or_default();
-    run_all(&words[0], &words[1..], &helo, &relay)
+    let dns = match config {
+        Some(c) => RunSettings::new_checked(c)?.dns_servers,
+        None => Vec::new(),
+    };
+    run_all(&words[0], &words[1..], &helo, &dns)
 }
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
 pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
-    let listen = c
-        .smtp
-        .listen
+    let settings = RunSettings::new_checked(c.clone())?;
+    let addr = *settings
+        .smtp_listen
         .first()
         .ok_or("smtp.listen is empty: no daemon to ask")?;
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("smtp.listen: '{listen}' is not address:port"))?;
     // A wildcard listener is reached on loopback.
     let target = match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
@@ -89,7 +89,7 @@ pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
         Some(d) => vec![d],
         None => c.policy.domains.clone(),
     };
-    run_all(&target, &domains, &c.smtp.hostname, &c.relay)
+    run_all(&target, &domains, &c.smtp.hostname, &settings.dns_servers)
 }
 
 fn load(path: Option<String>) -> Result<Config, String> {
@@ -103,54 +103,16 @@ fn local_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// ETRN for each of `domains` to `server` (`host[:port]`, port 25 by default), saying
-/// EHLO `helo`; DNS as `relay` says. Prints each reply; fails when one failed.
-fn run_all(
-    server: &str,
-    domains: &[String],
-    helo: &str,
-    relay: &RelayConfig,
-) -> Result<(), String> {
+fn run_all(server: &str, domains: &[String], helo: &str, dns: &[SocketAddr]) -> Result<(), String> {
     if domains.is_empty() {
         return Err("no domains to flush (policy.domains is empty)".into());
     }
-    let hop = NextHop::parse(server, 0).map_err(|why| format!("'{server}': {why}"))?;
-    let dns = DnsResolver::from_config(relay)?;
-    // The command may ask this machine's own daemon: no loop guard here.
-    let guard = LoopGuard::new("", &[], &[]);
-    let tls = tls::client_configs()?;
-    let clock = SystemClock::new();
-    let dialer = Dialer {
-        dns: &dns,
-        guard: &guard,
-        client: ClientConfig {
-            helo_name: heapless::String::try_from(helo)
-                .map_err(|_| "host name too long".to_string())?,
-            tls: TlsPolicy::Opportunistic,
-        },
-        tls: &tls,
-        clock: &clock,
-        connect_timeout: TIMEOUT,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let mut failed = 0;
     for d in domains {
-        let outcome =
-            rt.block_on(async { tokio::time::timeout(TIMEOUT, etrn_with(&dialer, &hop, d)).await });
-        match outcome {
-            Ok(Outcome::Etrn(reply)) => println!("{server}: ETRN {d}: {reply}"),
-            Ok(Outcome::Failed(f)) => {
-                eprintln!("{server}: ETRN {d}: {f}");
-                failed += 1;
-            }
-            Ok(_) | Err(_) => {
-                eprintln!(
-                    "{server}: ETRN {d}: no answer within {}s",
-                    TIMEOUT.as_secs()
-                );
+        match send(server, d, helo, dns) {
+            Ok(reply) => println!("{server}: ETRN {d}: {reply}"),
+            Err(e) => {
+                eprintln!("{server}: ETRN {d}: {e}");
                 failed += 1;
             }
         }
@@ -162,5 +124,46 @@ fn run_all(
         ))
     } else {
         Ok(())
+    }
+}
+
+/// One ETRN session; the server's reply on success. The daemon's own client driver runs it
+/// (`daemon::delivery::etrn_session`), on a runtime made for the call; names are looked up
+/// by the daemon's resolver asking `dns` (empty: `/etc/resolv.conf`).
+pub fn send(server: &str, domain: &str, helo: &str, dns: &[SocketAddr]) -> Result<String, String> {
+    let hop = NextHop::parse(server, 0).map_err(|why| format!("'{server}': {why}"))?;
+    let target = format!("{}:{}", hop.host, hop.port);
+    let cfg = ClientConfig {
+        helo_name: heapless::String::try_from(helo)
+            .map_err(|_| "host name too long".to_string())?,
+        tls: TlsPolicy::Opportunistic,
+    };
+    let tls = crate::daemon::delivery::tls::client_configs()?;
+    let clock = SystemClock::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let resolver = DnsResolver::configured(dns);
+    let session = async {
+        let addrs = resolver.socket_addrs(&hop.host, hop.port).await;
+        if addrs.is_empty() {
+            return Err(format!("cannot resolve {target}"));
+        }
+        Ok::<_, String>(etrn_session(&addrs, &hop.host, cfg, domain, &tls, &clock).await)
+    };
+    // The timer is made inside the runtime.
+    match rt.block_on(async { tokio::time::timeout(TIMEOUT, session).await }) {
+        Err(_) => Err(format!(
+            "no answer from {target} within {}s",
+            TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Outcome::Etrn(reply))) => Ok(reply.to_string()),
+        Ok(Ok(Outcome::Failed(f))) if f.reason == FailReason::Connect => {
+            Err(format!("cannot connect to {target}"))
+        }
+        Ok(Ok(Outcome::Failed(f))) => Err(f.to_string()),
+        Ok(Ok(_)) => Err("the session ended without an answer".into()),
     }
 }

@@ -1,9 +1,11 @@
 //! The setup check's I/O (`mailbag doctor`, the page's "Check setup"): gathers the
 //! [`Facts`] that [`crate::doctor::evaluate`] judges, with the daemon's own machinery —
-//! its DNS resolver (MX, A/AAAA, CNAME, TXT), its SMTP client sessions (probe, ETRN, through
-//! a delivery [`Dialer`]), its TLS configurations (the MTA-STS policy is fetched over HTTPS
-//! with a verified certificate), the firewall module's renderer and its reading of the
-//! loaded rules, and the spool's figures from the running daemon.
+//! its DNS resolver (MX, A/AAAA, CNAME, TXT), its SMTP client driver (probe and ETRN
+//! sessions: [`crate::daemon::delivery::probe_session`],
+//! [`crate::daemon::delivery::etrn_session`]), its TLS
+//! configurations (the MTA-STS policy is fetched over HTTPS with a verified certificate),
+//! the firewall module's renderer and its reading of the loaded rules, and the spool's
+//! figures from the running daemon.
 //!
 //! Two halves: [`gather`] asks the network (async, on a runtime); [`local_facts`] reads
 //! this machine — the loaded firewall (`nft`), the spool's file system (`df`,
@@ -24,23 +26,21 @@ use mailbag_hal::SystemClock;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Role, RunSettings};
 use crate::daemon::delivery::dns::DnsResolver;
-use crate::daemon::delivery::outbound::{self, Dialer};
-use crate::daemon::delivery::tls;
+use crate::daemon::delivery::tls::{self, TlsClients};
+use crate::daemon::delivery::{etrn_session, probe_session};
 use crate::doctor::facts::{
     DomainFacts, FirewallFacts, HopProbe, HostFacts, LiveRules, SiloFacts, SpoolFacts, SpoolUsage,
 };
 use crate::doctor::{Facts, mta_sts};
 use crate::firewall::{Cidr, FirewallMode, Primary, Ruleset, SiloSet, apply, nft};
-use crate::relay::client::Outcome;
+use crate::relay::client::{ClientConfig, Extensions, Outcome};
 use crate::relay::nexthop::{DEFAULT_PORT, Host, NextHop};
 use crate::relay::{LoopGuard, RelaySettings};
 
 /// Longest one network step (a probe, an ETRN session, the policy fetch) may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-/// TCP connect timeout per address.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where fw4 keeps its includes (present on OpenWrt 22.03+).
 const NFTABLES_D: &str = "/etc/nftables.d";
 
@@ -67,28 +67,17 @@ pub struct DaemonState {
 /// error only for a configuration that cannot drive the check at all (one `check-config`
 /// refuses).
 pub async fn gather(config: &Config, opts: &Options, daemon: DaemonState) -> Result<Facts, String> {
-    let relay = RelaySettings::from_config(&config.relay, &config.smtp.hostname)
-        .map_err(|e| format!("relay: {e}"))?
-        .for_edge(config.role == Role::Edge);
-    // A resolver of its own: answers cached by the daemon must not hide a zone just fixed.
-    let dns = DnsResolver::from_config(&config.relay)?;
-    let listen: Vec<SocketAddr> = config
-        .smtp
-        .listen
-        .iter()
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    let guard = LoopGuard::new(&config.smtp.hostname, &listen, &[]);
-    let tls_clients = tls::client_configs()?;
-    let clock = SystemClock::new();
-    let dialer = Dialer {
-        dns: &dns,
-        guard: &guard,
+    let run = RunSettings::new_checked(config.clone())?;
+    let relay = &run.relay;
+    let net = Net {
+        // A resolver of its own: answers the daemon cached must not hide a zone just fixed.
+        dns: DnsResolver::configured(&run.dns_servers),
+        guard: LoopGuard::new(&config.smtp.hostname, &run.smtp_listen, &[]),
         client: relay.client.clone(),
-        tls: &tls_clients,
-        clock: &clock,
-        connect_timeout: CONNECT_TIMEOUT,
+        tls: tls::client_configs()?,
+        clock: SystemClock::new(),
     };
+    let dns = &net.dns;
     let https = tls::verified(&tls::ca_file(opts.ca_file.as_deref()));
     let domains: Vec<String> = if opts.domains.is_empty() {
         config.policy.domains.clone()
@@ -116,18 +105,16 @@ pub async fn gather(config: &Config, opts: &Options, daemon: DaemonState) -> Res
         }
     }
     for d in &domains {
-        facts.domains.push(domain(&dns, &https, d).await);
+        facts.domains.push(domain(dns, &https, d).await);
     }
-    if config.role == Role::Edge {
-        for entry in &config.relay.upstream_silo {
-            facts.silos.push(silo(&dialer, entry, &domains).await);
-        }
+    for (entry, hop) in config.relay.upstream_silo.iter().zip(&run.upstream_silo) {
+        facts.silos.push(silo(&net, entry, hop, &domains).await);
     }
-    facts.next_hops = next_hops(&dialer, config, &relay, &domains).await;
+    facts.next_hops = next_hops(&net, config, relay, &domains).await;
     if config.role == Role::Edge {
         facts.firewall = FirewallFacts {
             mode: config.firewall.mode,
-            admitted: admitted(config, &dns).await,
+            admitted: admitted(config, dns).await,
             silo_dns: config.firewall.silo_dns.clone(),
             live: Err("not read yet".to_owned()),
         };
@@ -251,59 +238,86 @@ async fn fetch_policy(
     Err(last)
 }
 
-/// A probe (or ETRN) bounded by [`STEP_TIMEOUT`], as a result for the facts.
+/// A session bounded by [`STEP_TIMEOUT`].
 async fn bounded(step: impl Future<Output = Outcome>) -> Result<Outcome, String> {
     tokio::time::timeout(STEP_TIMEOUT, step)
         .await
         .map_err(|_| format!("no answer within {}s", STEP_TIMEOUT.as_secs()))
 }
 
-fn probed(o: Result<Outcome, String>) -> Result<crate::relay::client::Extensions, String> {
-    match o? {
-        Outcome::Probed(ext) => Ok(ext),
-        Outcome::Failed(f) => Err(f.to_string()),
-        _ => Err("unexpected answer".into()),
+/// What the check's SMTP sessions need: the resolver, ourselves to leave out, the client
+/// settings (EHLO name, TLS policy), TLS, time.
+struct Net {
+    dns: DnsResolver,
+    guard: LoopGuard,
+    client: ClientConfig,
+    tls: TlsClients,
+    clock: SystemClock,
+}
+
+impl Net {
+    /// `hop`'s addresses, ours left out.
+    async fn addrs(&self, hop: &NextHop) -> Vec<SocketAddr> {
+        let mut a = self.dns.socket_addrs(&hop.host, hop.port).await;
+        a.retain(|a| !self.guard.is_our_address(*a));
+        a
+    }
+
+    /// Connect, EHLO, QUIT: the extensions offered, or why not.
+    async fn probe(&self, hop: &NextHop) -> Result<Extensions, String> {
+        let addrs = self.addrs(hop).await;
+        let session = probe_session(
+            &addrs,
+            &hop.host,
+            self.client.clone(),
+            &self.tls,
+            &self.clock,
+        );
+        match bounded(session).await? {
+            Outcome::Probed(ext) => Ok(ext),
+            Outcome::Failed(f) => Err(f.to_string()),
+            _ => Err("unexpected answer".into()),
+        }
+    }
+
+    /// ETRN for `domain`: the reply, or why not.
+    async fn etrn(&self, hop: &NextHop, domain: &str) -> Result<String, String> {
+        let addrs = self.addrs(hop).await;
+        let cfg = self.client.clone();
+        match bounded(etrn_session(
+            &addrs,
+            &hop.host,
+            cfg,
+            domain,
+            &self.tls,
+            &self.clock,
+        ))
+        .await?
+        {
+            Outcome::Etrn(reply) => Ok(reply.to_string()),
+            Outcome::Failed(f) => Err(f.to_string()),
+            _ => Err("unexpected answer".into()),
+        }
     }
 }
 
-/// One `relay.upstream-silo` entry: its addresses, a probe, ETRN per domain.
-async fn silo(dialer: &Dialer<'_>, entry: &str, domains: &[String]) -> SiloFacts {
-    let hop = match NextHop::parse(entry, 0) {
-        Ok(h) => h,
-        Err(why) => {
-            return SiloFacts {
-                entry: entry.to_owned(),
-                host: entry.to_owned(),
-                addrs: Ok(Vec::new()),
-                probe: Err(why.to_owned()),
-                etrn: Vec::new(),
-            };
-        }
-    };
+/// One `relay.upstream-silo` entry (`hop`, as written `entry`): its addresses, a probe,
+/// ETRN per domain.
+async fn silo(net: &Net, entry: &str, hop: &NextHop, domains: &[String]) -> SiloFacts {
     let addrs = match &hop.host {
         Host::Ip(ip) => Ok(vec![*ip]),
-        Host::Name(n) => dialer.dns.addrs(n).await,
+        Host::Name(n) => net.dns.addrs(n).await,
     };
-    let probe = probed(bounded(outbound::probe_with(dialer, &hop)).await);
+    let probe = net.probe(hop).await;
     let mut etrn = Vec::new();
     if probe.is_ok() {
         for d in domains {
-            let r = match bounded(outbound::etrn_with(dialer, &hop, d)).await {
-                Ok(Outcome::Etrn(reply)) => Ok(reply.to_string()),
-                Ok(Outcome::Failed(f)) => Err(f.to_string()),
-                Ok(_) => Err("unexpected answer".into()),
-                Err(e) => Err(e),
-            };
-            etrn.push((d.clone(), r));
+            etrn.push((d.clone(), net.etrn(hop, d).await));
         }
     }
-    let host = match &hop.host {
-        Host::Name(n) => n.to_string(),
-        Host::Ip(ip) => ip.to_string(),
-    };
     SiloFacts {
         entry: entry.to_owned(),
-        host,
+        host: hop.host.to_string(),
         addrs,
         probe,
         etrn,
@@ -313,7 +327,7 @@ async fn silo(dialer: &Dialer<'_>, entry: &str, domains: &[String]) -> SiloFacts
 /// The next hops mail leaves by: the configured lists (edge), or each checked domain's MX
 /// hosts ahead of this silo.
 async fn next_hops(
-    dialer: &Dialer<'_>,
+    net: &Net,
     config: &Config,
     relay: &RelaySettings,
     domains: &[String],
@@ -327,7 +341,7 @@ async fn next_hops(
                     None => "relay.next-hops".to_owned(),
                 };
                 for hop in list.ordered(0) {
-                    if !dialer.guard.is_self(hop) {
+                    if !net.guard.is_self(hop) {
                         todo.push((route.clone(), hop.clone()));
                     }
                 }
@@ -335,7 +349,7 @@ async fn next_hops(
         }
         Role::Silo => {
             for d in domains {
-                if let Ok(hops) = dialer.dns.next_hops(d, dialer.guard, DEFAULT_PORT).await {
+                if let Ok(hops) = net.dns.next_hops(d, &net.guard, DEFAULT_PORT).await {
                     for hop in hops.ordered(0) {
                         todo.push((format!("MX of {d}"), hop.clone()));
                     }
@@ -345,11 +359,10 @@ async fn next_hops(
     }
     let mut out = Vec::new();
     for (route, hop) in todo {
-        let result = probed(bounded(outbound::probe_with(dialer, &hop)).await);
         out.push(HopProbe {
             route,
             hop: format!("{}:{}", hop.host, hop.port),
-            result,
+            result: net.probe(&hop).await,
         });
     }
     out

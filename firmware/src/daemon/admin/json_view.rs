@@ -6,11 +6,9 @@
 //! first [`message_head::HEAD_MAX`] bytes of at most [`PAGE_MAX`] rows, oldest first; `message` reads one record and at most [`MESSAGE_HEAD`] bytes of
 //! its content. Every string is JSON-escaped, so a hostile subject stays text.
 
-use std::sync::atomic::Ordering;
-
+use super::actions::Actions;
 use super::message_head::{self, headers_of, read_head};
 use crate::config::{Config, Role};
-use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
 use crate::firewall::ruleset::mode_name;
 use crate::json::{Obj, array, str_array};
@@ -28,9 +26,9 @@ pub const PREVIEW_MAX: usize = 4096;
 pub const LOG_MAX: usize = 500;
 
 /// The status view: role, next hop and silo state, queue and spool figures.
-pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
-    let figures = d
-        .spool
+pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
+    let figures = a
+        .spool()
         .run(|s| {
             let u = s.usage();
             let used = u.bytes + u.reserved;
@@ -46,16 +44,15 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
         })
         .await?;
     let (messages, used, free, oldest, next) = figures;
-    let now = d.clock.unix_seconds();
+    let now = a.clock().unix_seconds();
+    let delivery = a.delivery().status();
     // One entry per silo, in `relay.upstream-silo` order.
-    let upstream = array(c.relay.upstream_silo.iter().enumerate().map(|(i, a)| {
+    let upstream = array(c.relay.upstream_silo.iter().enumerate().map(|(i, addr)| {
         Obj::new()
-            .str("address", a)
+            .str("address", addr)
             .bool(
                 "reachable",
-                d.upstream_up
-                    .get(i)
-                    .is_some_and(|u| u.load(Ordering::Relaxed)),
+                delivery.upstream_reachable.get(i).copied().unwrap_or(false),
             )
             .finish()
     }));
@@ -77,7 +74,7 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
                     "next_hops",
                     &str_array(c.relay.next_hops.iter().map(String::as_str)),
                 )
-                .bool("up", !d.hop_down.load(Ordering::Relaxed))
+                .bool("up", !delivery.next_hop_down)
                 .finish(),
         )
         .raw("upstream", &upstream)
@@ -95,10 +92,10 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
 }
 
 /// One page of the held queue, oldest first: `{"total": n, "rows": [...]}`.
-pub async fn queue(d: &Deliverer, offset: usize, limit: usize) -> Result<String, SpoolError> {
+pub async fn queue(a: &Actions, offset: usize, limit: usize) -> Result<String, SpoolError> {
     let limit = limit.min(PAGE_MAX);
-    let now = d.clock.unix_seconds();
-    d.spool
+    let now = a.clock().unix_seconds();
+    a.spool()
         .run(move |s| {
             // Oldest first already.
             let order = s.list();
@@ -119,9 +116,9 @@ pub async fn queue(d: &Deliverer, offset: usize, limit: usize) -> Result<String,
 
 /// One message: its row, each recipient's state, its header fields and the start of its
 /// body. `Ok(None)` if there is no such message.
-pub async fn message(d: &Deliverer, id: MessageId) -> Result<Option<String>, SpoolError> {
-    let now = d.clock.unix_seconds();
-    d.spool
+pub async fn message(a: &Actions, id: MessageId) -> Result<Option<String>, SpoolError> {
+    let now = a.clock().unix_seconds();
+    a.spool()
         .run(move |s| {
             if !s.contains(id) {
                 return Ok(None);

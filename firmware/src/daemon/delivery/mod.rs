@@ -2,13 +2,13 @@
 //! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
 //! mail and queues bounces and delay warnings.
 //!
-//! - **When.** Every [`TICK`](lanes::TICK), and at once when kicked (a new message, ETRN,
+//! - **When.** Every second (`lanes::TICK`), and at once when kicked (a new message, ETRN,
 //!   a flush, the next hop answering a probe again).
 //! - **Order.** Held mail is delivered in lanes, one per recipient domain
 //!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
-//!   A lane's worker sends up to [`LANE_TURN`](lanes::LANE_TURN) messages over one kept
-//!   connection, then gives the next domain its turn. At most
-//!   [`LANES_MAX`](lanes::LANES_MAX) lanes run at once.
+//!   A lane's worker sends up to 20 messages (`lanes::LANE_TURN`) over one kept
+//!   connection, then gives the next domain its turn. At most 8 lanes
+//!   (`lanes::LANES_MAX`) run at once.
 //! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
 //!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
 //!   recipients on two routes goes out in two transactions, recorded as one attempt.
@@ -24,22 +24,32 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`deliverer`] | [`Deliverer`], the state the delivery tasks share (the subsystem's handle) |
-//! | [`lanes`] | the delivery loop: lanes, one attempt per message, its record |
-//! | [`outbound`] | connections to next hops driving [`crate::relay::Client`]; kept connections |
-//! | [`notice`] | bounces and delay warnings queued to the sender |
-//! | [`probe`] | watching routes that are down; their return flushes the held mail |
-//! | [`upstream`] | the edge's watch on its silo (ETRN when it comes back) |
+//! | [`handle`] | [`DeliveryHandle`], the one thing the rest of the daemon holds, and its [`Setup`] |
+//! | `deliverer` | the state the delivery tasks share (private to delivery) |
+//! | [`claims`] | [`InFlight`]: messages being delivered or held by an admin action |
+//! | `lanes` | the delivery loop: lanes, one attempt per message, its record |
+//! | `outbound` | connections to a route's next hops; kept connections; probes; ETRN upstream |
+//! | `driver` | the one async driver of [`crate::relay::Client`] sessions ([`etrn_session`] for `mailbag etrn`) |
+//! | [`notice`] | bounces and delay warnings queued to the sender ([`Notice`]) |
+//! | `probe` | watching routes that are down; their return flushes the held mail |
+//! | `upstream` | the edge's watch on its silo (ETRN when it comes back) |
 //! | [`dns`] | the resolver for MX and next-hop names |
 //! | [`tls`] | STARTTLS client configurations |
 
-pub mod deliverer;
+pub mod claims;
+mod deliverer;
 pub mod dns;
-pub mod lanes;
+mod driver;
+pub mod handle;
+mod lanes;
 pub mod notice;
-pub mod outbound;
-pub mod probe;
+mod outbound;
+mod probe;
 pub mod tls;
-pub mod upstream;
+mod upstream;
 
-pub use deliverer::Deliverer;
+pub use claims::{Claim, InFlight};
+pub use deliverer::Scope;
+pub use driver::{etrn_session, probe_session};
+pub use handle::{DeliveryHandle, DeliveryStatus, DeliveryTasks, Setup};
+pub use notice::Notice;

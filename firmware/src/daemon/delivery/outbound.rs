@@ -3,7 +3,7 @@
 //! message of the same route, and probe.
 //!
 //! - **Connecting.** Next hops in the order given, each address of a name in turn, with a
-//!   [`CONNECT_TIMEOUT`]; the next hop is moved on to only when a whole attempt failed
+//!   [`CONNECT_TIMEOUT`](driver::CONNECT_TIMEOUT); the next hop is moved on to only when a whole attempt failed
 //!   temporarily (a 5xx or a per-recipient result is an answer, not a reason to try
 //!   elsewhere).
 //! - **Kept connections** (Postfix's connection reuse): after a message the session stays
@@ -13,96 +13,24 @@
 //!   fresh connection. At most [`MESSAGES_PER_CONNECTION`] messages per connection.
 //! - **Limits.** Each connection holds one of its route's `max-per-hop` permits for its
 //!   whole life.
-//! - **Sessions without a message** (probe, ETRN) need only a [`Dialer`] — the resolver,
-//!   the loop guard, the client settings, TLS and time — not the spool: the setup check
-//!   (`mailbag doctor`) uses them from the command line too.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use mailbag_hal::Clock;
-
-use super::Deliverer;
-use super::dns::DnsResolver;
-use super::tls::TlsClients;
-use crate::daemon::spool::SpoolHandle;
-use crate::relay::client::{ClientAction, ClientConfig, FailReason, Failure, Kept, Outcome};
-use crate::relay::nexthop::Host;
-use crate::relay::{Client, DeliveryJob, LoopGuard, NextHop, TlsPolicy};
+use super::deliverer::Deliverer;
+use super::driver::{self, Driver, Io, ReadBuf, connect, drive, failure};
+use crate::relay::client::{FailReason, Kept, Outcome};
+use crate::relay::{Client, DeliveryJob, NextHop};
 use crate::spool::MessageMeta;
 
-/// TCP connect timeout per next-hop address.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most messages sent over one connection before it is closed and a new one opened.
 pub const MESSAGES_PER_CONNECTION: u32 = 100;
-/// Read buffer per connection.
-const READ_BUFFER: usize = 4096;
 
-type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
-
-/// What a session to a next hop needs besides its socket: names resolved, ourselves
-/// refused, our EHLO name and TLS policy, the TLS configurations, time.
-pub struct Dialer<'a> {
-    /// Resolves next-hop names.
-    pub dns: &'a DnsResolver,
-    /// Refuses our own addresses.
-    pub guard: &'a LoopGuard,
-    /// EHLO name and TLS policy (taken once per session).
-    pub client: ClientConfig,
-    /// TLS client configurations.
-    pub tls: &'a TlsClients,
-    /// Time.
-    pub clock: &'a dyn Clock,
-    /// TCP connect timeout per address.
-    pub connect_timeout: Duration,
-}
-
-impl Deliverer {
-    /// The dialer of the delivery tasks (the relay settings in force).
-    pub fn dialer(&self) -> Dialer<'_> {
-        Dialer {
-            dns: &self.dns,
-            guard: &self.guard,
-            client: self.settings().client.clone(),
-            tls: &self.tls,
-            clock: self.clock.as_ref(),
-            connect_timeout: CONNECT_TIMEOUT,
-        }
-    }
-}
-
-/// A temporary failure of a whole attempt.
-pub fn failure(reason: FailReason) -> Outcome {
-    Outcome::Failed(Failure {
-        permanent: false,
-        reason,
-        reply: None,
-    })
-}
-
-/// Bytes read from the next hop and not yet consumed.
-struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new() -> Self {
-        Self {
-            buf: vec![0u8; READ_BUFFER],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
+fn driver(d: &Deliverer) -> Driver<'_> {
+    Driver {
+        clock: d.clock.as_ref(),
+        tls: &d.tls,
     }
 }
 
@@ -135,18 +63,26 @@ impl HopConnection {
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
-        let dl = d.dialer();
-        let mut c = Client::resume(&kept, job, dl.clock.now());
+        let mut c = Client::resume(&kept, job, d.clock.now());
         let body = Some((&d.spool, meta));
-        let outcome = drive(&dl, &self.hop, &mut self.io, &mut self.rb, &mut c, body).await;
+        let outcome = drive(
+            driver(d),
+            &self.hop.host,
+            &mut self.io,
+            &mut self.rb,
+            &mut c,
+            body,
+        )
+        .await;
         self.kept = c.kept();
         self.messages += 1;
         // Dropped while idle (or RSET refused): the message got nowhere; a fresh
         // connection takes it.
         let dead_on_arrival = self.kept.is_none()
-            && matches!(&outcome, Outcome::Failed(f) if !f.permanent
+            && matches!(&outcome, Outcome::Failed(f) if !f.permanent()
                 && matches!(f.reason,
-                    FailReason::Closed | FailReason::Unexpected | FailReason::Protocol(_)));
+                    FailReason::Closed | FailReason::Unexpected | FailReason::Rset
+                    | FailReason::Protocol(_)));
         if dead_on_arrival {
             return None;
         }
@@ -172,14 +108,30 @@ impl HopConnection {
     }
 
     async fn quit_with(&mut self, d: &Deliverer, kept: &Kept) {
-        let dl = d.dialer();
-        let mut c = Client::quit_kept(kept, dl.clock.now());
-        let _ = drive(&dl, &self.hop, &mut self.io, &mut self.rb, &mut c, None).await;
+        let mut c = Client::quit_kept(kept, d.clock.now());
+        let _ = drive(
+            driver(d),
+            &self.hop.host,
+            &mut self.io,
+            &mut self.rb,
+            &mut c,
+            None,
+        )
+        .await;
     }
 }
 
+/// What [`open_and_send`] did.
+pub struct Sent {
+    /// The attempt's outcome.
+    pub outcome: Outcome,
+    /// The next hop it went to (the last one tried), for the log and bounces.
+    pub hop: String,
+    /// The connection, when it can carry the route's next message.
+    pub kept: Option<HopConnection>,
+}
+
 /// Delivers `job` over a new connection to the first of `hops` that takes the attempt.
-/// Returns the outcome, the next hop's name, and the connection when it can be kept.
 pub async fn open_and_send(
     d: &Deliverer,
     route: &str,
@@ -187,20 +139,21 @@ pub async fn open_and_send(
     job: DeliveryJob<'_>,
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
-) -> (Outcome, String, Option<HopConnection>) {
-    let dl = d.dialer();
+) -> Sent {
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
     for hop in hops {
         hop_name = hop.host.to_string();
-        for addr in resolve(&dl, hop).await {
-            let Some(stream) = connect(&dl, addr).await else {
+        for addr in resolve(d, hop).await {
+            let Some(stream) = connect(addr).await else {
                 continue;
             };
             let mut io = Io::Plain(stream);
             let mut rb = ReadBuf::new();
-            let mut c = Client::deliver(dl.client.clone(), job.clone(), dl.clock.now()).keep_open();
-            outcome = drive(&dl, hop, &mut io, &mut rb, &mut c, Some((&d.spool, meta))).await;
+            let mut c = Client::deliver(d.settings().client.clone(), job.clone(), d.clock.now())
+                .keep_open();
+            let body = Some((&d.spool, meta));
+            outcome = drive(driver(d), &hop.host, &mut io, &mut rb, &mut c, body).await;
             let kept = c.kept();
             drop(c);
             if let Some(kept) = kept {
@@ -213,241 +166,66 @@ pub async fn open_and_send(
                     messages: 1,
                     _permit: permit,
                 };
-                return (outcome, hop_name, Some(conn));
+                return Sent {
+                    outcome,
+                    hop: hop_name,
+                    kept: Some(conn),
+                };
             }
             io.shutdown().await;
             break;
         }
         // Only a temporary failure of the whole attempt moves on to the next hop.
-        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent) {
+        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent()) {
             break;
         }
     }
-    (outcome, hop_name, None)
+    Sent {
+        outcome,
+        hop: hop_name,
+        kept: None,
+    }
 }
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
 pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
-    matches!(probe_with(&d.dialer(), hop).await, Outcome::Probed(_))
-}
-
-/// Connects to each address of `hop` in turn, says EHLO and QUIT: [`Outcome::Probed`] with
-/// the extensions offered by the first that answers, else the last failure.
-pub async fn probe_with(dl: &Dialer<'_>, hop: &NextHop) -> Outcome {
-    let mut last = failure(FailReason::Connect);
-    for addr in resolve(dl, hop).await {
-        let Some(stream) = connect(dl, addr).await else {
+    for addr in resolve(d, hop).await {
+        let Some(stream) = connect(addr).await else {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::probe(dl.client.clone(), dl.clock.now());
-        last = drive(dl, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        let mut c = Client::probe(d.settings().client.clone(), d.clock.now());
+        let outcome = drive(
+            driver(d),
+            &hop.host,
+            &mut io,
+            &mut ReadBuf::new(),
+            &mut c,
+            None,
+        )
+        .await;
         io.shutdown().await;
-        if matches!(last, Outcome::Probed(_)) {
-            break;
+        if matches!(outcome, Outcome::Probed(_)) {
+            return true;
         }
     }
-    last
+    false
 }
 
 /// Asks `hop` (a silo) to deliver what it holds for `domain` now (ETRN, RFC 1985).
 pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
-    etrn_with(&d.dialer(), hop, domain).await
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    driver::etrn_session(&addrs, &hop.host, cfg, domain, &d.tls, d.clock.as_ref()).await
 }
 
-/// [`etrn`] with a [`Dialer`].
-pub async fn etrn_with(dl: &Dialer<'_>, hop: &NextHop, domain: &str) -> Outcome {
-    let mut last = failure(FailReason::Connect);
-    for addr in resolve(dl, hop).await {
-        let Some(stream) = connect(dl, addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::etrn(dl.client.clone(), domain, dl.clock.now());
-        last = drive(dl, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
-        io.shutdown().await;
-        break;
-    }
-    last
-}
-
-async fn connect(dl: &Dialer<'_>, addr: SocketAddr) -> Option<TcpStream> {
-    let stream = tokio::time::timeout(dl.connect_timeout, TcpStream::connect(addr))
+/// The addresses of a next hop ([`super::dns::DnsResolver::socket_addrs`]), our own left
+/// out (the loop guard, after resolution).
+pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
+    d.dns
+        .socket_addrs(&hop.host, hop.port)
         .await
-        .ok()?
-        .ok()?;
-    let _ = stream.set_nodelay(true);
-    Some(stream)
-}
-
-/// The addresses of a next hop: a name's from DNS, else from the host's resolver
-/// (`/etc/hosts`); our own addresses left out (the loop guard, after resolution).
-pub async fn resolve(dl: &Dialer<'_>, hop: &NextHop) -> Vec<SocketAddr> {
-    let addrs: Vec<SocketAddr> = match &hop.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
-        Host::Name(n) => {
-            let from_dns = dl.dns.addrs(n).await.unwrap_or_default();
-            if from_dns.is_empty() {
-                tokio::net::lookup_host((n.as_str(), hop.port))
-                    .await
-                    .map(|a| a.collect())
-                    .unwrap_or_default()
-            } else {
-                from_dns
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, hop.port))
-                    .collect()
-            }
-        }
-    };
-    addrs
         .into_iter()
-        .filter(|a| !dl.guard.is_our_address(*a))
+        .filter(|a| !d.guard.is_our_address(*a))
         .collect()
-}
-
-/// Drives `c` on `io` until its outcome is known and it is idle, or it is closed.
-async fn drive(
-    d: &Dialer<'_>,
-    hop: &NextHop,
-    io: &mut Io,
-    rb: &mut ReadBuf,
-    c: &mut Client<'_>,
-    body_of: Option<(&SpoolHandle, &MessageMeta)>,
-) -> Outcome {
-    loop {
-        if flush_out(d, c, io).await.is_err() {
-            c.eof();
-        }
-        match c.next_action() {
-            Some(ClientAction::StartTls) => {
-                rb.clear();
-                starttls(d, hop, io, c).await;
-                continue;
-            }
-            Some(ClientAction::SendBody) => {
-                match body_of {
-                    Some((spool, meta)) => {
-                        if !send_body(d, spool, io, c, meta).await {
-                            return failure(FailReason::Closed);
-                        }
-                    }
-                    None => c.eof(),
-                }
-                continue;
-            }
-            Some(ClientAction::Done) | None => {}
-            Some(ClientAction::Close) => {
-                let _ = flush_out(d, c, io).await;
-                io.shutdown().await;
-                break;
-            }
-        }
-        if c.is_closed() || c.is_idle() {
-            break;
-        }
-        // Feed what we have, then read more.
-        if rb.start < rb.end {
-            let n = c.input(&rb.buf[rb.start..rb.end], d.clock.now());
-            rb.start += n;
-            if n > 0 {
-                continue;
-            }
-        }
-        if !crate::daemon::io::compact(&mut rb.buf, &mut rb.start, &mut rb.end) {
-            c.eof();
-            continue;
-        }
-        let wait = c
-            .deadline()
-            .map(|t| Duration::from_micros(t.saturating_duration_since(d.clock.now()).as_micros()))
-            .unwrap_or(Duration::from_secs(300));
-        match tokio::time::timeout(wait, io.read(&mut rb.buf[rb.end..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => c.eof(),
-            Ok(Ok(n)) => rb.end += n,
-            Err(_) => c.tick(d.clock.now()),
-        }
-    }
-    c.outcome()
-        .cloned()
-        .unwrap_or_else(|| failure(FailReason::Closed))
-}
-
-async fn starttls(d: &Dialer<'_>, hop: &NextHop, io: &mut Io, c: &mut Client<'_>) {
-    let Some(tcp) = io.take_plain() else {
-        c.tls_failed();
-        return;
-    };
-    let verify = d.client.tls == TlsPolicy::RequireVerify;
-    let config = if verify {
-        d.tls.verified.clone()
-    } else {
-        Some(Arc::clone(&d.tls.any))
-    };
-    let name = match &hop.host {
-        Host::Name(n) => rustls::pki_types::ServerName::try_from(n.to_string()).ok(),
-        Host::Ip(ip) => Some(rustls::pki_types::ServerName::IpAddress((*ip).into())),
-    };
-    let (Some(config), Some(name)) = (config, name) else {
-        c.tls_failed();
-        return;
-    };
-    match tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-    {
-        Ok(tls) => {
-            *io = Io::Tls(Box::new(tls));
-            c.tls_established(verify, d.clock.now());
-        }
-        Err(_) => c.tls_failed(),
-    }
-}
-
-/// Streams the body from the spool; false when it cannot be read (the attempt fails).
-async fn send_body(
-    d: &Dialer<'_>,
-    spool: &SpoolHandle,
-    io: &mut Io,
-    c: &mut Client<'_>,
-    meta: &MessageMeta,
-) -> bool {
-    let mut offset = 0u64;
-    loop {
-        let chunk = match spool.body(meta.id, offset).await {
-            Ok(c) => c,
-            Err(e) => {
-                crate::log!("{}: cannot read the body: {e}", meta.id);
-                return false;
-            }
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len() as u64;
-        let mut used = 0;
-        while used < chunk.len() && !c.is_closed() {
-            used += c.body(&chunk[used..], d.clock.now());
-            if flush_out(d, c, io).await.is_err() {
-                c.eof();
-                break;
-            }
-        }
-        if c.is_closed() {
-            break;
-        }
-    }
-    c.body_end(d.clock.now());
-    true
-}
-
-async fn flush_out(d: &Dialer<'_>, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {
-    let out = c.output();
-    if out.is_empty() {
-        return Ok(());
-    }
-    let n = out.len();
-    io.write_all(out).await?;
-    c.written(n, d.clock.now());
-    Ok(())
 }

@@ -13,13 +13,17 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Deliverer, lanes, outbound};
+use super::deliverer::{Deliverer, Scope};
+use super::{lanes, outbound};
 use crate::relay::{HopKey, NextHop, route};
+
+/// A route's name and the hosts to ask for it, in order.
+type Watched = Vec<(String, Vec<NextHop>)>;
 
 /// While a next hop is down and mail is held, connects to it every
 /// `relay.probe-interval` (EHLO, QUIT); as soon as it answers, the held mail is made due
 /// and delivery starts at once.
-pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     // One probe at start even with nothing held, so the status page knows the next hop.
     let mut checked = false;
     loop {
@@ -37,9 +41,8 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         if first && d.settings().routes.uses_mx() && d.spool.gauge.get().messages > 0 {
             // Held across a restart, delivered by MX: nothing is known of those routes
             // yet, and there is no list to probe. One attempt each tells (and delivers).
-            let held = d.spool.flush(None).await;
+            let held = d.make_due(Scope::All).await;
             crate::log!("start-up: trying {held} held message(s) once");
-            d.kick.notify_one();
         }
         for (name, domain) in down_mx {
             if let Ok(hops) = lanes::mx_hops(&d, &domain).await {
@@ -57,9 +60,6 @@ pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         }
     }
 }
-
-/// A route's name and the hosts to ask for it, in order.
-type Watched = Vec<(String, Vec<NextHop>)>;
 
 /// The next-hop lists to probe (those known to be down, or all while nothing is known
 /// yet), and the MX routes known to be down: (name, domain).

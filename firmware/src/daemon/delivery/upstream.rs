@@ -7,37 +7,33 @@
 //!   from unreachable (or unknown, at start) to reachable, one ETRN per accepted domain is
 //!   sent; the replies are logged. While the silo stays reachable nothing more is sent.
 //!   Each silo has its own watch, so a silo that is down never delays the others' ETRN.
-//! - The results are published in `AtomicBool`s (one per silo) for the status page.
+//! - The result is published for the status page ([`super::DeliveryHandle::status`]).
 //! - The WAN hotplug's `mailbag etrn` does the same at once when the link comes up; both
 //!   are harmless together (a second ETRN only finds less to flush).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use super::outbound;
-use crate::daemon::inbound::Inbound;
-use crate::daemon::live::Live;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
-/// Watches `silo` (the `index`th of `relay.upstream-silo`) until shutdown, publishing its
-/// state in `up[index]`; ETRN goes for the accepted domains in force.
-pub async fn watch_silo(
+/// Watches `silo`, the `index`th of `relay.upstream-silo`, until shutdown; ETRN goes for
+/// the accepted domains in force ([`Deliverer::etrn_domains`]).
+pub(super) async fn watch_silo(
     d: Arc<Deliverer>,
     silo: NextHop,
     index: usize,
-    inbound: Arc<Live<Inbound>>,
-    up: Arc<Vec<AtomicBool>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut was_up = false;
     loop {
         let reachable = outbound::probe(&d, &silo).await;
-        if let Some(state) = up.get(index) {
+        if let Some(state) = d.upstream_up.get(index) {
             state.store(reachable, Ordering::Relaxed);
         }
         if reachable && !was_up {
@@ -45,8 +41,8 @@ pub async fn watch_silo(
                 "upstream silo {} reachable: asking it to deliver held mail (ETRN)",
                 silo.host
             );
-            let domains = inbound.get().domains.clone();
-            for domain in &domains {
+            let domains = d.etrn_domains.get();
+            for domain in domains.iter() {
                 match outbound::etrn(&d, &silo, domain).await {
                     Outcome::Etrn(reply) => crate::log!("ETRN {domain} to {}: {reply}", silo.host),
                     Outcome::Failed(f) => crate::log!("ETRN {domain} to {}: {f}", silo.host),

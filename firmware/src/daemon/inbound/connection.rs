@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::policy::Checker;
 use crate::smtp::{
@@ -62,8 +63,8 @@ pub struct Ctx {
     pub events: Arc<crate::daemon::events::EventLog>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
-    /// Wakes the deliverer (new mail, ETRN).
-    pub kick: Arc<tokio::sync::Notify>,
+    /// Delivery: woken for new mail, asked to flush by ETRN.
+    pub delivery: DeliveryHandle,
 }
 
 type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
@@ -373,7 +374,7 @@ impl InboundConnection {
                 self.ctx
                     .events
                     .accepted_bytes(self.ctx.clock.unix_seconds(), size);
-                self.ctx.kick.notify_one();
+                self.ctx.delivery.wake();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
@@ -395,12 +396,11 @@ impl InboundConnection {
         if !self.ctx.inbound.get().domains.contains(&domain) {
             return EtrnOutcome::NotAllowed;
         }
-        let held = self.ctx.spool.flush(Some(domain.clone())).await;
+        let held = self.ctx.delivery.flush(Scope::Domain(domain.clone())).await;
         crate::log!("ETRN {domain}: {held} held message(s) made due");
         if held == 0 {
             return EtrnOutcome::NothingWaiting;
         }
-        self.ctx.kick.notify_one();
         EtrnOutcome::Started
     }
 

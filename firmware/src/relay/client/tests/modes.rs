@@ -42,7 +42,7 @@ fn etrn_asks_the_silo_to_flush() {
     ));
     match etrn("459 Node example.com not allowed\r\n") {
         Some(Outcome::Failed(f)) => {
-            assert_eq!((f.reason, f.permanent), (FailReason::Etrn, false))
+            assert_eq!((f.reason, f.permanent()), (FailReason::Etrn, false))
         }
         other => panic!("{other:?}"),
     }
