@@ -3,15 +3,17 @@
 //! Layers, bottom up: `mailbag-hal` (flash devices, clocks) → [`spool`] (littlefs2 queue) →
 //! [`smtp`] (sans-IO protocol cores) and [`policy`] → [`relay`] (delivery) → the daemon.
 //! Protocol cores never do I/O; only the daemon edge owns sockets, TLS and timers.
-//! [`config`] is the one configuration model; [`firewall`] renders rules from it.
+//! [`config`] is the one configuration model; [`firewall`] renders rules from it;
+//! [`monitor`] holds the cores of notices, beacons, metrics and the LED.
 
 #[macro_use]
-mod log;
+pub mod log;
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod firewall;
+pub mod monitor;
 pub mod policy;
 pub mod relay;
 pub mod smtp;
