@@ -31,11 +31,7 @@ const SUBSYSTEMS: &[(&str, &[&str])] = &[
 /// none.
 const COMMON: &[&str] = &["live", "io", "events", "shutdown"];
 /// Known breaks of the rule, to be removed: (file under `daemon/`, subsystem it reaches).
-const EXCEPTIONS: &[(&str, &str)] = &[
-    // The silo watch asks for the accepted domains in force (`Live<Inbound>`): step 2 hands
-    // it the domains instead.
-    ("delivery/upstream.rs", "inbound"),
-];
+const EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// Where a file sits.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink, subject_of};
@@ -53,12 +52,16 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         kick: Arc::default(),
         hostname: "mx.office.test".into(),
         tls: tls::client_configs().unwrap(),
-        hop_down: Arc::new(AtomicBool::new(false)),
-        down_routes: Default::default(),
+        hops: Default::default(),
+        watch: Arc::new(delivery::watch::Watch::new(
+            delivery::watch::WatchSettings::from_config(&mailbag::config::Config::default()),
+            Arc::default(),
+            Arc::clone(&clock) as Arc<dyn Clock>,
+        )),
+        etrn_domains: mailbag::daemon::live::Live::new(Vec::new()),
         dns: Arc::new(mailbag::daemon::delivery::dns::DnsResolver::from_config(&cfg).unwrap()),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
-        upstream_up: Arc::default(),
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()

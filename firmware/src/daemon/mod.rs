@@ -162,7 +162,9 @@ async fn serve(
         listeners.push(l);
     }
 
-    let relay = crate::relay::RelaySettings::from_config(&config.relay, &config.smtp.hostname)
+    // Notice mail has routes of its own (never through the primary that is down).
+    let relay_config = delivery::notify::relay_config(&config);
+    let relay = crate::relay::RelaySettings::from_config(&relay_config, &config.smtp.hostname)
         .map_err(|e| format!("relay: {e}"))?
         .for_edge(config.role == crate::config::Role::Edge);
     let listen_addrs: Vec<SocketAddr> = config
@@ -173,7 +175,12 @@ async fn serve(
         .collect();
     let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
     let kick = Arc::new(tokio::sync::Notify::new());
-    let hop_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let events = Arc::new(events::EventLog::default());
+    let watch = Arc::new(delivery::watch::Watch::new(
+        delivery::watch::WatchSettings::from_config(&config),
+        Arc::clone(&events),
+        Arc::clone(&clock),
+    ));
     let deliverer = Arc::new(delivery::Deliverer {
         spool: spool.clone(),
         settings: live::Live::new(relay),
@@ -182,15 +189,21 @@ async fn serve(
         kick: Arc::clone(&kick),
         hostname: config.smtp.hostname.clone(),
         tls: delivery::tls::client_configs()?,
-        // Unknown at start: held mail (if any) is probed for at once.
-        hop_down: Arc::clone(&hop_down),
-        down_routes: Default::default(),
+        // Unknown at start: every route is probed at once.
+        hops: Default::default(),
+        watch: Arc::clone(&watch),
+        etrn_domains: live::Live::new(
+            config
+                .policy
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        ),
         dns: Arc::new(delivery::dns::DnsResolver::from_config(&config.relay)?),
         hop_slots: Default::default(),
         in_flight: Arc::default(),
-        upstream_up: Arc::default(),
     });
-    let events = Arc::new(events::EventLog::default());
     let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
         session,
         &config.policy.domains,
@@ -218,6 +231,7 @@ async fn serve(
         tls,
         clock,
         events,
+        watch,
         shutdown: shutdown_rx.clone(),
         kick,
     });
@@ -232,7 +246,7 @@ async fn serve(
             Arc::clone(&ctx.events),
             shutdown_rx.clone(),
         )
-        .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
+        .inspect_err(|e| crate::warn!("{e}; queue commands will not reach this daemon"))
         .ok()
     };
     let silo_watch = match (&config.role, &config.relay.upstream_silo) {
@@ -240,18 +254,20 @@ async fn serve(
             Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
                 Arc::clone(&deliverer),
                 hop,
-                Arc::clone(&session_settings),
-                Arc::clone(&deliverer.upstream_up),
                 shutdown_rx.clone(),
             ))),
             Err(e) => {
-                crate::log!("relay.upstream-silo '{silo}': {e}; not watched");
+                crate::warn!("relay.upstream-silo '{silo}': {e}; not watched");
                 None
             }
         },
         _ => None,
     };
     let probe = tokio::spawn(delivery::probe::probe_loop(
+        Arc::clone(&deliverer),
+        shutdown_rx.clone(),
+    ));
+    let watching = tokio::spawn(delivery::watching::run(
         Arc::clone(&deliverer),
         shutdown_rx.clone(),
     ));
@@ -287,7 +303,7 @@ async fn serve(
         .await
         .is_err()
     {
-        crate::log!(
+        crate::warn!(
             "sessions still open after the grace period are dropped (their mail was not acknowledged)"
         );
     }
@@ -296,6 +312,7 @@ async fn serve(
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery_task.await;
     let _ = probe.await;
+    let _ = watching.await;
     if let Some(w) = silo_watch {
         // A probe or ETRN in progress is cut short: nothing durable depends on it.
         w.abort();
@@ -307,7 +324,7 @@ async fn serve(
     drop(reloader);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
-        crate::log!(
+        crate::warn!(
             "spool thread still busy after the grace period; exiting (acknowledged mail is durable)"
         );
     }
@@ -325,13 +342,13 @@ async fn wait_for_stop(
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            crate::log!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
+            crate::warn!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
             let _ = tokio::signal::ctrl_c().await;
             return;
         }
     };
     let mut hup = signal(SignalKind::hangup())
-        .inspect_err(|e| crate::log!("cannot watch SIGHUP ({e}); reload by restarting"))
+        .inspect_err(|e| crate::warn!("cannot watch SIGHUP ({e}); reload by restarting"))
         .ok();
     loop {
         tokio::select! {
@@ -367,6 +384,10 @@ fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, c
             ),
         ),
     };
-    crate::log!("SIGHUP: {text}");
+    if kind == "reloaded" {
+        crate::log!("SIGHUP: {text}");
+    } else {
+        crate::warn!("SIGHUP: {text}");
+    }
     ctx.events.push(ctx.clock.unix_seconds(), kind, None, &text);
 }

@@ -68,7 +68,8 @@ pub struct MonitorConfig {
     /// Silo: the routers it watches, `ID SECRET CONTACT...` (contacts: email addresses
     /// told when the router falls silent and when it returns).
     pub routers: Vec<String>,
-    /// The LED under `/sys/class/leds/` that shows held mail (empty: none).
+    /// The LED under `/sys/class/leds/` that shows held mail (empty: none); a full path
+    /// names an LED directory elsewhere.
     pub led: String,
     /// Bearer token for `/metrics` on the admin listener (empty: `/metrics` is not served).
     pub metrics_token: String,
@@ -251,10 +252,15 @@ pub fn issues(n: &NotifyConfig, m: &MonitorConfig) -> Vec<(String, String, bool)
             Err(e) => err(format!("monitor.routers[{i}]"), e),
         }
     }
-    if !m.led.is_empty() && (m.led.contains('/') || m.led.starts_with('.') || m.led.len() > 64) {
+    let led_name = !m.led.contains('/') && !m.led.starts_with('.') && m.led.len() <= 64;
+    let led_dir = m.led.starts_with('/') && !m.led.split('/').any(|c| c == "..");
+    if !m.led.is_empty() && !led_name && !led_dir {
         err(
             "monitor.led".into(),
-            format!("'{}' is not an LED name under /sys/class/leds/", m.led),
+            format!(
+                "'{}' is not an LED name under /sys/class/leds/ (or the full path of one)",
+                m.led
+            ),
         );
     }
     if !m.metrics_token.is_empty() && m.metrics_token.len() < SECRET_MIN {

@@ -11,10 +11,11 @@
 //! Nothing else is needed: the renderer reads every row.
 //!
 //! Counting is a relaxed atomic add (or a short lock for check rows); rendering is
-//! O(rows). Label values are escaped per the format (`\\`, `\"`, `\n`).
+//! O(rows). Counters are 32-bit: 32-bit MIPS has no 64-bit atomics, and 4 billion
+//! messages is beyond any router's life (Prometheus treats a wrap as a reset anyway). Label values are escaped per the format (`\\`, `\"`, `\n`).
 
 use core::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Most (check, result) pairs.
@@ -97,28 +98,28 @@ impl Refusal {
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Messages acknowledged (250 after DATA).
-    pub accepted: AtomicU64,
-    refused: [AtomicU64; Refusal::ALL.len()],
+    pub accepted: AtomicU32,
+    refused: [AtomicU32; Refusal::ALL.len()],
     /// Messages whose every recipient was delivered (each message once).
-    pub delivered: AtomicU64,
+    pub delivered: AtomicU32,
     /// Delivery attempts that left recipients to retry.
-    pub deferred: AtomicU64,
+    pub deferred: AtomicU32,
     /// Recipients bounced (permanent failures and expiries).
-    pub bounced: AtomicU64,
+    pub bounced: AtomicU32,
     /// Messages that reached their lifetime.
-    pub expired: AtomicU64,
+    pub expired: AtomicU32,
     /// Beacons sent (edge) that the silo accepted.
-    pub beacons_sent: AtomicU64,
+    pub beacons_sent: AtomicU32,
     /// Beacons accepted (silo).
-    pub beacons_accepted: AtomicU64,
+    pub beacons_accepted: AtomicU32,
     /// Beacons refused (silo): forged, replayed, unknown, malformed.
-    pub beacons_refused: AtomicU64,
+    pub beacons_refused: AtomicU32,
     /// Notices handed to a channel (mail queued, webhook 2xx, hook exit 0).
-    pub notices_sent: AtomicU64,
+    pub notices_sent: AtomicU32,
     /// Notices a channel failed to take.
-    pub notices_failed: AtomicU64,
+    pub notices_failed: AtomicU32,
     checks: Mutex<Vec<(&'static str, &'static str, u64)>>,
-    checks_dropped: AtomicU64,
+    checks_dropped: AtomicU32,
 }
 
 impl Counters {
@@ -144,7 +145,7 @@ impl Counters {
     }
 
     /// Adds one to a plain counter (`&counters.delivered`).
-    pub fn inc(c: &AtomicU64) {
+    pub fn inc(c: &AtomicU32) {
         c.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -199,7 +200,7 @@ pub struct Gauges {
 /// The exposition text.
 pub fn render(c: &Counters, g: &Gauges) -> String {
     let mut o = String::with_capacity(4096);
-    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let n = |a: &AtomicU32| u64::from(a.load(Ordering::Relaxed));
     let mut one = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = write!(
             o,

@@ -38,6 +38,8 @@ pub enum Change {
     CameUp {
         /// How long it was down or unknown.
         after: Duration,
+        /// It was down (not merely unknown since start-up): the admin was told so.
+        was_down: bool,
     },
     /// Now unreachable: tell the admin; mail for it is held.
     WentDown,
@@ -86,7 +88,10 @@ impl HopHealth {
             self.since_unix = unix;
         }
         match (before, self.health) {
-            (Health::Unknown | Health::Down, Health::Up) => Some(Change::CameUp { after: lasted }),
+            (Health::Unknown | Health::Down, Health::Up) => Some(Change::CameUp {
+                after: lasted,
+                was_down: before == Health::Down,
+            }),
             (Health::Unknown | Health::Up, Health::Down) => Some(Change::WentDown),
             _ => None,
         }
@@ -127,7 +132,8 @@ mod tests {
         assert_eq!(
             h.record(true, t(0), 1000),
             Some(Change::CameUp {
-                after: Duration::from_secs(0)
+                after: Duration::from_secs(0),
+                was_down: false
             }),
             "held mail goes out at start-up"
         );
@@ -147,7 +153,8 @@ mod tests {
         assert_eq!(
             h.record(true, t(3690), 4690),
             Some(Change::CameUp {
-                after: Duration::from_secs(3600)
+                after: Duration::from_secs(3600),
+                was_down: true
             }),
             "up on the first success, with how long it was down"
         );

@@ -88,29 +88,34 @@ impl Daemon {
             .arg(dir.join("mailbag.toml"))
             .arg("--state-dir")
             .arg(dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let listening = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        let l = Arc::clone(&log);
-        let seen = Arc::clone(&listening);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("smtp listening on ").nth(1) {
-                    let addr: std::net::SocketAddr = a.trim().parse().unwrap();
-                    seen.lock().unwrap().push(addr);
-                    if addr.is_ipv4() {
-                        let _ = tx.send(addr.port());
+        // Informational lines come on stdout, warnings on stderr (`err: ` in the log here).
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for (stream, tag) in [(stdout, ""), (stderr, "err: ")] {
+            let (l, seen, tx) = (Arc::clone(&log), Arc::clone(&listening), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(a) = line.split("smtp listening on ").nth(1) {
+                        let addr: std::net::SocketAddr = a.trim().parse().unwrap();
+                        seen.lock().unwrap().push(addr);
+                        if addr.is_ipv4() {
+                            let _ = tx.send(addr.port());
+                        }
                     }
+                    let mut l = l.lock().unwrap();
+                    l.push_str(tag);
+                    l.push_str(&line);
+                    l.push('\n');
                 }
-                l.lock().unwrap().push_str(&line);
-                l.lock().unwrap().push('\n');
-            }
-        });
+            });
+        }
         let port = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(p) => p,
             Err(_) => {

@@ -153,7 +153,8 @@ impl Reloader {
             .try_into()
             .map_err(|e: toml::de::Error| e.message().to_owned())?;
         let inbound = self.inbound(&effective)?;
-        let relay = RelaySettings::from_config(&effective.relay, &effective.smtp.hostname)
+        let relay_config = crate::daemon::delivery::notify::relay_config(&effective);
+        let relay = RelaySettings::from_config(&relay_config, &effective.smtp.hostname)
             .map_err(|e| format!("relay: {e}"))?
             .for_edge(effective.role == crate::config::Role::Edge);
         let routes_changed = running.relay.next_hops != effective.relay.next_hops
@@ -168,6 +169,14 @@ impl Reloader {
         }
         self.inbound.set(inbound);
         self.deliverer.settings.set(relay);
+        self.deliverer.etrn_domains.set(
+            effective
+                .policy
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        );
         *running = effective;
         drop(running);
         if routes_changed {

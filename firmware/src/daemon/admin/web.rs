@@ -48,7 +48,6 @@ pub fn start(
         config.clone(),
         config_file,
     )
-    .with_primary_state(Arc::clone(&deliverer.hop_down))
     // Called from inside the runtime (serve): the page's threads run bounces on it.
     .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current())
     .with_reloader(Arc::clone(reloader));

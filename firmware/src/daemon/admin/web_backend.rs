@@ -31,11 +31,13 @@ use super::reload::Reloader;
 use super::settings;
 use crate::config::{Config, Format};
 use crate::daemon::delivery::Deliverer;
+use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::daemon::spool::SpoolHandle;
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::relay::Health;
 use crate::spool::{self, SpoolError};
 
 /// Bytes fetched from the spool thread per read of a message source.
@@ -61,8 +63,6 @@ pub struct DaemonBackend {
     saved: Arc<Mutex<Config>>,
     /// Where settings are saved.
     config_path: PathBuf,
-    /// The deliverer's view of the next hop (true: unreachable at the last attempt/probe).
-    primary_down: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The deliverer (its in-flight set, bounces) and the runtime its async work runs on.
     deliverer: Option<(Arc<Deliverer>, tokio::runtime::Handle)>,
 }
@@ -83,7 +83,6 @@ impl DaemonBackend {
             saved: Arc::new(Mutex::new(running.clone())),
             running,
             config_path,
-            primary_down: None,
             deliverer: None,
             reloader: None,
         }
@@ -108,12 +107,6 @@ impl DaemonBackend {
     /// worker threads wait on it with [`tokio::runtime::Handle::block_on`].
     pub fn with_deliverer(mut self, d: Arc<Deliverer>, runtime: tokio::runtime::Handle) -> Self {
         self.deliverer = Some((d, runtime));
-        self
-    }
-
-    /// Shows the deliverer's next-hop state on the status page.
-    pub fn with_primary_state(mut self, down: Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.primary_down = Some(down);
         self
     }
 
@@ -147,9 +140,18 @@ impl DaemonBackend {
             resolved = lookup.addrs;
         }
         let silo = SiloSet::new(prefixes).map_err(|e| failed(e.to_string()))?;
-        Ruleset::new(cfg, silo, Primary::Up, false)
+        Ruleset::new(cfg, silo, self.primary(), false)
             .map(|r| r.with_resolved(resolved))
             .map_err(|e| failed(e.to_string()))
+    }
+
+    /// The primary's state as the next-hop probe knows it (up until known otherwise), so
+    /// the firewall preview and Apply match what `open-when-primary-down` is following.
+    fn primary(&self) -> Primary {
+        match &self.deliverer {
+            Some((d, _)) if d.hops.overall().0 == Overall::Down => Primary::Down,
+            _ => Primary::Up,
+        }
     }
 
     fn note(&self, kind: &'static str, id: &MessageId, text: &str) {
@@ -254,13 +256,25 @@ impl Backend for DaemonBackend {
                 crate::config::Role::Silo => "silo".into(),
             },
             now,
-            primary: match &self.primary_down {
-                Some(down) => PrimaryStatus {
-                    name: hops,
-                    up: !down.load(std::sync::atomic::Ordering::Relaxed),
-                    since: None,
+            primary: match &self.deliverer {
+                Some((d, _)) => match d.hops.overall() {
+                    (Overall::Up, since) => PrimaryStatus {
+                        name: hops,
+                        up: true,
+                        since,
+                    },
+                    (Overall::Down, since) => PrimaryStatus {
+                        name: hops,
+                        up: false,
+                        since,
+                    },
+                    // The page has no "unknown" state; say it in the name.
+                    (Overall::Unknown, _) => PrimaryStatus {
+                        name: format!("{hops} — not probed yet"),
+                        up: false,
+                        since: None,
+                    },
                 },
-                // The page has no "unknown" state; say it in the name rather than invent one.
                 None => PrimaryStatus {
                     name: format!("{hops} — state unknown: {NO_DELIVERY}"),
                     up: false,
@@ -274,7 +288,11 @@ impl Backend for DaemonBackend {
                 .map(|a| match &self.deliverer {
                     Some((d, _)) => UpstreamStatus {
                         address: a.clone(),
-                        reachable: d.upstream_up.load(std::sync::atomic::Ordering::Relaxed),
+                        reachable: d
+                            .hops
+                            .view()
+                            .iter()
+                            .any(|r| r.upstream && r.health == Health::Up),
                     },
                     None => UpstreamStatus {
                         address: format!("{a} (not checked: {NO_DELIVERY})"),
@@ -286,7 +304,10 @@ impl Backend for DaemonBackend {
             spool_used_bytes: f.used,
             spool_free_bytes: f.free,
             next_retry: f.next_attempt,
-            last_delivery: None,
+            last_delivery: self
+                .deliverer
+                .as_ref()
+                .and_then(|(d, _)| d.watch.last_delivery()),
             firewall_mode: mode_name(c.firewall.mode).into(),
         })
     }

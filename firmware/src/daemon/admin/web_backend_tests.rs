@@ -354,14 +354,18 @@ fn deliverer(
             crate::relay::RelaySettings::from_config(&config.relay, "mx.test").unwrap(),
         ),
         guard: crate::relay::LoopGuard::new("mx.test", &[], &[]),
-        clock,
+        clock: Arc::clone(&clock),
         kick: Arc::default(),
         hostname: "mx.test".into(),
         tls: crate::daemon::delivery::tls::client_configs().unwrap(),
-        hop_down: Arc::default(),
-        down_routes: Default::default(),
+        hops: Default::default(),
+        watch: Arc::new(crate::daemon::delivery::watch::Watch::new(
+            crate::daemon::delivery::watch::WatchSettings::from_config(&config),
+            Arc::default(),
+            Arc::clone(&clock),
+        )),
+        etrn_domains: crate::daemon::live::Live::new(Vec::new()),
         in_flight: Arc::default(),
-        upstream_up: Arc::default(),
         dns: Arc::new(
             crate::daemon::delivery::dns::DnsResolver::from_config(
                 &crate::relay::RelayConfig::default(),

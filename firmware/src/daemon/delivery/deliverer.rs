@@ -1,9 +1,8 @@
 //! [`Deliverer`]: what the delivery tasks share — the spool handle, the relay settings in
 //! force, the loop guard, DNS, TLS client configurations, connection permits per route, the
-//! next-hop state and the ids being worked on.
+//! next-hop state, watching, and the ids being worked on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mailbag_hal::Clock;
@@ -30,12 +29,14 @@ pub struct Deliverer {
     pub hostname: String,
     /// TLS client configurations: (no verification, verification against system CAs).
     pub tls: TlsClients,
-    /// Set when the last attempt could not reach any configured next hop; the probe then
-    /// watches for its return.
-    pub hop_down: Arc<AtomicBool>,
-    /// Routes (by name) whose next hops could not be reached at the last attempt; the
-    /// probe watches these, and the first success of one flushes the held mail.
-    pub down_routes: Mutex<HashSet<HopKey>>,
+    /// Next-hop state per route ([`super::hops`]): the one record of whether each
+    /// answers.
+    pub hops: super::hops::HopStates,
+    /// Notices, counters, the firewall follower, beacons, the silo's routers.
+    pub watch: Arc<super::watch::Watch>,
+    /// The accepted domains (`policy.domains`, lower-case): what ETRN asks the upstream
+    /// silo for.
+    pub etrn_domains: Live<Vec<String>>,
     /// DNS for delivery by MX and for next-hop names.
     pub dns: Arc<super::dns::DnsResolver>,
     /// Connection permits per route (`relay.max-per-hop` each).
@@ -43,38 +44,9 @@ pub struct Deliverer {
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
     /// an admin action (see `admin::queue_actions`). Neither touches a message the other holds.
     pub in_flight: Arc<Mutex<HashSet<u64>>>,
-    /// The upstream silo answered its last probe (edge role; see `upstream`).
-    pub upstream_up: Arc<AtomicBool>,
 }
 
 impl Deliverer {
-    /// Records whether route `name` answered (through next hop `hop`). When it just came
-    /// back (it was down, or its state was unknown since start-up), every held message is
-    /// made due and delivery woken: the held mail goes now.
-    pub async fn route_state(&self, name: &str, reachable: bool, hop: &str) {
-        let came_back = {
-            let key = HopKey::of(name);
-            let mut down = self
-                .down_routes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
-            let was_down = down.contains(&key) || unknown;
-            if reachable {
-                down.remove(&key);
-            } else {
-                down.insert(key);
-            }
-            self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
-            was_down && reachable
-        };
-        if came_back {
-            let held = self.spool.flush(None).await;
-            crate::log!("next hop {hop} answers again: delivering {held} held message(s) now");
-            self.kick.notify_one();
-        }
-    }
-
     /// The relay settings in force; an attempt takes them once and keeps them throughout.
     pub fn settings(&self) -> Arc<RelaySettings> {
         self.settings.get()

@@ -28,18 +28,34 @@
 //! | [`lanes`] | the delivery loop: lanes, one attempt per message, its record |
 //! | [`outbound`] | connections to next hops driving [`crate::relay::Client`]; kept connections |
 //! | [`notice`] | bounces and delay warnings queued to the sender |
-//! | [`probe`] | watching routes that are down; their return flushes the held mail |
+//! | [`hops`] | next-hop state per route (hysteresis) |
+//! | [`transitions`] | a route came up or went down: flush, ETRN, notices, firewall |
+//! | [`probe`] | asking routes not known to be up; their return flushes the held mail |
 //! | [`upstream`] | the edge's watch on its silo (ETRN when it comes back) |
+//! | [`watch`] | what watching keeps: settings, damping, counters, routers, last delivery |
+//! | [`watching`] | its task: damped notices, spool fill, LED, beacons, silent routers |
+//! | [`notify`] | one notice to its channels: mail on the spool, [`webhook`]s, [`hook`]s |
+//! | [`follow`] | `open-when-primary-down`: the live firewall follows the primary |
+//! | [`beacon`] | the edge's heartbeat beacons to its silo |
 //! | [`dns`] | the resolver for MX and next-hop names |
 //! | [`tls`] | STARTTLS client configurations |
 
+pub mod beacon;
 pub mod deliverer;
 pub mod dns;
+pub mod follow;
+pub mod hook;
+pub mod hops;
 pub mod lanes;
 pub mod notice;
+pub mod notify;
 pub mod outbound;
 pub mod probe;
 pub mod tls;
+pub mod transitions;
 pub mod upstream;
+pub mod watch;
+pub mod watching;
+pub mod webhook;
 
 pub use deliverer::Deliverer;

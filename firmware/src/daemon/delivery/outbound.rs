@@ -396,3 +396,10 @@ async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::R
     c.written(n, now(d));
     Ok(())
 }
+
+/// Sends one heartbeat beacon to `hop` (a silo): `XBEACON line`; the silo's reply text
+/// when it took it, else why not.
+pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, String> {
+    let _ = (d, hop, line);
+    Err("beacons need the XBEACON client mode".into())
+}

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::monitor::metrics::{Counters, Refusal};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
@@ -60,6 +61,8 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Recent events for the admin page's Log.
     pub events: Arc<crate::daemon::events::EventLog>,
+    /// Counters for `/metrics`, and (silo) the routers whose beacons arrive here.
+    pub watch: Arc<crate::daemon::delivery::watch::Watch>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the deliverer (new mail, ETRN).
@@ -104,7 +107,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     };
     if let Err(e) = conn.run(peer).await {
         if e.kind() != io::ErrorKind::UnexpectedEof && e.kind() != io::ErrorKind::ConnectionReset {
-            crate::log!("{peer}: connection error: {e}");
+            crate::warn!("{peer}: connection error: {e}");
         }
     }
     conn.abort_message().await;
@@ -224,6 +227,7 @@ impl Conn {
                     if r.code() >= 400 {
                         // Refusals (policy, limits, syntax) are what an admin looks for.
                         self.event("refused", None, r.as_str().trim_end());
+                        self.count_refusal(r.as_str());
                     }
                     self.wbuf.extend_from_slice(r.as_bytes());
                 }
@@ -231,6 +235,9 @@ impl Conn {
                 Event::Body(bytes) => self.body(bytes).await,
                 Event::MessageEnd => {
                     let reply = self.end_message(session).await;
+                    if reply.code() >= 400 {
+                        self.count_refusal(reply.as_str());
+                    }
                     self.wbuf.extend_from_slice(reply.as_bytes());
                 }
                 Event::MessageAborted(why) => {
@@ -352,15 +359,22 @@ impl Conn {
                         .join(",")
                 );
                 crate::log!("accepted {id}: {text}");
+                Counters::inc(&self.ctx.watch.counters.accepted);
                 self.event("accepted", Some(id.to_string()), &text);
                 self.ctx.kick.notify_one();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
-                crate::log!("could not store message: {e}");
+                crate::warn!("could not store message: {e}");
                 self.event("store-failed", None, &e.to_string());
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
             }
+        }
+    }
+
+    fn count_refusal(&self, wire: &str) {
+        if let Some(why) = Refusal::of_reply(wire) {
+            self.ctx.watch.counters.refused(why);
         }
     }
 

@@ -1,0 +1,191 @@
+//! One notice to every configured channel: mail to `notify.to` (and a silent router's
+//! contacts) queued on the spool, a POST to each `notify.webhook`, each executable in
+//! `notify.hook`. Webhooks and hooks run in tasks of their own, bounded in time, so a slow
+//! receiver never holds up delivery; the mail is queued before this returns.
+//!
+//! Notice mail is ordinary spool mail: delivered by the lanes with retries. It must not
+//! travel through the primary that is down, so the domains it goes to get routes of their
+//! own ([`relay_config`]): `notify.via` (`mx`, or next hops such as the provider's silo).
+
+use std::sync::PoisonError;
+
+use super::{Deliverer, hook, webhook};
+use crate::config::Config;
+use crate::monitor::metrics::Counters;
+use crate::monitor::notice::{Event, Notice};
+use crate::relay::RelayConfig;
+use crate::spool::Envelope;
+use crate::spool::message::domain_of;
+
+/// Tells the admin about `event` (delivery routes, spool, expiries): the log line and the
+/// event log at once, the channels through damping.
+pub async fn notify(d: &Deliverer, event: Event) {
+    notify_to(d, event, &[]).await;
+}
+
+/// Like [`notify`], also mailing `contacts` (a silent router's).
+pub async fn notify_to(d: &Deliverer, event: Event, contacts: &[String]) {
+    let w = &d.watch;
+    let now = d.clock.unix_seconds();
+    let n = Notice::new(now, &w.settings().hostname, event);
+    let line = n.subject();
+    let line = line.split_once("] ").map_or(line.as_str(), |(_, l)| l);
+    match n.kind() {
+        "primary-up" | "router-back" => crate::log!("{line}"),
+        _ => crate::warn!("{line}"),
+    }
+    w.events.push(now, n.kind(), None, line);
+    let ready = w
+        .damper
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .offer(n, now);
+    for n in ready {
+        send(d, &n, contacts).await;
+    }
+}
+
+/// Hands `n` to every channel.
+pub async fn send(d: &Deliverer, n: &Notice, contacts: &[String]) {
+    let w = &d.watch;
+    let s = w.settings();
+    let mut to: Vec<String> = s.notify.to.clone();
+    for c in contacts {
+        if !to.iter().any(|t| t.eq_ignore_ascii_case(c)) {
+            to.push(c.clone());
+        }
+    }
+    if !to.is_empty() {
+        let ok = queue_mail(d, n, &s.from_address(), &to).await;
+        Counters::inc(if ok {
+            &w.counters.notices_sent
+        } else {
+            &w.counters.notices_failed
+        });
+    }
+    for url in &s.notify.webhook {
+        let (url, body, counters) = (url.clone(), n.json(), std::sync::Arc::clone(&w.counters));
+        let tls = d.tls.verified.clone();
+        tokio::spawn(async move {
+            match webhook::post(&url, &body, tls).await {
+                Ok(status) => {
+                    crate::log!("notice webhook {url}: HTTP {status}");
+                    Counters::inc(&counters.notices_sent);
+                }
+                Err(e) => {
+                    crate::warn!("notice webhook {url}: {e}");
+                    Counters::inc(&counters.notices_failed);
+                }
+            }
+        });
+    }
+    if !s.notify.hook.is_empty() {
+        let (dir, env, counters) = (
+            s.notify.hook.clone(),
+            n.env(),
+            std::sync::Arc::clone(&w.counters),
+        );
+        tokio::spawn(async move {
+            let results = tokio::task::spawn_blocking(move || hook::run_all(&dir, &env))
+                .await
+                .unwrap_or_default();
+            for (path, r) in results {
+                match r {
+                    Ok(()) => Counters::inc(&counters.notices_sent),
+                    Err(e) => {
+                        crate::warn!("notice hook {path}: {e}");
+                        Counters::inc(&counters.notices_failed);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Queues the notice as a message from `from` to `to`; true once it is durable.
+async fn queue_mail(d: &Deliverer, n: &Notice, from: &str, to: &[String]) -> bool {
+    let envelope = match Envelope::new(from, to.iter().map(String::as_str)) {
+        Ok(e) => e,
+        Err(e) => {
+            crate::warn!("notice mail: {e}");
+            return false;
+        }
+    };
+    match d.spool.enqueue(envelope, &n.email(from, to)).await {
+        Ok(id) => {
+            crate::log!("{} notice {id} queued for {}", n.kind(), to.join(", "));
+            d.kick.notify_one();
+            true
+        }
+        Err(e) => {
+            crate::warn!("{} notice for {}: not queued: {e}", n.kind(), to.join(", "));
+            false
+        }
+    }
+}
+
+/// `[relay]` with a route per notice recipient domain (`notify.to`, and on a silo its
+/// routers' contacts) to `notify.via`, unless `relay.routes` routes that domain already.
+pub fn relay_config(c: &Config) -> RelayConfig {
+    let mut relay = c.relay.clone();
+    let contacts = c
+        .monitor
+        .routers
+        .iter()
+        .filter_map(|l| crate::monitor::config::RouterSpec::parse(l).ok())
+        .flat_map(|r| r.contacts);
+    let mut domains: Vec<String> = c
+        .notify
+        .to
+        .iter()
+        .cloned()
+        .chain(contacts)
+        .map(|a| domain_of(&a))
+        .filter(|d| !d.is_empty())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    let via = if c.notify.via.trim().is_empty() {
+        "mx"
+    } else {
+        c.notify.via.trim()
+    };
+    for dom in domains {
+        let routed = relay.routes.iter().any(|r| {
+            r.split_once('=')
+                .is_some_and(|(d, _)| d.trim().trim_start_matches('.').eq_ignore_ascii_case(&dom))
+        });
+        if !routed {
+            relay.routes.push(format!("{dom} = {via}"));
+        }
+    }
+    relay
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notice_domains_get_their_own_route() {
+        let mut c = Config::default();
+        c.relay.next_hops = vec!["mail.office.lan:25".into()];
+        c.relay.routes = vec![".office.test = mail.office.lan:25".into()];
+        c.notify.to = vec![
+            "admin@isp.example".into(),
+            "boss@office.test".into(),
+            "it@ISP.example".into(),
+        ];
+        let r = relay_config(&c);
+        assert_eq!(
+            r.routes,
+            [".office.test = mail.office.lan:25", "isp.example = mx"],
+            "the office's own domain keeps its route; the others go by MX, not via the primary"
+        );
+        c.notify.via = "10 silo.provider.example:25".into();
+        assert_eq!(
+            relay_config(&c).routes[1],
+            "isp.example = 10 silo.provider.example:25"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Next-hop transitions, acted on in one place.
+//!
+//! [`Deliverer::route_state`] records one result in the route's [`HopHealth`] (through
+//! [`super::hops::HopStates`]) and acts on a transition in [`Deliverer::on_change`]:
+//!
+//! - **came up** — a delivery route: every held message is made due and delivery woken
+//!   (the held mail goes now), and if it had been down the admin is told how much was
+//!   held for how long; an upstream silo: it is asked for what it holds for our domains
+//!   ([`super::upstream::etrn_upstream`], once per silo that came up);
+//! - **went down** — a delivery route: the admin is told ([`notify`]: a warning in the
+//!   log, the event log, notices); mail for it is held. An upstream silo: a warning.
+//!
+//! When the primary's overall state (all delivery routes together) changes, the firewall
+//! follows it ([`follow`], `open-when-primary-down`).
+//!
+//! [`HopHealth`]: crate::relay::HopHealth
+
+use super::hops::RouteId;
+use super::{Deliverer, follow, notify};
+use crate::monitor::notice::Event;
+use crate::relay::health::Change;
+
+impl Deliverer {
+    /// Records whether route `id` answered through next hop `hop` (`reason`: why not), and
+    /// acts on a transition ([`Deliverer::on_change`]).
+    pub async fn route_state(&self, id: RouteId<'_>, reachable: bool, hop: &str, reason: &str) {
+        let down_after = self.watch.settings().down_after;
+        let recorded = self.hops.record(
+            &id,
+            reachable,
+            hop,
+            self.clock.now(),
+            self.clock.unix_seconds(),
+            down_after,
+        );
+        if let Some((change, before, after)) = recorded {
+            self.on_change(id, change, hop, reason).await;
+            if before != after {
+                self.watch.set_primary(after);
+                follow::follow(&self.watch, after);
+            }
+        }
+    }
+
+    /// The one place a next-hop transition is acted on (see the module doc).
+    async fn on_change(&self, id: RouteId<'_>, change: Change, hop: &str, reason: &str) {
+        let now = self.clock.unix_seconds();
+        match (id, change) {
+            (RouteId::Upstream(silo), Change::CameUp { .. }) => {
+                super::upstream::etrn_upstream(self, silo).await;
+            }
+            (RouteId::Upstream(silo), Change::WentDown) => {
+                crate::warn!("upstream silo {}:{} unreachable", silo.host, silo.port);
+                self.watch.events.push(
+                    now,
+                    "upstream-down",
+                    None,
+                    &format!(
+                        "upstream silo {}:{} unreachable: {reason}",
+                        silo.host, silo.port
+                    ),
+                );
+            }
+            (RouteId::Delivery(route), Change::CameUp { after, was_down }) => {
+                let g = self.spool.gauge.get();
+                let made_due = self.spool.flush(None).await;
+                crate::log!(
+                    "next hop {hop} ({route}) is up: delivering {made_due} held message(s) now"
+                );
+                self.kick.notify_one();
+                if was_down {
+                    notify::notify(
+                        self,
+                        Event::PrimaryUp {
+                            route: route.to_owned(),
+                            hop: hop.to_owned(),
+                            down_secs: after.as_secs(),
+                            held: g.messages,
+                            held_bytes: g.bytes,
+                        },
+                    )
+                    .await;
+                } else {
+                    self.watch.events.push(
+                        now,
+                        "primary-up",
+                        None,
+                        &format!("next hop {hop} ({route}) answers"),
+                    );
+                }
+            }
+            (RouteId::Delivery(route), Change::WentDown) => {
+                let held = self.spool.gauge.get().messages;
+                notify::notify(
+                    self,
+                    Event::PrimaryDown {
+                        route: route.to_owned(),
+                        hop: hop.to_owned(),
+                        held,
+                        reason: reason.to_owned(),
+                    },
+                )
+                .await;
+            }
+        }
+    }
+}
