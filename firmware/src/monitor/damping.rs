@@ -1,15 +1,18 @@
-//! Damping: at most one notice per kind and subject ([`Notice::subject_key`]) per
-//! interval, so a flapping next hop does not flood the admin.
+//! Damping: at most one notice of each kind per subject ([`Notice::subject_key`]: a
+//! route, a router, the spool) per interval, so a flapping next hop does not flood the
+//! admin — while the last thing the admin was told is always the truth.
 //!
-//! - The first notice of a subject goes at once. Within the interval after it, newer
-//!   notices of that subject are held back — only the newest is kept — and counted.
-//! - When the interval has passed ([`Damper::due`]), the newest held notice goes, unless
-//!   it says the same as the last one sent (a flap that ended where it started: down,
-//!   up, down again, all within the interval, after "down" was sent): then it is dropped
-//!   and only counted into the next notice. The admin's last word is always the truth.
+//! - A notice whose kind was not sent for its subject within the interval goes at once:
+//!   a "down" followed by the "up" a minute later are both told at once.
+//! - Otherwise it is held back; only the newest held notice of a subject is kept, and the
+//!   ones it replaced are counted into it ([`Notice::suppressed`]).
+//! - When its kind's interval has passed ([`Damper::due`]) the held notice goes, unless it
+//!   says what the last notice sent for that subject said (a flap that ended where it
+//!   started: down, up, down, up after "up" was sent): then it is dropped and counted
+//!   into the next one.
 //! - At most [`SUBJECTS_MAX`] subjects are tracked; a new one beyond that replaces the
-//!   one idle longest (its damping is then forgotten, never its held notice: that one
-//!   goes out at once).
+//!   one idle longest (its damping is forgotten, never its held notice: that one goes out
+//!   at once).
 //!
 //! Time is Unix seconds from the caller; nothing here reads a clock.
 
@@ -17,14 +20,41 @@ use super::notice::Notice;
 
 /// Subjects tracked at once (routes, routers, spool, expiries).
 pub const SUBJECTS_MAX: usize = 64;
+/// Kinds per subject (down/up, overdue/back, and one-kind subjects).
+const KINDS_MAX: usize = 2;
 
 struct Slot {
     key: String,
-    sent_at: u64,
-    /// The kind of the last notice sent (`primary-down`…).
-    sent_kind: &'static str,
+    /// When each kind was last sent for this subject.
+    sent: heapless::Vec<(&'static str, u64), KINDS_MAX>,
+    /// The kind of the last notice sent.
+    last_kind: &'static str,
+    /// The last time anything happened on this subject (for eviction).
+    touched: u64,
     held: Option<Notice>,
     suppressed: u32,
+}
+
+impl Slot {
+    fn sent_at(&self, kind: &str) -> Option<u64> {
+        self.sent.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t)
+    }
+
+    fn mark_sent(&mut self, n: &mut Notice, now: u64) {
+        n.suppressed = self.suppressed;
+        self.suppressed = 0;
+        self.last_kind = n.kind();
+        match self.sent.iter_mut().find(|(k, _)| *k == n.kind()) {
+            Some(e) => e.1 = now,
+            None => {
+                // A subject has at most KINDS_MAX kinds; if not, the oldest is forgotten.
+                if self.sent.is_full() {
+                    self.sent.remove(0);
+                }
+                let _ = self.sent.push((n.kind(), now));
+            }
+        }
+    }
 }
 
 /// Per-subject damping state.
@@ -47,37 +77,45 @@ impl Damper {
         self.interval = interval;
     }
 
+    fn free(&self, slot: &Slot, kind: &str, now: u64) -> bool {
+        slot.sent_at(kind)
+            .is_none_or(|t| now >= t.saturating_add(self.interval))
+    }
+
     /// Offers a notice at `now`: what to send now (it, or nothing while it is held, or an
     /// evicted subject's held notice).
     pub fn offer(&mut self, mut n: Notice, now: u64) -> Vec<Notice> {
         let key = n.subject_key();
         let mut out = Vec::new();
-        let Some(i) = self.slots.iter().position(|s| s.key == key) else {
-            if self.slots.len() == SUBJECTS_MAX {
-                if let Some(oldest) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].sent_at) {
-                    out.extend(self.slots.swap_remove(oldest).held);
+        let i = match self.slots.iter().position(|s| s.key == key) {
+            Some(i) => i,
+            None => {
+                if self.slots.len() == SUBJECTS_MAX {
+                    if let Some(idle) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].touched)
+                    {
+                        out.extend(self.slots.swap_remove(idle).held);
+                    }
                 }
+                self.slots.push(Slot {
+                    key,
+                    sent: heapless::Vec::new(),
+                    last_kind: "",
+                    touched: now,
+                    held: None,
+                    suppressed: 0,
+                });
+                self.slots.len() - 1
             }
-            self.slots.push(Slot {
-                key,
-                sent_at: now,
-                sent_kind: n.kind(),
-                held: None,
-                suppressed: 0,
-            });
-            out.push(n);
-            return out;
         };
+        let free = self.free(&self.slots[i], n.kind(), now);
         let slot = &mut self.slots[i];
-        if now >= slot.sent_at.saturating_add(self.interval) {
-            // A held one is superseded by this newer word on the same subject.
+        slot.touched = now;
+        if free {
+            // Newer than anything held for this subject: the held one is superseded.
             if slot.held.take().is_some() {
                 slot.suppressed += 1;
             }
-            n.suppressed = slot.suppressed;
-            slot.suppressed = 0;
-            slot.sent_at = now;
-            slot.sent_kind = n.kind();
+            slot.mark_sent(&mut n, now);
             out.push(n);
         } else if slot.held.replace(n).is_some() {
             slot.suppressed += 1;
@@ -85,25 +123,26 @@ impl Damper {
         out
     }
 
-    /// Held notices whose interval has passed at `now`, ready to send.
+    /// Held notices whose kind's interval has passed at `now`, ready to send.
     pub fn due(&mut self, now: u64) -> Vec<Notice> {
         let mut out = Vec::new();
-        for slot in &mut self.slots {
-            if now < slot.sent_at.saturating_add(self.interval) {
+        for i in 0..self.slots.len() {
+            let Some(kind) = self.slots[i].held.as_ref().map(Notice::kind) else {
+                continue;
+            };
+            if !self.free(&self.slots[i], kind, now) {
                 continue;
             }
+            let slot = &mut self.slots[i];
             let Some(mut n) = slot.held.take() else {
                 continue;
             };
-            if n.kind() == slot.sent_kind && flap_kind(n.kind()) {
+            if n.kind() == slot.last_kind && state_kind(n.kind()) {
                 // Back where the last notice left it: nothing new to say.
                 slot.suppressed += 1;
                 continue;
             }
-            n.suppressed = slot.suppressed;
-            slot.suppressed = 0;
-            slot.sent_at = now;
-            slot.sent_kind = n.kind();
+            slot.mark_sent(&mut n, now);
             out.push(n);
         }
         out
@@ -112,7 +151,7 @@ impl Damper {
 
 /// Kinds that describe a state (the newest says everything); an expiry or a full spool
 /// is news each time.
-fn flap_kind(kind: &str) -> bool {
+fn state_kind(kind: &str) -> bool {
     matches!(
         kind,
         "primary-down" | "primary-up" | "router-overdue" | "router-back"
@@ -156,19 +195,31 @@ mod tests {
     }
 
     #[test]
-    fn a_flap_within_the_interval_says_nothing_more() {
+    fn down_then_up_are_both_told_at_once() {
         let mut d = Damper::new(900);
         assert_eq!(kinds(&d.offer(down(0), 0)), ["primary-down"]);
-        assert!(d.offer(up(60), 60).is_empty(), "held");
-        assert!(d.offer(down(120), 120).is_empty(), "held, replacing the up");
-        assert!(d.due(899).is_empty());
-        assert!(
-            d.due(900).is_empty(),
-            "down again, as the admin was told: nothing to send"
+        assert_eq!(
+            kinds(&d.offer(up(60), 60)),
+            ["primary-up"],
+            "a different kind"
         );
-        // It comes back for good: the notice goes at once and counts what was held back.
-        let sent = d.offer(up(1000), 1000);
-        assert_eq!(kinds(&sent), ["primary-up"]);
+    }
+
+    #[test]
+    fn a_flap_within_the_interval_says_nothing_more() {
+        let mut d = Damper::new(900);
+        d.offer(down(0), 0);
+        d.offer(up(60), 60);
+        assert!(d.offer(down(120), 120).is_empty(), "held");
+        assert!(d.offer(up(180), 180).is_empty(), "held, replacing the down");
+        assert!(d.due(900).is_empty(), "the held up is not due before 960");
+        assert!(
+            d.due(960).is_empty(),
+            "up again, as the admin was told: nothing to send"
+        );
+        // Down for good later: it goes at once and counts what was held back.
+        let sent = d.offer(down(2000), 2000);
+        assert_eq!(kinds(&sent), ["primary-down"]);
         assert_eq!(sent[0].suppressed, 2);
     }
 
@@ -176,19 +227,23 @@ mod tests {
     fn the_last_state_is_always_told() {
         let mut d = Damper::new(900);
         d.offer(down(0), 0);
-        assert!(d.offer(up(30), 30).is_empty());
+        d.offer(up(30), 30);
+        assert!(
+            d.offer(down(60), 60).is_empty(),
+            "held: a down was sent at 0"
+        );
         let sent = d.due(900);
         assert_eq!(
             kinds(&sent),
-            ["primary-up"],
-            "the outage ended: the admin hears it"
+            ["primary-down"],
+            "it stayed down: the admin hears it"
         );
-        assert_eq!(sent[0].time, 30, "with the time it happened");
+        assert_eq!(sent[0].time, 60, "with the time it happened");
         assert!(
-            d.offer(down(901), 901).is_empty(),
-            "the next change waits its turn"
+            d.offer(up(901), 901).is_empty(),
+            "the up of 30 is recent: this one waits"
         );
-        assert_eq!(kinds(&d.due(1800)), ["primary-down"]);
+        assert_eq!(kinds(&d.due(930)), ["primary-up"]);
     }
 
     #[test]
@@ -231,6 +286,7 @@ mod tests {
         };
         d.offer(spool(0), 0);
         assert!(d.offer(spool(1), 1).is_empty(), "held");
+        d.slots[0].touched = 0;
         for i in 0..SUBJECTS_MAX as u64 {
             let n = Notice::new(
                 10 + i,

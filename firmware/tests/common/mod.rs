@@ -16,6 +16,7 @@ use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 
 pub mod dnsmasq;
 pub mod sink;
+pub mod webhook;
 
 /// A running daemon, killed (by its PID) when dropped.
 pub struct Daemon {
