@@ -6,6 +6,9 @@
 //! [`config`] is the one configuration model; [`firewall`] renders rules from it;
 //! [`monitor`] holds the cores of notices, beacons, metrics and the LED.
 
+// Only `mailbag-hal` may hold unsafe code (its two audited MTD ioctls).
+#![forbid(unsafe_code)]
+
 #[macro_use]
 pub mod log;
 

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
-    Action, ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
-    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, SaveError, SaveOutcome,
+    ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
+    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, SaveError, SaveOutcome,
     SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
@@ -33,7 +33,7 @@ use crate::config::{Config, Format};
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
-use crate::daemon::spool::SpoolHandle;
+use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
@@ -117,7 +117,7 @@ impl DaemonBackend {
 
     fn job<T: Send + 'static>(
         &self,
-        f: impl for<'a> FnOnce(&mut spool::Spool<'a, spool::open::AnyDevice>) -> T + Send + 'static,
+        f: impl for<'f, 'b, 'a> FnOnce(&mut SpoolWriter<'f, 'b, 'a>) -> T + Send + 'static,
     ) -> Result<T, BackendError> {
         self.spool.run_blocking(f).map_err(|e| spool_error(&e))
     }
@@ -233,13 +233,8 @@ impl Backend for DaemonBackend {
                 messages: u64::from(u.messages),
                 used,
                 free: room.saturating_sub(used),
-                oldest: s.entries().iter().map(|e| e.received_unix).min(),
-                next_attempt: s
-                    .entries()
-                    .iter()
-                    .map(|e| e.next_attempt_unix)
-                    .filter(|t| *t != 0)
-                    .min(),
+                oldest: s.oldest_received(),
+                next_attempt: s.next_attempt(),
             }
         })?;
         let now = self.clock.unix_seconds();
@@ -353,13 +348,13 @@ impl Backend for DaemonBackend {
         }))
     }
 
-    fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
-        if action == Action::Bounce {
+    fn act(&self, action: QueueAction, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
+        if action == QueueAction::Bounce {
             return self.bounce(ids);
         }
         // Claimed for the whole action: the deliverer leaves them alone meanwhile.
         let _claims = match (&self.deliverer, action) {
-            (Some((d, _)), Action::Delete) => {
+            (Some((d, _)), QueueAction::Delete) => {
                 queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
                     .map_err(|e| BackendError::Unavailable(e.to_string()))?
             }
@@ -377,7 +372,7 @@ impl Backend for DaemonBackend {
                             return (id, Err(SpoolError::NotFound));
                         };
                         let r = match action {
-                            Action::Delete => s.remove(sid),
+                            QueueAction::Delete => s.remove(sid),
                             _ => s.meta(sid).and_then(|mut m| {
                                 // 0 = due now; the scheduler (when there is one) takes it first.
                                 m.next_attempt_unix = 0;
@@ -393,7 +388,9 @@ impl Backend for DaemonBackend {
                     Ok(()) => {
                         report.done += 1;
                         match action {
-                            Action::Delete => self.note("deleted", &id, "deleted by the admin"),
+                            QueueAction::Delete => {
+                                self.note("deleted", &id, "deleted by the admin")
+                            }
                             _ => self.note("retried", &id, "next attempt set to now by the admin"),
                         }
                     }
@@ -406,26 +403,10 @@ impl Backend for DaemonBackend {
     }
 
     fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError> {
-        let key = domain.map(|d| spool::fnv1a(&d.to_ascii_lowercase()));
-        // Held messages become due now; the deliverer looks for due mail every second.
-        let n = self.job(move |s| {
-            let held: Vec<spool::MessageId> = s
-                .entries()
-                .iter()
-                .filter(|e| key.is_none_or(|k| e.domains.contains(&k)))
-                .map(|e| e.id)
-                .collect();
-            let mut n = 0;
-            for id in held {
-                if let Ok(mut m) = s.meta(id) {
-                    m.next_attempt_unix = 0;
-                    if s.update(&m).is_ok() {
-                        n += 1;
-                    }
-                }
-            }
-            n
-        })?;
+        // Held messages become due now, in RAM (a flush never rewrites flash); the
+        // deliverer is woken below.
+        let domain_owned = domain.map(str::to_ascii_lowercase);
+        let n = self.job(move |s| s.expedite(domain_owned.as_deref()))?;
         if let Some((d, _)) = &self.deliverer {
             d.kick.notify_one();
         }

@@ -9,14 +9,14 @@ use tokio::sync::{Semaphore, watch};
 
 use super::hops::RouteId;
 use super::notice::{Notice, original_headers, send_dsn};
-use super::outbound::{self, Conn};
+use super::outbound::{self, HopConnection};
 use super::{Deliverer, notify};
 use crate::monitor::metrics::Counters;
 use crate::monitor::notice::Event;
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
 use crate::relay::nexthop::{DnsError, MxError};
-use crate::relay::{DomainKey, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
+use crate::relay::{Lane, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
 use crate::spool::MessageMeta;
 use crate::spool::message::domain_of;
 
@@ -33,7 +33,7 @@ const LANE_FETCH: usize = 4;
 /// is written) and stop.
 pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let workers = Arc::new(Semaphore::new(LANES_MAX));
-    let busy: Arc<Mutex<Vec<DomainKey>>> = Arc::default();
+    let busy: Arc<Mutex<Vec<Lane>>> = Arc::default();
     loop {
         let free = workers.available_permits();
         if free > 0 {
@@ -75,8 +75,8 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One turn of one lane: its due messages, oldest first, over kept connections.
-async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool>) {
-    let mut conn: Option<Conn> = None;
+async fn deliver_lane(d: &Deliverer, lane: Lane, stop: watch::Receiver<bool>) {
+    let mut conn: Option<HopConnection> = None;
     let mut sent = 0;
     'turn: while sent < LANE_TURN {
         let batch = d
@@ -151,7 +151,7 @@ async fn hops_for(
 
 /// One attempt for one message: each route's recipients to that route's next hops; the
 /// result is recorded, bounces and warnings queued.
-async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Conn>) {
+async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<HopConnection>) {
     let seed = meta.id.0 ^ u64::from(meta.attempts);
     // Taken once: a reload during the attempt applies from the next one.
     let settings = d.settings();
@@ -229,7 +229,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                 }
             },
         };
-        conn_use = conn.as_ref().map_or(1, Conn::messages);
+        conn_use = conn.as_ref().map_or(1, HopConnection::messages);
         parts.push((indices, outcome));
     }
     if parts.is_empty() {

@@ -98,7 +98,7 @@ fn to_spool_envelope(env: &crate::smtp::Envelope) -> Result<spool::Envelope, Str
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let mut conn = Conn {
+    let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
         chunk: Box::default(),
@@ -113,7 +113,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     conn.abort_message().await;
 }
 
-struct Conn {
+/// One accepted SMTP connection: the socket (plain or TLS) driving an `smtp::Session`.
+struct InboundConnection {
     ctx: Arc<Ctx>,
     io: Io,
     chunk: Chunk,
@@ -121,7 +122,7 @@ struct Conn {
     wbuf: Vec<u8>,
 }
 
-impl Conn {
+impl InboundConnection {
     async fn run(&mut self, peer: SocketAddr) -> io::Result<()> {
         let clock = Arc::clone(&self.ctx.clock);
         let info = PeerInfo {
@@ -147,12 +148,12 @@ impl Conn {
                 let action = self.handle(&mut session, out).await?;
                 start += n;
                 match action {
-                    Action::Continue => {}
-                    Action::StartTls => {
+                    NextStep::Continue => {}
+                    NextStep::StartTls => {
                         upgrade = true;
                         break;
                     }
-                    Action::Close => {
+                    NextStep::Close => {
                         self.flush().await?;
                         self.io.shutdown().await;
                         return Ok(());
@@ -195,7 +196,7 @@ impl Conn {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
-                        if let Action::Close = self.handle(&mut session, out).await? {
+                        if let NextStep::Close = self.handle(&mut session, out).await? {
                             self.flush().await?;
                             self.io.shutdown().await;
                             return Ok(());
@@ -219,8 +220,8 @@ impl Conn {
         &mut self,
         session: &mut Session<P>,
         out: Events<'_>,
-    ) -> io::Result<Action> {
-        let mut action = Action::Continue;
+    ) -> io::Result<NextStep> {
+        let mut action = NextStep::Continue;
         for event in out {
             match event {
                 Event::Reply(r) => {
@@ -245,13 +246,13 @@ impl Conn {
                     self.event("aborted", None, &why.to_string());
                     self.abort_message().await;
                 }
-                Event::StartTls => action = Action::StartTls,
+                Event::StartTls => action = NextStep::StartTls,
                 Event::Etrn(node) => {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
                         .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
                 }
-                Event::Close => action = Action::Close,
+                Event::Close => action = NextStep::Close,
             }
         }
         Ok(action)
@@ -330,9 +331,6 @@ impl Conn {
         session: &mut Session<P>,
     ) -> Reply {
         let now = self.ctx.clock.now();
-        if !self.chunk.is_empty() {
-            self.flush_chunk().await;
-        }
         let Some(mut inc) = self.incoming.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
@@ -345,8 +343,13 @@ impl Conn {
         let Some(p) = inc.pending.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
-        let size = p.size();
-        match self.ctx.spool.commit(p, inc.envelope.clone()).await {
+        // The last (partial) chunk goes with the commit: a message of one chunk or less is
+        // one frame, one request.
+        let size = p.size() + self.chunk.len() as u64;
+        let tail = std::mem::take(&mut self.chunk);
+        let (chunk, stored) = self.ctx.spool.commit(p, tail, inc.envelope.clone()).await;
+        self.chunk = chunk;
+        match stored {
             Ok(id) => {
                 let text = format!(
                     "from=<{}> to={} size={size}",
@@ -433,7 +436,8 @@ impl Conn {
     }
 }
 
-enum Action {
+/// What the connection does after handling the session's events.
+enum NextStep {
     Continue,
     StartTls,
     Close,
