@@ -206,10 +206,10 @@ pub fn issues(n: &NotifyConfig, m: &MonitorConfig) -> Vec<(String, String, bool)
             "a percentage: 0 (never) to 100".into(),
         );
     }
-    if m.beacon_interval < 10 {
+    if m.beacon_interval == 0 {
         err(
             "monitor.beacon-interval".into(),
-            "at least 10 seconds".into(),
+            "at least 1 second (the default, 300, suits a router)".into(),
         );
     }
     if m.down_after == 0 || m.down_after > 100 {
@@ -314,7 +314,7 @@ mod tests {
             ..NotifyConfig::default()
         };
         let m = MonitorConfig {
-            beacon_interval: 1,
+            beacon_interval: 0,
             routers: vec![
                 "a 0123456789abcdef0123".into(),
                 "a 0123456789abcdef0123".into(),

@@ -56,19 +56,29 @@ struct Entry {
     hop: String,
     health: HopHealth,
     upstream: bool,
+    /// Carries only notices: not part of the primary's overall state.
+    notices: bool,
     last_ok: Option<Instant>,
+}
+
+impl Entry {
+    fn is_primary(&self) -> bool {
+        !self.upstream && !self.notices
+    }
 }
 
 /// Every route's state.
 #[derive(Default)]
 pub struct HopStates(Mutex<HashMap<HopKey, Entry>>);
 
-/// The primary's overall state: any delivery route down is "down"; all up is "up".
+/// The primary's overall state: any delivery route down is "down"; else any up is "up"
+/// (routes not probed yet wait their turn). Upstream silos and notice routes are not the
+/// primary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overall {
     /// Nothing known yet.
     Unknown,
-    /// Every known delivery route answers.
+    /// No delivery route is down, and one at least answers.
     Up,
     /// At least one delivery route is down.
     Down,
@@ -96,21 +106,20 @@ impl HopStates {
     /// earliest a route still down went down; for "up", the latest one came up.
     pub fn overall(&self) -> (Overall, Option<u64>) {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let routes = map.values().filter(|e| !e.upstream);
+        let routes = map.values().filter(|e| e.is_primary());
         let mut down_since: Option<u64> = None;
         let mut up_since: Option<u64> = None;
-        let mut unknown = false;
         for e in routes {
             let s = e.health.since_unix();
             match e.health.health() {
                 Health::Down => down_since = Some(down_since.map_or(s, |d| d.min(s))),
                 Health::Up => up_since = Some(up_since.map_or(s, |u| u.max(s))),
-                Health::Unknown => unknown = true,
+                Health::Unknown => {}
             }
         }
         match (down_since, up_since) {
             (Some(s), _) => (Overall::Down, Some(s)),
-            (None, Some(s)) if !unknown => (Overall::Up, Some(s)),
+            (None, Some(s)) => (Overall::Up, Some(s)),
             _ => (Overall::Unknown, None),
         }
     }
@@ -146,9 +155,9 @@ impl HopStates {
         id: &RouteId<'_>,
         ok: bool,
         hop: &str,
-        now: Instant,
-        unix: u64,
+        (now, unix): (Instant, u64),
         down_after: u32,
+        notices: bool,
     ) -> Option<(Change, Overall, Overall)> {
         let name = id.name();
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -158,6 +167,7 @@ impl HopStates {
             hop: hop.to_owned(),
             health: HopHealth::new(now, unix, down_after),
             upstream: matches!(id, RouteId::Upstream(_)),
+            notices,
             last_ok: None,
         });
         if !hop.is_empty() {
@@ -172,17 +182,15 @@ impl HopStates {
 }
 
 fn overall_of(map: &HashMap<HopKey, Entry>) -> Overall {
-    let mut all_up = true;
-    let mut any = false;
-    for e in map.values().filter(|e| !e.upstream) {
-        any = true;
+    let mut any_up = false;
+    for e in map.values().filter(|e| e.is_primary()) {
         match e.health.health() {
             Health::Down => return Overall::Down,
-            Health::Unknown => all_up = false,
-            Health::Up => {}
+            Health::Up => any_up = true,
+            Health::Unknown => {}
         }
     }
-    if any && all_up {
+    if any_up {
         Overall::Up
     } else {
         Overall::Unknown
@@ -203,28 +211,41 @@ mod tests {
         assert_eq!(s.overall(), (Overall::Unknown, None));
         let a = RouteId::Delivery("next-hops");
         let b = RouteId::Delivery("route:0");
-        assert!(s.record(&a, true, "a", t(0), 100, 2).is_some());
+        assert!(s.record(&a, true, "a", (t(0), 100), 2, false).is_some());
         assert_eq!(s.overall(), (Overall::Up, Some(100)));
-        s.record(&b, false, "b", t(1), 101, 2);
+        s.record(&b, false, "b", (t(1), 101), 2, false);
         assert_eq!(
             s.overall().0,
             Overall::Up,
             "b unknown, one failure: a still carries it"
         );
-        let (change, before, after) = s.record(&b, false, "b", t(2), 102, 2).unwrap();
+        let (change, before, after) = s.record(&b, false, "b", (t(2), 102), 2, false).unwrap();
         assert_eq!(
             (change, before, after),
             (Change::WentDown, Overall::Up, Overall::Down)
         );
         assert_eq!(s.overall(), (Overall::Down, Some(102)));
         let silo = NextHop::parse("silo.example:25", 0).unwrap();
-        s.record(&RouteId::Upstream(&silo), false, "silo", t(3), 103, 1);
+        s.record(
+            &RouteId::Upstream(&silo),
+            false,
+            "silo",
+            (t(3), 103),
+            1,
+            false,
+        );
+        let notices = RouteId::Delivery("route:1");
+        s.record(&notices, true, "mx", (t(3), 103), 1, true);
         assert_eq!(
             s.view().last().map(|v| v.upstream),
             Some(true),
             "silos listed last"
         );
-        assert_eq!(s.overall().0, Overall::Down, "a silo is not the primary");
+        assert_eq!(
+            s.overall().0,
+            Overall::Down,
+            "a silo or notice route is not the primary"
+        );
     }
 
     #[test]
@@ -232,7 +253,14 @@ mod tests {
         let s = HopStates::default();
         let i = embassy_time::Duration::from_secs(30);
         assert!(s.wants_probe("next-hops", t(0), i), "never seen");
-        s.record(&RouteId::Delivery("next-hops"), true, "a", t(0), 0, 2);
+        s.record(
+            &RouteId::Delivery("next-hops"),
+            true,
+            "a",
+            (t(0), 0),
+            2,
+            false,
+        );
         assert!(
             !s.wants_probe("next-hops", t(10), i),
             "a success within the interval"
@@ -241,7 +269,14 @@ mod tests {
             s.wants_probe("next-hops", t(30), i),
             "none for a whole interval"
         );
-        s.record(&RouteId::Delivery("next-hops"), false, "a", t(31), 31, 2);
+        s.record(
+            &RouteId::Delivery("next-hops"),
+            false,
+            "a",
+            (t(31), 31),
+            2,
+            false,
+        );
         assert!(
             s.wants_probe("next-hops", t(32), i),
             "one failure: confirm or clear it soon"

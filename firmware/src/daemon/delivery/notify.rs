@@ -1,5 +1,5 @@
-//! One notice to every configured channel: mail to `notify.to` (and a silent router's
-//! contacts) queued on the spool, a POST to each `notify.webhook`, each executable in
+//! One notice to every configured channel: mail to `notify.to` (and, for a router's
+//! notice, its contacts) queued on the spool, a POST to each `notify.webhook`, each executable in
 //! `notify.hook`. Webhooks and hooks run in tasks of their own, bounded in time, so a slow
 //! receiver never holds up delivery; the mail is queued before this returns.
 //!
@@ -17,14 +17,9 @@ use crate::relay::RelayConfig;
 use crate::spool::Envelope;
 use crate::spool::message::domain_of;
 
-/// Tells the admin about `event` (delivery routes, spool, expiries): the log line and the
-/// event log at once, the channels through damping.
+/// Tells the admin about `event`: the log line and the event log at once, the channels
+/// through damping.
 pub async fn notify(d: &Deliverer, event: Event) {
-    notify_to(d, event, &[]).await;
-}
-
-/// Like [`notify`], also mailing `contacts` (a silent router's).
-pub async fn notify_to(d: &Deliverer, event: Event, contacts: &[String]) {
     let w = &d.watch;
     let now = d.clock.unix_seconds();
     let n = Notice::new(now, &w.settings().hostname, event);
@@ -41,16 +36,28 @@ pub async fn notify_to(d: &Deliverer, event: Event, contacts: &[String]) {
         .unwrap_or_else(PoisonError::into_inner)
         .offer(n, now);
     for n in ready {
-        send(d, &n, contacts).await;
+        send(d, &n).await;
     }
 }
 
-/// Hands `n` to every channel.
-pub async fn send(d: &Deliverer, n: &Notice, contacts: &[String]) {
+/// Hands `n` to every channel; a router's notice also goes to its contacts.
+pub async fn send(d: &Deliverer, n: &Notice) {
     let w = &d.watch;
     let s = w.settings();
     let mut to: Vec<String> = s.notify.to.clone();
-    for c in contacts {
+    let contacts: Vec<String> = match &n.event {
+        Event::RouterOverdue { router, .. } | Event::RouterBack { router, .. } => w
+            .routers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rows()
+            .iter()
+            .find(|r| r.spec.id == *router)
+            .map(|r| r.spec.contacts.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for c in &contacts {
         if !to.iter().any(|t| t.eq_ignore_ascii_case(c)) {
             to.push(c.clone());
         }

@@ -397,9 +397,23 @@ async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::R
     Ok(())
 }
 
-/// Sends one heartbeat beacon to `hop` (a silo): `XBEACON line`; the silo's reply text
-/// when it took it, else why not.
+/// Sends one heartbeat beacon to `hop` (a silo): `XBEACON line`; the silo's reply when it
+/// took it, else why not.
 pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, String> {
-    let _ = (d, hop, line);
-    Err("beacons need the XBEACON client mode".into())
+    let mut last = failure(FailReason::Connect);
+    for addr in resolve(d, hop).await {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::beacon(d.settings().client.clone(), line, now(d));
+        last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        io.shutdown().await;
+        break;
+    }
+    match last {
+        Outcome::Beacon(reply) => Ok(reply.to_string()),
+        Outcome::Failed(f) => Err(f.to_string()),
+        other => Err(format!("unexpected outcome {other:?}")),
+    }
 }

@@ -24,14 +24,16 @@ impl Deliverer {
     /// Records whether route `id` answered through next hop `hop` (`reason`: why not), and
     /// acts on a transition ([`Deliverer::on_change`]).
     pub async fn route_state(&self, id: RouteId<'_>, reachable: bool, hop: &str, reason: &str) {
-        let down_after = self.watch.settings().down_after;
+        let settings = self.watch.settings();
+        let notices =
+            matches!(id, RouteId::Delivery(n) if settings.notice_routes.iter().any(|r| r == n));
         let recorded = self.hops.record(
             &id,
             reachable,
             hop,
-            self.clock.now(),
-            self.clock.unix_seconds(),
-            down_after,
+            (self.clock.now(), self.clock.unix_seconds()),
+            settings.down_after,
+            notices,
         );
         if let Some((change, before, after)) = recorded {
             self.on_change(id, change, hop, reason).await;

@@ -21,8 +21,12 @@ use crate::firewall::{FirewallConfig, Primary};
 use crate::monitor::config::RouterSpec;
 use crate::monitor::damping::Damper;
 use crate::monitor::metrics::Counters;
-use crate::monitor::routers::RouterTable;
+use crate::monitor::routers::{Alert, RouterTable};
 use crate::monitor::{MonitorConfig, NotifyConfig};
+
+/// Most router alerts waiting for the watch task (beyond that the oldest is dropped; its
+/// router's state is in the table regardless).
+pub const ALERTS_MAX: usize = 64;
 
 /// What watching needs from the configuration (restart to change, like `[smtp]`).
 #[derive(Clone, Debug)]
@@ -41,6 +45,10 @@ pub struct WatchSettings {
     pub upstream_silo: Option<String>,
     /// Failures in a row before a route is down (`monitor.down-after`).
     pub down_after: u32,
+    /// Routes that only carry notices (`notify.via` hops, see
+    /// [`super::notify::relay_config`]): not the primary, so the firewall, the LED and the
+    /// beacons do not follow them.
+    pub notice_routes: Vec<String>,
 }
 
 impl WatchSettings {
@@ -54,6 +62,9 @@ impl WatchSettings {
             role: c.role,
             upstream_silo: c.relay.upstream_silo.clone(),
             down_after: c.monitor.down_after,
+            notice_routes: (c.relay.routes.len()..super::notify::relay_config(c).routes.len())
+                .map(|i| format!("route:{i}"))
+                .collect(),
         }
     }
 
@@ -76,6 +87,9 @@ pub struct Watch {
     pub counters: Arc<Counters>,
     /// The silo's routers (empty on an edge).
     pub routers: Mutex<RouterTable>,
+    /// Router alerts raised where no deliverer is at hand (a beacon's "back"), for the
+    /// watch task to send; at most [`ALERTS_MAX`].
+    alerts: Mutex<std::collections::VecDeque<Alert>>,
     /// Notices held back by damping.
     pub damper: Mutex<Damper>,
     /// Time.
@@ -116,6 +130,7 @@ impl Watch {
             events,
             counters: Arc::default(),
             routers: Mutex::new(RouterTable::new(specs, now)),
+            alerts: Mutex::default(),
             clock,
             firewall_loaded: Arc::default(),
             started_unix: now,
@@ -154,5 +169,23 @@ impl Watch {
     /// Records the primary's overall state (the firewall follower and the LED read it).
     pub fn set_primary(&self, now: Overall) {
         *self.primary.lock().unwrap_or_else(PoisonError::into_inner) = now;
+    }
+
+    /// Queues a router alert for the watch task.
+    pub fn alert(&self, a: Alert) {
+        let mut q = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        if q.len() == ALERTS_MAX {
+            q.pop_front();
+        }
+        q.push_back(a);
+    }
+
+    /// Takes the queued router alerts.
+    pub fn take_alerts(&self) -> Vec<Alert> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect()
     }
 }

@@ -1,7 +1,8 @@
-//! The watch task: once a second it sends the notices whose damping interval has passed
-//! and keeps the LED right; every `monitor.beacon-interval` it sends a beacon (edge); every
-//! `relay.probe-interval` it checks the spool's fill, silent routers (silo) and, while the
-//! primary is down, that the firewall is still open (a firewall reload resets it).
+//! The watch task: once a second it sends the notices whose damping interval has passed,
+//! keeps the LED right and looks for silent routers (silo: O(routers)); every
+//! `monitor.beacon-interval` it sends a beacon (edge); every `relay.probe-interval` it
+//! checks the spool's fill and, while the primary is down, that the firewall is still open
+//! (a firewall reload resets it).
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -25,10 +26,16 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let mut spool_full = false;
     let mut last_check = 0u64;
     let mut next_beacon = 0u64;
+    let mut sending: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                if let Some(s) = sending {
+                    s.abort();
+                }
+                return;
+            }
         }
         let now = d.clock.unix_seconds();
         let due = d
@@ -38,7 +45,10 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
             .unwrap_or_else(PoisonError::into_inner)
             .due(now);
         for n in &due {
-            notify::send(&d, n, &[]).await;
+            notify::send(&d, n).await;
+        }
+        for a in d.watch.take_alerts() {
+            notify::notify(&d, a.event).await;
         }
         if let Some(led) = &led {
             let mode = crate::monitor::led::mode(
@@ -56,16 +66,16 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         }
-        if settings.role == Role::Edge && now >= next_beacon {
-            next_beacon = now + u64::from(settings.monitor.beacon_interval.max(10));
-            beacon::send_all(&d).await;
+        // A beacon to an unreachable silo can take a connect timeout: it runs on its own,
+        // one at a time, so notices and the LED never wait for it.
+        let idle = sending
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished);
+        if settings.role == Role::Edge && now >= next_beacon && idle {
+            next_beacon = now + u64::from(settings.monitor.beacon_interval.max(1));
+            let d2 = Arc::clone(&d);
+            sending = Some(tokio::spawn(async move { beacon::send_all(&d2).await }));
         }
-        let interval = d.settings().probe_interval.as_secs().max(1);
-        if now < last_check + interval {
-            continue;
-        }
-        last_check = now;
-        spool_full = check_spool(&d, spool_full).await;
         if settings.role == Role::Silo {
             let alerts = d
                 .watch
@@ -78,9 +88,15 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
                     u64::from(settings.monitor.overdue_after),
                 );
             for a in alerts {
-                notify::notify_to(&d, a.event, &a.contacts).await;
+                notify::notify(&d, a.event).await;
             }
         }
+        let interval = d.settings().probe_interval.as_secs().max(1);
+        if now < last_check + interval {
+            continue;
+        }
+        last_check = now;
+        spool_full = check_spool(&d, spool_full).await;
         if d.watch.primary() == Overall::Down {
             // A firewall reload puts the include's (closed) state back: open it again.
             follow::follow(&d.watch, Overall::Down);

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use mailbag_hal::Clock;
 use tokio::net::TcpStream;
@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::monitor::beacon::BeaconError;
 use crate::monitor::metrics::{Counters, Refusal};
 use crate::policy::Checker;
 use crate::smtp::{
@@ -104,6 +105,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         chunk: Box::default(),
         incoming: None,
         wbuf: Vec::with_capacity(2048),
+        peer,
     };
     if let Err(e) = conn.run(peer).await {
         if e.kind() != io::ErrorKind::UnexpectedEof && e.kind() != io::ErrorKind::ConnectionReset {
@@ -120,6 +122,8 @@ struct InboundConnection {
     chunk: Chunk,
     incoming: Option<Incoming>,
     wbuf: Vec<u8>,
+    /// The client's address (for the log).
+    peer: SocketAddr,
 }
 
 impl InboundConnection {
@@ -252,6 +256,10 @@ impl InboundConnection {
                     self.wbuf
                         .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
                 }
+                Event::Beacon(line) => {
+                    let reply = self.beacon(&line);
+                    self.wbuf.extend_from_slice(reply.as_bytes());
+                }
                 Event::Close => action = NextStep::Close,
             }
         }
@@ -371,6 +379,49 @@ impl InboundConnection {
                 crate::warn!("could not store message: {e}");
                 self.event("store-failed", None, &e.to_string());
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
+            }
+        }
+    }
+
+    /// `XBEACON`: a router's heartbeat, checked against the silo's table of routers
+    /// (signature, clock, replay). A router that was overdue is back: its contacts are
+    /// told (by the watch task).
+    fn beacon(&mut self, line: &str) -> Reply {
+        let w = &self.ctx.watch;
+        let now = self.ctx.clock.unix_seconds();
+        let result = {
+            let mut table = w.routers.lock().unwrap_or_else(PoisonError::into_inner);
+            if table.rows().is_empty() {
+                return Reply::new(
+                    502,
+                    "5.5.1",
+                    format_args!("XBEACON: this server watches no routers"),
+                );
+            }
+            table.accept(line, now)
+        };
+        match result {
+            Ok((beacon, back)) => {
+                Counters::inc(&w.counters.beacons_accepted);
+                if let Some(alert) = back {
+                    w.alert(alert);
+                }
+                Reply::new(
+                    250,
+                    "2.0.0",
+                    format_args!("beacon from {} accepted", beacon.router),
+                )
+            }
+            Err(e) => {
+                Counters::inc(&w.counters.beacons_refused);
+                let text = format!("{}: {e}", self.peer);
+                crate::warn!("beacon refused from {text}");
+                self.event("beacon-refused", None, &text);
+                let (code, enhanced) = match e {
+                    BeaconError::Malformed(_) => (501, "5.5.4"),
+                    _ => (554, "5.7.0"),
+                };
+                Reply::new(code, enhanced, format_args!("{e}"))
             }
         }
     }
