@@ -163,7 +163,7 @@ async fn serve(
     }
 
     // Notice mail has routes of its own (never through the primary that is down).
-    let relay_config = delivery::notify::relay_config(&config);
+    let relay_config = delivery::watch::relay_config(&config);
     let relay = crate::relay::RelaySettings::from_config(&relay_config, &config.smtp.hostname)
         .map_err(|e| format!("relay: {e}"))?
         .for_edge(config.role == crate::config::Role::Edge);

@@ -153,7 +153,7 @@ impl Reloader {
             .try_into()
             .map_err(|e: toml::de::Error| e.message().to_owned())?;
         let inbound = self.inbound(&effective)?;
-        let relay_config = crate::daemon::delivery::notify::relay_config(&effective);
+        let relay_config = crate::daemon::delivery::watch::relay_config(&effective);
         let relay = RelaySettings::from_config(&relay_config, &effective.smtp.hostname)
             .map_err(|e| format!("relay: {e}"))?
             .for_edge(effective.role == crate::config::Role::Edge);

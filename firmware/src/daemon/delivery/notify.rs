@@ -5,17 +5,15 @@
 //!
 //! Notice mail is ordinary spool mail: delivered by the lanes with retries. It must not
 //! travel through the primary that is down, so the domains it goes to get routes of their
-//! own ([`relay_config`]): `notify.via` (`mx`, or next hops such as the provider's silo).
+//! own ([`super::watch::relay_config`]): `notify.via` (`mx`, or next hops such as the
+//! provider's silo).
 
 use std::sync::PoisonError;
 
 use super::{Deliverer, hook, webhook};
-use crate::config::Config;
 use crate::monitor::metrics::Counters;
 use crate::monitor::notice::{Event, Notice};
-use crate::relay::RelayConfig;
 use crate::spool::Envelope;
-use crate::spool::message::domain_of;
 
 /// Tells the admin about `event`: the log line and the event log at once, the channels
 /// through damping.
@@ -128,71 +126,5 @@ async fn queue_mail(d: &Deliverer, n: &Notice, from: &str, to: &[String]) -> boo
             crate::warn!("{} notice for {}: not queued: {e}", n.kind(), to.join(", "));
             false
         }
-    }
-}
-
-/// `[relay]` with a route per notice recipient domain (`notify.to`, and on a silo its
-/// routers' contacts) to `notify.via`, unless `relay.routes` routes that domain already.
-pub fn relay_config(c: &Config) -> RelayConfig {
-    let mut relay = c.relay.clone();
-    let contacts = c
-        .monitor
-        .routers
-        .iter()
-        .filter_map(|l| crate::monitor::config::RouterSpec::parse(l).ok())
-        .flat_map(|r| r.contacts);
-    let mut domains: Vec<String> = c
-        .notify
-        .to
-        .iter()
-        .cloned()
-        .chain(contacts)
-        .map(|a| domain_of(&a))
-        .filter(|d| !d.is_empty())
-        .collect();
-    domains.sort();
-    domains.dedup();
-    let via = if c.notify.via.trim().is_empty() {
-        "mx"
-    } else {
-        c.notify.via.trim()
-    };
-    for dom in domains {
-        let routed = relay.routes.iter().any(|r| {
-            r.split_once('=')
-                .is_some_and(|(d, _)| d.trim().trim_start_matches('.').eq_ignore_ascii_case(&dom))
-        });
-        if !routed {
-            relay.routes.push(format!("{dom} = {via}"));
-        }
-    }
-    relay
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notice_domains_get_their_own_route() {
-        let mut c = Config::default();
-        c.relay.next_hops = vec!["mail.office.lan:25".into()];
-        c.relay.routes = vec![".office.test = mail.office.lan:25".into()];
-        c.notify.to = vec![
-            "admin@isp.example".into(),
-            "boss@office.test".into(),
-            "it@ISP.example".into(),
-        ];
-        let r = relay_config(&c);
-        assert_eq!(
-            r.routes,
-            [".office.test = mail.office.lan:25", "isp.example = mx"],
-            "the office's own domain keeps its route; the others go by MX, not via the primary"
-        );
-        c.notify.via = "10 silo.provider.example:25".into();
-        assert_eq!(
-            relay_config(&c).routes[1],
-            "isp.example = 10 silo.provider.example:25"
-        );
     }
 }
