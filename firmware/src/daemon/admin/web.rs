@@ -61,6 +61,7 @@ pub fn start(
             WebConfig {
                 listen,
                 shadow_path: shadow.clone(),
+                metrics_token: Some(config.monitor.metrics_token.clone()).filter(|t| !t.is_empty()),
                 ..WebConfig::default()
             },
         );

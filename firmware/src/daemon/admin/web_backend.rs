@@ -21,8 +21,8 @@ use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
     ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
-    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, SaveError, SaveOutcome,
-    SettingField, SettingsValues, Status, UpstreamStatus,
+    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, RouterStatus, SaveError,
+    SaveOutcome, SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
 use super::queue_actions::{self, ActionError};
@@ -37,6 +37,7 @@ use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::monitor::metrics::{self, Gauges, RouteGauge, RouterGauge};
 use crate::relay::Health;
 use crate::spool::{self, SpoolError};
 
@@ -498,6 +499,104 @@ impl Backend for DaemonBackend {
             &outcome.to_string(),
         );
         Ok(outcome.to_string())
+    }
+
+    fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
+        let Some((d, _)) = &self.deliverer else {
+            return Ok(Vec::new());
+        };
+        let table = d
+            .watch
+            .routers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(table
+            .rows()
+            .iter()
+            .map(|r| RouterStatus {
+                router: r.spec.id.clone(),
+                last_seen: r.last_seen,
+                overdue: r.overdue,
+                held: r.last.as_ref().map_or(0, |b| b.held),
+                primary: r
+                    .last
+                    .as_ref()
+                    .map_or("unknown", |b| b.primary.as_str())
+                    .into(),
+                uptime_secs: r.last.as_ref().map(|b| b.uptime),
+                spool_free_bytes: r.last.as_ref().map(|b| b.spool_free),
+            })
+            .collect())
+    }
+
+    fn metrics(&self) -> Result<String, BackendError> {
+        let Some((d, _)) = &self.deliverer else {
+            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
+        };
+        let f = self.job(|s| {
+            let u = s.usage();
+            let used = u.bytes + u.reserved;
+            let room = u.limits.max_bytes.min(u.device_bytes);
+            (
+                u64::from(u.messages),
+                u.bytes,
+                room.saturating_sub(used),
+                s.oldest_received(),
+            )
+        })?;
+        let now = self.clock.unix_seconds();
+        let w = &d.watch;
+        let routes = d
+            .hops
+            .view()
+            .into_iter()
+            .map(|r| {
+                let up = match r.health {
+                    Health::Up => Some(true),
+                    Health::Down => Some(false),
+                    Health::Unknown => None,
+                };
+                (r, up)
+            })
+            .collect::<Vec<_>>();
+        let gauges = Gauges {
+            held_messages: f.0,
+            held_bytes: f.1,
+            spool_free_bytes: f.2,
+            oldest_age_secs: f.3.map(|t| now.saturating_sub(t)),
+            last_delivery: w.last_delivery(),
+            uptime_secs: now.saturating_sub(w.started_unix),
+            routes: routes
+                .iter()
+                .filter(|(r, _)| !r.upstream)
+                .map(|(r, up)| RouteGauge {
+                    route: r.name.clone(),
+                    up: *up,
+                    since: r.since,
+                })
+                .collect(),
+            upstream: routes
+                .iter()
+                .filter(|(r, up)| r.upstream && up.is_some())
+                .map(|(r, up)| {
+                    (
+                        r.name.trim_start_matches("upstream ").to_owned(),
+                        *up == Some(true),
+                    )
+                })
+                .collect(),
+            routers: self
+                .routers()?
+                .into_iter()
+                .map(|r| RouterGauge {
+                    router: r.router,
+                    last_seen: r.last_seen,
+                    overdue: r.overdue,
+                    held: r.held,
+                })
+                .collect(),
+        };
+        Ok(metrics::render(&w.counters, &gauges))
     }
 
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {
