@@ -5,7 +5,8 @@
 //! The primary is down from the start with mail held: after `monitor.down-after` (2)
 //! failed connections the "DOWN" notice goes out (mail by `notify.via`, not through the
 //! primary), then the primary comes up: the held mail is delivered and the "UP" notice
-//! says how much was held and for how long.
+//! says how much was held and for how long. An LED (a directory laid out like the kernel's
+//! LED class) blinks while the primary is down and is dark once nothing is held.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -40,6 +41,23 @@ fn the_admin_hears_of_the_primary_going_down_and_coming_back() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // An LED laid out like /sys/class/leds/NAME.
+    let led = dir.join("led");
+    std::fs::create_dir_all(&led).unwrap();
+    std::fs::write(led.join("trigger"), "[none] timer default-on\n").unwrap();
+    std::fs::write(led.join("brightness"), "0\n").unwrap();
+    let trigger = || std::fs::read_to_string(led.join("trigger")).unwrap();
+    let wait_trigger = |want: &str| {
+        let start = std::time::Instant::now();
+        while trigger() != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "LED trigger {:?}, not {want}",
+                trigger()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
     let tables = format!(
         r#"[relay]
 next-hops = ["127.0.0.1:{primary}"]
@@ -51,8 +69,10 @@ webhook = ["http://127.0.0.1:{hook_port}/mailbag"]
 hook = "{}"
 [monitor]
 down-after = 2
+led = "{}"
 "#,
-        hooks.display()
+        hooks.display(),
+        led.display()
     );
     write_config_with(&dir, "", &["office.test"], &tables);
     let mut d = Daemon::start(&dir);
@@ -88,6 +108,12 @@ down-after = 2
         "{post}"
     );
     assert!(post.contains(&format!("\"held\":{held},")), "{post}");
+    wait_trigger("timer");
+    assert_eq!(
+        std::fs::read_to_string(led.join("delay_on")).unwrap(),
+        "500",
+        "blinking"
+    );
     d.wait_log(
         "err: next hop 127.0.0.1 (next-hops) is DOWN",
         Duration::from_secs(5),
@@ -117,6 +143,8 @@ down-after = 2
             .contains("err: next hop 127.0.0.1 (next-hops) is UP"),
         "up is no error"
     );
+    // Everything delivered (the notices too): the LED goes dark.
+    wait_trigger("none");
     let hooked = std::fs::read_to_string(&hook_out).unwrap();
     assert_eq!(
         hooked,

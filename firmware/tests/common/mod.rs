@@ -84,7 +84,19 @@ control-socket = "{}"
 impl Daemon {
     /// Starts `mailbag run --config` in `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_mailbag")), dir)
+    }
+
+    /// Like [`Daemon::start`], inside network namespace `ns` (`ip netns exec` execs the
+    /// daemon, so the child's PID is the daemon's).
+    pub fn start_in_netns(ns: &str, dir: &Path) -> Daemon {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mailbag")]);
+        Self::spawn(cmd, dir)
+    }
+
+    fn spawn(mut cmd: Command, dir: &Path) -> Daemon {
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(dir.join("mailbag.toml"))
             .arg("--state-dir")
