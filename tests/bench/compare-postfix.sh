@@ -212,7 +212,7 @@ mode = "off"
 listen = []
 EOF
     mb_log=$d/mailbag.log
-    "$mailbag_bin" run --config "$d/mailbag.toml" --state-dir "$d" >/dev/null 2>"$mb_log" &
+    "$mailbag_bin" run --config "$d/mailbag.toml" --state-dir "$d" >"$mb_log" 2>&1 &
     mb_pid=$!
     pids+=("$mb_pid")
     wait_until 60 grep -qs "smtp listening on" "$mb_log" || die "mailbag did not start: $(cat "$mb_log")"

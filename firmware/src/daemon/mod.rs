@@ -14,8 +14,9 @@
 //!  inbound   listeners · one task per SMTP connection · server TLS
 //!  │           offers: Live<Inbound> (session settings in force), Ctx
 //!  ▼
-//!  delivery  lanes · outbound connections · notices · probe · silo watch · DNS · client TLS
-//!  │           offers: Deliverer
+//!  delivery  lanes · outbound connections · notices · next-hop state · probe · silo watch
+//!  │         · watching (notices, firewall follower, LED, beacons, routers) · DNS · client TLS
+//!  │           offers: Deliverer, Watch
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
 //!              offers: SpoolHandle, GaugeCapacity
@@ -31,7 +32,9 @@
 //!   for the policy's fill check).
 //! - [`delivery`] owns getting due mail to its next hops: lanes, kept connections,
 //!   per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS,
-//!   client TLS. Handle: [`delivery::Deliverer`].
+//!   client TLS, and watching (notices to the admin, the firewall follower, the LED,
+//!   beacons, the silo's routers, counters). Handles: [`delivery::Deliverer`] and
+//!   [`delivery::watch::Watch`] (inbound counts into it and hands it beacons).
 //! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
 //!   "durable", and server TLS. Handles: [`inbound::Inbound`] (session settings, in a
 //!   [`live::Live`]) and [`inbound::Ctx`].
@@ -49,12 +52,9 @@
 //!
 //! **Where the code does not follow it yet** (known, to be removed):
 //!
-//! - `delivery::upstream` imports `inbound::Inbound`: the silo watch reads the accepted
-//!   domains through `Live<Inbound>`. It is the one import against the arrows, listed as an
-//!   exception in the check.
 //! - [`delivery::Deliverer`] is a bag of public fields, not a handle: admin reads and
 //!   writes them directly (`in_flight`, `kick`, `spool`, `settings`, `hop_slots`,
-//!   `upstream_up`, `hop_down`, `clock`), admin's queue actions call delivery's notice
+//!   `hops`, `watch`, `etrn_domains`, `clock`), admin's queue actions call delivery's notice
 //!   writer ([`delivery::notice`]), and this file, admin's tests and `tests/expiry.rs`
 //!   write its full literal.
 //! - Inbound wakes delivery through a bare `Arc<Notify>` ([`inbound::Ctx::kick`]), not
