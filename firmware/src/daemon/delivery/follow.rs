@@ -1,5 +1,5 @@
 //! `firewall.mode = "open-when-primary-down"`: the running firewall follows the primary.
-//! When the primary's overall state changes ([`super::Watch::primary_changed`]) the live
+//! When the primary's overall state changes ([`Deliverer::route_state`](super::Deliverer::route_state)) the live
 //! nft sets (fw4) or iptables chains (fw3) are switched in one transaction
 //! ([`crate::firewall::apply::apply_live`]); while it is down the switch is repeated every
 //! probe interval, because a firewall reload puts back the include file's state (closed).

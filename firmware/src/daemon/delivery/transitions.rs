@@ -1,7 +1,7 @@
 //! Next-hop transitions, acted on in one place.
 //!
 //! [`Deliverer::route_state`] records one result in the route's [`HopHealth`] (through
-//! [`super::hops::HopStates`]) and acts on a transition in [`Deliverer::on_change`]:
+//! [`super::hops::HopStates`]) and acts on a transition in `Deliverer::on_change`:
 //!
 //! - **came up** — a delivery route: every held message is made due and delivery woken
 //!   (the held mail goes now), and if it had been down the admin is told how much was
@@ -22,7 +22,7 @@ use crate::relay::health::Change;
 
 impl Deliverer {
     /// Records whether route `id` answered through next hop `hop` (`reason`: why not), and
-    /// acts on a transition ([`Deliverer::on_change`]).
+    /// acts on a transition (`Deliverer::on_change`).
     pub async fn route_state(&self, id: RouteId<'_>, reachable: bool, hop: &str, reason: &str) {
         let settings = self.watch.settings();
         let notices =
