@@ -12,8 +12,9 @@
 # panic then kills the process with SIGILL/SIGABRT and no message (procd respawns it).
 #
 # How each target is built (these settings were found to work on Debian 12 x86_64):
-# - aarch64-unknown-linux-musl: stable Rust (rustup target add), zig as the C compiler and
-#   linker (cargo-zigbuild), because Debian has no aarch64 musl gcc.
+# - aarch64-unknown-linux-musl (and x86_64-unknown-linux-musl, which the benchmark uses to
+#   measure the memory of a musl build natively): stable Rust (rustup target add), zig as
+#   the C compiler and linker (cargo-zigbuild), because Debian has no aarch64 musl gcc.
 # - mips-, mipsel-, armv7-unknown-linux-musl*: tier 3 / no prebuilt std for these with our
 #   settings, so nightly `-Zbuild-std`; `-C relocation-model=static` because a static,
 #   non-PIE executable is what we want on MIPS; `-C link-self-contained=no` so zig's own
@@ -37,7 +38,7 @@ if [ "${1:-}" = "--tiny" ]; then tiny=1; shift; fi
 build_one() {
   local t=$1 toolchain=() rustflags="-C target-feature=+crt-static" zflags=() dir=cross
   case $t in
-    aarch64-*)
+    aarch64-*|x86_64-*)
       rustup target add "$t" >/dev/null 2>&1 ;;
     *)
       rustup component add rust-src --toolchain "$NIGHTLY" >/dev/null 2>&1

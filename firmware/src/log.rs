@@ -3,26 +3,17 @@
 //!
 //! Under procd (or any pipe) lines carry no prefix: logd already names the program
 //! (`mailbag[1234]: ready …`). On a terminal they start with `mailbag: `, so a person
-//! running the daemon by hand sees who speaks.
+//! running the daemon by hand sees who speaks. Each line is written in one `write` (stderr
+//! is unbuffered: `eprintln!` would write each piece of the format separately, and lines
+//! of concurrent tasks could interleave).
 
-use std::io::IsTerminal as _;
-
-/// `mailbag: ` on a terminal, nothing on a pipe (procd, tests, files).
-#[doc(hidden)]
-pub fn prefix(stderr: bool) -> &'static str {
-    let tty = if stderr {
-        std::io::stderr().is_terminal()
-    } else {
-        std::io::stdout().is_terminal()
-    };
-    if tty { "mailbag: " } else { "" }
-}
+use std::io::{IsTerminal as _, Write as _};
 
 /// An informational line (stdout: `daemon.info`).
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => {
-        println!("{}{}", $crate::log::prefix(false), format_args!($($arg)*))
+        $crate::log::line(false, format_args!($($arg)*))
     };
 }
 
@@ -30,6 +21,22 @@ macro_rules! log {
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)*) => {
-        eprintln!("{}{}", $crate::log::prefix(true), format_args!($($arg)*))
+        $crate::log::line(true, format_args!($($arg)*))
+    };
+}
+
+/// The body of [`log!`] and [`warn!`]: `mailbag: ` on a terminal, nothing on a pipe.
+pub fn line(stderr: bool, args: std::fmt::Arguments<'_>) {
+    let tty = if stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let line = format!("{}{args}\n", if tty { "mailbag: " } else { "" });
+    let _ = if stderr {
+        std::io::stderr().lock().write_all(line.as_bytes())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line.as_bytes()).and_then(|()| out.flush())
     };
 }

@@ -15,14 +15,14 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::monitor::beacon::BeaconError;
 use crate::monitor::metrics::{Counters, Refusal};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
 };
-use crate::spool::{self, Pending, SpoolError};
+use crate::spool::{self, SpoolError};
 
 /// Bytes read from the socket at a time (and the most a pipelining client can have
 /// waiting while a message is being made durable).
@@ -74,8 +74,11 @@ type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
 struct Incoming {
-    pending: Option<Pending>,
+    /// Not begun until its first chunk or its commit reaches the spool (one request fewer).
+    slot: Option<MessageSlot>,
     envelope: spool::Envelope,
+    /// Body bytes handed to the spool so far.
+    appended: u64,
     error: Option<StoreError>,
 }
 
@@ -274,21 +277,19 @@ impl InboundConnection {
         let declared = env.params.size.unwrap_or(0);
         let received = env.received.clone();
         let incoming = match to_spool_envelope(env) {
-            Ok(envelope) => match self.ctx.spool.begin(envelope.clone(), declared).await {
-                Ok(p) => Incoming {
-                    pending: Some(p),
-                    envelope,
-                    error: None,
-                },
-                Err(e) => Incoming {
-                    pending: None,
-                    envelope,
-                    error: Some(store_error(&e)),
-                },
+            Ok(envelope) => Incoming {
+                slot: Some(MessageSlot::New {
+                    envelope: Box::new(envelope.clone()),
+                    declared,
+                }),
+                envelope,
+                appended: 0,
+                error: None,
             },
             Err(_) => Incoming {
-                pending: None,
+                slot: None,
                 envelope: spool::Envelope::default(),
+                appended: 0,
                 error: Some(StoreError::Io),
             },
         };
@@ -317,14 +318,18 @@ impl InboundConnection {
         let Some(inc) = &mut self.incoming else {
             return;
         };
-        let Some(pending) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return;
         };
         let chunk = std::mem::take(&mut self.chunk);
-        let (pending, chunk, result) = self.ctx.spool.append(pending, chunk).await;
+        let n = chunk.len() as u64;
+        let (pending, chunk, result) = self.ctx.spool.append(slot, chunk).await;
         self.chunk = chunk;
         match result {
-            Ok(()) => inc.pending = pending,
+            Ok(()) => {
+                inc.slot = pending.map(MessageSlot::Begun);
+                inc.appended += n;
+            }
             Err(e) => {
                 inc.error = Some(store_error(&e));
                 if let Some(p) = pending {
@@ -343,19 +348,23 @@ impl InboundConnection {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
         if let Some(e) = inc.error {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
             return session.stored::<&str>(Err(e), now);
         }
-        let Some(p) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
         // The last (partial) chunk goes with the commit: a message of one chunk or less is
         // one frame, one request.
-        let size = p.size() + self.chunk.len() as u64;
+        let size = inc.appended + self.chunk.len() as u64;
         let tail = std::mem::take(&mut self.chunk);
-        let (chunk, stored) = self.ctx.spool.commit(p, tail, inc.envelope.clone()).await;
+        let (chunk, stored) = self
+            .ctx
+            .spool
+            .commit(slot, tail, inc.envelope.clone())
+            .await;
         self.chunk = chunk;
         match stored {
             Ok(id) => {
@@ -460,7 +469,7 @@ impl InboundConnection {
     async fn abort_message(&mut self) {
         self.chunk.clear();
         if let Some(mut inc) = self.incoming.take() {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
         }

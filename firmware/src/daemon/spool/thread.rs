@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 use mailbag_hal::Clock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::handle::{BODY_CHUNK, Chunk, Gauge, QUEUE_DEPTH, Request, SpoolHandle, SpoolWriter};
+use super::handle::{
+    BODY_CHUNK, Chunk, Gauge, MessageSlot, QUEUE_DEPTH, Request, SpoolHandle, SpoolWriter,
+};
 use crate::relay::Lane;
 use crate::spool::open::AnyDevice;
 use crate::spool::{
-    Access, Allocation, Flash, Limits, MessageId, RcptStatus, Spool, SpoolError, Usage,
+    Access, Allocation, Flash, Limits, MessageId, Pending, RcptStatus, Spool, SpoolError, Usage,
 };
 
 /// Most requests handled in one batch (one sync for all commits in it).
@@ -179,9 +181,14 @@ fn serve(
         publish(&w.usage(), &gauge);
         ControlFlow::Continue(())
     });
+    let f = spool.usage().flash;
+    let stats = format!(
+        "{} bytes programmed, {} bytes erased, {} syncs since start",
+        f.programmed, f.erased, f.syncs
+    );
     match r {
-        Ok(()) => crate::log!("spool closed"),
-        Err(e) => crate::log!("spool stopped: {e}"),
+        Ok(()) => crate::log!("spool closed: {stats}"),
+        Err(e) => crate::log!("spool stopped: {e}; {stats}"),
     }
 }
 
@@ -199,21 +206,24 @@ fn handle(
         } => {
             let _ = reply.send(w.begin(&envelope, declared));
         }
-        Request::Append {
-            mut pending,
-            chunk,
-            reply,
-        } => {
-            let r = w.append(&mut pending, &chunk);
+        Request::Append { slot, chunk, reply } => {
+            let (pending, r) = match begun(w, slot) {
+                Ok(mut p) => {
+                    let r = w.append(&mut p, &chunk);
+                    (Some(p), r)
+                }
+                Err(e) => (None, Err(e)),
+            };
             let _ = reply.send((pending, chunk, r));
         }
         Request::Commit {
-            pending,
+            slot,
             tail,
             envelope,
             reply,
         } => {
-            let r = w.commit(pending, &envelope, &tail, clock.unix_seconds());
+            let r =
+                begun(w, slot).and_then(|p| w.commit(p, &envelope, &tail, clock.unix_seconds()));
             committed.push((reply, tail, r));
         }
         Request::Abort { pending } => w.abort(pending),
@@ -266,6 +276,14 @@ fn handle(
         }
         Request::Tick => {}
         Request::Job(job) => job(w),
+    }
+}
+
+/// The message of `slot`, begun now if it is new.
+fn begun(w: &mut SpoolWriter<'_, '_, '_>, slot: MessageSlot) -> Result<Pending, SpoolError> {
+    match slot {
+        MessageSlot::Begun(p) => Ok(p),
+        MessageSlot::New { envelope, declared } => w.begin(&envelope, declared),
     }
 }
 
