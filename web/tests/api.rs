@@ -503,3 +503,29 @@ fn firewall_preview_and_apply() {
     );
     assert_eq!(body(&s.get(&f.app, "/api/firewall"))["applied"], true);
 }
+
+#[test]
+fn metrics_need_their_own_token_and_a_session_is_not_enough() {
+    let none = fixture("metrics-off", 0, |_| {});
+    let r = none.app.handle(&Request::new(Method::Get, "/metrics"));
+    assert_eq!(r.status, 404, "no token configured: no /metrics");
+    let f = fixture("metrics", 0, |c| {
+        c.metrics_token = Some("scrape-token-0123456789".into())
+    });
+    let s = login(&f.app);
+    assert_eq!(
+        s.get(&f.app, "/metrics").status,
+        401,
+        "a page session is no scraper"
+    );
+    let mut r = Request::new(Method::Get, "/metrics");
+    r.authorization = Some("Bearer scrape-token-0123456780".into());
+    assert_eq!(f.app.handle(&r).status, 403);
+    r.authorization = Some("Bearer scrape-token-0123456789".into());
+    // The fake backend has no metrics: the token got through to it.
+    assert_eq!(f.app.handle(&r).status, 503);
+    assert_eq!(
+        body(&s.get(&f.app, "/api/routers")),
+        json!({ "routers": [] })
+    );
+}
