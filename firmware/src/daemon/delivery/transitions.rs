@@ -66,10 +66,14 @@ impl Deliverer {
             (RouteId::Delivery(route), Change::CameUp { after, was_down }) => {
                 let g = self.spool.gauge.get();
                 let made_due = self.spool.flush(None).await;
-                crate::log!(
-                    "next hop {hop} ({route}) is up: delivering {made_due} held message(s) now"
-                );
                 self.kick.notify_one();
+                if !was_down {
+                    // Known for the first time since start-up (the notice below says it
+                    // for a return).
+                    crate::log!(
+                        "next hop {hop} ({route}) is up: delivering {made_due} held message(s) now"
+                    );
+                }
                 if was_down {
                     notify::notify(
                         self,
