@@ -109,6 +109,22 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
         let _ = stop.send(true);
         run.await.unwrap();
     });
+    // The admin hears of both expiries (the Log tab; notices when channels are set).
+    let expired: Vec<String> = d
+        .watch
+        .events
+        .recent(512)
+        .into_iter()
+        .filter(|e| e.kind == "expired")
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    assert!(
+        expired
+            .iter()
+            .all(|t| t.ends_with("expired after 7 days and was returned to its sender")),
+        "{expired:?}"
+    );
     drop(d);
     drop(spool);
     spool_thread.join().unwrap();
