@@ -72,11 +72,6 @@ impl Damper {
         }
     }
 
-    /// Changes the interval (reload); held notices keep waiting.
-    pub fn set_interval(&mut self, interval: u64) {
-        self.interval = interval;
-    }
-
     fn free(&self, slot: &Slot, kind: &str, now: u64) -> bool {
         slot.sent_at(kind)
             .is_none_or(|t| now >= t.saturating_add(self.interval))

@@ -35,15 +35,6 @@ pub struct RouterTable {
     started: u64,
 }
 
-/// Something to tell a router's contacts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Alert {
-    /// The event.
-    pub event: Event,
-    /// Who to tell (the router's contacts).
-    pub contacts: Vec<String>,
-}
-
 impl RouterTable {
     /// A table of `specs` (ids unique: the config check ensures it), watching from `now`.
     pub fn new(mut specs: Vec<RouterSpec>, now: u64) -> Self {
@@ -91,8 +82,8 @@ impl RouterTable {
     }
 
     /// Verifies and records a beacon line at `now`. Returns the beacon, and the "back"
-    /// alert when the router was overdue.
-    pub fn accept(&mut self, line: &str, now: u64) -> Result<(Beacon, Option<Alert>), BeaconError> {
+    /// event when the router was overdue (for its contacts: [`RouterSpec::contacts`]).
+    pub fn accept(&mut self, line: &str, now: u64) -> Result<(Beacon, Option<Event>), BeaconError> {
         let signed = Beacon::parse(line)?;
         let i = self
             .rows
@@ -112,14 +103,11 @@ impl RouterTable {
             return Err(BeaconError::Replayed);
         }
         let silent = now.saturating_sub(row.last_seen.unwrap_or(self.started));
-        let back = row.overdue.then(|| Alert {
-            event: Event::RouterBack {
-                router: row.spec.id.clone(),
-                silent_secs: silent,
-                held: beacon.held,
-                primary: beacon.primary.as_str().into(),
-            },
-            contacts: row.spec.contacts.clone(),
+        let back = row.overdue.then(|| Event::RouterBack {
+            router: row.spec.id.clone(),
+            silent_secs: silent,
+            held: beacon.held,
+            primary: beacon.primary.as_str().into(),
         });
         row.overdue = false;
         row.last = Some(beacon.clone());
@@ -129,7 +117,7 @@ impl RouterTable {
 
     /// Routers that became overdue at `now`: silent for more than `after` × `interval`
     /// seconds.
-    pub fn overdue(&mut self, now: u64, interval: u64, after: u64) -> Vec<Alert> {
+    pub fn overdue(&mut self, now: u64, interval: u64, after: u64) -> Vec<Event> {
         let limit = interval.saturating_mul(after);
         let mut out = Vec::new();
         for row in &mut self.rows {
@@ -138,18 +126,15 @@ impl RouterTable {
                 continue;
             }
             row.overdue = true;
-            out.push(Alert {
-                event: Event::RouterOverdue {
-                    router: row.spec.id.clone(),
-                    silent_secs: silent,
-                    held: row.last.as_ref().map_or(0, |b| b.held),
-                    primary: row
-                        .last
-                        .as_ref()
-                        .map_or("unknown", |b| b.primary.as_str())
-                        .into(),
-                },
-                contacts: row.spec.contacts.clone(),
+            out.push(Event::RouterOverdue {
+                router: row.spec.id.clone(),
+                silent_secs: silent,
+                held: row.last.as_ref().map_or(0, |b| b.held),
+                primary: row
+                    .last
+                    .as_ref()
+                    .map_or("unknown", |b| b.primary.as_str())
+                    .into(),
             });
         }
         out
@@ -230,9 +215,8 @@ mod tests {
         let alerts = t.overdue(901, 300, 3);
         // office2 never beaconed since the start, office1 since t=0: both overdue.
         assert_eq!(alerts.len(), 2);
-        assert_eq!(alerts[0].contacts, ["a@isp.example"]);
         assert_eq!(
-            alerts[0].event,
+            alerts[0],
             Event::RouterOverdue {
                 router: "office1".into(),
                 silent_secs: 901,
@@ -243,11 +227,11 @@ mod tests {
         assert!(t.overdue(2000, 300, 3).is_empty(), "told once");
         let (_, back) = t.accept(&beacon(1500, 1), 1500).unwrap();
         assert!(matches!(
-            back.unwrap().event,
-            Event::RouterBack {
+            back,
+            Some(Event::RouterBack {
                 silent_secs: 1500,
                 ..
-            }
+            })
         ));
     }
 

@@ -21,7 +21,8 @@ use crate::firewall::{FirewallConfig, Primary};
 use crate::monitor::config::RouterSpec;
 use crate::monitor::damping::Damper;
 use crate::monitor::metrics::Counters;
-use crate::monitor::routers::{Alert, RouterTable};
+use crate::monitor::notice::Event;
+use crate::monitor::routers::RouterTable;
 use crate::monitor::{MonitorConfig, NotifyConfig};
 use crate::relay::RelayConfig;
 use crate::spool::message::domain_of;
@@ -90,7 +91,7 @@ pub struct Watch {
     pub routers: Mutex<RouterTable>,
     /// Router alerts raised where no deliverer is at hand (a beacon's "back"), for the
     /// watch task to send; at most [`ALERTS_MAX`].
-    alerts: Mutex<std::collections::VecDeque<Alert>>,
+    alerts: Mutex<std::collections::VecDeque<Event>>,
     /// Notices held back by damping.
     pub damper: Mutex<Damper>,
     /// Time.
@@ -173,7 +174,7 @@ impl Watch {
     }
 
     /// Queues a router alert for the watch task.
-    pub fn alert(&self, a: Alert) {
+    pub fn alert(&self, a: Event) {
         let mut q = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
         if q.len() == ALERTS_MAX {
             q.pop_front();
@@ -182,7 +183,7 @@ impl Watch {
     }
 
     /// Takes the queued router alerts.
-    pub fn take_alerts(&self) -> Vec<Alert> {
+    pub fn take_alerts(&self) -> Vec<Event> {
         self.alerts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

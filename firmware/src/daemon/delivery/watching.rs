@@ -48,7 +48,7 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
             notify::send(&d, n).await;
         }
         for a in d.watch.take_alerts() {
-            notify::notify(&d, a.event).await;
+            notify::notify(&d, a).await;
         }
         if let Some(led) = &led {
             let mode = crate::monitor::led::mode(
@@ -88,7 +88,7 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
                     u64::from(settings.monitor.overdue_after),
                 );
             for a in alerts {
-                notify::notify(&d, a.event).await;
+                notify::notify(&d, a).await;
             }
         }
         let interval = d.settings().probe_interval.as_secs().max(1);
