@@ -14,8 +14,10 @@ pub mod log;
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod firewall;
+pub mod json;
 pub mod monitor;
 pub mod policy;
 pub mod relay;

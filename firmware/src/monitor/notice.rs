@@ -446,24 +446,10 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// A JSON string literal (RFC 8259 escapes; `<>&` escaped too, as the admin API does).
+/// A JSON string literal (the crate's one escaping, [`crate::json::push_str`]).
 pub fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || "<>&".contains(c) => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
+    crate::json::push_str(&mut o, s);
     o
 }
 

@@ -13,8 +13,10 @@ pub const ERROR_MAX: usize = 200;
 /// Most distinct recipient domains tracked per message for quotas.
 pub const DOMAINS_PER_MESSAGE: usize = 8;
 
-/// An address as stored: at most [`ADDRESS_MAX`] bytes. The SMTP layer has validated it.
-pub type Address = heapless::String<ADDRESS_MAX>;
+/// An address as stored: at most [`ADDRESS_MAX`] bytes (checked by [`Envelope::new`] and
+/// when a record is read). The SMTP layer has validated it. A `String` sized to what it
+/// holds (postcard encodes it exactly like a fixed-capacity string).
+pub type Address = String;
 
 /// A queued message's id: the spool's mount count in the high 32 bits and a sequence
 /// number within that mount in the low 32, so ids never repeat on one spool. Shown as 16
@@ -46,8 +48,8 @@ impl std::str::FromStr for MessageId {
 pub struct Envelope {
     /// Reverse-path; empty for the null sender `<>` (bounces).
     pub sender: Address,
-    /// Forward-paths, at least one.
-    pub recipients: heapless::Vec<Address, RECIPIENTS_MAX>,
+    /// Forward-paths, at least one and at most [`RECIPIENTS_MAX`].
+    pub recipients: Vec<Address>,
 }
 
 impl Envelope {
@@ -56,18 +58,21 @@ impl Envelope {
         sender: &str,
         recipients: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, String> {
-        let sender =
-            Address::try_from(sender).map_err(|_| "sender address too long".to_string())?;
+        if sender.len() > ADDRESS_MAX {
+            return Err("sender address too long".to_string());
+        }
         let mut env = Envelope {
-            sender,
-            recipients: heapless::Vec::new(),
+            sender: sender.to_string(),
+            recipients: Vec::new(),
         };
         for r in recipients {
-            let a = Address::try_from(r)
-                .map_err(|_| format!("recipient address too long: {r:.40}..."))?;
-            env.recipients
-                .push(a)
-                .map_err(|_| "too many recipients".to_string())?;
+            if r.len() > ADDRESS_MAX {
+                return Err(format!("recipient address too long: {r:.40}..."));
+            }
+            if env.recipients.len() == RECIPIENTS_MAX {
+                return Err("too many recipients".to_string());
+            }
+            env.recipients.push(r.to_string());
         }
         if env.recipients.is_empty() {
             return Err("no recipients".into());
@@ -116,14 +121,15 @@ pub struct MessageMeta {
     pub body_crc: u32,
     /// Reverse-path (empty: null sender).
     pub sender: Address,
-    /// Recipients and their delivery state.
-    pub recipients: heapless::Vec<Recipient, RECIPIENTS_MAX>,
+    /// Recipients and their delivery state (at most [`RECIPIENTS_MAX`]).
+    pub recipients: Vec<Recipient>,
     /// Delivery attempts so far.
     pub attempts: u32,
     /// Wall-clock seconds of the next attempt (0: as soon as possible).
     pub next_attempt_unix: u64,
-    /// The last temporary or permanent error, for people reading the queue.
-    pub last_error: heapless::String<ERROR_MAX>,
+    /// The last temporary or permanent error, for people reading the queue (at most
+    /// [`ERROR_MAX`] bytes: see [`MessageMeta::set_last_error`]).
+    pub last_error: String,
     /// Whether a delay warning was already sent.
     pub warned: bool,
 }
@@ -143,8 +149,20 @@ impl MessageMeta {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        // Cannot fail: `end <= ERROR_MAX`.
-        let _ = self.last_error.push_str(&text[..end]);
+        self.last_error.push_str(&text[..end]);
+    }
+
+    /// Whether the record keeps its documented bounds (checked after decoding from flash:
+    /// the CRC proves the bytes are what was written, this that they are what mailbag
+    /// writes).
+    pub fn within_bounds(&self) -> bool {
+        self.sender.len() <= ADDRESS_MAX
+            && self.recipients.len() <= RECIPIENTS_MAX
+            && self
+                .recipients
+                .iter()
+                .all(|r| r.address.len() <= ADDRESS_MAX)
+            && self.last_error.len() <= ERROR_MAX
     }
 }
 
@@ -210,10 +228,10 @@ mod tests {
             size: 0,
             body_crc: 0,
             sender: Address::new(),
-            recipients: heapless::Vec::new(),
+            recipients: Vec::new(),
             attempts: 0,
             next_attempt_unix: 0,
-            last_error: heapless::String::new(),
+            last_error: String::new(),
             warned: false,
         };
         m.set_last_error(&"é".repeat(150));

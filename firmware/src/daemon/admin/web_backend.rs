@@ -36,7 +36,8 @@ use crate::daemon::events::EventLog;
 use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
-use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::firewall::ruleset::mode_name;
+use crate::firewall::{Primary, Ruleset, SiloSet, apply, nft, uci};
 use crate::monitor::metrics::{self, Gauges, RouteGauge, RouterGauge};
 use crate::relay::Health;
 use crate::spool::{self, SpoolError};
@@ -205,14 +206,6 @@ fn spool_error(e: &SpoolError) -> BackendError {
 
 fn spool_id(id: &MessageId) -> Option<spool::MessageId> {
     id.as_str().parse().ok()
-}
-
-fn mode_name(mode: FirewallMode) -> &'static str {
-    match mode {
-        FirewallMode::WalledGarden => "walled-garden",
-        FirewallMode::OpenWhenPrimaryDown => "open-when-primary-down",
-        FirewallMode::Off => "off",
-    }
 }
 
 /// Figures the status page needs from the spool thread.

@@ -105,7 +105,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
-        chunk: Box::default(),
+        chunk: None,
         incoming: None,
         wbuf: Vec::with_capacity(2048),
         peer,
@@ -122,7 +122,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 struct InboundConnection {
     ctx: Arc<Ctx>,
     io: Io,
-    chunk: Chunk,
+    /// The body chunk being filled: allocated when a message starts, freed when it ends
+    /// (an idle connection holds no 16 KiB buffer).
+    chunk: Option<Chunk>,
     incoming: Option<Incoming>,
     wbuf: Vec<u8>,
     /// The client's address (for the log).
@@ -270,7 +272,7 @@ impl InboundConnection {
     }
 
     async fn begin_message<P: crate::policy::Policy + Clone>(&mut self, session: &Session<P>) {
-        self.chunk.clear();
+        self.chunk = None;
         let Some(env) = session.envelope() else {
             return;
         };
@@ -303,12 +305,13 @@ impl InboundConnection {
             if inc.error.is_some() {
                 return;
             }
-            let room = BODY_CHUNK - self.chunk.len();
+            let chunk = self.chunk.get_or_insert_with(Box::default);
+            let room = BODY_CHUNK - chunk.len();
             let take = room.min(bytes.len());
             // `take` fits by construction.
-            let _ = self.chunk.extend_from_slice(&bytes[..take]);
+            let _ = chunk.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.chunk.is_full() {
+            if chunk.is_full() {
                 self.flush_chunk().await;
             }
         }
@@ -321,10 +324,12 @@ impl InboundConnection {
         let Some(slot) = inc.slot.take() else {
             return;
         };
-        let chunk = std::mem::take(&mut self.chunk);
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
         let n = chunk.len() as u64;
         let (pending, chunk, result) = self.ctx.spool.append(slot, chunk).await;
-        self.chunk = chunk;
+        self.chunk = Some(chunk);
         match result {
             Ok(()) => {
                 inc.slot = pending.map(MessageSlot::Begun);
@@ -358,14 +363,14 @@ impl InboundConnection {
         };
         // The last (partial) chunk goes with the commit: a message of one chunk or less is
         // one frame, one request.
-        let size = inc.appended + self.chunk.len() as u64;
-        let tail = std::mem::take(&mut self.chunk);
-        let (chunk, stored) = self
+        let tail = self.chunk.take().unwrap_or_default();
+        let size = inc.appended + tail.len() as u64;
+        // The buffer comes back emptied and is dropped: the next message allocates anew.
+        let (_, stored) = self
             .ctx
             .spool
             .commit(slot, tail, inc.envelope.clone())
             .await;
-        self.chunk = chunk;
         match stored {
             Ok(id) => {
                 let text = format!(
@@ -467,7 +472,7 @@ impl InboundConnection {
     }
 
     async fn abort_message(&mut self) {
-        self.chunk.clear();
+        self.chunk = None;
         if let Some(mut inc) = self.incoming.take() {
             if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
