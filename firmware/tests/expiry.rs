@@ -1,8 +1,9 @@
-//! Lifetime expiry with simulated time: the real delivery loop, spool thread and image,
-//! driven by a manual clock through eight days of retries in seconds. The next hop is
-//! down the whole time; the sender's mailbox is Postfix's smtp-sink (reached by a route
-//! for the sender's domain). The sender gets a delay warning after 4 hours and a bounce
-//! (4.4.7) after 7 days; the null sender's message expires without any notice.
+//! Lifetime expiry with simulated time: the whole daemon served in this process
+//! (`daemon::serve` on `127.0.0.1:0`) with a manual clock, driven through eight days of
+//! retries in seconds. The next hop is down the whole time; the sender's mailbox is
+//! Postfix's smtp-sink (reached by a route for the sender's domain). The sender gets a
+//! delay warning after 4 hours and a bounce (4.4.7) after 7 days; the null sender's message
+//! expires without any notice.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -12,13 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::sink::{Sink, free_port, require_sink, subject_of};
-use common::tmpdir;
-use mailbag::daemon::delivery::{self, tls};
-use mailbag::daemon::spool;
-use mailbag::relay::{LoopGuard, RelayConfig, RelaySettings};
-use mailbag::spool::open::open_for_daemon;
-use mailbag::spool::{Envelope, Limits};
-use mailbag_hal::{Clock, ManualClock};
+use common::{Client, Served, tmpdir, write_config_with};
+use mailbag::daemon::spool::SpoolHandle;
+use mailbag_hal::ManualClock;
 
 const T0: u64 = 1_795_554_000;
 
@@ -31,103 +28,56 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
     let mailbox = free_port();
     let dead = free_port(); // nothing listens: the office's server is down for good
     let sink = Sink::start(mailbox, &dir.join("mailbox"));
-
-    let clock = Arc::new(ManualClock::new(T0));
-    let dev = open_for_daemon(&dir.join("spool.img"), 8 << 20, clock.as_ref()).unwrap();
-    let (spool, spool_thread) =
-        spool::start(dev, Limits::default(), Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
-    let cfg = RelayConfig {
-        next_hops: vec![format!("127.0.0.1:{dead}")],
-        routes: vec![format!("sender.test = 127.0.0.1:{mailbox}")],
-        lifetime_days: 7,
-        delay_warning_hours: 4,
-        ..RelayConfig::default()
-    };
-    let settings = RelaySettings::from_config(&cfg, "mx.office.test").unwrap();
-    let d = Arc::new(delivery::Deliverer {
-        spool: spool.clone(),
-        settings: mailbag::daemon::live::Live::new(settings),
-        guard: LoopGuard::new("mx.office.test", &[], &[]),
-        clock: Arc::clone(&clock) as Arc<dyn Clock>,
-        kick: Arc::default(),
-        hostname: "mx.office.test".into(),
-        tls: tls::client_configs().unwrap(),
-        hops: Default::default(),
-        watch: Arc::new(delivery::watch::Watch::new(
-            delivery::watch::WatchSettings::from_config(&mailbag::config::Config::default()),
-            Arc::default(),
-            Arc::clone(&clock) as Arc<dyn Clock>,
-        )),
-        etrn_domains: mailbag::daemon::live::Live::new(Vec::new()),
-        dns: Arc::new(mailbag::daemon::delivery::dns::DnsResolver::from_config(&cfg).unwrap()),
-        hop_slots: Default::default(),
-        in_flight: Arc::default(),
-    });
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    rt.block_on(async {
-        for (sender, subject) in [("a@sender.test", "will expire"), ("", "a bounce itself")] {
-            let env = Envelope::new(sender, ["bob@office.test"]).unwrap();
-            let body = format!(
-                "Subject: {subject}\r\nMessage-ID: <{}@x>\r\n\r\nbody\r\n",
-                subject.len()
-            );
-            spool.enqueue(env, body.as_bytes()).await.unwrap();
-        }
-        let run = tokio::spawn(delivery::lanes::run(Arc::clone(&d), stop_rx));
-        // Eight days in 20-minute steps; each step gives the loop real time to act.
-        let mut attempts_seen = 0u32;
-        for _ in 0..(8 * 24 * 3) {
-            clock.advance(embassy_time::Duration::from_secs(20 * 60));
-            d.kick.notify_one();
-            tokio::time::sleep(Duration::from_millis(15)).await;
-            attempts_seen = attempts_seen.max(held_attempts(&spool).await);
-        }
-        // Let the last notices go out.
-        for _ in 0..200 {
-            if spool.gauge.get().messages == 0 {
-                break;
-            }
-            d.kick.notify_one();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            spool.gauge.get().messages,
-            0,
-            "everything expired or delivered"
-        );
-        // The schedule: every 15 min for 2 h, then every 30 min, for 7 days — about 340
-        // attempts; seen at 20-minute steps, well over 200.
-        assert!(
-            attempts_seen > 200,
-            "only {attempts_seen} attempts in 7 days"
-        );
-        let _ = stop.send(true);
-        run.await.unwrap();
-    });
-    // The admin hears of both expiries (the Log tab; notices when channels are set).
-    let expired: Vec<String> = d
-        .watch
-        .events
-        .recent(512)
-        .into_iter()
-        .filter(|e| e.kind == "expired")
-        .map(|e| e.text)
-        .collect();
-    assert_eq!(expired.len(), 2, "{expired:?}");
-    assert!(
-        expired
-            .iter()
-            .all(|t| t.ends_with("expired after 7 days and was returned to its sender")),
-        "{expired:?}"
+    write_config_with(
+        &dir,
+        "",
+        &["office.test"],
+        &format!(
+            "[relay]\nnext-hops = [\"127.0.0.1:{dead}\"]\nroutes = [\"sender.test = 127.0.0.1:{mailbox}\"]\nlifetime-days = 7\ndelay-warning-hours = 4\n"
+        ),
     );
-    drop(d);
-    drop(spool);
-    spool_thread.join().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut d = Served::start_with(&dir, clock.clone());
+    for (sender, subject) in [("a@sender.test", "will expire"), ("", "a bounce itself")] {
+        let (mut c, _) = Client::connect(&d.addr()).unwrap();
+        c.cmd("EHLO client.sender.test").unwrap();
+        let body = format!(
+            "Subject: {subject}\r\nMessage-ID: <{}@x>\r\n\r\nbody\r\n",
+            subject.len()
+        );
+        let reply = c.send(sender, "bob@office.test", body.as_bytes()).unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let (spool, delivery) = (d.handles().spool.clone(), d.handles().delivery.clone());
+    // Eight days in 20-minute steps; each step gives the lanes real time to act.
+    let mut attempts_seen = 0u32;
+    for _ in 0..(8 * 24 * 3) {
+        clock.advance(embassy_time::Duration::from_secs(20 * 60));
+        delivery.wake();
+        std::thread::sleep(Duration::from_millis(15));
+        attempts_seen = attempts_seen.max(held_attempts(&spool));
+    }
+    // Let the last notices go out.
+    for _ in 0..200 {
+        if spool.gauge.get().messages == 0 {
+            break;
+        }
+        delivery.wake();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        spool.gauge.get().messages,
+        0,
+        "everything expired or delivered"
+    );
+    // The schedule: every 15 min for 2 h, then every 30 min, for 7 days — about 340
+    // attempts; seen at 20-minute steps, well over 200.
+    assert!(
+        attempts_seen > 200,
+        "only {attempts_seen} attempts in 7 days"
+    );
+    drop((spool, delivery));
+    d.stop();
 
     let got = sink.wait_for(2, Duration::from_secs(10));
     assert_eq!(
@@ -160,9 +110,8 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
 }
 
 /// Most attempts any held message has had.
-async fn held_attempts(spool: &spool::SpoolHandle) -> u32 {
+fn held_attempts(spool: &SpoolHandle) -> u32 {
     spool
-        .run(|s| s.list().iter().map(|e| e.attempts).max().unwrap_or(0))
-        .await
+        .run_blocking(|s| s.list().iter().map(|e| e.attempts).max().unwrap_or(0))
         .unwrap_or(0)
 }

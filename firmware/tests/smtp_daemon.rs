@@ -1,5 +1,6 @@
-//! The daemon with real peers: swaks (plain and STARTTLS) and Postfix's smtp-source send to
-//! `mailbag run` on loopback; a flood of 10x the session slots; a `kill -9` while 20
+//! The daemon with real peers: swaks (plain and STARTTLS), Python's ssl and Postfix's
+//! smtp-source send to the daemon on loopback — served in this process (`daemon::serve` on
+//! `127.0.0.1:0`), or as `mailbag run` where signals and `kill -9` are the point; a flood of 10x the session slots; a `kill -9` while 20
 //! sessions send. The spool is read back after each.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, Daemon, spool_messages, tmpdir, write_config};
+use common::{Client, Daemon, Served, spool_messages, tmpdir, write_config};
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -33,13 +34,13 @@ fn require(tool: &str) -> bool {
 
 const MESSAGE: &[u8] = b"From: Alice <alice@sender.test>\r\nTo: Bob <bob@office.test>\r\nSubject: quarterly figures\r\nMessage-ID: <q1@sender.test>\r\n\r\nHello Bob,\r\n.leading dot line\r\n\r\nline with trailing spaces   \r\n\xc3\xa9t\xc3\xa9 8bit\r\n";
 
-fn swaks(daemon: &Daemon, dir: &std::path::Path, tls: bool) -> String {
+fn swaks(server: &str, dir: &std::path::Path, tls: bool) -> String {
     let data = dir.join(if tls { "tls.eml" } else { "plain.eml" });
     std::fs::write(&data, MESSAGE).unwrap();
     let mut cmd = Command::new("swaks");
     cmd.args([
         "--server",
-        &daemon.addr(),
+        server,
         "--from",
         "alice@sender.test",
         "--to",
@@ -65,10 +66,10 @@ fn swaks_plain_and_starttls_messages_are_stored_byte_identical() {
     }
     let dir = tmpdir("swaks");
     write_config(&dir, "");
-    let mut d = Daemon::start(&dir);
-    let plain = swaks(&d, &dir, false);
+    let mut d = Served::start(&dir);
+    let plain = swaks(&d.addr(), &dir, false);
     assert!(plain.contains("250 2.0.0 Ok: queued as"), "{plain}");
-    let tls = swaks(&d, &dir, true);
+    let tls = swaks(&d.addr(), &dir, true);
     assert!(
         tls.contains("STARTTLS") && tls.contains("queued as"),
         "{tls}"
@@ -363,7 +364,7 @@ fn ipv4_and_ipv6_listeners_both_take_mail() {
 fn connection_dropped_during_data_leaves_nothing_behind() {
     let dir = tmpdir("drop");
     write_config(&dir, "");
-    let mut d = Daemon::start(&dir);
+    let mut d = Served::start(&dir);
     {
         let (mut c, _) = Client::connect(&d.addr()).unwrap();
         c.cmd("EHLO drop.sender.test").unwrap();
@@ -411,7 +412,7 @@ fn plaintext_pipelined_after_starttls_is_discarded() {
     }
     let dir = tmpdir("inject");
     write_config(&dir, "");
-    let mut d = Daemon::start(&dir);
+    let mut d = Served::start(&dir);
     let script = format!(
         r#"
 import socket, ssl

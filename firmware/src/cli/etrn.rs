@@ -6,24 +6,25 @@
 //! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
 //!   `queue flush`'s fallback when there is no control socket.
 //!
-//! Blocking, one short session per domain, STARTTLS when offered (certificate not checked:
-//! ETRN carries no secrets and only triggers a flush of configured domains).
+//! One short session per domain through the daemon's own client driver, STARTTLS when
+//! offered (certificate not checked: ETRN carries no secrets and only triggers a flush of
+//! configured domains).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use mailbag_hal::{Clock, SystemClock};
+use mailbag_hal::SystemClock;
 
 use super::Args;
-use crate::config::Config;
-use crate::relay::client::{ClientAction, ClientConfig, Outcome};
-use crate::relay::{Client, TlsPolicy};
+use crate::config::{Config, RunSettings};
+use crate::daemon::delivery::etrn_session;
+use crate::relay::client::{ClientConfig, FailReason, Outcome};
+use crate::relay::nexthop::Host;
+use crate::relay::{NextHop, TlsPolicy};
 
 /// Default configuration (the router's UCI file).
 const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
-/// Connect and read timeout for one ETRN session.
+/// Longest one ETRN session may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `mailbag etrn`.
@@ -56,14 +57,11 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
 pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
-    let listen = c
-        .smtp
-        .listen
+    let settings = RunSettings::new_checked(c.clone())?;
+    let addr = *settings
+        .smtp_listen
         .first()
         .ok_or("smtp.listen is empty: no daemon to ask")?;
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("smtp.listen: '{listen}' is not address:port"))?;
     // A wildcard listener is reached on loopback.
     let target = match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
@@ -112,115 +110,44 @@ fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
     }
 }
 
-/// The blocking socket to the silo: plaintext until STARTTLS, then TLS.
-enum EtrnStream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-    Gone,
-}
-
-impl EtrnStream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            EtrnStream::Plain(s) => s.read(buf),
-            EtrnStream::Tls(s) => s.read(buf),
-            EtrnStream::Gone => Ok(0),
-        }
-    }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            EtrnStream::Plain(s) => s.write_all(buf),
-            EtrnStream::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
-            EtrnStream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-/// One ETRN session; the server's reply on success.
+/// One ETRN session; the server's reply on success. The daemon's own client driver runs it
+/// (`daemon::delivery::etrn_session`), on a runtime made for the call.
 pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
-    let target = if server.contains(':') && !server.ends_with(']') {
-        server.to_string()
-    } else {
-        format!("{server}:25")
-    };
-    let addrs: Vec<SocketAddr> = target
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
-        .collect();
-    let host = target
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
-        .unwrap_or_default();
-    let tcp = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, TIMEOUT).ok())
-        .ok_or_else(|| format!("cannot connect to {target}"))?;
-    tcp.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let clock = SystemClock::new();
+    let hop = NextHop::parse(server, 0).map_err(|why| format!("'{server}': {why}"))?;
+    let target = format!("{}:{}", hop.host, hop.port);
     let cfg = ClientConfig {
         helo_name: heapless::String::try_from(helo)
             .map_err(|_| "host name too long".to_string())?,
         tls: TlsPolicy::Opportunistic,
     };
-    let mut c = Client::etrn(cfg, domain, clock.now());
-    let mut conn = EtrnStream::Plain(tcp);
-    let mut buf = [0u8; 2048];
-    loop {
-        let out = c.output();
-        if !out.is_empty() {
-            let n = out.len();
-            if conn.write_all(out).is_err() {
-                c.eof();
-            } else {
-                c.written(n, clock.now());
-            }
+    let tls = crate::daemon::delivery::tls::client_configs()?;
+    let clock = SystemClock::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let session = async {
+        let addrs: Vec<SocketAddr> = match &hop.host {
+            Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
+            Host::Name(name) => tokio::net::lookup_host((name.as_str(), hop.port))
+                .await
+                .map_err(|e| format!("cannot resolve {target}: {e}"))?
+                .collect(),
+        };
+        Ok::<_, String>(etrn_session(&addrs, &hop.host, cfg, domain, &tls, &clock).await)
+    };
+    // The timer is made inside the runtime.
+    match rt.block_on(async { tokio::time::timeout(TIMEOUT, session).await }) {
+        Err(_) => Err(format!(
+            "no answer from {target} within {}s",
+            TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Outcome::Etrn(reply))) => Ok(reply.to_string()),
+        Ok(Ok(Outcome::Failed(f))) if f.reason == FailReason::Connect => {
+            Err(format!("cannot connect to {target}"))
         }
-        match c.next_action() {
-            Some(ClientAction::StartTls) => {
-                let EtrnStream::Plain(tcp) = std::mem::replace(&mut conn, EtrnStream::Gone) else {
-                    break;
-                };
-                let tls = crate::daemon::delivery::tls::client_configs()?;
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|e| e.to_string())?;
-                match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {
-                    Ok(session) => {
-                        conn = EtrnStream::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
-                        c.tls_established(false, clock.now());
-                    }
-                    Err(_) => c.tls_failed(),
-                }
-                continue;
-            }
-            Some(ClientAction::SendBody) => c.eof(),
-            Some(ClientAction::Close) => {
-                let out = c.output();
-                let _ = conn.write_all(out);
-                break;
-            }
-            Some(ClientAction::Done) | None => {}
-        }
-        if c.is_closed() {
-            break;
-        }
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => c.eof(),
-            Ok(n) => {
-                let mut used = 0;
-                while used < n {
-                    let k = c.input(&buf[used..n], clock.now());
-                    if k == 0 {
-                        break;
-                    }
-                    used += k;
-                }
-            }
-        }
-    }
-    match c.outcome() {
-        Some(Outcome::Etrn(reply)) => Ok(reply.to_string()),
-        Some(Outcome::Failed(f)) => Err(f.to_string()),
-        _ => Err("the session ended without an answer".into()),
+        Ok(Ok(Outcome::Failed(f))) => Err(f.to_string()),
+        Ok(Ok(_)) => Err("the session ended without an answer".into()),
     }
 }

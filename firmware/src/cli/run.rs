@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Args;
-use crate::config::Config;
+use crate::config::{Config, RunSettings};
 
 /// Where a configured daemon keeps its certificate, key and secrets unless `--state-dir`
 /// names another directory (the init script passes it). Never derived from the spool path:
@@ -35,5 +35,6 @@ pub fn run(args: &mut Args) -> Result<(), String> {
             (Config::demo(&state), state)
         }
     };
-    crate::daemon::run(config, &state_dir, config_path.as_deref().map(Path::new))
+    let settings = RunSettings::new_checked(config)?;
+    crate::daemon::run(settings, &state_dir, config_path.as_deref().map(Path::new))
 }

@@ -24,6 +24,7 @@ use crate::spool::SpoolConfig;
 
 mod daemon;
 pub mod keys;
+pub mod run;
 pub mod uci;
 mod uci_de;
 mod uci_write;
@@ -31,6 +32,7 @@ pub mod validate;
 mod web;
 
 pub use daemon::{DEFAULT_CONTROL_SOCKET, DaemonConfig};
+pub use run::{RunSettings, SpoolPlace, StartTls};
 pub use uci_de::UciError;
 pub use uci_write::WriteError;
 pub use validate::{Issue, Report};

@@ -5,41 +5,52 @@
 //! # Subsystems
 //!
 //! ```text
-//!  daemon::serve (this file): builds each subsystem, hands each the handles it needs,
-//!  │                           watches signals, shuts down in order
+//!  daemon::serve (this file): builds each subsystem from RunSettings, hands each the
+//!  │                           handles it needs, waits for the stop, shuts down in order
 //!  ▼
-//!  admin     control socket · queue actions · admin page · settings · reload
-//!  │           offers: Reloader, control::start, web::start (to the wiring only)
+//!  admin     Actions (flush · delete · retry · bounce, once) · control socket · admin
+//!  │         page and its views · settings · reload
+//!  │           uses: InboundHandle, DeliveryHandle, SpoolHandle      offers: the wiring only
 //!  ▼
 //!  inbound   listeners · one task per SMTP connection · server TLS
-//!  │           offers: Live<Inbound> (session settings in force), Ctx
+//!  │           uses: DeliveryHandle, SpoolHandle
+//!  │           offers: InboundHandle { apply(settings), settings(), start(..) → InboundTasks }
 //!  ▼
-//!  delivery  lanes · outbound connections · notices · next-hop state · probe · silo watch
-//!  │         · watching (notices, firewall follower, LED, beacons, routers) · DNS · client TLS
-//!  │           offers: Deliverer, Watch
+//!  delivery  lanes · route connections · the client driver · notices · probe · silo
+//!  │         watch · DNS · client TLS
+//!  │           uses: SpoolHandle
+//!  │           offers: DeliveryHandle { flush(scope), wake(), try_claim/claim_all,
+//!  │                   in_flight(), notify_sender(..), apply(settings), settings(),
+//!  │                   status(), start(..) → DeliveryTasks }
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
-//!              offers: SpoolHandle, GaugeCapacity
+//!              offers: SpoolHandle { begin/append/commit/abort, lanes, lane_due, body,
+//!                      update, remove, flush, enqueue, run, run_blocking }, GaugeCapacity
 //!  ─────────────────────────────────────────────────────────────────────────────────────
 //!  shared    live (Live<T>) · io (Io<T>, STARTTLS-capable stream) · events (EventLog)
 //!            · shutdown (GRACE)
 //! ```
 //!
-//! What each owns, and the handle it offers:
+//! What each owns, and the handle it offers (every handle is cheap to clone: an `Arc` or
+//! a channel sender; nobody outside a subsystem reads or writes its state):
 //!
 //! - [`spool`] owns the flash device, the mounted spool and its fill gauge, and serves
 //!   one request at a time. Handle: [`spool::SpoolHandle`] (and [`spool::GaugeCapacity`]
 //!   for the policy's fill check).
 //! - [`delivery`] owns getting due mail to its next hops: lanes, kept connections,
-//!   per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS,
-//!   client TLS, and watching (notices to the admin, the firewall follower, the LED,
-//!   beacons, the silo's routers, counters). Handles: [`delivery::Deliverer`] and
-//!   [`delivery::watch::Watch`] (inbound counts into it and hands it beacons).
+//!   per-route permits, next-hop state, the messages being worked on, bounces and delay
+//!   warnings, the silo watch, DNS, client TLS. Handle: [`delivery::DeliveryHandle`]; its
+//!   state (`Deliverer`) is private to it. "Make held mail due" happens in one place,
+//!   behind [`delivery::DeliveryHandle::flush`].
 //! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
-//!   "durable", and server TLS. Handles: [`inbound::Inbound`] (session settings, in a
-//!   [`live::Live`]) and [`inbound::Ctx`].
-//! - [`admin`] owns the operator's actions (flush, delete, bounce), the control socket,
+//!   "durable", and server TLS. Handle: [`inbound::InboundHandle`] (the session settings
+//!   in force). A new message wakes delivery, ETRN asks it to flush: through its handle.
+//! - [`admin`] owns the operator's actions ([`admin::actions::Actions`]: flush, delete,
+//!   retry, bounce — the control socket and the page both call them), the control socket,
 //!   the admin page and its views, settings and reload. Used by the wiring only.
+//!
+//! The configuration is parsed once, into [`RunSettings`]; a reload makes a new one and
+//! hands it to [`inbound::InboundHandle::apply`] and [`delivery::DeliveryHandle::apply`].
 //!
 //! **The rule.** An arrow is "may import": a subsystem uses the handles of those below it
 //! and never names one above. admin → inbound, delivery, spool; inbound → delivery, spool;
@@ -48,23 +59,27 @@
 //! (the shared [`GRACE`] lives in [`shutdown`]). A path leaves its
 //! subsystem as `crate::daemon::…`, never `super::super::…`, and inside a subsystem no two
 //! files import each other in a circle. `tests/daemon_layers.rs` reads the sources and
-//! fails on a break, naming file and line.
+//! fails on a break, naming file and line; it lists no exceptions.
 //!
-//! **Where the code does not follow it yet** (known, to be removed):
+//! **Not enforced by visibility yet:** the subsystem folders are `pub` (the integration
+//! tests and `mailbag etrn` use [`delivery::etrn_session`], [`delivery::dns`] and
+//! [`spool::start`]); inside delivery, the state and the tasks are private.
 //!
-//! - [`delivery::Deliverer`] is a bag of public fields, not a handle: admin reads and
-//!   writes them directly (`in_flight`, `kick`, `spool`, `settings`, `hop_slots`,
-//!   `hops`, `watch`, `etrn_domains`, `clock`), admin's queue actions call delivery's notice
-//!   writer ([`delivery::notice`]), and this file, admin's tests and `tests/expiry.rs`
-//!   write its full literal.
-//! - Inbound wakes delivery through a bare `Arc<Notify>` ([`inbound::Ctx::kick`]), not
-//!   through a delivery handle; "make held mail due" is written in inbound (ETRN),
-//!   delivery (`Deliverer::route_state`) and admin (`queue_actions`, `reload`, the admin
-//!   page's flush).
-//! - Admin's [`admin::reload`] builds inbound's [`inbound::Inbound`] from the config and
-//!   sets delivery's settings itself.
-//! - Every module is `pub` (the integration tests reach in): a handle is a convention here,
-//!   not yet enforced by visibility.
+//! # One message
+//!
+//! `inbound::listen` accepts → `inbound::connection` drives an [`crate::smtp::Session`]
+//! (policy at RCPT) and streams the content through the [`spool::SpoolHandle`] → 250 once
+//! durable → [`delivery::DeliveryHandle::wake`] → `delivery::lanes` takes the due lane →
+//! `delivery::outbound` picks the route's next hop → `delivery::driver` drives a
+//! [`crate::relay::Client`] → next hop 250 → `lanes` records the attempt, the record is
+//! removed.
+//!
+//! # Serving in a test
+//!
+//! [`serve`] takes its sockets ([`Listeners`]) and a shutdown future, as mini-redis's
+//! `server::run` does; [`Wiring`] carries the parsed settings and the clock (a manual one
+//! in tests), and can hand out the subsystems' handles ([`Handles`]). `tests/common`'s
+//! `Served` runs it on `127.0.0.1:0` in the test's own process.
 //!
 //! # Stopping and reloading
 //!
@@ -75,8 +90,8 @@
 //! accepting with the listeners and its file is removed.
 //!
 //! SIGHUP re-reads the config file the daemon was started with and applies it through
-//! [`admin::reload::Reloader::apply`] (the admin page's save does the same); a file that does not
-//! load or validate is refused with a logged error and the running settings stay.
+//! [`admin::reload::Reloader::apply`] (the admin page's save does the same); a file that
+//! does not load or validate is refused with a logged error and the running settings stay.
 
 pub mod admin;
 pub mod delivery;
@@ -87,256 +102,217 @@ pub mod live;
 pub mod shutdown;
 pub mod spool;
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailbag_hal::{Clock, SystemClock};
-use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 
-use crate::config::Config;
-use crate::policy::{Checker, Rules};
-use crate::smtp::SessionConfig;
-use crate::spool::Limits;
+use crate::config::{Config, RunSettings};
 use crate::spool::open::open_for_daemon;
 use shutdown::GRACE;
 
-/// Runs the daemon until SIGTERM/SIGINT. `state_dir` holds the generated TLS certificate
-/// (when none is configured). `config_file` is where the admin page saves settings;
-/// `None` means the built-in demo (saved to `state_dir/mailbag.toml`, demo password file).
-pub fn run(config: Config, state_dir: &Path, config_file: Option<&Path>) -> Result<(), String> {
+/// Everything [`serve`] runs on besides its sockets.
+pub struct Wiring {
+    /// The configuration, parsed.
+    pub settings: RunSettings,
+    /// Time (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Holds the generated TLS certificate (when none is configured) and the demo's files.
+    pub state_dir: PathBuf,
+    /// Where the admin page saves settings and SIGHUP re-reads them; `None`: the built-in
+    /// demo (saved to `state_dir/mailbag.toml`, demo password file).
+    pub config_file: Option<PathBuf>,
+    /// SIGHUP re-reads `config_file` (the daemon process); off in tests that serve in
+    /// their own process.
+    pub sighup_reloads: bool,
+    /// Gets the subsystems' handles once everything runs: for tests that drive the daemon
+    /// in their own process (a manual clock, say). Whoever takes them drops them before
+    /// `shutdown` completes, or the spool thread outlives the stop by the grace period.
+    pub handles: Option<oneshot::Sender<Handles>>,
+}
+
+/// The subsystems' handles, as [`Wiring::handles`] hands them out.
+#[derive(Clone)]
+pub struct Handles {
+    /// The spool thread.
+    pub spool: spool::SpoolHandle,
+    /// Delivery.
+    pub delivery: delivery::DeliveryHandle,
+    /// Inbound.
+    pub inbound: inbound::InboundHandle,
+}
+
+/// The sockets [`serve`] takes mail on, bound by the caller (tests: `127.0.0.1:0`).
+pub struct Listeners {
+    /// SMTP listeners.
+    pub smtp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every `smtp.listen` address of `settings`.
+    pub fn bind(settings: &RunSettings) -> Result<Self, String> {
+        let smtp = settings
+            .smtp_listen
+            .iter()
+            .map(|&addr| {
+                inbound::listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { smtp })
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, on a runtime of its own; SIGHUP reloads
+/// `config_file` (see [`Wiring`]).
+pub fn run(
+    settings: RunSettings,
+    state_dir: &Path,
+    config_file: Option<&Path>,
+) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(serve(
-        config,
-        state_dir.to_path_buf(),
-        config_file.map(Path::to_path_buf),
-    ))
+    rt.block_on(async {
+        let listeners = Listeners::bind(&settings)?;
+        let wiring = Wiring {
+            settings,
+            clock: Arc::new(SystemClock::new()),
+            state_dir: state_dir.to_path_buf(),
+            config_file: config_file.map(Path::to_path_buf),
+            sighup_reloads: true,
+            handles: None,
+        };
+        serve(wiring, listeners, stop_signal()).await
+    })
 }
 
-async fn serve(
-    config: Config,
-    state_dir: PathBuf,
-    config_file: Option<PathBuf>,
+/// Serves mail on `listeners` until `shutdown` completes, then stops in order: no new
+/// connections, sessions in the middle of a message get [`GRACE`], delivery records the
+/// attempts in progress, the spool thread finishes its requests and syncs. Builds each
+/// subsystem and hands each the handles it needs; this is the only place that names them
+/// all.
+pub async fn serve(
+    wiring: Wiring,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let spool_path = PathBuf::from(&config.spool.path);
-    let dev = open_for_daemon(&spool_path, config.spool.size, clock.as_ref())
-        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
-    let limits = Limits {
-        max_messages: config.spool.max_messages,
-        max_bytes: config.spool.max_bytes,
-        max_bytes_per_domain: config.spool.max_bytes_per_domain,
-    };
-    let (spool, spool_thread) = spool::start(dev, limits, Arc::clone(&clock))
-        .map_err(|e| format!("spool {}: {e}", spool_path.display()))?;
+    let Wiring {
+        settings: run,
+        clock,
+        state_dir,
+        config_file,
+        sighup_reloads,
+        handles,
+    } = wiring;
+    let place = &run.spool;
+    let dev = open_for_daemon(&place.path, place.size, clock.as_ref())
+        .map_err(|e| format!("spool {}: {e}", place.path.display()))?;
+    let (spool, spool_thread) = spool::start(dev, place.limits, Arc::clone(&clock))
+        .map_err(|e| format!("spool {}: {e}", place.path.display()))?;
 
-    let rules = Arc::new(Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?);
+    let tls = inbound::tls::acceptor(&run.starttls, &state_dir, &run.config.smtp.hostname)?;
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
-    let checker = Checker::new(rules, capacity.clone());
-    let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
-    let tls = if config.smtp.starttls {
-        match inbound::tls::server_config(
-            config.smtp.tls_cert.as_deref(),
-            config.smtp.tls_key.as_deref(),
-            &state_dir,
-            &config.smtp.hostname,
-        ) {
-            Ok(sc) => Some(TlsAcceptor::from(sc)),
-            // Without a configured certificate and without the generator (router builds:
-            // the init script makes one with px5g), an MX without STARTTLS still takes
-            // mail; refusing to start would not.
-            Err(e) if inbound::tls::missing_generated(&config.smtp, &state_dir) => {
-                crate::log!("{e}; STARTTLS is off");
-                None
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        None
-    };
-    session.starttls = tls.is_some();
-
-    let mut listeners = Vec::new();
-    for text in &config.smtp.listen {
-        let addr: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("smtp.listen: '{text}' is not address:port"))?;
-        let l = inbound::listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let local = l.local_addr().map_err(|e| e.to_string())?;
-        crate::log!("smtp listening on {local}");
-        listeners.push(l);
-    }
-
-    // Notice mail has routes of its own (never through the primary that is down).
-    let relay_config = delivery::watch::relay_config(&config);
-    let relay = crate::relay::RelaySettings::from_config(&relay_config, &config.smtp.hostname)
-        .map_err(|e| format!("relay: {e}"))?
-        .for_edge(config.role == crate::config::Role::Edge);
-    let listen_addrs: Vec<SocketAddr> = config
-        .smtp
-        .listen
-        .iter()
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    let guard = crate::relay::LoopGuard::new(&config.smtp.hostname, &listen_addrs, &[]);
-    let kick = Arc::new(tokio::sync::Notify::new());
+    let inbound = inbound::InboundHandle::new(&run, capacity, tls.is_some());
+    let listening = inbound::local_addrs(&listeners.smtp);
     let events = Arc::new(events::EventLog::default());
-    let watch = Arc::new(delivery::watch::Watch::new(
-        delivery::watch::WatchSettings::from_config(&config),
+    let mut setup = delivery::Setup::new(&run, spool.clone(), Arc::clone(&clock), &listening)?;
+    // Delivery's events (deliveries, next-hop changes, notices) go to the page's Log too.
+    setup.events = Arc::clone(&events);
+    let delivery = delivery::DeliveryHandle::new(setup);
+    let actions = admin::actions::Actions::new(
+        spool.clone(),
+        delivery.clone(),
         Arc::clone(&events),
         Arc::clone(&clock),
-    ));
-    let deliverer = Arc::new(delivery::Deliverer {
-        spool: spool.clone(),
-        settings: live::Live::new(relay),
-        guard,
-        clock: Arc::clone(&clock),
-        kick: Arc::clone(&kick),
-        hostname: config.smtp.hostname.clone(),
-        tls: delivery::tls::client_configs()?,
-        // Unknown at start: every route is probed at once.
-        hops: Default::default(),
-        watch: Arc::clone(&watch),
-        etrn_domains: live::Live::new(
-            config
-                .policy
-                .domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-        ),
-        dns: Arc::new(delivery::dns::DnsResolver::from_config(&config.relay)?),
-        hop_slots: Default::default(),
-        in_flight: Arc::default(),
-    });
-    let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
-        session,
-        &config.policy.domains,
-    )));
+    );
     let reloader = Arc::new(admin::reload::Reloader::new(
-        config.clone(),
-        Arc::clone(&session_settings),
-        Arc::clone(&deliverer),
-        capacity,
+        run.config.clone(),
+        inbound.clone(),
+        delivery.clone(),
         Some(tokio::runtime::Handle::current()),
     ));
     #[cfg(feature = "web")]
     let pages = admin::web::start(
-        &config,
+        &run,
         &state_dir,
         config_file.clone(),
-        &events,
-        &deliverer,
+        admin::web_backend::Parts {
+            spool: spool.clone(),
+            delivery: delivery.clone(),
+            events: Arc::clone(&events),
+            clock: Arc::clone(&clock),
+            // Called from inside the runtime: the page's threads wait for actions on it.
+            runtime: tokio::runtime::Handle::current(),
+        },
         &reloader,
     )?;
     #[cfg(not(feature = "web"))]
-    if !config.web.listen.is_empty() {
+    if !run.config.web.listen.is_empty() {
         crate::log!("web.listen ignored: this build has no admin page (LuCI: luci-app-mailbag)");
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let ctx = Arc::new(inbound::Ctx {
-        inbound: Arc::clone(&session_settings),
-        spool,
-        tls,
-        clock,
-        events,
-        watch,
-        shutdown: shutdown_rx.clone(),
-        kick,
+    // Not fatal: an MX that refuses to start over its admin socket takes no mail.
+    let control = run.control_socket.as_deref().and_then(|path| {
+        admin::control::start(path, actions, Arc::clone(&reloader), shutdown_rx.clone())
+            .inspect_err(|e| crate::warn!("{e}; queue commands will not reach this daemon"))
+            .ok()
     });
-    let control = if config.daemon.control_socket.is_empty() {
-        None
-    } else {
-        let path = Path::new(&config.daemon.control_socket);
-        // Not fatal: an MX that refuses to start over its admin socket takes no mail.
-        admin::control::start(
-            path,
-            Arc::clone(&deliverer),
-            Arc::clone(&ctx.events),
-            Arc::clone(&reloader),
-            shutdown_rx.clone(),
-        )
-        .inspect_err(|e| crate::warn!("{e}; queue commands will not reach this daemon"))
-        .ok()
-    };
-    let silo_watch = match (&config.role, &config.relay.upstream_silo) {
-        (crate::config::Role::Edge, Some(silo)) => match crate::relay::NextHop::parse(silo, 0) {
-            Ok(hop) => Some(tokio::spawn(delivery::upstream::watch_silo(
-                Arc::clone(&deliverer),
-                hop,
-                shutdown_rx.clone(),
-            ))),
-            Err(e) => {
-                crate::warn!("relay.upstream-silo '{silo}': {e}; not watched");
-                None
-            }
-        },
-        _ => None,
-    };
-    let probe = tokio::spawn(delivery::probe::probe_loop(
-        Arc::clone(&deliverer),
-        shutdown_rx.clone(),
-    ));
-    let watching = tokio::spawn(delivery::watching::run(
-        Arc::clone(&deliverer),
-        shutdown_rx.clone(),
-    ));
-    let delivery_task = tokio::spawn(delivery::lanes::run(deliverer, shutdown_rx));
-    let max_sessions = config.smtp.max_sessions.max(1) as usize;
-    let slots = Arc::new(Semaphore::new(max_sessions));
-    let rejecting = Arc::new(Semaphore::new(inbound::listen::REJECTING_MAX));
-    let mut accepts = Vec::new();
-    for l in listeners {
-        accepts.push(tokio::spawn(inbound::listen::accept_loop(
-            l,
-            Arc::clone(&ctx),
-            Arc::clone(&slots),
-            Arc::clone(&rejecting),
-        )));
+    let delivery_tasks = delivery.start(run.upstream_silo.clone(), shutdown_rx.clone());
+    if let Some(tx) = handles {
+        let _ = tx.send(Handles {
+            spool: spool.clone(),
+            delivery: delivery.clone(),
+            inbound: inbound.clone(),
+        });
     }
-    crate::log!("ready: {}", config.summary());
+    let mut sessions = inbound.start(
+        inbound::Setup {
+            listeners: listeners.smtp,
+            tls,
+            spool,
+            delivery,
+            events: Arc::clone(&events),
+            clock: Arc::clone(&clock),
+        },
+        shutdown_rx,
+    );
+    crate::log!("ready: {}", run.config.summary());
 
-    wait_for_stop(&reloader, config_file.as_deref(), &ctx).await;
+    let reload = async {
+        match (sighup_reloads, config_file.as_deref()) {
+            (true, path) => reload_on_sighup(&reloader, path, &events, clock.as_ref()).await,
+            (false, _) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = reload => {}
+    }
     crate::log!(
         "stopping: no new connections; waiting up to {}s for sessions",
         GRACE.as_secs()
     );
     let _ = shutdown_tx.send(true);
-    for a in accepts {
-        let _ = a.await;
-    }
+    sessions.stop_accepting().await;
     if let Some(c) = control {
         c.stop().await;
     }
-    let all = u32::try_from(max_sessions).unwrap_or(u32::MAX);
-    if tokio::time::timeout(GRACE, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    if !sessions.sessions_finished(GRACE).await {
         crate::warn!(
             "sessions still open after the grace period are dropped (their mail was not acknowledged)"
         );
     }
-    drop(ctx);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     #[cfg(feature = "web")]
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
-    let _ = delivery_task.await;
-    let _ = probe.await;
-    let _ = watching.await;
-    if let Some(w) = silo_watch {
-        // A probe or ETRN in progress is cut short: nothing durable depends on it.
-        w.abort();
-        let _ = w.await;
-    }
-    // The spool thread ends once the last handle is gone, after the queued requests.
-    // The last holder of the deliverer (and so of a spool handle): the thread ends
-    // once every handle is gone.
+    delivery_tasks.join().await;
+    // The spool thread ends once the last handle is gone, after the queued requests; the
+    // reloader holds the last delivery handle (and so a spool handle).
     drop(reloader);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
@@ -348,40 +324,47 @@ async fn serve(
     Ok(())
 }
 
-/// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.
-async fn wait_for_stop(
-    reloader: &admin::reload::Reloader,
-    config_file: Option<&Path>,
-    ctx: &inbound::Ctx,
-) {
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
         Err(e) => {
             crate::warn!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
             let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    let mut hup = signal(SignalKind::hangup())
-        .inspect_err(|e| crate::warn!("cannot watch SIGHUP ({e}); reload by restarting"))
-        .ok();
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            Some(()) = async {
-                match hup.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => reload_file(reloader, config_file, ctx),
         }
     }
 }
 
+/// Reloads `config_file` at every SIGHUP; never completes.
+async fn reload_on_sighup(
+    reloader: &admin::reload::Reloader,
+    config_file: Option<&Path>,
+    events: &events::EventLog,
+    clock: &dyn Clock,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup())
+        .inspect_err(|e| crate::warn!("cannot watch SIGHUP ({e}); reload by restarting"))
+    else {
+        return std::future::pending().await;
+    };
+    while hup.recv().await.is_some() {
+        reload_file(reloader, config_file, events, clock);
+    }
+    std::future::pending().await
+}
+
 /// SIGHUP: the config file read again and applied; refused as a whole if it is bad.
-fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, ctx: &inbound::Ctx) {
+fn reload_file(
+    reloader: &admin::reload::Reloader,
+    config_file: Option<&Path>,
+    events: &events::EventLog,
+    clock: &dyn Clock,
+) {
     let Some(path) = config_file else {
         crate::log!("SIGHUP: the demo has no config file to re-read; ignored");
         return;
@@ -405,5 +388,5 @@ fn reload_file(reloader: &admin::reload::Reloader, config_file: Option<&Path>, c
     } else {
         crate::warn!("SIGHUP: {text}");
     }
-    ctx.events.push(ctx.clock.unix_seconds(), kind, None, &text);
+    events.push(clock.unix_seconds(), kind, None, &text);
 }

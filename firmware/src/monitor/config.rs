@@ -272,6 +272,45 @@ pub fn issues(n: &NotifyConfig, m: &MonitorConfig) -> Vec<(String, String, bool)
     out
 }
 
+/// `[relay]` with a route per notice recipient domain (notice mail must not depend on the
+/// primary that is down) (`notify.to`, and on a silo its
+/// routers' contacts) to `notify.via`, unless `relay.routes` routes that domain already.
+pub fn relay_config(c: &crate::config::Config) -> crate::relay::RelayConfig {
+    let mut relay = c.relay.clone();
+    let contacts = c
+        .monitor
+        .routers
+        .iter()
+        .filter_map(|l| RouterSpec::parse(l).ok())
+        .flat_map(|r| r.contacts);
+    let mut domains: Vec<String> = c
+        .notify
+        .to
+        .iter()
+        .cloned()
+        .chain(contacts)
+        .map(|a| crate::spool::message::domain_of(&a))
+        .filter(|d| !d.is_empty())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    let via = if c.notify.via.trim().is_empty() {
+        "mx"
+    } else {
+        c.notify.via.trim()
+    };
+    for dom in domains {
+        let routed = relay.routes.iter().any(|r| {
+            r.split_once('=')
+                .is_some_and(|(d, _)| d.trim().trim_start_matches('.').eq_ignore_ascii_case(&dom))
+        });
+        if !routed {
+            relay.routes.push(format!("{dom} = {via}"));
+        }
+    }
+    relay
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +376,28 @@ mod tests {
             ]
         );
         assert!(issues(&NotifyConfig::default(), &MonitorConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn notice_domains_get_their_own_route() {
+        let mut c = crate::config::Config::default();
+        c.relay.next_hops = vec!["mail.office.lan:25".into()];
+        c.relay.routes = vec![".office.test = mail.office.lan:25".into()];
+        c.notify.to = vec![
+            "admin@isp.example".into(),
+            "boss@office.test".into(),
+            "it@ISP.example".into(),
+        ];
+        let r = relay_config(&c);
+        assert_eq!(
+            r.routes,
+            [".office.test = mail.office.lan:25", "isp.example = mx"],
+            "the office's own domain keeps its route; the others go by MX, not via the primary"
+        );
+        c.notify.via = "10 silo.provider.example:25".into();
+        assert_eq!(
+            relay_config(&c).routes[1],
+            "isp.example = 10 silo.provider.example:25"
+        );
     }
 }

@@ -139,7 +139,7 @@ pub fn record_attempts(
                     }
                 }
             }
-            Outcome::Failed(f) if f.permanent => {
+            Outcome::Failed(f) if f.permanent() => {
                 for &index in attempted {
                     bounce(meta, index, f.reply.as_ref(), f.reason.to_string(), None);
                 }
@@ -258,7 +258,6 @@ mod tests {
     fn connection_failures_defer_or_bounce_everyone_attempted() {
         let mut m = meta(2);
         let temp = Outcome::Failed(Failure {
-            permanent: false,
             reason: FailReason::Timeout,
             reply: None,
         });
@@ -272,7 +271,6 @@ mod tests {
         let r = record_attempt(&mut m, &[0, 1], &temp, &policy(), T0 + 5 * 3600);
         assert!(!r.warn, "only once");
         let perm = Outcome::Failed(Failure {
-            permanent: true,
             reason: FailReason::Mail,
             reply: Some(ServerReply::new(553, "553 5.7.1 sender refused")),
         });
@@ -287,7 +285,6 @@ mod tests {
         let mut m = meta(2);
         m.recipients[0].status = RcptStatus::Delivered;
         let temp = Outcome::Failed(Failure {
-            permanent: false,
             reason: FailReason::Closed,
             reply: None,
         });

@@ -1,5 +1,7 @@
-//! Shared helpers for whole-daemon tests: start `mailbag run` on loopback ephemeral ports
-//! with a config in a temporary directory, talk SMTP, read the spool back.
+//! Shared helpers for whole-daemon tests: serve the daemon in this process on a listener
+//! bound to `127.0.0.1:0` ([`Served`], through `daemon::serve`), or start `mailbag run` as
+//! a process ([`Daemon`], for signals and `kill -9`), with a config in a temporary
+//! directory; talk SMTP, read the spool back.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 #![allow(dead_code)]
@@ -11,8 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mailbag::config::{Config, RunSettings};
+use mailbag::daemon::{Handles, Listeners, Wiring, serve};
 use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
+use mailbag_hal::{Clock, SystemClock};
 
 pub mod dnsmasq;
 pub mod sink;
@@ -79,6 +84,100 @@ control-socket = "{}"
     let path = dir.join("mailbag.toml");
     std::fs::write(&path, cfg).unwrap();
     path
+}
+
+/// The daemon served in this process (`daemon::serve`) from `dir/mailbag.toml`, on a
+/// listener bound to `127.0.0.1:0`; stopped when dropped.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    pub port: u16,
+    pub dir: PathBuf,
+    handles: Option<Handles>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Served {
+    /// Serves `dir/mailbag.toml` on the system clock.
+    pub fn start(dir: &Path) -> Served {
+        Self::start_with(dir, Arc::new(SystemClock::new()))
+    }
+
+    /// Serves `dir/mailbag.toml` with `clock` (a manual one moves time by hand).
+    pub fn start_with(dir: &Path, clock: Arc<dyn Clock>) -> Served {
+        let config_file = dir.join("mailbag.toml");
+        let settings = RunSettings::new_checked(Config::load(&config_file).unwrap()).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (handles_tx, handles_rx) = tokio::sync::oneshot::channel();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let state_dir = dir.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(l.local_addr().unwrap()).unwrap();
+                let wiring = Wiring {
+                    settings,
+                    clock,
+                    state_dir,
+                    config_file: Some(config_file),
+                    sighup_reloads: false,
+                    handles: Some(handles_tx),
+                };
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                serve(wiring, Listeners { smtp: vec![l] }, stop).await
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let handles = handles_rx.blocking_recv().ok();
+        assert!(handles.is_some(), "the daemon did not start");
+        Served {
+            addr,
+            port: addr.port(),
+            dir: dir.to_path_buf(),
+            handles,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The running subsystems' handles.
+    pub fn handles(&self) -> &Handles {
+        self.handles.as_ref().unwrap()
+    }
+
+    /// Stops the daemon (what SIGTERM does) and waits until `serve` returned.
+    pub fn stop(&mut self) {
+        self.handles = None;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let r = t.join().expect("the daemon's thread panicked");
+            assert_eq!(r, Ok(()), "serve failed");
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.handles = None;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Daemon {

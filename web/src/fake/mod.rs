@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use seed::{HOSTILE_ATTR, HOSTILE_SUBJECT, HTML_MAIL_ID};
-pub use settings::{keys as setting_keys, restart_needed, validate};
+pub use settings::validate;
 
 use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{

@@ -1,8 +1,10 @@
-//! The fake backend's settings: the form schema, validation and a TOML file store.
+//! The fake backend's settings: the shared schema ([`crate::settings`]), the demo's
+//! validation and a TOML file store.
 //!
-//! The schema mirrors the daemon's config model (`[smtp]`, `[policy]`, `[relay]`, `[spool]`,
-//! `[firewall]`, kebab-case keys) so the file written here is a `mailbag` TOML config. The
-//! checks follow what `mailbag check-config` enforces; the real backend calls that instead.
+//! The file written here is a `mailbag` TOML config (`[smtp]`, `[policy]`, `[relay]`,
+//! `[spool]`, `[firewall]`, `[web]`, kebab-case keys). The checks follow what `mailbag
+//! check-config` enforces; the real backend calls that instead. Which saved changes need a
+//! restart comes from the schema, as it does for the daemon.
 
 use std::fs;
 use std::io;
@@ -10,71 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::backend::{FieldError, FieldKind, SettingField, SettingsValues};
-
-/// One field of the schema.
-struct Spec {
-    key: &'static str,
-    section: &'static str,
-    label: &'static str,
-    help: &'static str,
-    kind: Kind,
-    default: &'static str,
-    /// Only takes effect after a restart; mirrors the daemon's `reload::needs_restart`
-    /// (a firmware test compares the two through [`restart_needed`]).
-    restart: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Number(u64, u64),
-    List,
-    Ports,
-    Bool,
-    Select(&'static [&'static str]),
-}
-
-const ROLES: &[&str] = &["edge", "silo"];
-const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
-
-#[rustfmt::skip]
-const SCHEMA: &[Spec] = &[
-    Spec { key: "role", section: "General", label: "Role", help: "edge: office router; silo: provider's secondary MX", kind: Kind::Select(ROLES), default: "edge", restart: true },
-    Spec { key: "smtp.hostname", section: "General", label: "Host name", help: "Used in the greeting and Received headers", kind: Kind::Text, default: "mailbag.localdomain", restart: true },
-    Spec { key: "policy.domains", section: "Domains", label: "Accepted domains", help: "One per line; mail for other domains is refused", kind: Kind::List, default: "", restart: false },
-    Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List, default: "", restart: false },
-    Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "host:port, optionally with a preference: 10 mail.lan:25", kind: Kind::List, default: "", restart: false },
-    Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List, default: "", restart: false },
-    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::Text, default: "", restart: true },
-    Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text, default: "15m for 2h, then 30m", restart: false },
-    Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number(1, 30), default: "7", restart: false },
-    Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number(0, 720), default: "4", restart: false },
-    Spec { key: "relay.probe-interval", section: "Delivery", label: "Probe interval (s)", help: "How often the next hop is probed while mail is held", kind: Kind::Number(5, 3600), default: "30", restart: false },
-    Spec { key: "relay.dns-servers", section: "Delivery", label: "DNS servers", help: "ip or ip:port ([::1]:53), one per line, for MX lookups; empty = /etc/resolv.conf", kind: Kind::List, default: "", restart: true },
-    Spec { key: "smtp.listen", section: "Listeners", label: "SMTP listen", help: "One address:port per line", kind: Kind::List, default: "0.0.0.0:25\n[::]:25", restart: true },
-    Spec { key: "smtp.max-sessions", section: "Listeners", label: "Max sessions", help: "More get 421", kind: Kind::Number(1, 1024), default: "32", restart: true },
-    Spec { key: "smtp.starttls", section: "TLS", label: "Offer STARTTLS", help: "", kind: Kind::Bool, default: "1", restart: true },
-    Spec { key: "smtp.tls-cert", section: "TLS", label: "Certificate", help: "PEM chain path; empty = self-signed", kind: Kind::Text, default: "", restart: true },
-    Spec { key: "smtp.tls-key", section: "TLS", label: "Private key", help: "PEM key path", kind: Kind::Text, default: "", restart: true },
-    Spec { key: "smtp.max-message-size", section: "Limits", label: "Max message size (bytes)", help: "Advertised with SIZE", kind: Kind::Number(1024, 1 << 31), default: "26214400", restart: false },
-    Spec { key: "spool.max-messages", section: "Limits", label: "Max held messages", help: "", kind: Kind::Number(1, 1_000_000), default: "4096", restart: true },
-    Spec { key: "spool.max-bytes", section: "Limits", label: "Spool quota (bytes)", help: "", kind: Kind::Number(65536, 1 << 40), default: "14680064", restart: true },
-    Spec { key: "spool.max-bytes-per-domain", section: "Limits", label: "Quota per domain (bytes)", help: "0 = no per-domain limit", kind: Kind::Number(0, 1 << 40), default: "0", restart: true },
-    Spec { key: "firewall.mode", section: "Firewall", label: "Mode", help: "Who may reach port 25 from the WAN", kind: Kind::Select(MODES), default: "walled-garden", restart: false },
-    Spec { key: "firewall.silo", section: "Firewall", label: "Silo addresses", help: "CIDRs, one per line", kind: Kind::List, default: "", restart: false },
-    Spec { key: "firewall.ports", section: "Firewall", label: "Guarded ports", help: "One per line", kind: Kind::Ports, default: "25", restart: false },
-    Spec { key: "firewall.wan-zone", section: "Firewall", label: "WAN zone", help: "fw4 zone name", kind: Kind::Text, default: "wan", restart: false },
-];
-
-/// Whether a change of the form field `key` waits for a restart (`None`: no such field).
-pub fn restart_needed(key: &str) -> Option<bool> {
-    SCHEMA.iter().find(|s| s.key == key).map(|s| s.restart)
-}
-
-/// The form's field keys.
-pub fn keys() -> impl Iterator<Item = &'static str> {
-    SCHEMA.iter().map(|s| s.key)
-}
+use crate::settings::{self, Kind};
 
 /// Settings kept in memory and in a TOML file.
 pub struct SettingsStore {
@@ -98,9 +36,9 @@ impl SettingsStore {
                 let table: toml::Table = text
                     .parse()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}")))?;
-                for spec in SCHEMA {
-                    if let Some(v) = lookup(&table, spec.key) {
-                        store.values.insert(spec.key.into(), from_toml(v));
+                for (key, _) in settings::fields() {
+                    if let Some(v) = lookup(&table, key) {
+                        store.values.insert(key.into(), from_toml(v));
                     }
                 }
             }
@@ -117,23 +55,22 @@ impl SettingsStore {
 
     /// The form fields with current values.
     pub fn fields(&self) -> Vec<SettingField> {
-        SCHEMA
-            .iter()
-            .map(|s| SettingField {
-                key: s.key.into(),
-                section: s.section.into(),
-                label: s.label.into(),
-                help: s.help.into(),
-                kind: match s.kind {
-                    Kind::Text => FieldKind::Text,
-                    Kind::Number(..) => FieldKind::Number,
+        settings::fields()
+            .map(|(key, f)| SettingField {
+                key: key.into(),
+                section: f.section.into(),
+                label: f.label.into(),
+                help: f.help.into(),
+                kind: match f.kind {
+                    Kind::Text | Kind::OptText => FieldKind::Text,
+                    Kind::Number { .. } => FieldKind::Number,
                     Kind::List | Kind::Ports => FieldKind::List,
                     Kind::Bool => FieldKind::Bool,
                     Kind::Select(opts) => {
                         FieldKind::Select(opts.iter().map(|o| (*o).to_owned()).collect())
                     }
                 },
-                value: self.value(s.key).into(),
+                value: self.value(key).into(),
             })
             .collect()
     }
@@ -146,10 +83,11 @@ impl SettingsStore {
         }
         let merged = self.merge(submitted);
         self.write(&merged).map_err(SaveFailure::Io)?;
-        let restart = SCHEMA
-            .iter()
-            .filter(|s| s.restart && self.values.get(s.key) != merged.get(s.key))
-            .map(|s| s.key.to_owned())
+        let restart = settings::fields()
+            .filter(|(key, _)| {
+                settings::needs_restart(key) && self.values.get(*key) != merged.get(*key)
+            })
+            .map(|(key, _)| key.to_owned())
             .collect();
         self.values = merged;
         Ok(restart)
@@ -163,13 +101,13 @@ impl SettingsStore {
     /// Current values with the submitted ones (normalised) on top.
     fn merge(&self, submitted: &SettingsValues) -> SettingsValues {
         let mut merged = self.values.clone();
-        for spec in SCHEMA {
-            if let Some(v) = submitted.get(spec.key) {
-                let v = match spec.kind {
+        for (key, f) in settings::fields() {
+            if let Some(v) = submitted.get(key) {
+                let v = match f.kind {
                     Kind::List | Kind::Ports => lines(v).collect::<Vec<_>>().join("\n"),
                     _ => v.trim().to_owned(),
                 };
-                merged.insert(spec.key.into(), v);
+                merged.insert(key.into(), v);
             }
         }
         merged
@@ -178,12 +116,12 @@ impl SettingsStore {
     /// Writes the file atomically (temp file, fsync, rename).
     fn write(&self, values: &SettingsValues) -> io::Result<()> {
         let mut root = toml::Table::new();
-        for spec in SCHEMA {
-            let v = values.get(spec.key).map_or("", String::as_str);
-            let item = match spec.kind {
-                Kind::Text if v.is_empty() => continue,
-                Kind::Text | Kind::Select(_) => toml::Value::String(v.into()),
-                Kind::Number(..) => toml::Value::Integer(v.parse::<i64>().unwrap_or(0)),
+        for (key, f) in settings::fields() {
+            let v = values.get(key).map_or("", String::as_str);
+            let item = match f.kind {
+                Kind::Text | Kind::OptText if v.is_empty() => continue,
+                Kind::Text | Kind::OptText | Kind::Select(_) => toml::Value::String(v.into()),
+                Kind::Number { .. } => toml::Value::Integer(v.parse::<i64>().unwrap_or(0)),
                 Kind::Bool => toml::Value::Boolean(v == "1"),
                 Kind::List => {
                     toml::Value::Array(lines(v).map(|l| toml::Value::String(l.into())).collect())
@@ -195,7 +133,7 @@ impl SettingsStore {
                         .collect(),
                 ),
             };
-            match spec.key.split_once('.') {
+            match key.split_once('.') {
                 Some((section, name)) => {
                     let t = root
                         .entry(section)
@@ -205,7 +143,7 @@ impl SettingsStore {
                     }
                 }
                 None => {
-                    root.insert(spec.key.into(), item);
+                    root.insert(key.into(), item);
                 }
             }
         }
@@ -229,9 +167,8 @@ pub enum SaveFailure {
 }
 
 fn defaults() -> SettingsValues {
-    SCHEMA
-        .iter()
-        .map(|s| (s.key.to_owned(), s.default.to_owned()))
+    settings::fields()
+        .map(|(key, f)| (key.to_owned(), f.default.to_owned()))
         .collect()
 }
 
@@ -260,19 +197,19 @@ fn lines(v: &str) -> impl Iterator<Item = &str> {
 pub fn validate(values: &SettingsValues) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for key in values.keys() {
-        if !SCHEMA.iter().any(|s| s.key == key) {
+        if settings::field_of(key).is_none() {
             errors.push(FieldError::new(key, "unknown setting"));
         }
     }
-    for spec in SCHEMA {
-        let Some(v) = values.get(spec.key) else {
+    for (key, f) in settings::fields() {
+        let Some(v) = values.get(key) else {
             continue;
         };
         let v = v.trim();
-        let err = match spec.kind {
-            Kind::Number(lo, hi) => match v.parse::<u64>() {
-                Ok(n) if (lo..=hi).contains(&n) => None,
-                _ => Some(format!("must be a whole number from {lo} to {hi}")),
+        let err = match f.kind {
+            Kind::Number { min, max } => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => None,
+                _ => Some(format!("must be a whole number from {min} to {max}")),
             },
             Kind::Bool => (v != "0" && v != "1").then(|| "must be 0 or 1".to_owned()),
             Kind::Select(opts) => {
@@ -281,10 +218,10 @@ pub fn validate(values: &SettingsValues) -> Vec<FieldError> {
             Kind::Ports => lines(v)
                 .find(|l| l.parse::<u16>().map_or(true, |p| p == 0))
                 .map(|l| format!("'{l}' is not a port (1-65535)")),
-            Kind::Text | Kind::List => check_text(spec.key, v),
+            Kind::Text | Kind::OptText | Kind::List => check_text(key, v),
         };
         if let Some(message) = err {
-            errors.push(FieldError::new(spec.key, message));
+            errors.push(FieldError::new(key, message));
         }
     }
     cross_checks(values, &mut errors);
@@ -324,7 +261,12 @@ fn check_text(key: &str, v: &str) -> Option<String> {
         "relay.retry" => {
             (!is_retry_schedule(v)).then(|| "must look like: 15m for 2h, then 30m".into())
         }
-        "smtp.listen" => bad_line(&|l| l.parse::<SocketAddr>().is_ok(), "an address:port"),
+        "smtp.listen" | "web.listen" => {
+            bad_line(&|l| l.parse::<SocketAddr>().is_ok(), "an address:port")
+        }
+        "firewall.silo-dns" => {
+            (!v.is_empty() && !is_hostname(v)).then(|| "must be a host name".into())
+        }
         "firewall.silo" => bad_line(&is_cidr, "an address or CIDR"),
         "firewall.wan-zone" => (v.is_empty()
             || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))

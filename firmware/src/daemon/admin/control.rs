@@ -17,7 +17,7 @@
 //! | `ping` | `ok mailbag VERSION` |
 //! | `flush [DOMAIN]` | held mail (of DOMAIN, or all) due now, delivery woken |
 //! | `delete ID` | removes message ID (16 hex digits) |
-//! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`queue_actions`]) |
+//! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`Actions::delete_all_for`]) |
 //! | `bounce ID` | failure notice to the sender (none for `<>`), then removes ID |
 //! | `status` | `ok {JSON}`: role, next hop up/down, silo, queue and spool figures |
 //! | `queue [OFFSET [LIMIT]]` | `ok {"total","offset","rows":[…]}`, oldest first, LIMIT ≤ 200 |
@@ -28,7 +28,7 @@
 //! rpcd`) passes them on.
 //!
 //! A message being delivered at that moment is not deleted or bounced: the reply is an
-//! `error … try again` ([`queue_actions`]). Bounded: at most [`CONNECTIONS_MAX`]
+//! `error … try again` ([`super::actions`]). Bounded: at most [`CONNECTIONS_MAX`]
 //! connections at once (more get `error busy`), [`READ_TIMEOUT`] to send the request.
 //! Bad input gets an `error` reply; nothing here panics on it.
 
@@ -45,12 +45,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::actions::{ActionError, Actions, Done};
 use super::json_view;
-use super::queue_actions;
 use super::reload::Reloader;
 use crate::config::validate::is_domain;
-use crate::daemon::delivery::Deliverer;
-use crate::daemon::events::EventLog;
 use crate::spool::MessageId;
 
 /// Usage of `queue`.
@@ -221,8 +219,7 @@ impl ControlSocket {
 /// (the daemon runs on without one).
 pub fn start(
     path: &Path,
-    d: Arc<Deliverer>,
-    events: Arc<EventLog>,
+    actions: Actions,
     reloader: Arc<Reloader>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<ControlSocket, String> {
@@ -232,8 +229,7 @@ pub fn start(
     let task = tokio::spawn(serve(
         listener,
         path.to_path_buf(),
-        d,
-        events,
+        actions,
         reloader,
         shutdown,
     ));
@@ -311,8 +307,7 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
 async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    d: Arc<Deliverer>,
-    events: Arc<EventLog>,
+    actions: Actions,
     reloader: Arc<Reloader>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -328,10 +323,9 @@ async fn serve(
                         .is_ok_and(|c| c.uid() == 0 || Some(c.uid()) == own_uid);
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(permit) => {
-                            let (d, events) = (Arc::clone(&d), Arc::clone(&events));
-                            let reloader = Arc::clone(&reloader);
+                            let (actions, reloader) = (actions.clone(), Arc::clone(&reloader));
                             tokio::spawn(async move {
-                                connection(stream, allowed, &d, &events, &reloader).await;
+                                connection(stream, allowed, &actions, &reloader).await;
                                 drop(permit);
                             });
                         }
@@ -359,19 +353,13 @@ async fn serve(
 }
 
 /// Reads one request, answers it, closes.
-async fn connection(
-    mut stream: UnixStream,
-    allowed: bool,
-    d: &Deliverer,
-    events: &EventLog,
-    reloader: &Reloader,
-) {
+async fn connection(mut stream: UnixStream, allowed: bool, actions: &Actions, reloader: &Reloader) {
     let reply = if allowed {
         match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
             Err(_) => return,
             Ok(Err(e)) => format!("error {e}"),
             Ok(Ok(line)) => match parse(&line) {
-                Ok(cmd) => execute(cmd, d, events, reloader).await,
+                Ok(cmd) => execute(cmd, actions, reloader).await,
                 Err(e) => format!("error {e}"),
             },
         }
@@ -440,67 +428,47 @@ async fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-async fn execute(cmd: Command, d: &Deliverer, events: &EventLog, reloader: &Reloader) -> String {
-    let now = d.clock.unix_seconds();
+/// The result for the one message `id` of an action run on `[id]`.
+fn one<T>(r: Result<Done<T>, ActionError>, id: MessageId) -> Result<T, ActionError> {
+    r.and_then(|mut d| {
+        d.done
+            .pop()
+            .map(|(_, t)| t)
+            .ok_or(ActionError::NotFound(id))
+    })
+}
+
+async fn execute(cmd: Command, actions: &Actions, reloader: &Reloader) -> String {
     match cmd {
-        Command::Status => match json_view::status(d, &reloader.running()).await {
+        Command::Status => match json_view::status(actions, &reloader.running()).await {
             Ok(json) => format!("ok {json}"),
             Err(e) => format!("error {e}"),
         },
-        Command::Queue { offset, limit } => match json_view::queue(d, offset, limit).await {
+        Command::Queue { offset, limit } => match json_view::queue(actions, offset, limit).await {
             Ok(json) => format!("ok {json}"),
             Err(e) => format!("error {e}"),
         },
-        Command::Message(id) => match json_view::message(d, id).await {
+        Command::Message(id) => match json_view::message(actions, id).await {
             Ok(Some(json)) => format!("ok {json}"),
             Ok(None) => format!("error no message {id}"),
             Err(e) => format!("error {e}"),
         },
-        Command::Log(limit) => format!("ok {}", json_view::log(events, limit)),
+        Command::Log(limit) => format!("ok {}", json_view::log(actions.events(), limit)),
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
         Command::Flush(domain) => {
-            let n = queue_actions::flush(d, domain.as_deref()).await;
-            let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
-            let text = format!("{n} held message(s) of {what} made due; delivery started");
-            events.push(now, "flushed", None, &text);
+            let (_, text) = actions.flush(domain.as_deref()).await;
             format!("ok {text}")
         }
-        Command::Delete(id) => match queue_actions::delete(d, id).await {
-            Ok(()) => {
-                events.push(now, "deleted", Some(id.to_string()), "deleted by the admin");
-                format!("ok deleted {id}")
-            }
+        Command::Delete(id) => match one(actions.delete(&[id]).await, id) {
+            Ok(()) => format!("ok deleted {id}"),
             Err(e) => format!("error {e}"),
         },
-        Command::DeleteAllFor(domain) => match queue_actions::delete_all_for(d, &domain).await {
-            Ok(r) => {
-                let mut text = format!(
-                    "{} message(s) for {domain} deleted, {} kept for recipients in other domains",
-                    r.removed, r.trimmed
-                );
-                if r.busy > 0 {
-                    text.push_str(&format!(
-                        "; {} being delivered right now, not touched (run again)",
-                        r.busy
-                    ));
-                }
-                events.push(now, "deleted", None, &text);
-                format!("ok {text}")
-            }
+        Command::DeleteAllFor(domain) => match actions.delete_all_for(&domain).await {
+            Ok(r) => format!("ok {}", r.text(&domain)),
             Err(e) => format!("error {e}"),
         },
-        Command::Bounce(id) => match queue_actions::bounce(d, id).await {
-            Ok(b) => {
-                let text = match &b.notice_to {
-                    Some(to) => format!(
-                        "bounced {id}: failure notice for {} recipient(s) queued for <{to}>",
-                        b.recipients
-                    ),
-                    None => format!("bounced {id}: no notice (null sender or nothing pending)"),
-                };
-                events.push(now, "bounced", Some(id.to_string()), &text);
-                format!("ok {text}")
-            }
+        Command::Bounce(id) => match one(actions.bounce(&[id]).await, id) {
+            Ok(b) => format!("ok {}", b.text(id)),
             Err(e) => format!("error {e}"),
         },
     }

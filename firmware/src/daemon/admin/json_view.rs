@@ -6,14 +6,13 @@
 //! first [`message_head::HEAD_MAX`] bytes of at most [`PAGE_MAX`] rows, oldest first; `message` reads one record and at most [`MESSAGE_HEAD`] bytes of
 //! its content. Every string is JSON-escaped, so a hostile subject stays text.
 
+use super::actions::Actions;
 use super::message_head::{self, headers_of, read_head};
 use crate::config::{Config, Role};
-use crate::daemon::delivery::Deliverer;
 use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::firewall::ruleset::mode_name;
 use crate::json::{Obj, array, str_array};
-use crate::relay::Health;
 use crate::spool::{MessageId, MessageMeta, RcptStatus, SpoolError, SpoolRead};
 
 /// Most rows of one `queue` page.
@@ -28,9 +27,9 @@ pub const PREVIEW_MAX: usize = 4096;
 pub const LOG_MAX: usize = 500;
 
 /// The status view: role, next hop and silo state, queue and spool figures.
-pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
-    let figures = d
-        .spool
+pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
+    let figures = a
+        .spool()
         .run(|s| {
             let u = s.usage();
             let used = u.bytes + u.reserved;
@@ -46,16 +45,14 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
         })
         .await?;
     let (messages, used, free, oldest, next) = figures;
-    let now = d.clock.unix_seconds();
-    let routes = d.hops.view();
-    let upstream = c.relay.upstream_silo.as_deref().map(|a| {
-        let reachable = routes.iter().any(|r| r.upstream && r.health == Health::Up);
+    let now = a.clock().unix_seconds();
+    let delivery = a.delivery().status();
+    let upstream = c.relay.upstream_silo.as_deref().map(|addr| {
         Obj::new()
-            .str("address", a)
-            .bool("reachable", reachable)
+            .str("address", addr)
+            .bool("reachable", delivery.upstream_reachable)
             .finish()
     });
-    let (overall, since) = d.hops.overall();
     Ok(Obj::new()
         .str("version", env!("CARGO_PKG_VERSION"))
         .str("hostname", &c.smtp.hostname)
@@ -74,11 +71,11 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
                     "next_hops",
                     &str_array(c.relay.next_hops.iter().map(String::as_str)),
                 )
-                .bool("up", overall == Overall::Up)
-                .opt_num("since", since)
+                .bool("up", delivery.primary == Overall::Up)
+                .opt_num("since", delivery.since)
                 .finish(),
         )
-        .opt_num("last_delivery", d.watch.last_delivery())
+        .opt_num("last_delivery", delivery.last_delivery)
         .raw("upstream", upstream.as_deref().unwrap_or("null"))
         .num("queue_depth", messages)
         .opt_num("oldest_age_secs", oldest.map(|t| now.saturating_sub(t)))
@@ -94,10 +91,10 @@ pub async fn status(d: &Deliverer, c: &Config) -> Result<String, SpoolError> {
 }
 
 /// One page of the held queue, oldest first: `{"total": n, "rows": [...]}`.
-pub async fn queue(d: &Deliverer, offset: usize, limit: usize) -> Result<String, SpoolError> {
+pub async fn queue(a: &Actions, offset: usize, limit: usize) -> Result<String, SpoolError> {
     let limit = limit.min(PAGE_MAX);
-    let now = d.clock.unix_seconds();
-    d.spool
+    let now = a.clock().unix_seconds();
+    a.spool()
         .run(move |s| {
             // Oldest first already.
             let order = s.list();
@@ -118,9 +115,9 @@ pub async fn queue(d: &Deliverer, offset: usize, limit: usize) -> Result<String,
 
 /// One message: its row, each recipient's state, its header fields and the start of its
 /// body. `Ok(None)` if there is no such message.
-pub async fn message(d: &Deliverer, id: MessageId) -> Result<Option<String>, SpoolError> {
-    let now = d.clock.unix_seconds();
-    d.spool
+pub async fn message(a: &Actions, id: MessageId) -> Result<Option<String>, SpoolError> {
+    let now = a.clock().unix_seconds();
+    a.spool()
         .run(move |s| {
             if !s.contains(id) {
                 return Ok(None);

@@ -10,50 +10,24 @@
 //! Everything else — listeners, the spool (path, size, limits), STARTTLS and its
 //! certificate, the host name, role, upstream silo, DNS servers, the admin page's listener
 //! and password file, the control socket — keeps its running value until a restart;
-//! [`needs_restart`] is the one list, and the page's "restart needed" comes from it. The
-//! configuration in force ([`Reloader::running`]) is the new one with those keys left at
+//! [`needs_restart`] (the settings schema shared with the page and the demo,
+//! [`mailbag_web::settings`]) is the one list, and the page's "restart needed" comes from
+//! it. The new configuration is parsed whole ([`RunSettings::new_checked`]) and handed to
+//! inbound's and delivery's handles ([`InboundHandle::apply`],
+//! [`DeliveryHandle::apply`]). The configuration in force ([`Reloader::running`]) is the new one with those keys left at
 //! their running values, so what the daemon reports is what it does.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use crate::config::{Config, keys};
-use crate::daemon::delivery::Deliverer;
-use crate::daemon::inbound::Inbound;
-use crate::daemon::live::Live;
-use crate::daemon::spool::GaugeCapacity;
-use crate::policy::{Checker, Rules};
-use crate::relay::RelaySettings;
-use crate::smtp::SessionConfig;
-
-/// Keys (`section.option`, or `section.` for a whole section) that apply without a restart.
-/// `enabled` and `[firewall]` are read by the init script and the firewall commands, not by
-/// the running daemon, so a restart changes nothing for them either.
-const LIVE: &[&str] = &[
-    "enabled",
-    "policy.",
-    "smtp.max-message-size",
-    "smtp.max-recipients",
-    "smtp.max-bad-commands",
-    "smtp.idle-timeout-secs",
-    "smtp.session-timeout-secs",
-    "relay.next-hops",
-    "relay.routes",
-    "relay.probe-interval",
-    "relay.retry",
-    "relay.lifetime-days",
-    "relay.delay-warning-hours",
-    "relay.tls-policy",
-    "relay.max-per-hop",
-    "firewall.",
-];
+use crate::config::{Config, RunSettings, keys};
+use crate::daemon::delivery::{DeliveryHandle, Scope};
+use crate::daemon::inbound::InboundHandle;
 
 /// Whether a change of `key` (`smtp.listen`, `relay.routes`) only takes effect after a
-/// restart of the daemon.
-pub fn needs_restart(key: &str) -> bool {
-    !LIVE
-        .iter()
-        .any(|l| key == *l || (l.ends_with('.') && key.starts_with(l)))
-}
+/// restart of the daemon: the shared settings schema says (its `Live` keys are the ones
+/// [`Reloader::apply`] puts in force; `enabled` and `[firewall]` are read by the init
+/// script and the firewall commands, not by the running daemon).
+pub use mailbag_web::settings::needs_restart;
 
 /// What [`Reloader::apply`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,14 +54,11 @@ impl std::fmt::Display for Applied {
     }
 }
 
-/// Holds the configuration in force and the swappable parts of the daemon.
+/// Holds the configuration in force and the handles of the parts that take new settings.
 pub struct Reloader {
     running: Mutex<Config>,
-    inbound: Arc<Live<Inbound>>,
-    deliverer: Arc<Deliverer>,
-    capacity: GaugeCapacity,
-    /// STARTTLS is offered (an acceptor was made at start).
-    starttls: bool,
+    inbound: InboundHandle,
+    delivery: DeliveryHandle,
     /// The daemon's runtime: held mail is made due on it when the routes change.
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -97,18 +68,14 @@ impl Reloader {
     /// the daemon; without it a route change does not make held mail due at once.
     pub fn new(
         running: Config,
-        inbound: Arc<Live<Inbound>>,
-        deliverer: Arc<Deliverer>,
-        capacity: GaugeCapacity,
+        inbound: InboundHandle,
+        delivery: DeliveryHandle,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Self {
-        let starttls = inbound.get().session.starttls;
         Self {
             running: Mutex::new(running),
             inbound,
-            deliverer,
-            capacity,
-            starttls,
+            delivery,
             runtime,
         }
     }
@@ -145,32 +112,13 @@ impl Reloader {
         if out.applied.is_empty() {
             return Ok(out);
         }
-        let inbound = self.inbound(&effective)?;
-        let relay_config = crate::daemon::delivery::watch::relay_config(&effective);
-        let relay = RelaySettings::from_config(&relay_config, &effective.smtp.hostname)
-            .map_err(|e| format!("relay: {e}"))?
-            .for_edge(effective.role == crate::config::Role::Edge);
-        let routes_changed = running.relay.next_hops != effective.relay.next_hops
-            || running.relay.routes != effective.relay.routes;
-        if running.relay.max_per_hop != effective.relay.max_per_hop {
-            // New connections get permits of the new size; those in progress keep theirs.
-            self.deliverer
-                .hop_slots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
-        }
-        self.inbound.set(inbound);
-        self.deliverer.settings.set(relay);
-        self.deliverer.etrn_domains.set(
-            effective
-                .policy
-                .domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-        );
-        *running = effective;
+        // Parsed whole before anything changes: a value that does not parse refuses it all.
+        let settings = RunSettings::new_checked(effective)?;
+        let routes_changed = running.relay.next_hops != settings.config.relay.next_hops
+            || running.relay.routes != settings.config.relay.routes;
+        self.inbound.apply(&settings);
+        self.delivery.apply(&settings);
+        *running = settings.config;
         drop(running);
         if routes_changed {
             self.make_held_mail_due();
@@ -178,21 +126,12 @@ impl Reloader {
         Ok(out)
     }
 
-    fn inbound(&self, c: &Config) -> Result<Inbound, String> {
-        let rules = Rules::from_config(&c.policy).map_err(|e| format!("policy: {e}"))?;
-        let checker = Checker::new(Arc::new(rules), self.capacity.clone());
-        let mut session = SessionConfig::new(&c.smtp, checker).map_err(|e| e.to_string())?;
-        session.starttls = self.starttls;
-        Ok(Inbound::new(session, &c.policy.domains))
-    }
-
     /// Held mail waits for its retry time; with new next hops it is tried now instead.
     fn make_held_mail_due(&self) {
         let Some(rt) = &self.runtime else { return };
-        let d = Arc::clone(&self.deliverer);
+        let delivery = self.delivery.clone();
         rt.spawn(async move {
-            let n = d.spool.flush(None).await;
-            d.kick.notify_one();
+            let n = delivery.flush(Scope::All).await;
             if n > 0 {
                 crate::log!("next hops changed: {n} held message(s) made due");
             }
@@ -200,7 +139,6 @@ impl Reloader {
     }
 }
 
-/// Leaf keys (`role`, `smtp.listen`) whose values differ.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,20 +184,5 @@ mod tests {
             keys,
             ["policy.domains", "relay.upstream-silo", "smtp.listen"]
         );
-    }
-
-    #[cfg(feature = "web")]
-    #[test]
-    fn the_demo_page_says_restart_for_the_same_fields_as_the_daemon() {
-        let mut n = 0;
-        for key in mailbag_web::fake::setting_keys() {
-            assert_eq!(
-                mailbag_web::fake::restart_needed(key),
-                Some(needs_restart(key)),
-                "{key}"
-            );
-            n += 1;
-        }
-        assert!(n > 20, "{n} fields");
     }
 }

@@ -1,91 +1,37 @@
 //! The admin page's settings form over the daemon's one config model.
 //!
-//! Each form field is a dotted key of the model (`relay.lifetime-days`). Values are read
+//! The fields are the shared schema's ([`mailbag_web::settings`], which the demo's page
+//! uses too); each is a dotted key of the model (`relay.lifetime-days`). Values are read
 //! from and written into the model's TOML tree, then parsed back into [`Config`] and
 //! checked by [`Config::validate`] — the same checks as `mailbag check-config`. Its
 //! key-named issues (`smtp.listen[1]`) become errors under the matching field. Which
-//! changes apply without a restart is [`super::reload::needs_restart`]'s to say.
+//! changes apply without a restart is the schema's to say
+//! ([`mailbag_web::settings::needs_restart`]).
 
 use mailbag_web::backend::{FieldError, FieldKind, SettingField, SettingsValues};
+use mailbag_web::settings::{self as schema, Kind};
 use toml::Value;
 
 use super::config_tree::{lookup, set, tree};
 use crate::config::Config;
 
-/// How a field is shown and converted.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    /// Empty means "not set" (the key is removed).
-    OptText,
-    Number,
-    List,
-    Ports,
-    Bool,
-    Select(&'static [&'static str]),
-}
-
-/// One form field.
-struct Spec {
-    key: &'static str,
-    section: &'static str,
-    label: &'static str,
-    help: &'static str,
-    kind: Kind,
-}
-
-const ROLES: &[&str] = &["edge", "silo"];
-const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
-
-#[rustfmt::skip]
-const SCHEMA: &[Spec] = &[
-    Spec { key: "role", section: "General", label: "Role", help: "edge: office router; silo: provider's secondary MX", kind: Kind::Select(ROLES) },
-    Spec { key: "smtp.hostname", section: "General", label: "Host name", help: "Used in the greeting and Received headers", kind: Kind::Text },
-    Spec { key: "policy.domains", section: "Domains", label: "Accepted domains", help: "One per line; mail for other domains is refused", kind: Kind::List },
-    Spec { key: "policy.recipients", section: "Domains", label: "Recipients", help: "One address per line; empty accepts any recipient of the domains", kind: Kind::List },
-    Spec { key: "relay.next-hops", section: "Delivery", label: "Next hops", help: "[preference ]host[:port], one per line; lowest preference first", kind: Kind::List },
-    Spec { key: "relay.routes", section: "Delivery", label: "Routes", help: "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", kind: Kind::List },
-    Spec { key: "relay.upstream-silo", section: "Delivery", label: "Upstream silo", help: "host:port that gets ETRN when the WAN returns (edge)", kind: Kind::OptText },
-    Spec { key: "relay.retry", section: "Delivery", label: "Retry schedule", help: "e.g. 15m for 2h, then 30m", kind: Kind::Text },
-    Spec { key: "relay.lifetime-days", section: "Delivery", label: "Lifetime (days)", help: "Undeliverable mail is bounced after this long (1-30)", kind: Kind::Number },
-    Spec { key: "relay.delay-warning-hours", section: "Delivery", label: "Delay warning (hours)", help: "0 = never", kind: Kind::Number },
-    Spec { key: "relay.probe-interval", section: "Delivery", label: "Probe interval (s)", help: "How often the next hop is probed while mail is held", kind: Kind::Number },
-    Spec { key: "relay.dns-servers", section: "Delivery", label: "DNS servers", help: "ip or ip:port ([::1]:53), one per line, for MX lookups; empty = /etc/resolv.conf", kind: Kind::List },
-    Spec { key: "smtp.listen", section: "Listeners", label: "SMTP listen", help: "One address:port per line", kind: Kind::List },
-    Spec { key: "smtp.max-sessions", section: "Listeners", label: "Max sessions", help: "More get 421", kind: Kind::Number },
-    Spec { key: "web.listen", section: "Listeners", label: "Admin page listen", help: "One address:port per line; empty turns this page off", kind: Kind::List },
-    Spec { key: "smtp.starttls", section: "TLS", label: "Offer STARTTLS", help: "", kind: Kind::Bool },
-    Spec { key: "smtp.tls-cert", section: "TLS", label: "Certificate", help: "PEM chain path; empty = self-signed", kind: Kind::OptText },
-    Spec { key: "smtp.tls-key", section: "TLS", label: "Private key", help: "PEM key path", kind: Kind::OptText },
-    Spec { key: "smtp.max-message-size", section: "Limits", label: "Max message size (bytes)", help: "Advertised with SIZE", kind: Kind::Number },
-    Spec { key: "spool.max-messages", section: "Limits", label: "Max held messages", help: "", kind: Kind::Number },
-    Spec { key: "spool.max-bytes", section: "Limits", label: "Spool quota (bytes)", help: "", kind: Kind::Number },
-    Spec { key: "spool.max-bytes-per-domain", section: "Limits", label: "Quota per domain (bytes)", help: "0 = no per-domain limit", kind: Kind::Number },
-    Spec { key: "firewall.mode", section: "Firewall", label: "Mode", help: "Who may reach port 25 from the WAN", kind: Kind::Select(MODES) },
-    Spec { key: "firewall.silo", section: "Firewall", label: "Silo addresses", help: "CIDRs, one per line", kind: Kind::List },
-    Spec { key: "firewall.silo-dns", section: "Firewall", label: "Silo DNS name", help: "Resolved for more silo addresses; empty = none", kind: Kind::OptText },
-    Spec { key: "firewall.ports", section: "Firewall", label: "Guarded ports", help: "One per line", kind: Kind::Ports },
-    Spec { key: "firewall.wan-zone", section: "Firewall", label: "WAN zone", help: "fw4 zone name", kind: Kind::Text },
-];
-
 /// The form: every field with its value in `config`.
 pub fn fields(config: &Config) -> Vec<SettingField> {
     let tree = tree(config);
-    SCHEMA
-        .iter()
-        .map(|s| SettingField {
-            key: s.key.into(),
-            section: s.section.into(),
-            label: s.label.into(),
-            help: s.help.into(),
-            kind: match s.kind {
+    schema::fields()
+        .map(|(key, f)| SettingField {
+            key: key.into(),
+            section: f.section.into(),
+            label: f.label.into(),
+            help: f.help.into(),
+            kind: match f.kind {
                 Kind::Text | Kind::OptText => FieldKind::Text,
-                Kind::Number => FieldKind::Number,
+                Kind::Number { .. } => FieldKind::Number,
                 Kind::List | Kind::Ports => FieldKind::List,
                 Kind::Bool => FieldKind::Bool,
                 Kind::Select(o) => FieldKind::Select(o.iter().map(|v| (*v).to_owned()).collect()),
             },
-            value: lookup(&tree, s.key).map(show).unwrap_or_default(),
+            value: lookup(&tree, key).map(show).unwrap_or_default(),
         })
         .collect()
 }
@@ -96,13 +42,13 @@ pub fn merge(config: &Config, values: &SettingsValues) -> Result<Config, Vec<Fie
     let mut tree = tree(config);
     let mut errors = Vec::new();
     for (key, text) in values {
-        let Some(spec) = SCHEMA.iter().find(|s| s.key == key) else {
+        let Some(field) = schema::field_of(key) else {
             errors.push(FieldError::new(key, "unknown setting"));
             continue;
         };
-        match convert(spec.kind, text) {
-            Ok(v) => set(&mut tree, spec.key, v),
-            Err(msg) => errors.push(FieldError::new(spec.key, msg)),
+        match convert(field.kind, text) {
+            Ok(v) => set(&mut tree, key, v),
+            Err(msg) => errors.push(FieldError::new(key, msg)),
         }
     }
     if !errors.is_empty() {
@@ -112,10 +58,10 @@ pub fn merge(config: &Config, values: &SettingsValues) -> Result<Config, Vec<Fie
         .try_into()
         .map_err(|e: toml::de::Error| {
             let msg = e.message().to_owned();
-            let field = SCHEMA
-                .iter()
-                .find(|s| msg.contains(s.key.rsplit('.').next().unwrap_or(s.key)))
-                .map_or("role", |s| s.key);
+            let field = schema::fields()
+                .map(|(key, _)| key)
+                .find(|key| msg.contains(key.rsplit('.').next().unwrap_or(key)))
+                .unwrap_or("role");
             vec![FieldError::new(field, msg)]
         })?;
     let report = merged.validate();
@@ -133,21 +79,20 @@ pub fn merge(config: &Config, values: &SettingsValues) -> Result<Config, Vec<Fie
 /// Keys whose value differs between `a` and `b`.
 pub fn changed(a: &Config, b: &Config) -> Vec<String> {
     let (ta, tb) = (tree(a), tree(b));
-    SCHEMA
-        .iter()
-        .filter(|s| lookup(&ta, s.key) != lookup(&tb, s.key))
-        .map(|s| s.key.to_owned())
+    schema::fields()
+        .filter(|(key, _)| lookup(&ta, key) != lookup(&tb, key))
+        .map(|(key, _)| key.to_owned())
         .collect()
 }
 
 /// The form field an issue key (`smtp.listen[1]`, `relay.lifetime-days`) belongs to.
 fn field_of(issue_key: &str) -> String {
     let base = issue_key.split('[').next().unwrap_or(issue_key);
-    SCHEMA
-        .iter()
-        .find(|s| s.key == base)
-        .or_else(|| SCHEMA.iter().find(|s| base.starts_with(s.key)))
-        .map_or_else(|| base.to_owned(), |s| s.key.to_owned())
+    let keys = || schema::fields().map(|(key, _)| key);
+    keys()
+        .find(|key| *key == base)
+        .or_else(|| keys().find(|key| base.starts_with(key)))
+        .map_or_else(|| base.to_owned(), str::to_owned)
 }
 
 fn show(v: &Value) -> String {
@@ -167,7 +112,7 @@ fn convert(kind: Kind, text: &str) -> Result<Option<Value>, String> {
         Kind::Text => Value::String(text.to_owned()),
         Kind::OptText if text.is_empty() => return Ok(None),
         Kind::OptText => Value::String(text.to_owned()),
-        Kind::Number => {
+        Kind::Number { .. } => {
             let n: u64 = text
                 .parse()
                 .map_err(|_| format!("'{text}' is not a whole number"))?;
@@ -260,6 +205,28 @@ mod tests {
         assert_eq!(e[0].field, "smtp.max-sessions");
         let e = merge(&c, &values(&[("firewall.ports", "25\n70000")])).unwrap_err();
         assert_eq!(e[0].field, "firewall.ports");
+    }
+
+    /// The shared schema against the model: each field's default is the model's, and
+    /// each number's range is what validation accepts (the demo checks with these).
+    #[test]
+    fn the_schema_matches_the_config_model() {
+        let defaults = tree(&Config::default());
+        for (key, f) in schema::fields() {
+            let shown = lookup(&defaults, key).map(show).unwrap_or_default();
+            assert_eq!(shown, f.default, "{key}: the schema's default");
+            let Kind::Number { min, max } = f.kind else {
+                continue;
+            };
+            let base = Config::demo(Path::new("/s"));
+            let with = |n: u64| merge(&base, &values(&[(key, &n.to_string())]));
+            assert!(with(min).is_ok(), "{key} = {min}: {:?}", with(min).err());
+            assert!(with(max).is_ok(), "{key} = {max}: {:?}", with(max).err());
+            if min > 0 {
+                assert!(with(min - 1).is_err(), "{key} = {} passed", min - 1);
+            }
+            assert!(with(max + 1).is_err(), "{key} = {} passed", max + 1);
+        }
     }
 
     #[test]

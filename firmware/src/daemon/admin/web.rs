@@ -5,16 +5,13 @@
 //! created once in the state directory, and saves its settings to `mailbag.toml` there.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailbag_web::{App, WebConfig, WebServer};
 
-use super::web_backend::DaemonBackend;
-use crate::config::Config;
-use crate::daemon::delivery::Deliverer;
-use crate::daemon::events::EventLog;
+use super::web_backend::{DaemonBackend, Parts};
+use crate::config::RunSettings;
 
 /// The demo's root password (printed in the log; the demo listens on loopback only).
 pub const DEMO_PASSWORD: &str = "demo";
@@ -23,45 +20,35 @@ const DEMO_HASH: &str = "$6$mailbagdemo$i3JeUS2cDa25AdjZjMOCIrE9uOmGdwl.SAslb4uW
 /// Where the demo saves its settings, in the state directory.
 pub const DEMO_CONFIG: &str = "mailbag.toml";
 
-/// Starts a server per `config.web.listen` address (none when empty).
+/// Starts a server per `web.listen` address (none when empty).
 pub fn start(
-    config: &Config,
+    run: &RunSettings,
     state_dir: &Path,
     config_file: Option<PathBuf>,
-    events: &Arc<EventLog>,
-    deliverer: &Arc<Deliverer>,
+    parts: Parts,
     reloader: &Arc<super::reload::Reloader>,
 ) -> Result<Vec<WebServer>, String> {
-    if config.web.listen.is_empty() {
+    if run.web_listen.is_empty() {
         return Ok(Vec::new());
     }
+    let config = &run.config;
     let shadow = PathBuf::from(&config.web.shadow);
     let demo = config_file.is_none();
     let config_file = config_file.unwrap_or_else(|| state_dir.join(DEMO_CONFIG));
     if demo {
         write_demo_shadow(&shadow).map_err(|e| format!("{}: {e}", shadow.display()))?;
     }
-    let backend = DaemonBackend::new(
-        deliverer.spool.clone(),
-        Arc::clone(events),
-        Arc::clone(&deliverer.clock),
-        config.clone(),
-        config_file,
-    )
-    // Called from inside the runtime (serve): the page's threads run bounces on it.
-    .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current())
-    .with_reloader(Arc::clone(reloader));
-    let mut servers = Vec::with_capacity(config.web.listen.len());
-    for text in &config.web.listen {
-        let listen: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("web.listen: '{text}' is not address:port"))?;
+    let backend =
+        DaemonBackend::new(parts, config.clone(), config_file).with_reloader(Arc::clone(reloader));
+    let mut servers = Vec::with_capacity(run.web_listen.len());
+    for &listen in &run.web_listen {
         let app = App::new(
             Box::new(backend.clone()),
             WebConfig {
                 listen,
                 shadow_path: shadow.clone(),
-                metrics_token: Some(config.monitor.metrics_token.clone()).filter(|t| !t.is_empty()),
+                metrics_token: Some(run.config.monitor.metrics_token.clone())
+                    .filter(|t| !t.is_empty()),
                 ..WebConfig::default()
             },
         );

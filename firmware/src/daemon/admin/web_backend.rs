@@ -2,15 +2,13 @@
 //!
 //! Called from tiny-http worker threads (plain threads, never the tokio runtime): spool work
 //! goes to the spool thread as bounded jobs ([`SpoolHandle::run_blocking`]); a message body
-//! is streamed in [`SOURCE_CHUNK`]-byte pieces, never read whole. Settings are the daemon's
-//! one config model, validated by [`Config::validate`] and written atomically in the file's
-//! own format. With the reloader attached ([`DaemonBackend::with_reloader`]) a save is
-//! applied to the running daemon by [`Reloader::apply`], which names the keys that still
-//! need a restart; without it nothing is applied and every changed key needs one. With the deliverer attached ([`DaemonBackend::with_deliverer`]) bounce runs
-//! the daemon's operator bounce ([`queue_actions::bounce`]) on the runtime, and delete and
-//! bounce refuse, all or nothing, while any of the messages is being delivered; without it
-//! bounce answers [`NO_DELIVERY`]. The upstream state is reported as unknown rather than
-//! invented.
+//! is streamed in [`SOURCE_CHUNK`]-byte pieces, never read whole. The page's queue actions
+//! (flush, delete, retry, bounce) are admin's [`Actions`], the same the control socket
+//! runs, waited for on the daemon's runtime. Settings are the daemon's one config model,
+//! validated by [`Config::validate`] and written atomically in the file's own format. With
+//! the reloader attached ([`DaemonBackend::with_reloader`]) a save is applied to the running
+//! daemon by [`Reloader::apply`], which names the keys that still need a restart; without
+//! it nothing is applied and every changed key needs one.
 
 use std::io::{self, Read};
 use std::net::IpAddr;
@@ -25,12 +23,12 @@ use mailbag_web::backend::{
     SaveOutcome, SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
-use super::queue_actions::{self, ActionError};
+use super::actions::{ActionError, Actions, Done};
 use super::queue_view;
 use super::reload::Reloader;
 use super::settings;
 use crate::config::{Config, Format};
-use crate::daemon::delivery::Deliverer;
+use crate::daemon::delivery::DeliveryHandle;
 use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::daemon::spool::{SpoolHandle, SpoolWriter};
@@ -44,16 +42,30 @@ use crate::spool::{self, SpoolError};
 
 /// Bytes fetched from the spool thread per read of a message source.
 pub const SOURCE_CHUNK: usize = 16 * 1024;
-/// Messages handled per spool job in a bulk action (each removal syncs the device).
-const ACTION_BATCH: usize = 32;
-/// What the page shows for actions the daemon cannot do from the page yet, and for next-hop
-/// states when no deliverer reports them.
-pub const NO_DELIVERY: &str = "not available from the page in this build yet";
+
+/// The running daemon as the page reaches it.
+#[derive(Clone)]
+pub struct Parts {
+    /// The spool thread (the queue's views, message sources).
+    pub spool: SpoolHandle,
+    /// Delivery (next-hop state; the actions' claims and flushes).
+    pub delivery: DeliveryHandle,
+    /// The event log (the page's Log; every action writes to it).
+    pub events: Arc<EventLog>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The daemon's runtime, driven by another thread (the daemon's `block_on`): the
+    /// page's worker threads wait on it for the actions.
+    pub runtime: tokio::runtime::Handle,
+}
 
 /// The daemon side of the admin page; clones share the saved settings (one per listener).
 #[derive(Clone)]
 pub struct DaemonBackend {
     spool: SpoolHandle,
+    delivery: DeliveryHandle,
+    actions: Actions,
+    runtime: tokio::runtime::Handle,
     events: Arc<EventLog>,
     clock: Arc<dyn Clock>,
     /// The configuration the daemon was started with (status, firewall mode in effect);
@@ -65,27 +77,27 @@ pub struct DaemonBackend {
     saved: Arc<Mutex<Config>>,
     /// Where settings are saved.
     config_path: PathBuf,
-    /// The deliverer (its in-flight set, bounces) and the runtime its async work runs on.
-    deliverer: Option<(Arc<Deliverer>, tokio::runtime::Handle)>,
 }
 
 impl DaemonBackend {
-    /// A backend over a running spool thread; settings are saved to `config_path`.
-    pub fn new(
-        spool: SpoolHandle,
-        events: Arc<EventLog>,
-        clock: Arc<dyn Clock>,
-        running: Config,
-        config_path: PathBuf,
-    ) -> Self {
+    /// A backend over the running daemon's `parts`; settings are saved to `config_path`.
+    pub fn new(parts: Parts, running: Config, config_path: PathBuf) -> Self {
+        let actions = Actions::new(
+            parts.spool.clone(),
+            parts.delivery.clone(),
+            Arc::clone(&parts.events),
+            Arc::clone(&parts.clock),
+        );
         Self {
-            spool,
-            events,
-            clock,
+            spool: parts.spool,
+            delivery: parts.delivery,
+            actions,
+            runtime: parts.runtime,
+            events: parts.events,
+            clock: parts.clock,
             saved: Arc::new(Mutex::new(running.clone())),
             running,
             config_path,
-            deliverer: None,
             reloader: None,
         }
     }
@@ -104,14 +116,6 @@ impl DaemonBackend {
         }
     }
 
-    /// Lets the page bounce mail and keeps its deletes off messages being delivered.
-    /// `runtime` must be driven by another thread (the daemon's `block_on`): the page's
-    /// worker threads wait on it with [`tokio::runtime::Handle::block_on`].
-    pub fn with_deliverer(mut self, d: Arc<Deliverer>, runtime: tokio::runtime::Handle) -> Self {
-        self.deliverer = Some((d, runtime));
-        self
-    }
-
     fn saved(&self) -> MutexGuard<'_, Config> {
         // Replaced in one step; a panic elsewhere cannot leave it half-written.
         self.saved.lock().unwrap_or_else(PoisonError::into_inner)
@@ -122,6 +126,15 @@ impl DaemonBackend {
         f: impl for<'f, 'b, 'a> FnOnce(&mut SpoolWriter<'f, 'b, 'a>) -> T + Send + 'static,
     ) -> Result<T, BackendError> {
         self.spool.run_blocking(f).map_err(|e| spool_error(&e))
+    }
+
+    /// The primary's state as the next-hop probe knows it (up until known otherwise), so
+    /// the firewall preview and Apply match what `open-when-primary-down` is following.
+    fn primary(&self) -> Primary {
+        match self.delivery.status().primary {
+            Overall::Down => Primary::Down,
+            _ => Primary::Up,
+        }
     }
 
     fn ruleset(&self, config: &Config) -> Result<Ruleset, BackendError> {
@@ -147,49 +160,34 @@ impl DaemonBackend {
             .map_err(|e| failed(e.to_string()))
     }
 
-    /// The primary's state as the next-hop probe knows it (up until known otherwise), so
-    /// the firewall preview and Apply match what `open-when-primary-down` is following.
-    fn primary(&self) -> Primary {
-        match &self.deliverer {
-            Some((d, _)) if d.hops.overall().0 == Overall::Down => Primary::Down,
-            _ => Primary::Up,
-        }
-    }
-
-    fn note(&self, kind: &'static str, id: &MessageId, text: &str) {
-        self.events
-            .push(self.clock.unix_seconds(), kind, Some(id.to_string()), text);
-    }
-}
-
-impl DaemonBackend {
-    /// Operator bounces, each through [`queue_actions::bounce_claimed`]; refused as a whole
-    /// when one of the messages is being delivered.
-    fn bounce(&self, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
-        let Some((d, runtime)) = &self.deliverer else {
-            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
-        };
-        let _claims = queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    /// Runs one of the actions on the daemon's runtime (this is a worker thread, never
+    /// one of the runtime's: blocking here is allowed) and counts what it did, in the
+    /// order of `ids`.
+    fn act_on<T, F>(
+        &self,
+        ids: &[MessageId],
+        action: impl FnOnce(Vec<spool::MessageId>) -> F,
+    ) -> Result<ActionReport, BackendError>
+    where
+        F: std::future::Future<Output = Result<Done<T>, ActionError>>,
+    {
+        let parsed: Vec<Option<spool::MessageId>> = ids.iter().map(spool_id).collect();
+        let valid = parsed.iter().flatten().copied().collect();
+        let done = self.runtime.block_on(action(valid)).map_err(|e| match e {
+            ActionError::Busy(_) => BackendError::Unavailable(e.to_string()),
+            ActionError::Spool(e) => spool_error(&e),
+            ActionError::NotFound(_) => BackendError::NotFound,
+            ActionError::NoticeFailed(_) => BackendError::Failed(e.to_string()),
+        })?;
+        let mut left: Vec<spool::MessageId> = done.done.into_iter().map(|(id, _)| id).collect();
         let mut report = ActionReport::default();
-        for id in ids {
-            let Some(sid) = spool_id(id) else {
-                report.missing.push(id.clone());
-                continue;
-            };
-            // A worker thread, never one of the runtime's: blocking here is allowed.
-            match runtime.block_on(queue_actions::bounce_claimed(d, sid)) {
-                Ok(b) => {
+        for (id, sid) in ids.iter().zip(parsed) {
+            match sid.and_then(|s| left.iter().position(|d| *d == s)) {
+                Some(i) => {
+                    left.swap_remove(i);
                     report.done += 1;
-                    let text = match b.notice_to {
-                        Some(to) => format!("bounced by the admin; failure notice to <{to}>"),
-                        None => "bounced by the admin; no notice (null sender)".to_string(),
-                    };
-                    self.note("bounced", id, &text);
                 }
-                Err(ActionError::NotFound(_)) => report.missing.push(id.clone()),
-                Err(ActionError::Spool(e)) => return Err(spool_error(&e)),
-                Err(e) => return Err(BackendError::Failed(e.to_string())),
+                None => report.missing.push(id.clone()),
             }
         }
         Ok(report)
@@ -233,6 +231,7 @@ impl Backend for DaemonBackend {
         })?;
         let now = self.clock.unix_seconds();
         let c = &self.running();
+        let delivery = self.delivery.status();
         let hops = if c.relay.next_hops.is_empty() {
             "no next hop configured".to_owned()
         } else {
@@ -245,58 +244,26 @@ impl Backend for DaemonBackend {
                 crate::config::Role::Silo => "silo".into(),
             },
             now,
-            primary: match &self.deliverer {
-                Some((d, _)) => match d.hops.overall() {
-                    (Overall::Up, since) => PrimaryStatus {
-                        name: hops,
-                        up: true,
-                        since,
-                    },
-                    (Overall::Down, since) => PrimaryStatus {
-                        name: hops,
-                        up: false,
-                        since,
-                    },
+            primary: PrimaryStatus {
+                name: if delivery.primary == Overall::Unknown {
                     // The page has no "unknown" state; say it in the name.
-                    (Overall::Unknown, _) => PrimaryStatus {
-                        name: format!("{hops} — not probed yet"),
-                        up: false,
-                        since: None,
-                    },
+                    format!("{hops} — not probed yet")
+                } else {
+                    hops
                 },
-                None => PrimaryStatus {
-                    name: format!("{hops} — state unknown: {NO_DELIVERY}"),
-                    up: false,
-                    since: None,
-                },
+                up: delivery.primary == Overall::Up,
+                since: delivery.since,
             },
-            upstream: c
-                .relay
-                .upstream_silo
-                .as_ref()
-                .map(|a| match &self.deliverer {
-                    Some((d, _)) => UpstreamStatus {
-                        address: a.clone(),
-                        reachable: d
-                            .hops
-                            .view()
-                            .iter()
-                            .any(|r| r.upstream && r.health == Health::Up),
-                    },
-                    None => UpstreamStatus {
-                        address: format!("{a} (not checked: {NO_DELIVERY})"),
-                        reachable: false,
-                    },
-                }),
+            upstream: c.relay.upstream_silo.as_ref().map(|a| UpstreamStatus {
+                address: a.clone(),
+                reachable: delivery.upstream_reachable,
+            }),
             queue_depth: f.messages,
             oldest_age_secs: f.oldest.map(|t| now.saturating_sub(t)),
             spool_used_bytes: f.used,
             spool_free_bytes: f.free,
             next_retry: f.next_attempt,
-            last_delivery: self
-                .deliverer
-                .as_ref()
-                .and_then(|(d, _)| d.watch.last_delivery()),
+            last_delivery: delivery.last_delivery,
             firewall_mode: mode_name(c.firewall.mode).into(),
         })
     }
@@ -343,74 +310,16 @@ impl Backend for DaemonBackend {
     }
 
     fn act(&self, action: QueueAction, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
-        if action == QueueAction::Bounce {
-            return self.bounce(ids);
+        let a = &self.actions;
+        match action {
+            QueueAction::Delete => self.act_on(ids, |ids| async move { a.delete(&ids).await }),
+            QueueAction::Retry => self.act_on(ids, |ids| async move { a.retry(&ids).await }),
+            QueueAction::Bounce => self.act_on(ids, |ids| async move { a.bounce(&ids).await }),
         }
-        // Claimed for the whole action: the deliverer leaves them alone meanwhile.
-        let _claims = match (&self.deliverer, action) {
-            (Some((d, _)), QueueAction::Delete) => {
-                queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
-                    .map_err(|e| BackendError::Unavailable(e.to_string()))?
-            }
-            _ => Vec::new(),
-        };
-        let mut report = ActionReport::default();
-        for batch in ids.chunks(ACTION_BATCH) {
-            let wanted: Vec<(MessageId, Option<spool::MessageId>)> =
-                batch.iter().map(|id| (id.clone(), spool_id(id))).collect();
-            let results = self.job(move |s| {
-                wanted
-                    .into_iter()
-                    .map(|(id, sid)| {
-                        let Some(sid) = sid else {
-                            return (id, Err(SpoolError::NotFound));
-                        };
-                        let r = match action {
-                            QueueAction::Delete => s.remove(sid),
-                            _ => s.meta(sid).and_then(|mut m| {
-                                // 0 = due now; the scheduler (when there is one) takes it first.
-                                m.next_attempt_unix = 0;
-                                s.update(&m)
-                            }),
-                        };
-                        (id, r)
-                    })
-                    .collect::<Vec<_>>()
-            })?;
-            for (id, r) in results {
-                match r {
-                    Ok(()) => {
-                        report.done += 1;
-                        match action {
-                            QueueAction::Delete => {
-                                self.note("deleted", &id, "deleted by the admin")
-                            }
-                            _ => self.note("retried", &id, "next attempt set to now by the admin"),
-                        }
-                    }
-                    Err(SpoolError::NotFound) => report.missing.push(id),
-                    Err(e) => return Err(spool_error(&e)),
-                }
-            }
-        }
-        Ok(report)
     }
 
     fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError> {
-        // Held messages become due now, in RAM (a flush never rewrites flash); the
-        // deliverer is woken below.
-        let domain_owned = domain.map(str::to_ascii_lowercase);
-        let n = self.job(move |s| s.expedite(domain_owned.as_deref()))?;
-        if let Some((d, _)) = &self.deliverer {
-            d.kick.notify_one();
-        }
-        let what = domain.map_or("all domains".to_string(), |d| format!("domain {d}"));
-        self.events.push(
-            self.clock.unix_seconds(),
-            "flushed",
-            None,
-            &format!("{n} message(s) of {what} made due"),
-        );
+        let (n, _) = self.runtime.block_on(self.actions.flush(domain));
         Ok(n)
     }
 
@@ -495,14 +404,8 @@ impl Backend for DaemonBackend {
     }
 
     fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
-        let Some((d, _)) = &self.deliverer else {
-            return Ok(Vec::new());
-        };
-        let table = d
-            .watch
-            .routers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let watch = self.delivery.watch();
+        let table = watch.routers.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(table
             .rows()
             .iter()
@@ -523,9 +426,6 @@ impl Backend for DaemonBackend {
     }
 
     fn metrics(&self) -> Result<String, BackendError> {
-        let Some((d, _)) = &self.deliverer else {
-            return Err(BackendError::Unavailable(NO_DELIVERY.into()));
-        };
         let f = self.job(|s| {
             let u = s.usage();
             let used = u.bytes + u.reserved;
@@ -538,44 +438,37 @@ impl Backend for DaemonBackend {
             )
         })?;
         let now = self.clock.unix_seconds();
-        let w = &d.watch;
-        let routes = d
-            .hops
-            .view()
-            .into_iter()
-            .map(|r| {
-                let up = match r.health {
-                    Health::Up => Some(true),
-                    Health::Down => Some(false),
-                    Health::Unknown => None,
-                };
-                (r, up)
-            })
-            .collect::<Vec<_>>();
+        let w = self.delivery.watch();
+        let status = self.delivery.status();
+        let up = |h: Health| match h {
+            Health::Up => Some(true),
+            Health::Down => Some(false),
+            Health::Unknown => None,
+        };
         let gauges = Gauges {
             held_messages: f.0,
             held_bytes: f.1,
             spool_free_bytes: f.2,
             oldest_age_secs: f.3.map(|t| now.saturating_sub(t)),
-            last_delivery: w.last_delivery(),
+            last_delivery: status.last_delivery,
             uptime_secs: now.saturating_sub(w.started_unix),
-            routes: routes
+            routes: status
+                .routes
                 .iter()
-                .filter(|(r, _)| !r.upstream)
-                .map(|(r, up)| RouteGauge {
+                .filter(|r| !r.upstream)
+                .map(|r| RouteGauge {
                     route: r.name.clone(),
-                    up: *up,
+                    up: up(r.health),
                     since: r.since,
                 })
                 .collect(),
-            upstream: routes
+            upstream: status
+                .routes
                 .iter()
-                .filter(|(r, up)| r.upstream && up.is_some())
-                .map(|(r, up)| {
-                    (
-                        r.name.trim_start_matches("upstream ").to_owned(),
-                        *up == Some(true),
-                    )
+                .filter(|r| r.upstream && r.health != Health::Unknown)
+                .map(|r| {
+                    let silo = r.name.trim_start_matches("upstream ").to_owned();
+                    (silo, r.health == Health::Up)
                 })
                 .collect(),
             routers: self

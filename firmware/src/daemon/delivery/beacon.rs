@@ -6,14 +6,15 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::daemon::delivery::hops::Overall;
-use crate::daemon::delivery::{Deliverer, outbound};
+use super::deliverer::Deliverer;
+use super::hops::Overall;
+use super::outbound;
 use crate::monitor::beacon::{Beacon, PrimaryReport};
 use crate::monitor::metrics::Counters;
 use crate::relay::NextHop;
 
 /// The beacon this edge sends now.
-pub fn current(d: &Deliverer) -> Option<(Beacon, String)> {
+pub(super) fn current(d: &Deliverer) -> Option<(Beacon, String)> {
     let s = d.watch.settings();
     if s.monitor.beacon_secret.is_empty() {
         return None;
@@ -43,7 +44,7 @@ pub fn current(d: &Deliverer) -> Option<(Beacon, String)> {
 }
 
 /// Sends the current beacon to every upstream silo.
-pub async fn send_all(d: &Deliverer) {
+pub(super) async fn send_all(d: &Deliverer) {
     let s = d.watch.settings();
     let Some(silo) = s.upstream_silo.as_deref() else {
         return;

@@ -1,71 +1,89 @@
 //! [`Deliverer`]: what the delivery tasks share — the spool handle, the relay settings in
 //! force, the loop guard, DNS, TLS client configurations, connection permits per route, the
-//! next-hop state, watching, and the ids being worked on.
+//! next-hop state and the ids being worked on. Private to delivery: the rest of the daemon
+//! holds a [`DeliveryHandle`](super::DeliveryHandle).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mailbag_hal::Clock;
 use tokio::sync::{Notify, Semaphore};
 
+use super::claims::InFlight;
 use super::tls::TlsClients;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
 use crate::relay::{HopKey, LoopGuard, RelaySettings};
 
-/// The delivery task's shared parts.
-pub struct Deliverer {
+/// Which held mail a flush makes due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything held.
+    All,
+    /// Mail whose first recipient is in this domain (lower-case).
+    Domain(String),
+}
+
+impl Scope {
+    /// `Some(domain)` → that domain (lower-cased), `None` → all.
+    pub fn of(domain: Option<&str>) -> Self {
+        domain.map_or(Self::All, |d| Self::Domain(d.to_ascii_lowercase()))
+    }
+
+    pub(super) fn into_domain(self) -> Option<String> {
+        match self {
+            Self::All => None,
+            Self::Domain(d) => Some(d),
+        }
+    }
+}
+
+/// The delivery tasks' shared parts.
+pub(super) struct Deliverer {
     /// The spool thread.
-    pub spool: SpoolHandle,
+    pub(super) spool: SpoolHandle,
     /// Parsed `[relay]` in force (see [`Deliverer::settings`]); replaced on reload.
-    pub settings: Live<RelaySettings>,
+    pub(super) settings: Live<RelaySettings>,
+    /// The accepted domains (`policy.domains`, lower-case): what ETRN asks the upstream
+    /// silo for; replaced on reload.
+    pub(super) etrn_domains: Live<Vec<String>>,
     /// Refuses next hops that are this daemon.
-    pub guard: LoopGuard,
+    pub(super) guard: LoopGuard,
     /// Time.
-    pub clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     /// Wakes the loop (new mail, ETRN, flush).
-    pub kick: Arc<Notify>,
+    pub(super) kick: Notify,
     /// Our host name (DSN Reporting-MTA).
-    pub hostname: String,
+    pub(super) hostname: String,
     /// TLS client configurations: (no verification, verification against system CAs).
-    pub tls: TlsClients,
+    pub(super) tls: TlsClients,
     /// Next-hop state per route ([`super::hops`]): the one record of whether each
     /// answers.
-    pub hops: super::hops::HopStates,
+    pub(super) hops: super::hops::HopStates,
     /// Notices, counters, the firewall follower, beacons, the silo's routers.
-    pub watch: Arc<super::watch::Watch>,
-    /// The accepted domains (`policy.domains`, lower-case): what ETRN asks the upstream
-    /// silo for.
-    pub etrn_domains: Live<Vec<String>>,
+    pub(super) watch: Arc<super::watch::Watch>,
     /// DNS for delivery by MX and for next-hop names.
-    pub dns: Arc<super::dns::DnsResolver>,
+    pub(super) dns: super::dns::DnsResolver,
     /// Connection permits per route (`relay.max-per-hop` each).
-    pub hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
+    pub(super) hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
-    /// an admin action (see `admin::queue_actions`). Neither touches a message the other holds.
-    pub in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// an admin action. Neither touches a message the other holds.
+    pub(super) in_flight: InFlight,
 }
 
 impl Deliverer {
-    /// The relay settings in force; an attempt takes them once and keeps them throughout.
-    pub fn settings(&self) -> Arc<RelaySettings> {
+    /// Makes held mail (of `scope`) due now and wakes the lanes; how many messages that
+    /// covers. The one place held mail is made due: a flush (ETRN, `queue flush`, the page),
+    /// a next hop answering again, new next hops. In RAM only: a flush never rewrites
+    /// records on flash ([`crate::spool::Writer::expedite`]).
+    pub(super) async fn make_due(&self, scope: Scope) -> usize {
+        let n = self.spool.flush(scope.into_domain()).await;
+        self.kick.notify_one();
+        n
+    }
+
+    pub(super) fn settings(&self) -> Arc<RelaySettings> {
         self.settings.get()
-    }
-
-    /// Marks `id` as being worked on; false when someone else holds it.
-    pub fn claim(&self, id: u64) -> bool {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id)
-    }
-
-    /// Lets go of `id`.
-    pub fn release(&self, id: u64) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
     }
 
     pub(super) fn slots(&self, route: &str) -> Arc<Semaphore> {

@@ -24,7 +24,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use crate::relay::RelayConfig;
 use crate::relay::dns::{
     self, Answer, CNAME_MAX, Name, QType, Query, Records, ResponseError, TCP_MAX,
 };
@@ -83,21 +82,14 @@ impl DnsResolver {
         }
     }
 
-    /// The servers of `relay.dns-servers`, else of [`RESOLV_CONF`]. Errors name the entry
-    /// (`check-config` reports the same).
-    pub fn from_config(cfg: &RelayConfig) -> Result<Self, String> {
-        if cfg.dns_servers.is_empty() {
+    /// A resolver asking `servers` (`relay.dns-servers`, parsed), or the `nameserver`s of
+    /// the system's `resolv.conf` when there are none.
+    pub fn configured(servers: &[SocketAddr]) -> Self {
+        if servers.is_empty() {
             let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-            return Ok(Self::new(dns::resolv_conf_servers(&text)));
+            return Self::new(dns::resolv_conf_servers(&text));
         }
-        let mut servers = Vec::new();
-        for (i, text) in cfg.dns_servers.iter().take(dns::SERVERS_MAX).enumerate() {
-            let addr = dns::parse_server(text).ok_or_else(|| {
-                format!("relay.dns-servers[{i}]: '{text}' is not an IP address with a port")
-            })?;
-            servers.push(addr);
-        }
-        Ok(Self::new(servers))
+        Self::new(servers.iter().take(dns::SERVERS_MAX).copied().collect())
     }
 
     /// Changes the per-question timeout and the rounds (tests; at least one round).
@@ -476,19 +468,13 @@ mod tests {
 
     #[test]
     fn servers_come_from_the_config_or_default_to_loopback() {
-        let cfg = RelayConfig {
-            dns_servers: vec!["192.0.2.53".into(), "[::1]:5353".into()],
-            ..RelayConfig::default()
-        };
-        let r = DnsResolver::from_config(&cfg).unwrap();
+        let servers: Vec<SocketAddr> = vec![
+            "192.0.2.53:53".parse().unwrap(),
+            "[::1]:5353".parse().unwrap(),
+        ];
+        let r = DnsResolver::configured(&servers);
         let got: Vec<String> = r.servers().iter().map(ToString::to_string).collect();
         assert_eq!(got, ["192.0.2.53:53", "[::1]:5353"]);
-        let bad = RelayConfig {
-            dns_servers: vec!["dns.lan".into()],
-            ..RelayConfig::default()
-        };
-        let e = DnsResolver::from_config(&bad).unwrap_err();
-        assert!(e.starts_with("relay.dns-servers[0]"), "{e}");
         assert_eq!(
             DnsResolver::new(vec![]).servers()[0].to_string(),
             "127.0.0.1:53"

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
+use super::deliverer::Deliverer;
 use super::hops::RouteId;
 use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, HopConnection};
-use super::{Deliverer, notify};
+use super::{driver, notify};
 use crate::monitor::metrics::Counters;
 use crate::monitor::notice::Event;
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
-use crate::relay::nexthop::{DnsError, MxError};
+use crate::relay::nexthop::MxError;
 use crate::relay::{Lane, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
 use crate::spool::MessageMeta;
 use crate::spool::message::domain_of;
@@ -31,7 +32,7 @@ const LANE_FETCH: usize = 4;
 
 /// Runs until `shutdown` flips; lanes in progress finish the message at hand (its record
 /// is written) and stop.
-pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let workers = Arc::new(Semaphore::new(LANES_MAX));
     let busy: Arc<Mutex<Vec<Lane>>> = Arc::default();
     loop {
@@ -96,12 +97,11 @@ async fn deliver_lane(d: &Deliverer, lane: Lane, stop: watch::Receiver<bool>) {
             }
             // Checked and marked in one step: admin actions claim ids from other threads;
             // a message an admin holds is skipped (it is being deleted or bounced).
-            let id = meta.id.0;
-            if !d.claim(id) {
+            let Some(claim) = d.in_flight.try_claim(meta.id) else {
                 continue;
-            }
+            };
             deliver_one(d, meta, &mut conn).await;
-            d.release(id);
+            drop(claim);
             sent += 1;
         }
     }
@@ -187,18 +187,17 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
             None => match hops_for(d, target, domain, seed).await {
                 Ok(hops) if hops.is_empty() => {
                     crate::log!("{}: no next hop configured for {domain}; held", meta.id);
-                    outbound::failure(FailReason::Unrouted)
+                    driver::failure(FailReason::Unrouted)
                 }
                 Ok(hops) => {
                     let slots = d.slots(name);
                     let Ok(permit) = slots.acquire_owned().await else {
                         return;
                     };
-                    let (o, h, kept) =
-                        outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
-                    hop_name = h;
+                    let sent = outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
+                    hop_name = sent.hop;
                     if matches!(target, Target::Hops(_)) {
-                        let unreachable = match &o {
+                        let unreachable = match &sent.outcome {
                             Outcome::Failed(f) if f.reason == FailReason::Connect => {
                                 Some(f.to_string())
                             }
@@ -215,17 +214,14 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                         )
                         .await;
                     }
-                    *conn = kept;
-                    o
+                    *conn = sent.kept;
+                    sent.outcome
                 }
                 Err(e) => {
                     crate::log!("{}: no route to {domain}: {e}", meta.id);
-                    let permanent = matches!(e, MxError::NullMx | MxError::Dns(DnsError::NotFound));
-                    Outcome::Failed(crate::relay::client::Failure {
-                        permanent,
-                        reason: FailReason::NoRoute(e),
-                        reply: None,
-                    })
+                    // Permanent for a null MX or a domain that does not exist
+                    // (`Failure::permanent`).
+                    driver::failure(FailReason::NoRoute(e))
                 }
             },
         };
@@ -335,12 +331,12 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     .get(b.index)
                     .map(|r| r.address.to_string())
                     .unwrap_or_default();
-                (
-                    addr,
-                    b.status,
-                    b.reply.as_ref().map(|r| r.to_string()),
-                    b.reason.clone(),
-                )
+                Notice {
+                    recipient: addr,
+                    status: b.status,
+                    reply: b.reply.as_ref().map(|r| r.to_string()),
+                    reason: b.reason.clone(),
+                }
             })
             .collect();
         send_dsn(d, &meta, &headers, DsnKind::Failure, &recipients, &hop_name).await;
@@ -348,13 +344,11 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
     if result.warn {
         let pending: Vec<Notice> = meta
             .pending()
-            .map(|r| {
-                (
-                    r.address.to_string(),
-                    (4, 0, 0),
-                    None,
-                    meta.last_error.to_string(),
-                )
+            .map(|r| Notice {
+                recipient: r.address.to_string(),
+                status: (4, 0, 0),
+                reply: None,
+                reason: meta.last_error.to_string(),
             })
             .collect();
         let until = meta.received_unix + settings.retry.lifetime.as_secs();

@@ -2,13 +2,13 @@
 //! each attempt (per-recipient state, next attempt, last error) durably, removes delivered
 //! mail and queues bounces and delay warnings.
 //!
-//! - **When.** Every [`TICK`](lanes::TICK), and at once when kicked (a new message, ETRN,
+//! - **When.** Every second (`lanes::TICK`), and at once when kicked (a new message, ETRN,
 //!   a flush, the next hop answering a probe again).
 //! - **Order.** Held mail is delivered in lanes, one per recipient domain
 //!   ([`crate::relay::queue`]): oldest first within a domain, round-robin across domains.
-//!   A lane's worker sends up to [`LANE_TURN`](lanes::LANE_TURN) messages over one kept
-//!   connection, then gives the next domain its turn. At most
-//!   [`LANES_MAX`](lanes::LANES_MAX) lanes run at once.
+//!   A lane's worker sends up to 20 messages (`lanes::LANE_TURN`) over one kept
+//!   connection, then gives the next domain its turn. At most 8 lanes
+//!   (`lanes::LANES_MAX`) run at once.
 //! - **Where.** Each pending recipient goes to its domain's route (`relay.routes`, else
 //!   `relay.next-hops`, else MX), with the loop guard refusing ourselves; a message with
 //!   recipients on two routes goes out in two transactions, recorded as one attempt.
@@ -24,38 +24,48 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`deliverer`] | [`Deliverer`], the state the delivery tasks share (the subsystem's handle) |
-//! | [`lanes`] | the delivery loop: lanes, one attempt per message, its record |
-//! | [`outbound`] | connections to next hops driving [`crate::relay::Client`]; kept connections |
-//! | [`notice`] | bounces and delay warnings queued to the sender |
+//! | [`handle`] | [`DeliveryHandle`], the one thing the rest of the daemon holds, and its [`Setup`] |
+//! | `deliverer` | the state the delivery tasks share (private to delivery) |
+//! | [`claims`] | [`InFlight`]: messages being delivered or held by an admin action |
+//! | `lanes` | the delivery loop: lanes, one attempt per message, its record |
+//! | `outbound` | connections to a route's next hops; kept connections; probes; ETRN upstream |
+//! | `driver` | the one async driver of [`crate::relay::Client`] sessions ([`etrn_session`] for `mailbag etrn`) |
+//! | [`notice`] | bounces and delay warnings queued to the sender ([`Notice`]) |
 //! | [`hops`] | next-hop state per route (hysteresis) |
-//! | [`transitions`] | a route came up or went down: flush, ETRN, notices, firewall |
-//! | [`probe`] | asking routes not known to be up; their return flushes the held mail |
-//! | [`upstream`] | the edge's watch on its silo (ETRN when it comes back) |
+//! | `transitions` | a route came up or went down: flush, ETRN, notices, firewall |
+//! | `probe` | asking routes not known to be up; their return flushes the held mail |
+//! | `upstream` | the edge's watch on its silo (ETRN when it comes back) |
 //! | [`watch`] | what watching keeps: settings, damping, counters, routers, last delivery |
-//! | [`watching`] | its task: damped notices, spool fill, LED, beacons, silent routers |
-//! | [`notify`] | one notice to its channels: mail on the spool, [`webhook`]s, [`hook`]s |
-//! | [`follow`] | `open-when-primary-down`: the live firewall follows the primary |
-//! | [`beacon`] | the edge's heartbeat beacons to its silo |
+//! | `watching` | its task: damped notices, spool fill, LED, beacons, silent routers |
+//! | `notify` | one notice to its channels: mail on the spool, webhooks, hooks |
+//! | `follow` | `open-when-primary-down`: the live firewall follows the primary |
+//! | `beacon` | the edge's heartbeat beacons to its silo |
 //! | [`dns`] | the resolver for MX and next-hop names |
 //! | [`tls`] | STARTTLS client configurations |
 
-pub mod beacon;
-pub mod deliverer;
+mod beacon;
+pub mod claims;
+mod deliverer;
 pub mod dns;
-pub mod follow;
-pub mod hook;
+mod driver;
+mod follow;
+pub mod handle;
+mod hook;
 pub mod hops;
-pub mod lanes;
+mod lanes;
 pub mod notice;
-pub mod notify;
-pub mod outbound;
-pub mod probe;
+mod notify;
+mod outbound;
+mod probe;
 pub mod tls;
-pub mod transitions;
-pub mod upstream;
+mod transitions;
+mod upstream;
 pub mod watch;
-pub mod watching;
-pub mod webhook;
+mod watching;
+mod webhook;
 
-pub use deliverer::Deliverer;
+pub use claims::{Claim, InFlight};
+pub use deliverer::Scope;
+pub use driver::etrn_session;
+pub use handle::{DeliveryHandle, DeliveryStatus, DeliveryTasks, Setup};
+pub use notice::Notice;

@@ -1,20 +1,29 @@
 //! Bounces and delay warnings (RFC 3464) for a message's recipients, queued to its sender
 //! through the spool.
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use crate::relay::dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 use crate::spool::{Envelope, MessageMeta};
 
 /// Original headers read into a bounce (the DSN writer cuts them at its own limit).
 const DSN_HEADERS_READ: usize = 16 * 1024;
 
-/// One recipient line of a bounce or delay notice: address, RFC 3463 status, the next
-/// hop's reply, and our words for people.
-pub(crate) type Notice = (String, (u8, u16, u16), Option<String>, String);
+/// One recipient line of a bounce or delay notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// The recipient (envelope forward-path, no brackets).
+    pub recipient: String,
+    /// RFC 3463 status, e.g. `(5, 1, 1)`.
+    pub status: (u8, u16, u16),
+    /// The next hop's reply, when one caused it (`Diagnostic-Code`).
+    pub reply: Option<String>,
+    /// Our own words for people.
+    pub reason: String,
+}
 
 /// The first [`DSN_HEADERS_READ`] bytes of the message (the DSN writer keeps only the
 /// header block).
-pub(crate) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
+pub(super) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u8> {
     let mut headers = Vec::with_capacity(DSN_HEADERS_READ);
     while headers.len() < DSN_HEADERS_READ {
         match d.spool.body(meta.id, headers.len() as u64).await {
@@ -28,7 +37,7 @@ pub(crate) async fn original_headers(d: &Deliverer, meta: &MessageMeta) -> Vec<u
 
 /// Queues a notice to `meta`'s envelope sender. True when it is durably queued or none is
 /// due (no recipients, null sender); false when it could not be written or queued.
-pub(crate) async fn send_dsn(
+pub(super) async fn send_dsn(
     d: &Deliverer,
     meta: &MessageMeta,
     headers: &[u8],
@@ -42,12 +51,12 @@ pub(crate) async fn send_dsn(
     let now = d.clock.unix_seconds();
     let rcpts: Vec<DsnRecipient<'_>> = recipients
         .iter()
-        .map(|(a, status, reply, reason)| DsnRecipient {
-            address: a,
-            status: *status,
-            remote_mta: (!hop.is_empty() && reply.is_some()).then_some(hop),
-            smtp_reply: reply.as_deref(),
-            reason,
+        .map(|n| DsnRecipient {
+            address: &n.recipient,
+            status: n.status,
+            remote_mta: (!hop.is_empty() && n.reply.is_some()).then_some(hop),
+            smtp_reply: n.reply.as_deref(),
+            reason: &n.reason,
             last_attempt_unix: now,
         })
         .collect();

@@ -5,19 +5,20 @@
 //!
 //! Notice mail is ordinary spool mail: delivered by the lanes with retries. It must not
 //! travel through the primary that is down, so the domains it goes to get routes of their
-//! own ([`super::watch::relay_config`]): `notify.via` (`mx`, or next hops such as the
+//! own ([`crate::monitor::config::relay_config`]): `notify.via` (`mx`, or next hops such as the
 //! provider's silo).
 
 use std::sync::PoisonError;
 
-use super::{Deliverer, hook, webhook};
+use super::deliverer::Deliverer;
+use super::{hook, webhook};
 use crate::monitor::metrics::Counters;
 use crate::monitor::notice::{Event, Notice};
 use crate::spool::Envelope;
 
 /// Tells the admin about `event`: the log line and the event log at once, the channels
 /// through damping.
-pub async fn notify(d: &Deliverer, event: Event) {
+pub(super) async fn notify(d: &Deliverer, event: Event) {
     let w = &d.watch;
     let now = d.clock.unix_seconds();
     let n = Notice::new(now, &w.settings().hostname, event);
@@ -39,7 +40,7 @@ pub async fn notify(d: &Deliverer, event: Event) {
 }
 
 /// Hands `n` to every channel; a router's notice also goes to its contacts.
-pub async fn send(d: &Deliverer, n: &Notice) {
+pub(super) async fn send(d: &Deliverer, n: &Notice) {
     let w = &d.watch;
     let s = w.settings();
     let mut to: Vec<String> = s.notify.to.clone();

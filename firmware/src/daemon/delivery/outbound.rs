@@ -3,7 +3,7 @@
 //! message of the same route, and probe.
 //!
 //! - **Connecting.** Next hops in the order given, each address of a name in turn, with a
-//!   [`CONNECT_TIMEOUT`]; the next hop is moved on to only when a whole attempt failed
+//!   [`CONNECT_TIMEOUT`](driver::CONNECT_TIMEOUT); the next hop is moved on to only when a whole attempt failed
 //!   temporarily (a 5xx or a per-recipient result is an answer, not a reason to try
 //!   elsewhere).
 //! - **Kept connections** (Postfix's connection reuse): after a message the session stays
@@ -15,56 +15,23 @@
 //!   whole life.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use embassy_time::Instant;
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Deliverer;
-use crate::relay::client::{ClientAction, FailReason, Failure, Kept, Outcome};
+use super::deliverer::Deliverer;
+use super::driver::{self, Driver, Io, ReadBuf, connect, drive, failure};
+use crate::relay::client::{FailReason, Kept, Outcome};
 use crate::relay::nexthop::Host;
-use crate::relay::{Client, DeliveryJob, NextHop, TlsPolicy};
+use crate::relay::{Client, DeliveryJob, NextHop};
 use crate::spool::MessageMeta;
 
-/// TCP connect timeout per next-hop address.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most messages sent over one connection before it is closed and a new one opened.
 pub const MESSAGES_PER_CONNECTION: u32 = 100;
-/// Read buffer per connection.
-const READ_BUFFER: usize = 4096;
 
-type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpStream>>;
-
-/// A temporary failure of a whole attempt.
-pub fn failure(reason: FailReason) -> Outcome {
-    Outcome::Failed(Failure {
-        permanent: false,
-        reason,
-        reply: None,
-    })
-}
-
-/// Bytes read from the next hop and not yet consumed.
-struct ReadBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new() -> Self {
-        Self {
-            buf: vec![0u8; READ_BUFFER],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
+fn driver(d: &Deliverer) -> Driver<'_> {
+    Driver {
+        clock: d.clock.as_ref(),
+        tls: &d.tls,
     }
 }
 
@@ -97,16 +64,26 @@ impl HopConnection {
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
-        let mut c = Client::resume(&kept, job, now(d));
-        let outcome = drive(d, &self.hop, &mut self.io, &mut self.rb, &mut c, Some(meta)).await;
+        let mut c = Client::resume(&kept, job, d.clock.now());
+        let body = Some((&d.spool, meta));
+        let outcome = drive(
+            driver(d),
+            &self.hop.host,
+            &mut self.io,
+            &mut self.rb,
+            &mut c,
+            body,
+        )
+        .await;
         self.kept = c.kept();
         self.messages += 1;
         // Dropped while idle (or RSET refused): the message got nowhere; a fresh
         // connection takes it.
         let dead_on_arrival = self.kept.is_none()
-            && matches!(&outcome, Outcome::Failed(f) if !f.permanent
+            && matches!(&outcome, Outcome::Failed(f) if !f.permanent()
                 && matches!(f.reason,
-                    FailReason::Closed | FailReason::Unexpected | FailReason::Protocol(_)));
+                    FailReason::Closed | FailReason::Unexpected | FailReason::Rset
+                    | FailReason::Protocol(_)));
         if dead_on_arrival {
             return None;
         }
@@ -132,13 +109,30 @@ impl HopConnection {
     }
 
     async fn quit_with(&mut self, d: &Deliverer, kept: &Kept) {
-        let mut c = Client::quit_kept(kept, now(d));
-        let _ = drive(d, &self.hop, &mut self.io, &mut self.rb, &mut c, None).await;
+        let mut c = Client::quit_kept(kept, d.clock.now());
+        let _ = drive(
+            driver(d),
+            &self.hop.host,
+            &mut self.io,
+            &mut self.rb,
+            &mut c,
+            None,
+        )
+        .await;
     }
 }
 
+/// What [`open_and_send`] did.
+pub struct Sent {
+    /// The attempt's outcome.
+    pub outcome: Outcome,
+    /// The next hop it went to (the last one tried), for the log and bounces.
+    pub hop: String,
+    /// The connection, when it can carry the route's next message.
+    pub kept: Option<HopConnection>,
+}
+
 /// Delivers `job` over a new connection to the first of `hops` that takes the attempt.
-/// Returns the outcome, the next hop's name, and the connection when it can be kept.
 pub async fn open_and_send(
     d: &Deliverer,
     route: &str,
@@ -146,7 +140,7 @@ pub async fn open_and_send(
     job: DeliveryJob<'_>,
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
-) -> (Outcome, String, Option<HopConnection>) {
+) -> Sent {
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
     for hop in hops {
@@ -157,9 +151,10 @@ pub async fn open_and_send(
             };
             let mut io = Io::Plain(stream);
             let mut rb = ReadBuf::new();
-            let mut c =
-                Client::deliver(d.settings().client.clone(), job.clone(), now(d)).keep_open();
-            outcome = drive(d, hop, &mut io, &mut rb, &mut c, Some(meta)).await;
+            let mut c = Client::deliver(d.settings().client.clone(), job.clone(), d.clock.now())
+                .keep_open();
+            let body = Some((&d.spool, meta));
+            outcome = drive(driver(d), &hop.host, &mut io, &mut rb, &mut c, body).await;
             let kept = c.kept();
             drop(c);
             if let Some(kept) = kept {
@@ -172,17 +167,25 @@ pub async fn open_and_send(
                     messages: 1,
                     _permit: permit,
                 };
-                return (outcome, hop_name, Some(conn));
+                return Sent {
+                    outcome,
+                    hop: hop_name,
+                    kept: Some(conn),
+                };
             }
             io.shutdown().await;
             break;
         }
         // Only a temporary failure of the whole attempt moves on to the next hop.
-        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent) {
+        if !matches!(&outcome, Outcome::Failed(f) if !f.permanent()) {
             break;
         }
     }
-    (outcome, hop_name, None)
+    Sent {
+        outcome,
+        hop: hop_name,
+        kept: None,
+    }
 }
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
@@ -192,8 +195,16 @@ pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::probe(d.settings().client.clone(), now(d));
-        let outcome = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        let mut c = Client::probe(d.settings().client.clone(), d.clock.now());
+        let outcome = drive(
+            driver(d),
+            &hop.host,
+            &mut io,
+            &mut ReadBuf::new(),
+            &mut c,
+            None,
+        )
+        .await;
         io.shutdown().await;
         if matches!(outcome, Outcome::Probed(_)) {
             return true;
@@ -204,27 +215,9 @@ pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
 
 /// Asks `hop` (a silo) to deliver what it holds for `domain` now (ETRN, RFC 1985).
 pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
-    let mut last = failure(FailReason::Connect);
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::etrn(d.settings().client.clone(), domain, now(d));
-        last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
-        io.shutdown().await;
-        break;
-    }
-    last
-}
-
-async fn connect(addr: SocketAddr) -> Option<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .ok()?
-        .ok()?;
-    let _ = stream.set_nodelay(true);
-    Some(stream)
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    driver::etrn_session(&addrs, &hop.host, cfg, domain, &d.tls, d.clock.as_ref()).await
 }
 
 /// The addresses of a next hop: a name's from DNS, else from the host's resolver
@@ -253,165 +246,12 @@ pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
         .collect()
 }
 
-fn now(d: &Deliverer) -> Instant {
-    d.clock.now()
-}
-
-/// Drives `c` on `io` until its outcome is known and it is idle, or it is closed.
-async fn drive(
-    d: &Deliverer,
-    hop: &NextHop,
-    io: &mut Io,
-    rb: &mut ReadBuf,
-    c: &mut Client<'_>,
-    body_of: Option<&MessageMeta>,
-) -> Outcome {
-    loop {
-        if flush_out(d, c, io).await.is_err() {
-            c.eof();
-        }
-        match c.next_action() {
-            Some(ClientAction::StartTls) => {
-                rb.clear();
-                starttls(d, hop, io, c).await;
-                continue;
-            }
-            Some(ClientAction::SendBody) => {
-                match body_of {
-                    Some(meta) => {
-                        if !send_body(d, io, c, meta).await {
-                            return failure(FailReason::Closed);
-                        }
-                    }
-                    None => c.eof(),
-                }
-                continue;
-            }
-            Some(ClientAction::Done) | None => {}
-            Some(ClientAction::Close) => {
-                let _ = flush_out(d, c, io).await;
-                io.shutdown().await;
-                break;
-            }
-        }
-        if c.is_closed() || c.is_idle() {
-            break;
-        }
-        // Feed what we have, then read more.
-        if rb.start < rb.end {
-            let n = c.input(&rb.buf[rb.start..rb.end], now(d));
-            rb.start += n;
-            if n > 0 {
-                continue;
-            }
-        }
-        if !crate::daemon::io::compact(&mut rb.buf, &mut rb.start, &mut rb.end) {
-            c.eof();
-            continue;
-        }
-        let wait = c
-            .deadline()
-            .map(|t| Duration::from_micros(t.saturating_duration_since(now(d)).as_micros()))
-            .unwrap_or(Duration::from_secs(300));
-        match tokio::time::timeout(wait, io.read(&mut rb.buf[rb.end..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) => c.eof(),
-            Ok(Ok(n)) => rb.end += n,
-            Err(_) => c.tick(now(d)),
-        }
-    }
-    c.outcome()
-        .cloned()
-        .unwrap_or_else(|| failure(FailReason::Closed))
-}
-
-async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>) {
-    let Some(tcp) = io.take_plain() else {
-        c.tls_failed();
-        return;
-    };
-    let verify = d.settings().client.tls == TlsPolicy::RequireVerify;
-    let config = if verify {
-        d.tls.verified.clone()
-    } else {
-        Some(Arc::clone(&d.tls.any))
-    };
-    let name = match &hop.host {
-        Host::Name(n) => rustls::pki_types::ServerName::try_from(n.to_string()).ok(),
-        Host::Ip(ip) => Some(rustls::pki_types::ServerName::IpAddress((*ip).into())),
-    };
-    let (Some(config), Some(name)) = (config, name) else {
-        c.tls_failed();
-        return;
-    };
-    match tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-    {
-        Ok(tls) => {
-            *io = Io::Tls(Box::new(tls));
-            c.tls_established(verify, now(d));
-        }
-        Err(_) => c.tls_failed(),
-    }
-}
-
-/// Streams the body from the spool; false when it cannot be read (the attempt fails).
-async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &MessageMeta) -> bool {
-    let mut offset = 0u64;
-    loop {
-        let chunk = match d.spool.body(meta.id, offset).await {
-            Ok(c) => c,
-            Err(e) => {
-                crate::log!("{}: cannot read the body: {e}", meta.id);
-                return false;
-            }
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len() as u64;
-        let mut used = 0;
-        while used < chunk.len() && !c.is_closed() {
-            used += c.body(&chunk[used..], now(d));
-            if flush_out(d, c, io).await.is_err() {
-                c.eof();
-                break;
-            }
-        }
-        if c.is_closed() {
-            break;
-        }
-    }
-    c.body_end(now(d));
-    true
-}
-
-async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {
-    let out = c.output();
-    if out.is_empty() {
-        return Ok(());
-    }
-    let n = out.len();
-    io.write_all(out).await?;
-    c.written(n, now(d));
-    Ok(())
-}
-
 /// Sends one heartbeat beacon to `hop` (a silo): `XBEACON line`; the silo's reply when it
 /// took it, else why not.
 pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, String> {
-    let mut last = failure(FailReason::Connect);
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::beacon(d.settings().client.clone(), line, now(d));
-        last = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
-        io.shutdown().await;
-        break;
-    }
-    match last {
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    match driver::beacon_session(&addrs, &hop.host, cfg, line, &d.tls, d.clock.as_ref()).await {
         Outcome::Beacon(reply) => Ok(reply.to_string()),
         Outcome::Failed(f) => Err(f.to_string()),
         other => Err(format!("unexpected outcome {other:?}")),

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::deliverer::Deliverer;
 use super::hops::RouteId;
-use super::{Deliverer, outbound};
+use super::outbound;
 use crate::relay::NextHop;
 
 /// Probes until shutdown (see the module doc).
-pub async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn probe_loop(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let interval = Duration::from_micros(d.settings().probe_interval.as_micros());
         tokio::select! {

@@ -15,15 +15,22 @@
 //!
 //! [`HopHealth`]: crate::relay::HopHealth
 
+use super::deliverer::{Deliverer, Scope};
 use super::hops::RouteId;
-use super::{Deliverer, follow, notify};
+use super::{follow, notify};
 use crate::monitor::notice::Event;
 use crate::relay::health::Change;
 
 impl Deliverer {
     /// Records whether route `id` answered through next hop `hop` (`reason`: why not), and
     /// acts on a transition (`Deliverer::on_change`).
-    pub async fn route_state(&self, id: RouteId<'_>, reachable: bool, hop: &str, reason: &str) {
+    pub(super) async fn route_state(
+        &self,
+        id: RouteId<'_>,
+        reachable: bool,
+        hop: &str,
+        reason: &str,
+    ) {
         let settings = self.watch.settings();
         let notices =
             matches!(id, RouteId::Delivery(n) if settings.notice_routes.iter().any(|r| r == n));
@@ -65,8 +72,7 @@ impl Deliverer {
             }
             (RouteId::Delivery(route), Change::CameUp { after, was_down }) => {
                 let g = self.spool.gauge.get();
-                let made_due = self.spool.flush(None).await;
-                self.kick.notify_one();
+                let made_due = self.make_due(Scope::All).await;
                 if !was_down {
                     // Known for the first time since start-up (the notice below says it
                     // for a return).

@@ -16,14 +16,18 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Deliverer;
+use super::deliverer::Deliverer;
 use super::hops::RouteId;
 use super::outbound;
 use crate::relay::NextHop;
 use crate::relay::client::Outcome;
 
 /// Watches `silo` until shutdown.
-pub async fn watch_silo(d: Arc<Deliverer>, silo: NextHop, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn watch_silo(
+    d: Arc<Deliverer>,
+    silo: NextHop,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let reachable = outbound::probe(&d, &silo).await;
         let reason = if reachable {
@@ -48,7 +52,7 @@ pub async fn watch_silo(d: Arc<Deliverer>, silo: NextHop, mut shutdown: watch::R
 
 /// Asks `silo` to deliver what it holds for each accepted domain now (one ETRN per
 /// domain, RFC 1985). The one place ETRN goes upstream: called when a silo comes up.
-pub async fn etrn_upstream(d: &Deliverer, silo: &NextHop) {
+pub(super) async fn etrn_upstream(d: &Deliverer, silo: &NextHop) {
     crate::log!(
         "upstream silo {} reachable: asking it to deliver held mail (ETRN)",
         silo.host

@@ -19,13 +19,12 @@ use crate::daemon::events::EventLog;
 use crate::daemon::live::Live;
 use crate::firewall::{FirewallConfig, Primary};
 use crate::monitor::config::RouterSpec;
+use crate::monitor::config::relay_config;
 use crate::monitor::damping::Damper;
 use crate::monitor::metrics::Counters;
 use crate::monitor::notice::Event;
 use crate::monitor::routers::RouterTable;
 use crate::monitor::{MonitorConfig, NotifyConfig};
-use crate::relay::RelayConfig;
-use crate::spool::message::domain_of;
 
 /// Most router alerts waiting for the watch task (beyond that the oldest is dropped; its
 /// router's state is in the table regardless).
@@ -48,7 +47,8 @@ pub struct WatchSettings {
     pub upstream_silo: Option<String>,
     /// Failures in a row before a route is down (`monitor.down-after`).
     pub down_after: u32,
-    /// Routes that only carry notices (`notify.via` hops, see [`relay_config`]): not the primary, so the firewall, the LED and the
+    /// Routes that only carry notices (`notify.via` hops, see
+    /// [`crate::monitor::config::relay_config`]): not the primary, so the firewall, the LED and the
     /// beacons do not follow them.
     pub notice_routes: Vec<String>,
 }
@@ -189,71 +189,5 @@ impl Watch {
             .unwrap_or_else(PoisonError::into_inner)
             .drain(..)
             .collect()
-    }
-}
-
-/// `[relay]` with a route per notice recipient domain (`notify.to`, and on a silo its
-/// routers' contacts) to `notify.via`, unless `relay.routes` routes that domain already.
-pub fn relay_config(c: &Config) -> RelayConfig {
-    let mut relay = c.relay.clone();
-    let contacts = c
-        .monitor
-        .routers
-        .iter()
-        .filter_map(|l| crate::monitor::config::RouterSpec::parse(l).ok())
-        .flat_map(|r| r.contacts);
-    let mut domains: Vec<String> = c
-        .notify
-        .to
-        .iter()
-        .cloned()
-        .chain(contacts)
-        .map(|a| domain_of(&a))
-        .filter(|d| !d.is_empty())
-        .collect();
-    domains.sort();
-    domains.dedup();
-    let via = if c.notify.via.trim().is_empty() {
-        "mx"
-    } else {
-        c.notify.via.trim()
-    };
-    for dom in domains {
-        let routed = relay.routes.iter().any(|r| {
-            r.split_once('=')
-                .is_some_and(|(d, _)| d.trim().trim_start_matches('.').eq_ignore_ascii_case(&dom))
-        });
-        if !routed {
-            relay.routes.push(format!("{dom} = {via}"));
-        }
-    }
-    relay
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notice_domains_get_their_own_route() {
-        let mut c = Config::default();
-        c.relay.next_hops = vec!["mail.office.lan:25".into()];
-        c.relay.routes = vec![".office.test = mail.office.lan:25".into()];
-        c.notify.to = vec![
-            "admin@isp.example".into(),
-            "boss@office.test".into(),
-            "it@ISP.example".into(),
-        ];
-        let r = relay_config(&c);
-        assert_eq!(
-            r.routes,
-            [".office.test = mail.office.lan:25", "isp.example = mx"],
-            "the office's own domain keeps its route; the others go by MX, not via the primary"
-        );
-        c.notify.via = "10 silo.provider.example:25".into();
-        assert_eq!(
-            relay_config(&c).routes[1],
-            "isp.example = 10 silo.provider.example:25"
-        );
     }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use mailbag_hal::{Led, LedMode};
 use tokio::sync::watch;
 
+use super::deliverer::Deliverer;
 use super::hops::Overall;
-use super::{Deliverer, beacon, follow, notify};
+use super::{beacon, follow, notify};
 use crate::config::Role;
 use crate::monitor::notice::Event;
 
@@ -19,7 +20,7 @@ use crate::monitor::notice::Event;
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// The watch task (see the module doc); ends at shutdown.
-pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let settings = d.watch.settings();
     let led = open_led(&settings.monitor.led);
     let mut shown: Option<LedMode> = None;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::monitor::beacon::BeaconError;
 use crate::monitor::metrics::{Counters, Refusal};
@@ -66,8 +67,8 @@ pub struct Ctx {
     pub watch: Arc<crate::daemon::delivery::watch::Watch>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
-    /// Wakes the deliverer (new mail, ETRN).
-    pub kick: Arc<tokio::sync::Notify>,
+    /// Delivery: woken for new mail, asked to flush by ETRN.
+    pub delivery: DeliveryHandle,
 }
 
 type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
@@ -386,7 +387,7 @@ impl InboundConnection {
                 crate::log!("accepted {id}: {text}");
                 Counters::inc(&self.ctx.watch.counters.accepted);
                 self.event("accepted", Some(id.to_string()), &text);
-                self.ctx.kick.notify_one();
+                self.ctx.delivery.wake();
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
@@ -457,12 +458,11 @@ impl InboundConnection {
         if !self.ctx.inbound.get().domains.contains(&domain) {
             return EtrnOutcome::NotAllowed;
         }
-        let held = self.ctx.spool.flush(Some(domain.clone())).await;
+        let held = self.ctx.delivery.flush(Scope::Domain(domain.clone())).await;
         crate::log!("ETRN {domain}: {held} held message(s) made due");
         if held == 0 {
             return EtrnOutcome::NothingWaiting;
         }
-        self.ctx.kick.notify_one();
         EtrnOutcome::Started
     }
 

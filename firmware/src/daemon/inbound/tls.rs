@@ -9,6 +9,39 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::StartTls;
+
+/// The STARTTLS acceptor `starttls` asks for (`None`: not offered); a self-signed
+/// certificate for `hostname` is made once in `state_dir`.
+pub fn acceptor(
+    starttls: &StartTls,
+    state_dir: &Path,
+    hostname: &str,
+) -> Result<Option<TlsAcceptor>, String> {
+    let config = match starttls {
+        StartTls::Off => return Ok(None),
+        StartTls::SelfSigned => match server_config(None, None, state_dir, hostname) {
+            Ok(c) => c,
+            // Without a configured certificate and without the generator (router builds:
+            // the init script makes one with px5g), an MX without STARTTLS still takes mail;
+            // refusing to start would not.
+            Err(e) if missing_generated(state_dir) => {
+                crate::log!("{e}; STARTTLS is off");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        },
+        StartTls::Files { cert, key } => server_config(
+            Some(&cert.to_string_lossy()),
+            Some(&key.to_string_lossy()),
+            state_dir,
+            hostname,
+        )?,
+    };
+    Ok(Some(TlsAcceptor::from(config)))
+}
 
 /// Builds the TLS server configuration. With `cert`/`key` unset, uses (and on first start
 /// creates) `state_dir/tls-cert.pem` and `state_dir/tls-key.pem` for `hostname`.
@@ -52,11 +85,9 @@ pub fn server_config(
 
 /// True if STARTTLS failed only because the state directory has no certificate and this
 /// build cannot make one (no `self-signed` feature, no `smtp.tls-cert`).
-pub fn missing_generated(smtp: &crate::smtp::SmtpConfig, state_dir: &Path) -> bool {
-    !cfg!(feature = "self-signed")
-        && smtp.tls_cert.is_none()
-        && smtp.tls_key.is_none()
-        && !(state_dir.join("tls-cert.pem").exists() && state_dir.join("tls-key.pem").exists())
+fn missing_generated(state_dir: &Path) -> bool {
+    let made = state_dir.join("tls-cert.pem").exists() && state_dir.join("tls-key.pem").exists();
+    !cfg!(feature = "self-signed") && !made
 }
 
 #[cfg(not(feature = "self-signed"))]

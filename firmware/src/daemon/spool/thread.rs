@@ -123,64 +123,77 @@ fn serve(
     let timer = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build();
-    let r = spool.run(|w| {
-        let waiting = state_since.filter(|_| w.is_dirty());
-        let first = match (waiting, &timer) {
-            (Some(since), Ok(rt)) => {
-                let left = STATE_WAIT.saturating_sub(since.elapsed());
-                match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) => None,
-                    Err(_) => Some(Request::Tick),
-                }
-            }
-            _ => rx.blocking_recv(),
-        };
-        let Some(first) = first else {
-            return ControlFlow::Break(());
-        };
-        batch.push(first);
-        while batch.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let mut tick = false;
-        for req in batch.drain(..) {
-            if let Request::Tick = req {
-                tick = true;
-                continue;
-            }
-            handle(w, req, &mut committed, clock.as_ref());
-        }
-        if !committed.is_empty() {
-            // One sync makes every commit of the batch durable; only then answer.
-            let synced = w.sync();
-            state_since = None;
-            for (reply, tail, r) in committed.drain(..) {
-                let r = match (&synced, r) {
-                    (Ok(()), Ok(id)) => {
-                        gauge.update(|g| g.accepted += 1);
-                        Ok(id)
+    let mut closed = false;
+    let r = loop {
+        let r = spool.run(|w| {
+            let waiting = state_since.filter(|_| w.is_dirty());
+            let first = match (waiting, &timer) {
+                (Some(since), Ok(rt)) => {
+                    let left = STATE_WAIT.saturating_sub(since.elapsed());
+                    match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
+                        Ok(Some(r)) => Some(r),
+                        Ok(None) => None,
+                        Err(_) => Some(Request::Tick),
                     }
-                    (Err(e), Ok(_)) => Err(SpoolError::Io(e.to_string())),
-                    (_, Err(e)) => Err(e),
-                };
-                let _ = reply.send((tail, r));
-            }
-        } else if w.is_dirty() {
-            let since = *state_since.get_or_insert_with(Instant::now);
-            if tick && since.elapsed() >= STATE_WAIT {
-                if let Err(e) = w.sync() {
-                    crate::log!("spool: could not write delivery state: {e}");
                 }
-                state_since = None;
+                _ => rx.blocking_recv(),
+            };
+            let Some(first) = first else {
+                closed = true;
+                return ControlFlow::Break(());
+            };
+            batch.push(first);
+            while batch.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
             }
+            let mut tick = false;
+            for req in batch.drain(..) {
+                if let Request::Tick = req {
+                    tick = true;
+                    continue;
+                }
+                handle(w, req, &mut committed, clock.as_ref());
+            }
+            if !committed.is_empty() {
+                // One sync makes every commit of the batch durable; only then answer.
+                let synced = w.sync();
+                state_since = None;
+                for (reply, tail, r) in committed.drain(..) {
+                    let r = match (&synced, r) {
+                        (Ok(()), Ok(id)) => {
+                            gauge.update(|g| g.accepted += 1);
+                            Ok(id)
+                        }
+                        (Err(e), Ok(_)) => Err(SpoolError::Io(e.to_string())),
+                        (_, Err(e)) => Err(e),
+                    };
+                    let _ = reply.send((tail, r));
+                }
+            } else if w.is_dirty() {
+                let since = *state_since.get_or_insert_with(Instant::now);
+                if tick && since.elapsed() >= STATE_WAIT {
+                    if let Err(e) = w.sync() {
+                        crate::log!("spool: could not write delivery state: {e}");
+                    }
+                    state_since = None;
+                }
+            }
+            publish(&w.usage(), &gauge);
+            ControlFlow::Continue(())
+        });
+        match r {
+            Err(e) if !closed => {
+                // The head segment could not be opened or rolled (an I/O error, flash full):
+                // requests in that batch got an error; keep serving, and try again.
+                crate::log!("spool: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => break r,
         }
-        publish(&w.usage(), &gauge);
-        ControlFlow::Continue(())
-    });
+    };
     let f = spool.usage().flash;
     let stats = format!(
         "{} bytes programmed, {} bytes erased, {} syncs since start",

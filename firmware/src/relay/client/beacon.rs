@@ -21,7 +21,7 @@ impl<'a> Client<'a> {
     pub(super) fn send_beacon(&mut self, line: &str, now: Instant) {
         if line.bytes().any(|b| b.is_ascii_control()) {
             // Never on the wire: a CR or LF here would inject commands.
-            self.fail(true, FailReason::BadAddress, None, true);
+            self.fail(FailReason::BadAddress, None);
             return;
         }
         self.push_out(format_args!("XBEACON {line}\r\n"));
@@ -37,7 +37,7 @@ impl<'a> Client<'a> {
             self.action(ClientAction::Done);
             self.quit();
         } else {
-            self.fail(reply.code() >= 500, FailReason::Beacon, Some(reply), true);
+            self.fail(FailReason::Beacon, Some(reply));
         }
     }
 }

@@ -33,7 +33,7 @@ impl Client<'_> {
             }
             Err(BareNewline) => {
                 self.out.truncate(start);
-                self.fail(true, FailReason::BareNewline, None, false);
+                self.fail(FailReason::BareNewline, None);
                 chunk.len()
             }
         }
@@ -52,7 +52,7 @@ impl Client<'_> {
                 self.state = State::DataEnd;
                 self.deadline = Some(now.saturating_add(DATA_END_TIMEOUT));
             }
-            Err(BareNewline) => self.fail(true, FailReason::BareNewline, None, false),
+            Err(BareNewline) => self.fail(FailReason::BareNewline, None),
         }
     }
 }

@@ -5,7 +5,10 @@
 use embassy_time::Instant;
 
 use super::outcome::verdict;
-use super::{COMMAND_TIMEOUT, Client, ClientAction, FailReason, Mode, Outcome, RcptResult, State};
+use super::{
+    Boundary, COMMAND_TIMEOUT, Client, ClientAction, FailReason, Mode, Outcome, RcptResult, State,
+    Tls,
+};
 use crate::relay::reply::ServerReply;
 
 /// What the next hop offered in its EHLO reply.
@@ -33,7 +36,7 @@ impl Client<'_> {
                 self.send_helo("EHLO", now);
                 self.state = State::Ehlo;
             }
-            State::Greeting => self.fail(code >= 500, FailReason::Greeting, Some(reply), true),
+            State::Greeting => self.fail(FailReason::Greeting, Some(reply)),
             State::Ehlo | State::Helo if reply.is_positive() => {
                 self.ext = if matches!(state, State::Ehlo) {
                     self.ext_partial
@@ -44,14 +47,12 @@ impl Client<'_> {
                 self.after_helo(now);
             }
             // §4.1.4: a server that does not know EHLO answers 5xx; HELO then.
-            State::Ehlo if reply.is_permanent() && !self.tls => {
+            State::Ehlo if reply.is_permanent() && self.tls == Tls::Plain => {
                 self.ext_partial = Extensions::default();
                 self.send_helo("HELO", now);
                 self.state = State::Helo;
             }
-            State::Ehlo | State::Helo => {
-                self.fail(code >= 500, FailReason::Helo, Some(reply), true);
-            }
+            State::Ehlo | State::Helo => self.fail(FailReason::Helo, Some(reply)),
             State::StartTls if code == 220 => {
                 self.state = State::Handshake;
                 self.deadline = Some(now.saturating_add(COMMAND_TIMEOUT));
@@ -59,11 +60,11 @@ impl Client<'_> {
                 self.action(ClientAction::StartTls);
             }
             State::StartTls if self.cfg.tls.required() => {
-                self.fail(false, FailReason::TlsRefused, Some(reply), true);
+                self.fail(FailReason::TlsRefused, Some(reply));
             }
             State::StartTls => self.begin(now),
             State::Rset if reply.is_positive() => self.begin(now),
-            State::Rset => self.fail(false, FailReason::Unexpected, Some(reply), true),
+            State::Rset => self.fail(FailReason::Rset, Some(reply)),
             State::Etrn => self.etrn_reply(reply),
             State::Beacon => self.beacon_reply(reply),
             State::Transaction(t) => self.transaction_reply(t, reply, now),
@@ -73,12 +74,12 @@ impl Client<'_> {
                         *r = Some(verdict(&reply));
                     }
                 }
-                self.clean = true;
+                self.boundary = Boundary::Clean;
                 self.finish_transaction();
             }
             // Anything else is a reply to nothing: the stream can no longer be trusted.
             State::Body(_) | State::Handshake | State::Closed | State::Idle => {
-                self.fail(false, FailReason::Unexpected, Some(reply), false);
+                self.fail(FailReason::Unexpected, Some(reply));
             }
             State::Quit => self.close(),
         }
@@ -91,12 +92,12 @@ impl Client<'_> {
             self.quit();
             return;
         }
-        if !self.tls && self.ext.starttls {
+        if self.tls == Tls::Plain && self.ext.starttls {
             self.push_out(format_args!("STARTTLS\r\n"));
             self.deadline = Some(now.saturating_add(COMMAND_TIMEOUT));
             self.state = State::StartTls;
-        } else if !self.tls && self.cfg.tls.required() {
-            self.fail(false, FailReason::TlsNotOffered, None, true);
+        } else if self.tls == Tls::Plain && self.cfg.tls.required() {
+            self.fail(FailReason::TlsNotOffered, None);
         } else {
             self.begin(now);
         }

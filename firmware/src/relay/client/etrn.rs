@@ -31,7 +31,7 @@ impl<'a> Client<'a> {
             self.action(ClientAction::Done);
             self.quit();
         } else {
-            self.fail(code >= 500, FailReason::Etrn, Some(reply), true);
+            self.fail(FailReason::Etrn, Some(reply));
         }
     }
 }

@@ -3,16 +3,18 @@
 
 use embassy_time::Instant;
 
-use super::{COMMAND_TIMEOUT, Client, ClientConfig, DeliveryJob, Extensions, Mode, State};
+use super::{
+    After, Boundary, COMMAND_TIMEOUT, Client, ClientConfig, DeliveryJob, Extensions, Mode, State,
+    Tls,
+};
 
 /// A kept connection's state between two messages ([`Client::kept`]).
 #[derive(Clone, Debug)]
 pub struct Kept {
     cfg: ClientConfig,
     ext: Extensions,
-    tls: bool,
-    tls_verified: bool,
-    clean: bool,
+    tls: Tls,
+    boundary: Boundary,
 }
 
 impl<'a> Client<'a> {
@@ -20,7 +22,7 @@ impl<'a> Client<'a> {
     /// connection reuse): the session goes idle instead of sending QUIT; continue with
     /// [`Client::resume`] or end with [`Client::quit_kept`].
     pub fn keep_open(mut self) -> Self {
-        self.keep_open = true;
+        self.after = After::KeepOpen;
         self
     }
 
@@ -37,8 +39,7 @@ impl<'a> Client<'a> {
             cfg: self.cfg.clone(),
             ext: self.ext,
             tls: self.tls,
-            tls_verified: self.tls_verified,
-            clean: self.clean,
+            boundary: self.boundary,
         })
     }
 
@@ -48,9 +49,8 @@ impl<'a> Client<'a> {
         let mut c = Self::new(kept.cfg.clone(), Mode::Deliver(job), now);
         c.ext = kept.ext;
         c.tls = kept.tls;
-        c.tls_verified = kept.tls_verified;
-        c.keep_open = true;
-        if kept.clean {
+        c.after = After::KeepOpen;
+        if kept.boundary == Boundary::Clean {
             c.begin(now);
         } else {
             c.push_out(format_args!("RSET\r\n"));

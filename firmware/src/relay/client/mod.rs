@@ -23,7 +23,9 @@
 //! - **Outcome** ([`Client::outcome`], final once [`ClientAction::Done`] was given): one
 //!   [`RcptResult`] per recipient in order (2xx delivered, 4xx deferred, 5xx bounced, with
 //!   the server's reply text), or a connection-level [`Failure`] that applies to every
-//!   recipient. The outcome is known before QUIT is answered, so the host can record it at
+//!   recipient. The reason carries its consequences, as rustls's errors do: whether the
+//!   failure is permanent ([`Failure::permanent`]: bounce, or retry) and whether the
+//!   stream is still sane enough for QUIT or is only closed ([`FailReason::stream_sane`]). The outcome is known before QUIT is answered, so the host can record it at
 //!   once.
 //! - **Content** streams through [`Client::body`] in host-sized chunks, dot-stuffed; a bare
 //!   CR or LF stops the session without the final dot ([`super::dotstuff`] says why).
@@ -60,7 +62,7 @@ mod transaction;
 pub use dispatch::Extensions;
 pub use kept::Kept;
 pub use outcome::{ClientAction, FailReason, Failure, Outcome, RcptResult};
-pub use tls::TlsPolicy;
+pub use tls::{Tls, TlsPolicy};
 
 use core::fmt::{self, Write as _};
 
@@ -170,8 +172,8 @@ pub struct Client<'a> {
     ext: Extensions,
     /// Extensions collected while an EHLO reply is being read.
     ext_partial: Extensions,
-    tls: bool,
-    tls_verified: bool,
+    /// What protects the connection now.
+    tls: Tls,
     out: heapless::Vec<u8, OUTPUT_MAX>,
     actions: heapless::Deque<ClientAction, 4>,
     results: heapless::Vec<Option<RcptResult>, RECIPIENTS_MAX>,
@@ -179,13 +181,31 @@ pub struct Client<'a> {
     deadline: Option<Instant>,
     /// The latest `now` the host passed in.
     now: Instant,
-    /// [`ClientAction::Close`] was given.
+    /// [`ClientAction::Close`] was given (it is given once).
     close_given: bool,
-    /// After the outcome, stay connected ([`State::Idle`]) instead of QUIT.
-    keep_open: bool,
-    /// The last transaction ended with the reply to the final dot, so the server is at a
-    /// clean transaction boundary (otherwise the next message starts with RSET).
-    clean: bool,
+    /// What follows a message's outcome.
+    after: After,
+    /// Where the last transaction left the server.
+    boundary: Boundary,
+}
+
+/// What follows a message's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    /// QUIT.
+    Quit,
+    /// Stay connected, idle, for another message ([`Client::keep_open`]).
+    KeepOpen,
+}
+
+/// Where the last transaction left the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Boundary {
+    /// It ended with the reply to the final dot: the next message starts with MAIL.
+    Clean,
+    /// It ended elsewhere (refused, abandoned), or none ran: the next message on this
+    /// connection starts with RSET.
+    Unclean,
 }
 
 impl<'a> Client<'a> {
@@ -212,8 +232,7 @@ impl<'a> Client<'a> {
             reader: ReplyReader::default(),
             ext: Extensions::default(),
             ext_partial: Extensions::default(),
-            tls: false,
-            tls_verified: false,
+            tls: Tls::Plain,
             out: heapless::Vec::new(),
             actions: heapless::Deque::new(),
             results,
@@ -221,8 +240,8 @@ impl<'a> Client<'a> {
             deadline: Some(now.saturating_add(GREETING_TIMEOUT)),
             now,
             close_given: false,
-            keep_open: false,
-            clean: false,
+            after: After::Quit,
+            boundary: Boundary::Unclean,
         }
     }
     /// Bytes to write to the socket now.
@@ -281,7 +300,7 @@ impl<'a> Client<'a> {
                 Ok(Some(line)) => line,
                 Ok(None) => continue,
                 Err(e) => {
-                    self.fail(false, FailReason::Protocol(e), None, false);
+                    self.fail(FailReason::Protocol(e), None);
                     break;
                 }
             };
@@ -301,7 +320,7 @@ impl<'a> Client<'a> {
         match self.state {
             State::Closed => {}
             State::Quit | State::Idle => self.close(),
-            _ => self.fail(false, FailReason::Closed, None, false),
+            _ => self.fail(FailReason::Closed, None),
         }
     }
 
@@ -315,7 +334,7 @@ impl<'a> Client<'a> {
         match self.state {
             State::Quit => self.close(),
             State::Closed => {}
-            _ => self.fail(false, FailReason::Timeout, None, false),
+            _ => self.fail(FailReason::Timeout, None),
         }
     }
 
@@ -326,21 +345,13 @@ impl<'a> Client<'a> {
         self.deadline = Some(self.now.saturating_add(QUIT_TIMEOUT));
     }
 
-    /// A connection-level failure: record it, then QUIT (when the stream is still sane) or
-    /// close.
-    fn fail(
-        &mut self,
-        permanent: bool,
-        reason: FailReason,
-        reply: Option<ServerReply>,
-        quit: bool,
-    ) {
+    /// A connection-level failure: record it (the first one is the outcome), then QUIT or
+    /// close as the reason says ([`FailReason::stream_sane`]); whether it is permanent is
+    /// the [`Failure`]'s to say.
+    fn fail(&mut self, reason: FailReason, reply: Option<ServerReply>) {
+        let quit = reason.stream_sane();
         if self.outcome.is_none() {
-            self.outcome = Some(Outcome::Failed(Failure {
-                permanent,
-                reason,
-                reply,
-            }));
+            self.outcome = Some(Outcome::Failed(Failure { reason, reply }));
             self.action(ClientAction::Done);
         }
         if quit {

@@ -41,6 +41,8 @@ pub enum FailReason {
     Greeting,
     /// EHLO and HELO were both refused.
     Helo,
+    /// RSET before the next message on a kept connection was refused.
+    Rset,
     /// TLS is required but the next hop does not offer STARTTLS.
     TlsNotOffered,
     /// TLS is required but STARTTLS was refused.
@@ -84,6 +86,7 @@ impl fmt::Display for FailReason {
         match self {
             Self::Greeting => f.write_str("greeting refused"),
             Self::Helo => f.write_str("EHLO and HELO refused"),
+            Self::Rset => f.write_str("RSET refused"),
             Self::TlsNotOffered => f.write_str("TLS required but STARTTLS not offered"),
             Self::TlsRefused => f.write_str("TLS required but STARTTLS refused"),
             Self::TlsHandshake => f.write_str("TLS handshake failed"),
@@ -106,15 +109,72 @@ impl fmt::Display for FailReason {
     }
 }
 
+impl FailReason {
+    /// True when the connection is still a sane SMTP stream after this failure, so the
+    /// session says QUIT (RFC 5321 §4.1.1.10); false when it is only closed: the next hop
+    /// went away or stopped answering, its output or the handshake broke, or it is reading
+    /// message content (where a QUIT would be content).
+    pub fn stream_sane(&self) -> bool {
+        !matches!(
+            self,
+            Self::Protocol(_)
+                | Self::Unexpected
+                | Self::Closed
+                | Self::Timeout
+                | Self::TlsHandshake
+                | Self::BareNewline
+        )
+    }
+}
+
 /// A connection-level failure: applies to every recipient of the attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    /// 5xx from the next hop (or a message that can never be sent): bounce. Otherwise retry.
-    pub permanent: bool,
     /// What failed.
     pub reason: FailReason,
     /// The reply that caused it, if one did.
     pub reply: Option<ServerReply>,
+}
+
+impl Failure {
+    /// A failure with no reply behind it (no connection, a timeout, a broken stream).
+    pub fn without_reply(reason: FailReason) -> Self {
+        Self {
+            reason,
+            reply: None,
+        }
+    }
+
+    /// True when retrying cannot help, so the recipients are bounced: the next hop refused
+    /// with 5xx (greeting, EHLO/HELO, MAIL, ETRN), the message can never be sent as it is
+    /// (an unusable address, a bare newline, SMTPUTF8 the next hop lacks), or the domain has
+    /// no mail server (null MX, no such domain). Everything else is retried.
+    pub fn permanent(&self) -> bool {
+        use crate::relay::nexthop::{DnsError, MxError};
+        match &self.reason {
+            FailReason::Greeting
+            | FailReason::Helo
+            | FailReason::Mail
+            | FailReason::Etrn
+            | FailReason::Beacon => self.reply.as_ref().is_some_and(ServerReply::is_permanent),
+            FailReason::BadAddress | FailReason::Smtputf8 | FailReason::BareNewline => true,
+            FailReason::NoRoute(e) => {
+                matches!(e, MxError::NullMx | MxError::Dns(DnsError::NotFound))
+            }
+            FailReason::Rset
+            | FailReason::TlsNotOffered
+            | FailReason::TlsRefused
+            | FailReason::TlsHandshake
+            | FailReason::TlsUnverified
+            | FailReason::Data
+            | FailReason::Timeout
+            | FailReason::Protocol(_)
+            | FailReason::Unexpected
+            | FailReason::Closed
+            | FailReason::Connect
+            | FailReason::Unrouted => false,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -153,5 +213,31 @@ pub(super) fn verdict(reply: &ServerReply) -> RcptResult {
         RcptResult::Bounced(reply.clone())
     } else {
         RcptResult::Deferred(reply.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::nexthop::{DnsError, MxError};
+
+    #[test]
+    fn the_reason_says_permanent_or_temporary_and_quit_or_close() {
+        let with = |reason, code| Failure {
+            reason,
+            reply: Some(ServerReply::new(code, "x")),
+        };
+        assert!(with(FailReason::Mail, 550).permanent());
+        assert!(!with(FailReason::Mail, 451).permanent());
+        assert!(!with(FailReason::TlsRefused, 554).permanent(), "TLS: retry");
+        assert!(Failure::without_reply(FailReason::BareNewline).permanent());
+        assert!(Failure::without_reply(FailReason::NoRoute(MxError::NullMx)).permanent());
+        assert!(
+            Failure::without_reply(FailReason::NoRoute(MxError::Dns(DnsError::NotFound)))
+                .permanent()
+        );
+        assert!(!Failure::without_reply(FailReason::Connect).permanent());
+        assert!(FailReason::Greeting.stream_sane() && FailReason::Rset.stream_sane());
+        assert!(!FailReason::Timeout.stream_sane() && !FailReason::BareNewline.stream_sane());
     }
 }

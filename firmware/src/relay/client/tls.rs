@@ -4,6 +4,18 @@ use embassy_time::Instant;
 
 use super::{Client, Extensions, FailReason, State};
 
+/// What protects the connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tls {
+    /// No TLS (before STARTTLS, or none offered).
+    #[default]
+    Plain,
+    /// TLS, the certificate not checked or not verified (opportunistic).
+    Encrypted,
+    /// TLS with a certificate chain and name the host verified.
+    Verified,
+}
+
 /// STARTTLS policy for a next hop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TlsPolicy {
@@ -33,34 +45,46 @@ impl TlsPolicy {
 }
 
 impl Client<'_> {
-    /// certificate chain and name verified. The session starts over with EHLO (RFC 3207 §4.2).
-    pub fn tls_established(&mut self, verified: bool, now: Instant) {
+    /// The handshake after [`ClientAction::StartTls`](super::ClientAction::StartTls)
+    /// reached `tls` ([`Tls::Encrypted`], or [`Tls::Verified`] when the host checked the
+    /// certificate chain and name; [`Tls::Plain`] counts as a failed handshake). The
+    /// session starts over with EHLO (RFC 3207 §4.2).
+    pub fn tls_established(&mut self, tls: Tls, now: Instant) {
         self.now = now;
+        if tls == Tls::Plain {
+            self.tls_failed();
+            return;
+        }
         if !matches!(self.state, State::Handshake) {
             return;
         }
-        self.tls = true;
-        self.tls_verified = verified;
+        self.tls = tls;
         self.reader.reset();
         self.ext = Extensions::default();
-        if self.cfg.tls == TlsPolicy::RequireVerify && !verified {
+        if self.cfg.tls == TlsPolicy::RequireVerify && tls != Tls::Verified {
             // Over TLS, so a QUIT is safe and polite.
-            self.fail(false, FailReason::TlsUnverified, None, true);
+            self.fail(FailReason::TlsUnverified, None);
             return;
         }
         self.send_helo("EHLO", now);
         self.state = State::Ehlo;
     }
 
-    /// The handshake after [`ClientAction::StartTls`] failed; the connection is unusable.
+    /// The handshake after [`ClientAction::StartTls`](super::ClientAction::StartTls)
+    /// failed; the connection is unusable.
     pub fn tls_failed(&mut self) {
         if matches!(self.state, State::Handshake) {
-            self.fail(false, FailReason::TlsHandshake, None, false);
+            self.fail(FailReason::TlsHandshake, None);
         }
     }
 
-    /// True when this session's content went over TLS with a verified certificate.
-    pub fn tls_verified(&self) -> bool {
-        self.tls && self.tls_verified
+    /// The STARTTLS policy this session follows.
+    pub fn tls_policy(&self) -> TlsPolicy {
+        self.cfg.tls
+    }
+
+    /// What protects this session's connection now.
+    pub fn tls(&self) -> Tls {
+        self.tls
     }
 }

@@ -8,8 +8,8 @@ use embassy_time::{Duration, Instant};
 
 use super::outcome::verdict;
 use super::{
-    Client, ClientAction, DATA_BLOCK_TIMEOUT, DATA_INIT_TIMEOUT, DeliveryJob, FailReason, Failure,
-    MAIL_TIMEOUT, Mode, OUTPUT_MAX, Outcome, RCPT_TIMEOUT, RcptResult, State,
+    After, Client, ClientAction, DATA_BLOCK_TIMEOUT, DATA_INIT_TIMEOUT, DeliveryJob, FailReason,
+    Failure, MAIL_TIMEOUT, Mode, OUTPUT_MAX, Outcome, RCPT_TIMEOUT, RcptResult, State,
 };
 use crate::relay::dotstuff::DotStuffer;
 use crate::relay::reply::ServerReply;
@@ -23,13 +23,25 @@ enum Expect {
     Data,
 }
 
+/// The next command of the transaction to send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Next {
+    /// MAIL FROM.
+    #[default]
+    Mail,
+    /// RCPT TO for the recipient at this index (past the last: DATA is next).
+    Rcpt(usize),
+    /// DATA (without PIPELINING: once a recipient was accepted).
+    Data,
+    /// Everything was sent.
+    Sent,
+    /// MAIL was refused: send nothing more, drain the outstanding replies, QUIT.
+    Abandoned,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Transaction {
-    mail_sent: bool,
-    next_rcpt: usize,
-    data_sent: bool,
-    /// MAIL was refused: send nothing more, drain the outstanding replies, QUIT.
-    abandoned: bool,
+    next: Next,
     expected: heapless::Deque<Expect, { RECIPIENTS_MAX + 2 }>,
 }
 
@@ -49,12 +61,12 @@ impl Client<'_> {
             if unsafe_path(job.sender) || job.recipients.iter().any(|r| unsafe_path(r)) {
                 // Never on the wire: a CR or LF here would inject commands. The spool only
                 // holds addresses the server session parsed, so this is damage.
-                self.fail(true, FailReason::BadAddress, None, true);
+                self.fail(FailReason::BadAddress, None);
                 return;
             }
             if needs_smtputf8(job) && !self.ext.smtputf8 {
                 // RFC 6531 §3.2: such a message cannot be delivered to this server.
-                self.fail(true, FailReason::Smtputf8, None, true);
+                self.fail(FailReason::Smtputf8, None);
                 return;
             }
         }
@@ -72,40 +84,39 @@ impl Client<'_> {
             return;
         };
         let was_idle = t.expected.is_empty();
-        while !t.abandoned && (self.ext.pipelining || t.expected.is_empty()) {
+        while self.ext.pipelining || t.expected.is_empty() {
+            if t.next == Next::Rcpt(job.recipients.len()) {
+                t.next = Next::Data;
+            }
             let mut line: heapless::String<1100> = heapless::String::new();
-            let expect = if !t.mail_sent {
-                let _ = write!(line, "MAIL FROM:<{}>", job.sender);
-                if self.ext.size.is_some() {
-                    let _ = write!(line, " SIZE={}", job.size);
+            let (expect, then) = match t.next {
+                Next::Mail => {
+                    let _ = write!(line, "MAIL FROM:<{}>", job.sender);
+                    if self.ext.size.is_some() {
+                        let _ = write!(line, " SIZE={}", job.size);
+                    }
+                    if self.ext.smtputf8 && needs_smtputf8(job) {
+                        let _ = write!(line, " SMTPUTF8");
+                    }
+                    (Expect::Mail, Next::Rcpt(0))
                 }
-                if self.ext.smtputf8 && needs_smtputf8(job) {
-                    let _ = write!(line, " SMTPUTF8");
+                Next::Rcpt(i) => {
+                    let _ = write!(line, "RCPT TO:<{}>", job.recipients[i]);
+                    (Expect::Rcpt(i), Next::Rcpt(i + 1))
                 }
-                Expect::Mail
-            } else if t.next_rcpt < job.recipients.len() {
-                let rcpt = job.recipients[t.next_rcpt];
-                let _ = write!(line, "RCPT TO:<{rcpt}>");
-                Expect::Rcpt(t.next_rcpt)
-            } else if !t.data_sent {
-                if !self.ext.pipelining && !any_accepted(&self.results) {
-                    break;
+                Next::Data if !self.ext.pipelining && !any_accepted(&self.results) => break,
+                Next::Data => {
+                    let _ = line.push_str("DATA");
+                    (Expect::Data, Next::Sent)
                 }
-                let _ = line.push_str("DATA");
-                Expect::Data
-            } else {
-                break;
+                Next::Sent | Next::Abandoned => break,
             };
             if line.push_str("\r\n").is_err() || OUTPUT_MAX - self.out.len() < line.len() {
                 break;
             }
             let _ = self.out.extend_from_slice(line.as_bytes());
             let _ = t.expected.push_back(expect);
-            match expect {
-                Expect::Mail => t.mail_sent = true,
-                Expect::Rcpt(_) => t.next_rcpt += 1,
-                Expect::Data => t.data_sent = true,
-            }
+            t.next = then;
         }
         if was_idle {
             if let Some(first) = t.expected.front() {
@@ -113,11 +124,7 @@ impl Client<'_> {
             }
         }
         // Without PIPELINING and no recipient accepted, nothing more will be sent.
-        let nothing_to_send = t.expected.is_empty()
-            && !t.abandoned
-            && !t.data_sent
-            && t.mail_sent
-            && t.next_rcpt >= job.recipients.len();
+        let nothing_to_send = t.expected.is_empty() && t.next == Next::Data;
         if nothing_to_send {
             self.finish_transaction();
         }
@@ -130,17 +137,16 @@ impl Client<'_> {
         now: Instant,
     ) {
         let Some(expect) = t.expected.pop_front() else {
-            self.fail(false, FailReason::Unexpected, Some(reply), false);
+            self.fail(FailReason::Unexpected, Some(reply));
             return;
         };
         match expect {
-            _ if t.abandoned => {}
+            _ if t.next == Next::Abandoned => {}
             Expect::Mail if reply.is_positive() => {}
             Expect::Mail => {
                 // The whole message fails; drain the pipelined replies, then QUIT.
-                t.abandoned = true;
+                t.next = Next::Abandoned;
                 self.outcome = Some(Outcome::Failed(Failure {
-                    permanent: reply.is_permanent(),
                     reason: FailReason::Mail,
                     reply: Some(reply),
                 }));
@@ -170,7 +176,7 @@ impl Client<'_> {
             Expect::Data if reply.is_positive() => {
                 // Only 354 may answer DATA (§4.1.1.4); anything else leaves us unsure
                 // whether the server now reads content.
-                self.fail(false, FailReason::Unexpected, Some(reply), false);
+                self.fail(FailReason::Unexpected, Some(reply));
                 return;
             }
             Expect::Data => {
@@ -182,7 +188,7 @@ impl Client<'_> {
                 }
             }
         }
-        let done = t.abandoned && t.expected.is_empty();
+        let done = t.next == Next::Abandoned && t.expected.is_empty();
         let data_refused = matches!(expect, Expect::Data);
         if let Some(next) = t.expected.front() {
             self.deadline = Some(now.saturating_add(timeout_for(*next)));
@@ -214,11 +220,12 @@ impl Client<'_> {
 
     /// The message's outcome is given: wait for the next one, or QUIT.
     fn end_message(&mut self) {
-        if self.keep_open {
-            self.state = State::Idle;
-            self.deadline = None;
-        } else {
-            self.quit();
+        match self.after {
+            After::KeepOpen => {
+                self.state = State::Idle;
+                self.deadline = None;
+            }
+            After::Quit => self.quit(),
         }
     }
 }

@@ -79,6 +79,21 @@ impl<P> SessionConfig<P> {
             policy,
         })
     }
+
+    /// The same settings with another policy (the host adds its own to settings checked
+    /// without one).
+    pub fn with_policy<Q>(self, policy: Q) -> SessionConfig<Q> {
+        SessionConfig {
+            hostname: self.hostname,
+            max_message_size: self.max_message_size,
+            starttls: self.starttls,
+            max_recipients: self.max_recipients,
+            max_bad_commands: self.max_bad_commands,
+            idle_timeout: self.idle_timeout,
+            session_timeout: self.session_timeout,
+            policy,
+        }
+    }
 }
 
 /// The connection, as the host accepted it.

@@ -118,7 +118,10 @@ fn a_kept_connection_carries_the_next_message_with_rset_only_when_needed() {
     );
     expect_sent!(h, "RSET\r\n");
     server!(h, "421 shutting down\r\n");
-    assert!(!h.failure().permanent);
+    let f = h.failure();
+    assert_eq!((f.reason, f.permanent()), (FailReason::Rset, false));
+    // The stream is still SMTP: the session says QUIT rather than just closing.
+    expect_sent!(h, "QUIT\r\n");
     // The next hop dropping an idle connection ends it without an error.
     let mut idle2 =
         Client::deliver(cfg(TlsPolicy::Opportunistic), job(&["a@example.com"]), now).keep_open();
@@ -190,7 +193,7 @@ fn refused_sender_fails_the_message_after_draining_pipelined_replies() {
     h.sent();
     server!(h, "550 5.7.1 sender rejected\r\n", "503 5.5.1 no mail\r\n");
     let f = h.failure();
-    assert_eq!((f.reason, f.permanent), (FailReason::Mail, true));
+    assert_eq!((f.reason, f.permanent()), (FailReason::Mail, true));
     assert_eq!(f.reply.unwrap().enhanced(), Some((5, 7, 1)));
     expect_sent!(h, "");
     server!(
@@ -272,7 +275,7 @@ fn smtputf8_is_requested_when_needed_and_required_of_the_next_hop() {
     let mut h = Host::deliver(TlsPolicy::Opportunistic, j, b"");
     server!(h, "220 mx\r\n", "250 mx\r\n");
     let f = h.failure();
-    assert_eq!((f.reason, f.permanent), (FailReason::Smtputf8, true));
+    assert_eq!((f.reason, f.permanent()), (FailReason::Smtputf8, true));
 }
 
 #[test]

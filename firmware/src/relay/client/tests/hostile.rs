@@ -12,7 +12,7 @@ fn greeting_refusals_are_classified_by_code() {
         let mut h = Host::deliver(TlsPolicy::Opportunistic, job(&["a@example.com"]), b"");
         server!(h, greeting);
         let f = h.failure();
-        assert_eq!((f.reason, f.permanent), (FailReason::Greeting, permanent));
+        assert_eq!((f.reason, f.permanent()), (FailReason::Greeting, permanent));
         expect_sent!(h, "QUIT\r\n");
     }
 }
@@ -31,7 +31,7 @@ fn timeouts_follow_rfc_5321_and_fail_temporarily() {
     assert_eq!(h.c.deadline(), Some(h.now + DATA_END_TIMEOUT));
     h.c.tick(h.now + DATA_END_TIMEOUT);
     let f = h.failure();
-    assert_eq!((f.reason, f.permanent), (FailReason::Timeout, false));
+    assert_eq!((f.reason, f.permanent()), (FailReason::Timeout, false));
     assert!(h.c.is_closed());
 }
 
@@ -54,7 +54,7 @@ fn bare_newline_in_the_content_is_never_sent() {
         "{wire:?}"
     );
     let f = h.failure();
-    assert_eq!((f.reason, f.permanent), (FailReason::BareNewline, true));
+    assert_eq!((f.reason, f.permanent()), (FailReason::BareNewline, true));
     assert!(h.c.is_closed());
 }
 
@@ -65,7 +65,7 @@ fn malformed_or_unsolicited_replies_fail_temporarily() {
         server!(h, "220 mx\r\n", bad);
         let f = h.failure();
         assert!(
-            matches!(f.reason, FailReason::Protocol(_)) && !f.permanent,
+            matches!(f.reason, FailReason::Protocol(_)) && !f.permanent(),
             "{bad:?}"
         );
     }
@@ -110,7 +110,11 @@ fn random_server_bytes_never_panic_and_always_end() {
     ];
     for _ in 0..2000 {
         let mut h = Host::deliver(TlsPolicy::Opportunistic, job(&["a@example.com"]), b".x\r\n");
-        h.tls_verified = if rand() % 2 == 0 { Some(true) } else { None };
+        h.handshake = if rand() % 2 == 0 {
+            Tls::Verified
+        } else {
+            Tls::Plain
+        };
         h.chunk = 1 + (rand() % 7) as usize;
         for _ in 0..(rand() % 12) {
             let p = pieces[(rand() % pieces.len() as u64) as usize];
@@ -170,7 +174,7 @@ fn addresses_that_could_inject_commands_never_go_out() {
         let mut h = Host::deliver(TlsPolicy::Opportunistic, j, b"");
         server!(h, "220 mx\r\n", EHLO_PIPELINING);
         let f = h.failure();
-        assert_eq!((f.reason, f.permanent), (FailReason::BadAddress, true));
+        assert_eq!((f.reason, f.permanent()), (FailReason::BadAddress, true));
         expect_sent!(h, "EHLO relay.example.net\r\nQUIT\r\n");
     }
 }

@@ -12,7 +12,8 @@ struct Host<'a> {
     actions: Vec<ClientAction>,
     body: &'a [u8],
     chunk: usize,
-    tls_verified: Option<bool>,
+    /// What the host's handshake reaches ([`Tls::Plain`]: it fails).
+    handshake: Tls,
     writes: usize,
 }
 
@@ -55,7 +56,7 @@ impl<'a> Host<'a> {
             actions: Vec::new(),
             body,
             chunk: usize::MAX,
-            tls_verified: Some(true),
+            handshake: Tls::Verified,
             writes: 0,
         }
     }
@@ -90,10 +91,7 @@ impl<'a> Host<'a> {
             match a {
                 ClientAction::StartTls => {
                     starttls = true;
-                    match self.tls_verified {
-                        Some(v) => self.c.tls_established(v, self.now),
-                        None => self.c.tls_failed(),
-                    }
+                    self.c.tls_established(self.handshake, self.now);
                 }
                 ClientAction::SendBody => {
                     for piece in self.body.chunks(7) {

@@ -42,7 +42,7 @@ fn etrn_asks_the_silo_to_flush() {
     ));
     match etrn("459 Node example.com not allowed\r\n") {
         Some(Outcome::Failed(f)) => {
-            assert_eq!((f.reason, f.permanent), (FailReason::Etrn, false))
+            assert_eq!((f.reason, f.permanent()), (FailReason::Etrn, false))
         }
         other => panic!("{other:?}"),
     }
@@ -68,7 +68,9 @@ fn a_beacon_is_one_command_and_its_refusal_says_why() {
         Some(Outcome::Beacon(_))
     ));
     match beacon("v1 router=a", "554 5.7.0 beacon replayed\r\n") {
-        Some(Outcome::Failed(f)) => assert_eq!((f.reason, f.permanent), (FailReason::Beacon, true)),
+        Some(Outcome::Failed(f)) => {
+            assert_eq!((f.reason, f.permanent()), (FailReason::Beacon, true))
+        }
         other => panic!("{other:?}"),
     }
     match beacon("v1\r\nRSET", "") {

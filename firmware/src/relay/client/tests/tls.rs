@@ -20,7 +20,7 @@ fn opportunistic_starttls_restarts_with_ehlo_and_drops_plaintext() {
         h,
         "MAIL FROM:<s@sender.example>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"
     );
-    assert!(h.c.tls_verified());
+    assert_eq!(h.c.tls(), Tls::Verified);
 
     // Refused STARTTLS: opportunistic goes on in plaintext.
     let mut h = Host::deliver(TlsPolicy::Opportunistic, job(&["a@example.com"]), b"");
@@ -38,39 +38,39 @@ fn opportunistic_starttls_restarts_with_ehlo_and_drops_plaintext() {
 
 #[test]
 fn required_tls_fails_temporarily_when_missing_refused_broken_or_unverified() {
-    let cases: &[(TlsPolicy, &str, Option<bool>, FailReason)] = &[
+    let cases: &[(TlsPolicy, &str, Tls, FailReason)] = &[
         (
             TlsPolicy::Require,
             "250 mx\r\n",
-            Some(true),
+            Tls::Verified,
             FailReason::TlsNotOffered,
         ),
         (
             TlsPolicy::Require,
             "250-mx\r\n250 STARTTLS\r\n454 4.7.0 no\r\n",
-            Some(true),
+            Tls::Verified,
             FailReason::TlsRefused,
         ),
         (
             TlsPolicy::Require,
             "250-mx\r\n250 STARTTLS\r\n220 go\r\n",
-            None,
+            Tls::Plain,
             FailReason::TlsHandshake,
         ),
         (
             TlsPolicy::RequireVerify,
             "250-mx\r\n250 STARTTLS\r\n220 go\r\n",
-            Some(false),
+            Tls::Encrypted,
             FailReason::TlsUnverified,
         ),
     ];
     for (policy, ehlo, verified, reason) in cases {
         let mut h = Host::deliver(*policy, job(&["a@example.com"]), b"");
-        h.tls_verified = *verified;
+        h.handshake = *verified;
         server!(h, "220 mx\r\n", ehlo);
         let f = h.failure();
         assert_eq!(
-            (f.reason, f.permanent),
+            (f.reason, f.permanent()),
             (*reason, false),
             "{policy:?} {ehlo:?}"
         );
@@ -78,7 +78,7 @@ fn required_tls_fails_temporarily_when_missing_refused_broken_or_unverified() {
     }
     // require with a certificate that did not verify is fine.
     let mut h = Host::deliver(TlsPolicy::Require, job(&["a@example.com"]), b"");
-    h.tls_verified = Some(false);
+    h.handshake = Tls::Encrypted;
     server!(
         h,
         "220 mx\r\n",
