@@ -16,12 +16,13 @@
 //!  │           uses: DeliveryHandle, SpoolHandle
 //!  │           offers: InboundHandle { apply(settings), settings(), start(..) → InboundTasks }
 //!  ▼
-//!  delivery  lanes · route connections · the client driver · notices · probe · silo
-//!  │         watch · DNS · client TLS
+//!  delivery  lanes · route connections · the client driver · notices · next-hop state ·
+//!  │         probe · silo watch · watching (notices to the admin, firewall follower, LED,
+//!  │         beacons, the silo's routers, counters) · DNS · client TLS
 //!  │           uses: SpoolHandle
 //!  │           offers: DeliveryHandle { flush(scope), wake(), try_claim/claim_all,
 //!  │                   in_flight(), notify_sender(..), apply(settings), settings(),
-//!  │                   status(), start(..) → DeliveryTasks }
+//!  │                   status(), watch(), start(..) → DeliveryTasks }
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
 //!              offers: SpoolHandle { begin/append/commit/abort, lanes, lane_due, body,
