@@ -5,7 +5,7 @@
 //! read or feed it.
 //!
 //! Results are recorded, and their transitions acted on, by
-//! [`Deliverer::route_state`](super::Deliverer::route_state) ([`super::transitions`]).
+//! `Deliverer::route_state` (`transitions`).
 //!
 //! The map holds one entry per configured route or silo (bounded by the configuration);
 //! routes no longer configured are dropped when the next probe round lists them.

@@ -5,8 +5,8 @@
 //! receives, admin reads it (status page, `/api/routers`, `/metrics`).
 //!
 //! The decisions are the sans-IO cores in [`crate::monitor`]; the I/O is in
-//! [`super::notify`] (notices to their channels), [`super::watching`] (the periodic task),
-//! [`super::follow`] (the firewall), [`super::beacon`] (the edge's beacons).
+//! `notify` (notices to their channels), `watching` (the periodic task),
+//! `follow` (the firewall), `beacon` (the edge's beacons).
 
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
