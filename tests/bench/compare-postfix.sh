@@ -242,7 +242,7 @@ EOF
 }
 run_mailbag_timed() { # (re)starts mailbag on the current cell; the caller waits for the port
     local d=$mb_dir/$mb_cell
-    "$mb_bin" run --config "$d/mailbag.toml" --state-dir "$d" >/dev/null 2>>"$mb_log" &
+    "$mb_bin" run --config "$d/mailbag.toml" --state-dir "$d" >>"$mb_log" 2>&1 &
     mb_pid=$!
     pids+=("$mb_pid")
     sample_mem "$mb_pid" "$mb_mem" &

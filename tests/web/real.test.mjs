@@ -63,18 +63,21 @@ async function startDaemon() {
   writeFileSync(join(tmp, 'shadow'), `root:${ROOT_HASH}:19000:0:99999:7:::\n`);
   configPath = join(tmp, 'mailbag.toml');
   writeFileSync(configPath, config());
-  daemon = spawn(BIN, ['run', '--config', configPath], { stdio: ['ignore', 'inherit', 'pipe'] });
+  daemon = spawn(BIN, ['run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise((ok, fail) => {
     let out = '';
     const timer = setTimeout(() => fail(new Error('daemon did not start: ' + out)), 20000);
     daemon.on('exit', (code) => fail(new Error('daemon exited ' + code + ': ' + out)));
-    daemon.stderr.on('data', (d) => {
+    // Informational lines (the listeners, ready) come on stdout, warnings on stderr.
+    const seen = (d) => {
       out += d;
       process.stderr.write(d);
       const web = out.match(/admin page on (http:\/\/127\.0\.0\.1:\d+\/)/);
       const smtp = out.match(/smtp listening on 127\.0\.0\.1:(\d+)/);
       if (web && smtp && /ready:/.test(out)) { clearTimeout(timer); baseUrl = web[1]; smtpPort = Number(smtp[1]); ok(); }
-    });
+    };
+    daemon.stdout.on('data', seen);
+    daemon.stderr.on('data', seen);
   });
 }
 

@@ -147,6 +147,7 @@ async function viewStatus() {
         ['Spool used / free', fmtSize(s.spool_used_bytes) + ' / ' + fmtSize(s.spool_free_bytes), 'st-spool'],
       ])),
       section('Firewall', kvTable([['Mode', badge(s.firewall_mode === 'off' ? 'warning' : 'success', s.firewall_mode), 'st-fw']])),
+      await routersSection(s),
       h('div', { class: 'muted', id: 'st-updated' }, 'Updated ' + fmtTime(s.now)));
   };
   await load();
@@ -176,6 +177,21 @@ function setupSection() {
   return section('Setup check', h('div', { class: 'cbi-section-descr' },
     'Checks the MX records, MTA-STS, the next hops and silos, the firewall and the spool, like "mailbag doctor".'),
   h('div', { class: 'toolbar' }, run), out);
+}
+
+// The routers a silo watches (their heartbeat beacons); nothing on an edge.
+async function routersSection(s) {
+  if (s.role !== 'silo') return '';
+  const r = await api('GET', '/api/routers');
+  if (!r.ok || !r.data.routers.length) return section('Routers', h('div', { class: 'muted' }, r.ok ? 'No routers configured (monitor.routers).' : r.data.error));
+  return section('Routers', h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'st-routers' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Router'), h('th', {}, 'Beacon'), h('th', {}, 'Last seen'), h('th', {}, 'Held'), h('th', {}, 'Its primary'))),
+    h('tbody', {}, r.data.routers.map((x) => h('tr', {},
+      h('td', {}, x.router),
+      h('td', {}, badge(x.overdue ? 'important' : (x.last_seen ? 'success' : 'warning'), x.overdue ? 'overdue' : (x.last_seen ? 'on time' : 'not heard yet'))),
+      h('td', {}, x.last_seen ? fmtTime(x.last_seen) + ' (' + rel(x.last_seen, s.now) + ')' : '-'),
+      h('td', {}, String(x.held)),
+      h('td', {}, badge(x.primary === 'up' ? 'success' : (x.primary === 'down' ? 'important' : ''), x.primary))))))));
 }
 
 // ---------- queue ----------
@@ -363,7 +379,7 @@ async function viewFirewall() {
 async function viewLog() {
   const r = await api('GET', '/api/log?limit=200');
   if (!r.ok) return notice('error', r.data.error);
-  const kinds = { delivered: 'success', accepted: 'notice', deferred: 'warning', bounced: 'important', 'primary-down': 'important', 'primary-up': 'success', deleted: 'important' };
+  const kinds = { delivered: 'success', accepted: 'notice', deferred: 'warning', bounced: 'important', 'primary-down': 'important', 'primary-up': 'success', deleted: 'important', expired: 'important', 'spool-full': 'important', 'router-overdue': 'important', 'router-back': 'success', 'beacon-refused': 'warning', 'upstream-down': 'warning', firewall: 'notice' };
   setView(h('h2', {}, 'Log'), h('div', { class: 'cbi-map-descr' }, 'Recent events, newest first.'),
     section(null, h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'log-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Event'), h('th', {}, 'Message'), h('th', {}, 'Details'))),

@@ -45,6 +45,8 @@ pub struct WebConfig {
     pub secure_cookie: bool,
     /// Read-only API token for scripts and monitoring (`Authorization: Bearer <token>`).
     pub api_token: Option<String>,
+    /// Bearer token for `/metrics` (Prometheus); `None` serves no `/metrics`.
+    pub metrics_token: Option<String>,
     /// tiny-http worker threads.
     pub workers: usize,
     /// A client that stops reading a response for this long is dropped, freeing its worker.
@@ -59,6 +61,7 @@ impl Default for WebConfig {
             shadow_path: PathBuf::from("/etc/shadow"),
             secure_cookie: false,
             api_token: None,
+            metrics_token: None,
             workers: 4,
             write_timeout: Duration::from_secs(10),
         }
@@ -143,10 +146,50 @@ impl App {
         match (req.method, segs.as_slice()) {
             (Method::Get, [""]) => asset("index.html"),
             (Method::Get, ["static", name]) => asset(name),
+            (Method::Get, ["metrics"]) => self.metrics(req),
             (Method::Post, ["api", "login"]) => self.login(req),
             (Method::Get | Method::Post, ["api", ..]) => self.api(req, &segs[1..]),
             (Method::Other, _) => Response::error(405, "method not allowed"),
             _ => Response::error(404, "not found"),
+        }
+    }
+
+    /// `/metrics` for Prometheus: only with the configured bearer token (a scraper has no
+    /// session); 404 when none is configured, 401 without it, 403 with a wrong one.
+    fn metrics(&self, req: &Request) -> Response {
+        let Some(want) = &self.config.metrics_token else {
+            return Response::error(404, "not found");
+        };
+        let Some(got) = req
+            .authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+        else {
+            return Response::error(
+                401,
+                "metrics need Authorization: Bearer <monitor.metrics-token>",
+            )
+            .with_header(
+                "WWW-Authenticate",
+                "Bearer realm=\"mailbag metrics\"".into(),
+            );
+        };
+        if !auth::constant_time_eq(want, got.trim()) {
+            return Response::error(403, "wrong metrics token");
+        }
+        match self.backend.metrics() {
+            Ok(text) => Response {
+                status: 200,
+                headers: vec![
+                    (
+                        "Content-Type",
+                        "text/plain; version=0.0.4; charset=utf-8".into(),
+                    ),
+                    ("Cache-Control", "no-store".into()),
+                ],
+                body: Body::Bytes(text.into_bytes()),
+            },
+            Err(e) => backend_error(&e),
         }
     }
 
@@ -202,6 +245,10 @@ impl App {
             (_, ["settings"]) => self.backend.settings().map_or_else(
                 |e| backend_error(&e),
                 |f| Response::json(200, &json!({ "fields": f })),
+            ),
+            (_, ["routers"]) => self.backend.routers().map_or_else(
+                |e| backend_error(&e),
+                |r| Response::json(200, &json!({ "routers": r })),
             ),
             (_, ["firewall"]) => self
                 .backend

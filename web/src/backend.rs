@@ -74,6 +74,25 @@ pub struct UpstreamStatus {
     pub reachable: bool,
 }
 
+/// One router a silo watches (`/api/routers`, the silo's Status page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouterStatus {
+    /// Its id (`monitor.routers`).
+    pub router: String,
+    /// Unix seconds of its last accepted beacon (`None`: none since the silo started).
+    pub last_seen: Option<u64>,
+    /// Silent for longer than `monitor.overdue-after` intervals.
+    pub overdue: bool,
+    /// Messages it held at its last beacon.
+    pub held: u64,
+    /// Its primary at its last beacon: `up`, `down` or `unknown`.
+    pub primary: String,
+    /// Seconds its daemon had been running at its last beacon.
+    pub uptime_secs: Option<u64>,
+    /// Spool bytes it had free at its last beacon.
+    pub spool_free_bytes: Option<u64>,
+}
+
 /// One status snapshot for the Status page and `/api/status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -432,4 +451,12 @@ pub trait Backend {
     /// spool. Takes seconds (it asks DNS servers and connects to mail servers) and sends
     /// the silos an ETRN each.
     fn check_setup(&self) -> Result<SetupReport, BackendError>;
+    /// The routers this silo watches (none on an edge).
+    fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
+        Ok(Vec::new())
+    }
+    /// The Prometheus text exposition for `/metrics`.
+    fn metrics(&self) -> Result<String, BackendError> {
+        Err(BackendError::Unavailable("no metrics in this build".into()))
+    }
 }

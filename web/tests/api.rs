@@ -545,3 +545,29 @@ fn setup_check_lists_each_line_with_its_fix_and_follows_the_firewall() {
     assert_eq!(f.app.handle(&bare).status, 403);
     assert_eq!(s.get(&f.app, "/api/check-setup").status, 404);
 }
+
+#[test]
+fn metrics_need_their_own_token_and_a_session_is_not_enough() {
+    let none = fixture("metrics-off", 0, |_| {});
+    let r = none.app.handle(&Request::new(Method::Get, "/metrics"));
+    assert_eq!(r.status, 404, "no token configured: no /metrics");
+    let f = fixture("metrics", 0, |c| {
+        c.metrics_token = Some("scrape-token-0123456789".into())
+    });
+    let s = login(&f.app);
+    assert_eq!(
+        s.get(&f.app, "/metrics").status,
+        401,
+        "a page session is no scraper"
+    );
+    let mut r = Request::new(Method::Get, "/metrics");
+    r.authorization = Some("Bearer scrape-token-0123456780".into());
+    assert_eq!(f.app.handle(&r).status, 403);
+    r.authorization = Some("Bearer scrape-token-0123456789".into());
+    // The fake backend has no metrics: the token got through to it.
+    assert_eq!(f.app.handle(&r).status, 503);
+    assert_eq!(
+        body(&s.get(&f.app, "/api/routers")),
+        json!({ "routers": [] })
+    );
+}

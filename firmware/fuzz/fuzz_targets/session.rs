@@ -29,6 +29,7 @@ enum Seen {
     End,
     Aborted(String),
     Etrn(String),
+    Beacon(String),
     Close,
 }
 
@@ -104,6 +105,7 @@ fn drive(wire: &[u8], piece: impl Fn(usize) -> usize, verdicts: u8) -> Vec<Seen>
                 }
                 Event::MessageAborted(r) => Seen::Aborted(r.to_string()),
                 Event::Etrn(node) => Seen::Etrn(node.as_str().to_owned()),
+                Event::Beacon(line) => Seen::Beacon(line.as_str().to_owned()),
                 Event::Close => Seen::Close,
             };
             seen.push(s);

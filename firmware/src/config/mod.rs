@@ -7,7 +7,8 @@
 //!
 //! UCI layout: `config mailbag 'main'` holds the top-level options (`enabled`, `role`);
 //! `config smtp`, `config policy`, `config spool`, `config relay`, `config firewall`,
-//! `config web`, `config daemon` hold their sections; option names use `_` for the model's `-`.
+//! `config web`, `config daemon`, `config notify`, `config monitor` hold their sections;
+//! option names use `_` for the model's `-`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::firewall::{FirewallConfig, FirewallMode};
+use crate::monitor::{MonitorConfig, NotifyConfig};
 use crate::policy::PolicyConfig;
 use crate::relay::RelayConfig;
 use crate::smtp::SmtpConfig;
@@ -81,6 +83,10 @@ pub struct Config {
     pub web: WebConfig,
     /// `[daemon]`.
     pub daemon: DaemonConfig,
+    /// `[notify]`.
+    pub notify: NotifyConfig,
+    /// `[monitor]`.
+    pub monitor: MonitorConfig,
 }
 
 impl Default for Config {
@@ -95,6 +101,8 @@ impl Default for Config {
             firewall: FirewallConfig::default(),
             web: WebConfig::default(),
             daemon: DaemonConfig::default(),
+            notify: NotifyConfig::default(),
+            monitor: MonitorConfig::default(),
         }
     }
 }

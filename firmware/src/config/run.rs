@@ -107,7 +107,9 @@ impl RunSettings {
         };
         let session = SessionConfig::new(smtp, ()).map_err(|e| e.to_string())?;
         let rules = Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?;
-        let relay = RelaySettings::from_config(&config.relay, &smtp.hostname)
+        // Notice mail has routes of its own (never through the primary that is down).
+        let relay_config = crate::monitor::config::relay_config(&config);
+        let relay = RelaySettings::from_config(&relay_config, &smtp.hostname)
             .map_err(|e| format!("relay: {e}"))?
             .for_edge(config.role == Role::Edge);
         let upstream_silo = match config.role {

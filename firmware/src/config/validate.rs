@@ -85,6 +85,13 @@ pub fn check(c: &Config) -> Report {
     relay(c, &mut r);
     firewall(c, &mut r);
     daemon(c, &mut r);
+    for (key, msg, error) in crate::monitor::config::issues(&c.notify, &c.monitor) {
+        if error {
+            r.error(key, msg);
+        } else {
+            r.warn(key, msg);
+        }
+    }
     for (i, a) in c.web.listen.iter().enumerate() {
         if a.parse::<SocketAddr>().is_err() {
             r.error(format!("web.listen[{i}]"), not_listen(a));

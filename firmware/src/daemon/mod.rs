@@ -16,12 +16,13 @@
 //!  │           uses: DeliveryHandle, SpoolHandle
 //!  │           offers: InboundHandle { apply(settings), settings(), start(..) → InboundTasks }
 //!  ▼
-//!  delivery  lanes · route connections · the client driver · notices · probe · silo
-//!  │         watch · DNS · client TLS
+//!  delivery  lanes · route connections · the client driver · notices · next-hop state ·
+//!  │         probe · silo watch · watching (notices to the admin, firewall follower, LED,
+//!  │         beacons, the silo's routers, counters) · DNS · client TLS
 //!  │           uses: SpoolHandle
 //!  │           offers: DeliveryHandle { flush(scope), wake(), try_claim/claim_all,
 //!  │                   in_flight(), notify_sender(..), apply(settings), settings(),
-//!  │                   status(), start(..) → DeliveryTasks }
+//!  │                   status(), watch(), start(..) → DeliveryTasks }
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
 //!              offers: SpoolHandle { begin/append/commit/abort, lanes, lane_due, body,
@@ -218,13 +219,11 @@ pub async fn serve(
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let inbound = inbound::InboundHandle::new(&run, capacity, tls.is_some());
     let listening = inbound::local_addrs(&listeners.smtp);
-    let delivery = delivery::DeliveryHandle::new(delivery::Setup::new(
-        &run,
-        spool.clone(),
-        Arc::clone(&clock),
-        &listening,
-    )?);
     let events = Arc::new(events::EventLog::new(clock.unix_seconds()));
+    let mut setup = delivery::Setup::new(&run, spool.clone(), Arc::clone(&clock), &listening)?;
+    // Delivery's events (deliveries, next-hop changes, notices) go to the page's Log too.
+    setup.events = Arc::clone(&events);
+    let delivery = delivery::DeliveryHandle::new(setup);
     let actions = admin::actions::Actions::new(
         spool.clone(),
         delivery.clone(),
@@ -261,7 +260,7 @@ pub async fn serve(
     // Not fatal: an MX that refuses to start over its admin socket takes no mail.
     let control = run.control_socket.as_deref().and_then(|path| {
         admin::control::start(path, actions, Arc::clone(&reloader), shutdown_rx.clone())
-            .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
+            .inspect_err(|e| crate::warn!("{e}; queue commands will not reach this daemon"))
             .ok()
     });
     let delivery_tasks = delivery.start(run.upstream_silo.clone(), shutdown_rx.clone());
@@ -305,7 +304,7 @@ pub async fn serve(
         c.stop().await;
     }
     if !sessions.sessions_finished(GRACE).await {
-        crate::log!(
+        crate::warn!(
             "sessions still open after the grace period are dropped (their mail was not acknowledged)"
         );
     }
@@ -318,7 +317,7 @@ pub async fn serve(
     drop(reloader);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
-        crate::log!(
+        crate::warn!(
             "spool thread still busy after the grace period; exiting (acknowledged mail is durable)"
         );
     }
@@ -335,7 +334,7 @@ async fn stop_signal() {
             _ = tokio::signal::ctrl_c() => {}
         },
         Err(e) => {
-            crate::log!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
+            crate::warn!("cannot watch SIGTERM ({e}); stopping only on SIGINT");
             let _ = tokio::signal::ctrl_c().await;
         }
     }
@@ -350,7 +349,7 @@ async fn reload_on_sighup(
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup())
-        .inspect_err(|e| crate::log!("cannot watch SIGHUP ({e}); reload by restarting"))
+        .inspect_err(|e| crate::warn!("cannot watch SIGHUP ({e}); reload by restarting"))
     else {
         return std::future::pending().await;
     };
@@ -385,6 +384,10 @@ fn reload_file(
             ),
         ),
     };
-    crate::log!("SIGHUP: {text}");
+    if kind == "reloaded" {
+        crate::log!("SIGHUP: {text}");
+    } else {
+        crate::warn!("SIGHUP: {text}");
+    }
     events.push(clock.unix_seconds(), kind, None, &text);
 }

@@ -76,6 +76,29 @@ impl std::error::Error for ApplyError {}
 
 /// Loads `rules` into the fw4 table and stores the include at `file`.
 pub fn apply_nft(rules: &Ruleset, file: &Path) -> Result<Outcome, ApplyError> {
+    let outcome = load_nft(rules)?;
+    write_atomic(file, &nft::include(rules))?;
+    Ok(outcome)
+}
+
+/// Switches the running firewall to `rules` without writing any file: the daemon's
+/// `open-when-primary-down` follower. fw4 (nft) when its table is there, else fw3
+/// (iptables). One transaction per table, as [`apply_nft`] and [`apply_iptables`] do.
+pub fn apply_live(rules: &Ruleset) -> Result<Outcome, ApplyError> {
+    if output("nft", &["list", "table", "inet", "fw4"]).is_some() {
+        return load_nft(rules);
+    }
+    let mut outcome = Outcome::NothingLoaded;
+    for family in [Family::V4, Family::V6] {
+        let step = load_iptables(rules, family)?;
+        if step != Outcome::NothingLoaded {
+            outcome = step;
+        }
+    }
+    Ok(outcome)
+}
+
+fn load_nft(rules: &Ruleset) -> Result<Outcome, ApplyError> {
     let input = format!("input_{}", rules.zone());
     let listing = output("nft", &["list", "chain", "inet", "fw4", &input]);
     let outcome = match listing {
@@ -94,7 +117,6 @@ pub fn apply_nft(rules: &Ruleset, file: &Path) -> Result<Outcome, ApplyError> {
             Outcome::Loaded
         }
     };
-    write_atomic(file, &nft::include(rules))?;
     Ok(outcome)
 }
 
@@ -103,27 +125,7 @@ pub fn apply_nft(rules: &Ruleset, file: &Path) -> Result<Outcome, ApplyError> {
 pub fn apply_iptables(rules: &Ruleset, file4: &Path, file6: &Path) -> Result<Outcome, ApplyError> {
     let mut outcome = Outcome::NothingLoaded;
     for (family, file) in [(Family::V4, file4), (Family::V6, file6)] {
-        let hook = format!("input_{}_rule", rules.zone());
-        let step = match output(family.list_cmd(), &["-S", &hook]) {
-            Some(l) if iptables::is_hooked(&l) => {
-                let update = iptables::fragment(rules, family, Hooks::Keep);
-                run(family.restore_cmd(), &["--noflush"], &update)?;
-                Outcome::Updated
-            }
-            _ if rules.mode() == FirewallMode::Off => Outcome::NothingLoaded,
-            None => {
-                return Err(ApplyError::NoZoneChain(format!(
-                    "{} {hook}",
-                    family.list_cmd()
-                )));
-            }
-            // Redeclaring our chains empties them, so leftovers from before cannot duplicate.
-            Some(_) => {
-                let first = iptables::fragment(rules, family, Hooks::Insert);
-                run(family.restore_cmd(), &["--noflush"], &first)?;
-                Outcome::Loaded
-            }
-        };
+        let step = load_iptables(rules, family)?;
         if step != Outcome::NothingLoaded {
             outcome = step;
         }
@@ -173,6 +175,30 @@ pub fn loaded(rules: &Ruleset) -> Result<Loaded, String> {
             "neither fw4 (nft chain inet fw4 {input}) nor fw3 (iptables chain {hook}) is running"
         )),
     }
+}
+
+fn load_iptables(rules: &Ruleset, family: Family) -> Result<Outcome, ApplyError> {
+    let hook = format!("input_{}_rule", rules.zone());
+    Ok(match output(family.list_cmd(), &["-S", &hook]) {
+        Some(l) if iptables::is_hooked(&l) => {
+            let update = iptables::fragment(rules, family, Hooks::Keep);
+            run(family.restore_cmd(), &["--noflush"], &update)?;
+            Outcome::Updated
+        }
+        _ if rules.mode() == FirewallMode::Off => Outcome::NothingLoaded,
+        None => {
+            return Err(ApplyError::NoZoneChain(format!(
+                "{} {hook}",
+                family.list_cmd()
+            )));
+        }
+        // Redeclaring our chains empties them, so leftovers from before cannot duplicate.
+        Some(_) => {
+            let first = iptables::fragment(rules, family, Hooks::Insert);
+            run(family.restore_cmd(), &["--noflush"], &first)?;
+            Outcome::Loaded
+        }
+    })
 }
 
 /// Runs `program args` with `input` on stdin; error with its stderr if it fails.

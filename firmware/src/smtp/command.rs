@@ -40,6 +40,9 @@ pub enum Command<'a> {
     StartTls,
     /// `ETRN node` (RFC 1985 §3): `domain`, `@domain` or `#queue`.
     Etrn(&'a str),
+    /// `XBEACON line`: a router's heartbeat (mailbag's own private-use command, RFC 5321
+    /// §4.1.5); printable ASCII and spaces, at most `BEACON_ARG_MAX` bytes.
+    Beacon(&'a str),
 }
 
 /// Message body type declared with `BODY=` (RFC 6152 §2).
@@ -139,6 +142,15 @@ impl<'a> Command<'a> {
             }
         } else if is("ETRN") {
             etrn_node(arg).map(Self::Etrn)
+        } else if is("XBEACON") {
+            let ok = !arg.is_empty()
+                && arg.len() <= super::limits::BEACON_ARG_MAX
+                && arg.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+            if ok {
+                Ok(Self::Beacon(arg))
+            } else {
+                Err(CommandError::Syntax("XBEACON needs a beacon line"))
+            }
         } else if [
             "EXPN", "TURN", "SEND", "SOML", "SAML", "BDAT", "AUTH", "ATRN",
         ]
@@ -327,5 +339,11 @@ mod tests {
         );
         assert_eq!(parse("ETRN #queue1"), Ok(Command::Etrn("#queue1")));
         assert!(parse("ETRN").is_err());
+        assert_eq!(
+            parse("XBEACON v1 router=a"),
+            Ok(Command::Beacon("v1 router=a"))
+        );
+        assert!(parse("XBEACON").is_err());
+        assert!(parse(&format!("XBEACON {}", "x".repeat(401))).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::limits::{ETRN_ARG_MAX, EVENTS_MAX};
+use super::limits::{BEACON_ARG_MAX, ETRN_ARG_MAX, EVENTS_MAX};
 use super::reply::Reply;
 
 /// The caller-supplied output of one [`Session::input`](super::Session::input) call.
@@ -35,6 +35,9 @@ pub enum Event<'a> {
     /// `ETRN node` (RFC 1985): start delivery for `node`, then write
     /// [`Reply::etrn`] for the outcome.
     Etrn(heapless::String<ETRN_ARG_MAX>),
+    /// `XBEACON line`: a router's heartbeat; the host checks it and writes the reply
+    /// (250 taken, 501/554 refused, 502 when this instance watches no routers).
+    Beacon(heapless::String<BEACON_ARG_MAX>),
     /// Write the preceding replies, then close the connection.
     Close,
 }

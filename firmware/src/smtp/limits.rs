@@ -29,6 +29,9 @@ pub const RECEIVED_MAX: usize = 512;
 /// Longest ETRN argument (RFC 1985: a domain, optionally with `@` or `#` in front).
 pub const ETRN_ARG_MAX: usize = DOMAIN_MAX + 1;
 
+/// Longest `XBEACON` argument (a signed beacon line, see `monitor::beacon`).
+pub const BEACON_ARG_MAX: usize = 400;
+
 /// How many events one [`Session::input`](super::Session::input) call may push before it
 /// returns early; the caller's [`Events`](super::Events) buffer has exactly this capacity.
 /// Room for one step's events beside the DATA receiver's reserve (5): each event may carry

@@ -21,6 +21,7 @@ use mailbag_hal::{Clock, SystemClock};
 
 pub mod dnsmasq;
 pub mod sink;
+pub mod webhook;
 
 /// A running daemon, killed (by its PID) when dropped.
 pub struct Daemon {
@@ -182,34 +183,51 @@ impl Drop for Served {
 impl Daemon {
     /// Starts `mailbag run --config` in `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_mailbag")), dir)
+    }
+
+    /// Like [`Daemon::start`], inside network namespace `ns` (`ip netns exec` execs the
+    /// daemon, so the child's PID is the daemon's).
+    pub fn start_in_netns(ns: &str, dir: &Path) -> Daemon {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mailbag")]);
+        Self::spawn(cmd, dir)
+    }
+
+    fn spawn(mut cmd: Command, dir: &Path) -> Daemon {
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(dir.join("mailbag.toml"))
             .arg("--state-dir")
             .arg(dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let listening = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        let l = Arc::clone(&log);
-        let seen = Arc::clone(&listening);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("smtp listening on ").nth(1) {
-                    let addr: std::net::SocketAddr = a.trim().parse().unwrap();
-                    seen.lock().unwrap().push(addr);
-                    if addr.is_ipv4() {
-                        let _ = tx.send(addr.port());
+        // Informational lines come on stdout, warnings on stderr (`err: ` in the log here).
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for (stream, tag) in [(stdout, ""), (stderr, "err: ")] {
+            let (l, seen, tx) = (Arc::clone(&log), Arc::clone(&listening), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(a) = line.split("smtp listening on ").nth(1) {
+                        let addr: std::net::SocketAddr = a.trim().parse().unwrap();
+                        seen.lock().unwrap().push(addr);
+                        if addr.is_ipv4() {
+                            let _ = tx.send(addr.port());
+                        }
                     }
+                    let mut l = l.lock().unwrap();
+                    l.push_str(tag);
+                    l.push_str(&line);
+                    l.push('\n');
                 }
-                l.lock().unwrap().push_str(&line);
-                l.lock().unwrap().push('\n');
-            }
-        });
+            });
+        }
         let port = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(p) => p,
             Err(_) => {

@@ -9,9 +9,11 @@
 use super::actions::Actions;
 use super::message_head::{self, headers_of, read_head};
 use crate::config::{Config, Role};
+use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::firewall::ruleset::mode_name;
 use crate::json::{Obj, array, str_array};
+use crate::relay::NextHop;
 use crate::spool::{MessageId, MessageMeta, RcptStatus, SpoolError, SpoolRead};
 
 /// Most rows of one `queue` page.
@@ -47,12 +49,12 @@ pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
     let now = a.clock().unix_seconds();
     let delivery = a.delivery().status();
     // One entry per silo, in `relay.upstream-silo` order.
-    let upstream = array(c.relay.upstream_silo.iter().enumerate().map(|(i, addr)| {
+    let upstream = array(c.relay.upstream_silo.iter().map(|addr| {
         Obj::new()
             .str("address", addr)
             .bool(
                 "reachable",
-                delivery.upstream_reachable.get(i).copied().unwrap_or(false),
+                NextHop::parse(addr, 0).is_ok_and(|h| delivery.silo_up(&h)),
             )
             .finish()
     }));
@@ -74,9 +76,11 @@ pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
                     "next_hops",
                     &str_array(c.relay.next_hops.iter().map(String::as_str)),
                 )
-                .bool("up", !delivery.next_hop_down)
+                .bool("up", delivery.primary == Overall::Up)
+                .opt_num("since", delivery.since)
                 .finish(),
         )
+        .opt_num("last_delivery", delivery.last_delivery)
         .raw("upstream", &upstream)
         .num("queue_depth", messages)
         .opt_num("oldest_age_secs", oldest.map(|t| now.saturating_sub(t)))

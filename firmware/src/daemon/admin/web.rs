@@ -47,6 +47,8 @@ pub fn start(
             WebConfig {
                 listen,
                 shadow_path: shadow.clone(),
+                metrics_token: Some(run.config.monitor.metrics_token.clone())
+                    .filter(|t| !t.is_empty()),
                 ..WebConfig::default()
             },
         );

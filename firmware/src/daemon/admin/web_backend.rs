@@ -19,8 +19,8 @@ use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
     ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
-    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, SaveError, SaveOutcome,
-    SettingField, SettingsValues, SetupCheck, SetupReport, Status, UpstreamStatus,
+    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, RouterStatus, SaveError,
+    SaveOutcome, SettingField, SettingsValues, SetupCheck, SetupReport, Status, UpstreamStatus,
 };
 
 use super::actions::{ActionError, Actions, Done};
@@ -30,12 +30,16 @@ use super::reload::Reloader;
 use super::settings;
 use crate::config::{Config, Format};
 use crate::daemon::delivery::DeliveryHandle;
+use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::ruleset::mode_name;
 use crate::firewall::{Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::monitor::metrics::{self, Gauges, RouteGauge, RouterGauge};
+use crate::relay::Health;
+use crate::relay::NextHop;
 use crate::spool::{self, SpoolError};
 
 /// Bytes fetched from the spool thread per read of a message source.
@@ -126,6 +130,15 @@ impl DaemonBackend {
         self.spool.run_blocking(f).map_err(|e| spool_error(&e))
     }
 
+    /// The primary's state as the next-hop probe knows it (up until known otherwise), so
+    /// the firewall preview and Apply match what `open-when-primary-down` is following.
+    fn primary(&self) -> Primary {
+        match self.delivery.status().primary {
+            Overall::Down => Primary::Down,
+            _ => Primary::Up,
+        }
+    }
+
     fn ruleset(&self, config: &Config) -> Result<Ruleset, BackendError> {
         let cfg = &config.firewall;
         let failed = |e: String| BackendError::Failed(e);
@@ -144,7 +157,7 @@ impl DaemonBackend {
             resolved = lookup.addrs;
         }
         let silo = SiloSet::new(prefixes).map_err(|e| failed(e.to_string()))?;
-        Ruleset::new(cfg, silo, Primary::Up, false)
+        Ruleset::new(cfg, silo, self.primary(), false)
             .map(|r| r.with_resolved(resolved))
             .map_err(|e| failed(e.to_string()))
     }
@@ -234,18 +247,22 @@ impl Backend for DaemonBackend {
             },
             now,
             primary: PrimaryStatus {
-                name: hops,
-                up: !delivery.next_hop_down,
-                since: None,
+                name: if delivery.primary == Overall::Unknown {
+                    // The page has no "unknown" state; say it in the name.
+                    format!("{hops} — not probed yet")
+                } else {
+                    hops
+                },
+                up: delivery.primary == Overall::Up,
+                since: delivery.since,
             },
             upstream: c
                 .relay
                 .upstream_silo
                 .iter()
-                .enumerate()
-                .map(|(i, a)| UpstreamStatus {
+                .map(|a| UpstreamStatus {
                     address: a.clone(),
-                    reachable: delivery.upstream_reachable.get(i).copied().unwrap_or(false),
+                    reachable: NextHop::parse(a, 0).is_ok_and(|h| delivery.silo_up(&h)),
                 })
                 .collect(),
             queue_depth: f.messages,
@@ -253,7 +270,7 @@ impl Backend for DaemonBackend {
             spool_used_bytes: f.used,
             spool_free_bytes: f.free,
             next_retry: f.next_attempt,
-            last_delivery: None,
+            last_delivery: delivery.last_delivery,
             firewall_mode: mode_name(c.firewall.mode).into(),
         })
     }
@@ -426,6 +443,88 @@ impl Backend for DaemonBackend {
                 })
                 .collect(),
         ))
+    }
+
+    fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
+        let watch = self.delivery.watch();
+        let table = watch.routers.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(table
+            .rows()
+            .iter()
+            .map(|r| RouterStatus {
+                router: r.spec.id.clone(),
+                last_seen: r.last_seen,
+                overdue: r.overdue,
+                held: r.last.as_ref().map_or(0, |b| b.held),
+                primary: r
+                    .last
+                    .as_ref()
+                    .map_or("unknown", |b| b.primary.as_str())
+                    .into(),
+                uptime_secs: r.last.as_ref().map(|b| b.uptime),
+                spool_free_bytes: r.last.as_ref().map(|b| b.spool_free),
+            })
+            .collect())
+    }
+
+    fn metrics(&self) -> Result<String, BackendError> {
+        let f = self.job(|s| {
+            let u = s.usage();
+            let used = u.bytes + u.reserved;
+            let room = u.limits.max_bytes.min(u.device_bytes);
+            (
+                u64::from(u.messages),
+                u.bytes,
+                room.saturating_sub(used),
+                s.oldest_received(),
+            )
+        })?;
+        let now = self.clock.unix_seconds();
+        let w = self.delivery.watch();
+        let status = self.delivery.status();
+        let up = |h: Health| match h {
+            Health::Up => Some(true),
+            Health::Down => Some(false),
+            Health::Unknown => None,
+        };
+        let gauges = Gauges {
+            held_messages: f.0,
+            held_bytes: f.1,
+            spool_free_bytes: f.2,
+            oldest_age_secs: f.3.map(|t| now.saturating_sub(t)),
+            last_delivery: status.last_delivery,
+            uptime_secs: now.saturating_sub(w.started_unix),
+            routes: status
+                .routes
+                .iter()
+                .filter(|r| !r.upstream)
+                .map(|r| RouteGauge {
+                    route: r.name.clone(),
+                    up: up(r.health),
+                    since: r.since,
+                })
+                .collect(),
+            upstream: status
+                .routes
+                .iter()
+                .filter(|r| r.upstream && r.health != Health::Unknown)
+                .map(|r| {
+                    let silo = r.name.trim_start_matches("upstream ").to_owned();
+                    (silo, r.health == Health::Up)
+                })
+                .collect(),
+            routers: self
+                .routers()?
+                .into_iter()
+                .map(|r| RouterGauge {
+                    router: r.router,
+                    last_seen: r.last_seen,
+                    overdue: r.overdue,
+                    held: r.held,
+                })
+                .collect(),
+        };
+        Ok(metrics::render(&w.counters, &gauges))
     }
 
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {

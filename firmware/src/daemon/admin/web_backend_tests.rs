@@ -76,7 +76,8 @@ fn delivery(spool: &SpoolHandle, clock: &Arc<ManualClock>) -> DeliveryHandle {
         hostname: "mx.test".into(),
         tls: delivery::tls::client_configs().unwrap(),
         dns: delivery::dns::DnsResolver::new(Vec::new()),
-        silos: 0,
+        watch: delivery::watch::WatchSettings::from_config(&config),
+        events: Arc::default(),
     })
 }
 

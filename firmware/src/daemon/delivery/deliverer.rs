@@ -4,7 +4,6 @@
 //! holds a [`DeliveryHandle`](super::DeliveryHandle).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mailbag_hal::Clock;
@@ -14,7 +13,7 @@ use super::claims::InFlight;
 use super::tls::TlsClients;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
-use crate::relay::{HopKey, LoopGuard, RelaySettings, route};
+use crate::relay::{HopKey, LoopGuard, RelaySettings};
 
 /// Which held mail a flush makes due.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,13 +57,11 @@ pub(super) struct Deliverer {
     pub(super) hostname: String,
     /// TLS client configurations: (no verification, verification against system CAs).
     pub(super) tls: TlsClients,
-    /// Set when the last attempt could not reach any configured next hop; the probe then
-    /// watches for its return.
-    pub(super) hop_down: AtomicBool,
-    /// Routes whose next hops could not be reached at the last attempt, with their names
-    /// (an MX route's name says its domain); the probe watches these, and the first success
-    /// of one flushes the held mail.
-    pub(super) down_routes: Mutex<HashMap<HopKey, String>>,
+    /// Next-hop state per route ([`super::hops`]): the one record of whether each
+    /// answers.
+    pub(super) hops: super::hops::HopStates,
+    /// Notices, counters, the firewall follower, beacons, the silo's routers.
+    pub(super) watch: Arc<super::watch::Watch>,
     /// DNS for delivery by MX and for next-hop names.
     pub(super) dns: super::dns::DnsResolver,
     /// Connection permits per route (`relay.max-per-hop` each).
@@ -72,9 +69,6 @@ pub(super) struct Deliverer {
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
     /// an admin action. Neither touches a message the other holds.
     pub(super) in_flight: InFlight,
-    /// Per `relay.upstream-silo` entry, in order: the silo answered its last probe (edge
-    /// role; see `upstream`).
-    pub(super) upstream_up: Vec<AtomicBool>,
 }
 
 impl Deliverer {
@@ -88,39 +82,6 @@ impl Deliverer {
         n
     }
 
-    /// Records whether route `name` answered (through next hop `hop`). When it just came
-    /// back, the held mail is made due and delivery woken: it goes now. A route that was
-    /// down releases its own mail — all of it for a next-hop list, its domain's for an MX
-    /// route (a silo holds many offices' mail; one office's return does not concern the
-    /// others); the first answer after start-up (state unknown) releases everything.
-    pub(super) async fn route_state(&self, name: &str, reachable: bool, hop: &str) {
-        let came_back = {
-            let key = HopKey::of(name);
-            let mut down = self
-                .down_routes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let unknown = down.is_empty() && self.hop_down.load(Ordering::Relaxed);
-            let was_down = down.contains_key(&key);
-            if reachable {
-                down.remove(&key);
-            } else {
-                down.insert(key, name.to_owned());
-            }
-            self.hop_down.store(!down.is_empty(), Ordering::Relaxed);
-            match (reachable, was_down, unknown) {
-                (true, true, _) => Some(Scope::of(route::mx_domain(name))),
-                (true, false, true) => Some(Scope::All),
-                _ => None,
-            }
-        };
-        if let Some(scope) = came_back {
-            let held = self.make_due(scope).await;
-            crate::log!("next hop {hop} answers again: delivering {held} held message(s) now");
-        }
-    }
-
-    /// The relay settings in force; an attempt takes them once and keeps them throughout.
     pub(super) fn settings(&self) -> Arc<RelaySettings> {
         self.settings.get()
     }

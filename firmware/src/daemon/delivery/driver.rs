@@ -127,6 +127,29 @@ pub async fn probe_session(
     last
 }
 
+/// One heartbeat beacon (`XBEACON line`) to the first of `addrs` that takes a connection.
+pub(super) async fn beacon_session(
+    addrs: &[SocketAddr],
+    host: &Host,
+    cfg: ClientConfig,
+    line: &str,
+    tls: &TlsClients,
+    clock: &dyn Clock,
+) -> Outcome {
+    let drv = Driver { clock, tls };
+    for &addr in addrs {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::beacon(cfg, line, clock.now());
+        let outcome = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        io.shutdown().await;
+        return outcome;
+    }
+    failure(FailReason::Connect)
+}
+
 impl Driver<'_> {
     fn now(&self) -> Instant {
         self.clock.now()

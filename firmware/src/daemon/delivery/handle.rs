@@ -9,12 +9,12 @@
 //! | [`DeliveryHandle::try_claim`], [`DeliveryHandle::claim_all`], [`DeliveryHandle::in_flight`] | admin's delete and bounce |
 //! | [`DeliveryHandle::notify_sender`] | admin's bounce |
 //! | [`DeliveryHandle::apply`], [`DeliveryHandle::settings`] | admin's reload |
-//! | [`DeliveryHandle::status`] | admin's status page |
-//! | [`DeliveryHandle::start`] | the wiring: the lanes, the probe and the silo watch |
+//! | [`DeliveryHandle::status`] | admin's status page and the control socket's status view |
+//! | [`DeliveryHandle::watch`] | inbound (counters, beacons), admin (`/metrics`, routers) |
+//! | [`DeliveryHandle::start`] | the wiring: the lanes, the probe, the silo watch, watching |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use mailbag_hal::Clock;
 use tokio::sync::{Notify, watch};
@@ -23,10 +23,13 @@ use tokio::task::JoinHandle;
 use super::claims::{Claim, InFlight};
 use super::deliverer::{Deliverer, Scope};
 use super::dns::DnsResolver;
+use super::hops::{Overall, RouteView};
 use super::notice::{self, Notice};
 use super::tls::TlsClients;
-use super::{lanes, probe, upstream};
+use super::watch::{Watch, WatchSettings};
+use super::{lanes, probe, upstream, watching};
 use crate::config::RunSettings;
+use crate::daemon::events::EventLog;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
 use crate::relay::dsn::DsnKind;
@@ -51,8 +54,11 @@ pub struct Setup {
     pub tls: TlsClients,
     /// DNS for MX and next-hop names.
     pub dns: DnsResolver,
-    /// How many upstream silos the edge watches (`relay.upstream-silo`).
-    pub silos: usize,
+    /// `[notify]`, `[monitor]` and what else watching needs.
+    pub watch: WatchSettings,
+    /// The daemon's event log (the admin page's Log): deliveries, deferrals, bounces,
+    /// next-hop changes, notices go there.
+    pub events: Arc<EventLog>,
 }
 
 impl Setup {
@@ -74,7 +80,8 @@ impl Setup {
             hostname,
             tls: super::tls::client_configs()?,
             dns: DnsResolver::configured(&run.dns_servers),
-            silos: run.upstream_silo.len(),
+            watch: WatchSettings::from_config(&run.config),
+            events: Arc::default(),
         })
     }
 }
@@ -82,12 +89,17 @@ impl Setup {
 /// A snapshot of delivery's view of its next hops, for the status page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryStatus {
-    /// A route's next hops could not be reached at the last attempt or probe (or nothing
-    /// is known yet).
-    pub next_hop_down: bool,
-    /// Per upstream silo, in `relay.upstream-silo` order: it answered its last probe
-    /// (edge role).
-    pub upstream_reachable: Vec<bool>,
+    /// The primary (every delivery route together): up, down or not known yet.
+    pub primary: Overall,
+    /// Unix seconds since it is in that state.
+    pub since: Option<u64>,
+    /// Some upstream silo answered its last probe (edge role; each silo's state is its
+    /// route in `routes`, [`DeliveryStatus::silo_up`]).
+    pub upstream_reachable: bool,
+    /// Unix seconds of the last delivery.
+    pub last_delivery: Option<u64>,
+    /// Every route's state.
+    pub routes: Vec<RouteView>,
 }
 
 /// The delivery subsystem, as the rest of the daemon holds it.
@@ -96,10 +108,21 @@ pub struct DeliveryHandle {
     d: Arc<Deliverer>,
 }
 
+impl DeliveryStatus {
+    /// True when upstream silo `hop` answered its last probe.
+    pub fn silo_up(&self, hop: &NextHop) -> bool {
+        let name = super::hops::upstream_name(hop);
+        self.routes
+            .iter()
+            .any(|r| r.upstream && r.name == name && r.health == crate::relay::Health::Up)
+    }
+}
+
 /// The running delivery tasks: the lanes, the next-hop probe, the silo watches.
 pub struct DeliveryTasks {
     lanes: JoinHandle<()>,
     probe: JoinHandle<()>,
+    watching: JoinHandle<()>,
     silos: Vec<JoinHandle<()>>,
 }
 
@@ -110,6 +133,7 @@ impl DeliveryTasks {
     pub async fn join(self) {
         let _ = self.lanes.await;
         let _ = self.probe.await;
+        let _ = self.watching.await;
         for w in self.silos {
             w.abort();
             let _ = w.await;
@@ -121,6 +145,11 @@ impl DeliveryHandle {
     /// Delivery over `setup`, not running yet ([`DeliveryHandle::start`]). The next hops'
     /// state starts unknown: held mail is probed for at once.
     pub fn new(setup: Setup) -> Self {
+        let watch = Arc::new(Watch::new(
+            setup.watch,
+            setup.events,
+            Arc::clone(&setup.clock),
+        ));
         Self {
             d: Arc::new(Deliverer {
                 spool: setup.spool,
@@ -131,36 +160,36 @@ impl DeliveryHandle {
                 kick: Notify::new(),
                 hostname: setup.hostname,
                 tls: setup.tls,
-                hop_down: AtomicBool::new(true),
-                down_routes: Default::default(),
+                // Unknown at start: every route is probed at once.
+                hops: Default::default(),
+                watch,
                 dns: setup.dns,
                 hop_slots: Default::default(),
                 in_flight: InFlight::default(),
-                upstream_up: (0..setup.silos).map(|_| AtomicBool::new(false)).collect(),
             }),
         }
     }
 
     /// Starts the lanes and the next-hop probe, and (edge) one watch per `upstream` silo
-    /// (as many as [`Setup::silos`] said); they run until `shutdown` flips.
+    /// (a silo that is down never delays another's ETRN); they run until `shutdown` flips.
     pub fn start(&self, upstream: Vec<NextHop>, shutdown: watch::Receiver<bool>) -> DeliveryTasks {
         let silos = upstream
             .into_iter()
-            .enumerate()
-            .map(|(index, hop)| {
+            .map(|hop| {
                 tokio::spawn(upstream::watch_silo(
                     Arc::clone(&self.d),
                     hop,
-                    index,
                     shutdown.clone(),
                 ))
             })
             .collect();
         let probe = tokio::spawn(probe::probe_loop(Arc::clone(&self.d), shutdown.clone()));
+        let watching = tokio::spawn(watching::run(Arc::clone(&self.d), shutdown.clone()));
         let lanes = tokio::spawn(lanes::run(Arc::clone(&self.d), shutdown));
         DeliveryTasks {
             lanes,
             probe,
+            watching,
             silos,
         }
     }
@@ -236,14 +265,21 @@ impl DeliveryHandle {
 
     /// The next hops' state as delivery sees it now.
     pub fn status(&self) -> DeliveryStatus {
+        let (primary, since) = self.d.hops.overall();
+        let routes = self.d.hops.view();
         DeliveryStatus {
-            next_hop_down: self.d.hop_down.load(Ordering::Relaxed),
-            upstream_reachable: self
-                .d
-                .upstream_up
+            primary,
+            since,
+            upstream_reachable: routes
                 .iter()
-                .map(|u| u.load(Ordering::Relaxed))
-                .collect(),
+                .any(|r| r.upstream && r.health == crate::relay::Health::Up),
+            last_delivery: self.d.watch.last_delivery(),
+            routes,
         }
+    }
+
+    /// Watching: counters for `/metrics`, the event log, the silo's routers.
+    pub fn watch(&self) -> Arc<Watch> {
+        Arc::clone(&self.d.watch)
     }
 }

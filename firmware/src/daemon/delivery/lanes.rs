@@ -8,9 +8,12 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::deliverer::Deliverer;
-use super::driver;
+use super::hops::RouteId;
 use super::notice::{Notice, original_headers, send_dsn};
 use super::outbound::{self, HopConnection};
+use super::{driver, notify};
+use crate::monitor::metrics::Counters;
+use crate::monitor::notice::Event;
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
 use crate::relay::nexthop::MxError;
@@ -193,13 +196,27 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     };
                     let sent = outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
                     hop_name = sent.hop;
-                    let unreachable = matches!(&sent.outcome,
-                        Outcome::Failed(f) if f.reason == FailReason::Connect);
-                    // Down: the probe watches the route (an MX route too: a silo learns
-                    // that the office, or a more preferred silo, is back). Back before the
-                    // probe saw it (new mail got through): what it held goes now, not at
-                    // its retry time.
-                    d.route_state(name, !unreachable, &hop_name).await;
+                    let unreachable = match &sent.outcome {
+                        Outcome::Failed(f) if f.reason == FailReason::Connect => {
+                            Some(f.to_string())
+                        }
+                        _ => None,
+                    };
+                    // Back before the probe saw it (new mail got through): what it held
+                    // back goes now, not at its retry time. Down after `down-after`
+                    // attempts or probes in a row could not connect. An MX route too: a
+                    // silo learns that the office, or a more preferred silo, is back.
+                    let id = match target {
+                        Target::Mx => RouteId::Mx(name),
+                        _ => RouteId::Delivery(name),
+                    };
+                    d.route_state(
+                        id,
+                        unreachable.is_none(),
+                        &hop_name,
+                        unreachable.as_deref().unwrap_or(""),
+                    )
+                    .await;
                     *conn = sent.kept;
                     sent.outcome
                 }
@@ -234,7 +251,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
         d.spool.update(meta.clone()).await
     };
     if let Err(e) = persisted {
-        crate::log!("{id}: could not record the attempt: {e}");
+        crate::warn!("{id}: could not record the attempt: {e}");
         return;
     }
     let delivered = meta
@@ -246,20 +263,66 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
         Outcome::Failed(f) => Some(f),
         _ => None,
     });
-    match failed {
+    let w = &d.watch;
+    let (kind, text) = match failed {
         _ if result.done && result.bounces.is_empty() => {
-            crate::log!(
-                "delivered {id} to {hop_name} ({delivered} recipients, conn_use={conn_use})"
+            w.delivered();
+            (
+                "delivered",
+                format!(
+                    "delivered {id} to {hop_name} ({delivered} recipients, conn_use={conn_use})"
+                ),
             )
         }
-        Some(f) if parts.len() == 1 => {
-            crate::log!("deferred {id}: {f} (attempt {})", meta.attempts)
+        Some(f) if parts.len() == 1 && result.bounces.is_empty() => {
+            Counters::inc(&w.counters.deferred);
+            (
+                "deferred",
+                format!("deferred {id}: {f} (attempt {})", meta.attempts),
+            )
         }
-        _ => crate::log!(
-            "attempted {id}: {delivered} delivered, {} bounced, done={}",
-            result.bounces.len(),
-            result.done
-        ),
+        _ => {
+            if result.done && delivered > 0 {
+                w.delivered();
+            } else if !result.done {
+                Counters::inc(&w.counters.deferred);
+            }
+            (
+                if result.bounces.is_empty() {
+                    "deferred"
+                } else {
+                    "bounced"
+                },
+                format!(
+                    "attempted {id}: {delivered} delivered, {} bounced, done={}",
+                    result.bounces.len(),
+                    result.done
+                ),
+            )
+        }
+    };
+    crate::log!("{text}");
+    w.events.push(now, kind, Some(id.to_string()), &text);
+    for _ in &result.bounces {
+        Counters::inc(&w.counters.bounced);
+    }
+    let expired = result
+        .bounces
+        .iter()
+        .filter(|b| b.status == attempt::EXPIRED_STATUS)
+        .count();
+    if expired > 0 {
+        Counters::inc(&w.counters.expired);
+        notify::notify(
+            d,
+            Event::Expired {
+                id: id.to_string(),
+                sender: meta.sender.to_string(),
+                recipients: expired as u64,
+                days: settings.retry.lifetime.as_secs() / 86_400,
+            },
+        )
+        .await;
     }
     if !result.bounces.is_empty() {
         let recipients: Vec<Notice> = result

@@ -31,22 +31,38 @@
 //! | `outbound` | connections to a route's next hops; kept connections; probes; ETRN upstream |
 //! | `driver` | the one async driver of [`crate::relay::Client`] sessions ([`etrn_session`] for `mailbag etrn`) |
 //! | [`notice`] | bounces and delay warnings queued to the sender ([`Notice`]) |
-//! | `probe` | watching routes that are down; their return flushes the held mail |
+//! | [`hops`] | next-hop state per route (hysteresis) |
+//! | `transitions` | a route came up or went down: flush, ETRN, notices, firewall |
+//! | `probe` | asking routes not known to be up; their return flushes the held mail |
 //! | `upstream` | the edge's watch on its silo (ETRN when it comes back) |
+//! | [`watch`] | what watching keeps: settings, damping, counters, routers, last delivery |
+//! | `watching` | its task: damped notices, spool fill, LED, beacons, silent routers |
+//! | `notify` | one notice to its channels: mail on the spool, webhooks, hooks |
+//! | `follow` | `open-when-primary-down`: the live firewall follows the primary |
+//! | `beacon` | the edge's heartbeat beacons to its silo |
 //! | [`dns`] | the resolver for MX and next-hop names |
 //! | [`tls`] | STARTTLS client configurations |
 
+mod beacon;
 pub mod claims;
 mod deliverer;
 pub mod dns;
 mod driver;
+mod follow;
 pub mod handle;
+mod hook;
+pub mod hops;
 mod lanes;
 pub mod notice;
+mod notify;
 mod outbound;
 mod probe;
 pub mod tls;
+mod transitions;
 mod upstream;
+pub mod watch;
+mod watching;
+mod webhook;
 
 pub use claims::{Claim, InFlight};
 pub use deliverer::Scope;

@@ -72,7 +72,7 @@ pub(super) async fn send_dsn(
     match write_dsn(&meta.sender, &report, headers, &mut out) {
         Ok(Some(env)) => {
             let Ok(envelope) = Envelope::new(&env.sender, [env.recipient.as_str()]) else {
-                crate::log!("{}: no bounce: the sender is no usable address", meta.id);
+                crate::warn!("{}: no bounce: the sender is no usable address", meta.id);
                 return false;
             };
             match d.spool.enqueue(envelope, &out).await {
@@ -91,7 +91,7 @@ pub(super) async fn send_dsn(
                     true
                 }
                 Err(e) => {
-                    crate::log!("{}: could not queue the bounce: {e}", meta.id);
+                    crate::warn!("{}: could not queue the bounce: {e}", meta.id);
                     false
                 }
             }
@@ -104,7 +104,7 @@ pub(super) async fn send_dsn(
             true
         }
         Err(e) => {
-            crate::log!("{}: could not write the bounce: {e}", meta.id);
+            crate::warn!("{}: could not write the bounce: {e}", meta.id);
             false
         }
     }

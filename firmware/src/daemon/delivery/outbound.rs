@@ -229,3 +229,15 @@ pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
         .filter(|a| !d.guard.is_our_address(*a))
         .collect()
 }
+
+/// Sends one heartbeat beacon to `hop` (a silo): `XBEACON line`; the silo's reply when it
+/// took it, else why not.
+pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, String> {
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    match driver::beacon_session(&addrs, &hop.host, cfg, line, &d.tls, d.clock.as_ref()).await {
+        Outcome::Beacon(reply) => Ok(reply.to_string()),
+        Outcome::Failed(f) => Err(f.to_string()),
+        other => Err(format!("unexpected outcome {other:?}")),
+    }
+}

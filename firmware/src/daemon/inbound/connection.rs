@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use mailbag_hal::Clock;
 use tokio::net::TcpStream;
@@ -17,6 +17,8 @@ use tokio_rustls::server::TlsStream;
 
 use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
+use crate::monitor::beacon::BeaconError;
+use crate::monitor::metrics::{Counters, Refusal};
 use crate::policy::Checker;
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
@@ -61,6 +63,8 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Recent events for the admin page's Log.
     pub events: Arc<crate::daemon::events::EventLog>,
+    /// Counters for `/metrics`, and (silo) the routers whose beacons arrive here.
+    pub watch: Arc<crate::daemon::delivery::watch::Watch>,
     /// Flips to true when the daemon is stopping.
     pub shutdown: watch::Receiver<bool>,
     /// Delivery: woken for new mail, asked to flush by ETRN.
@@ -105,10 +109,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         chunk: None,
         incoming: None,
         wbuf: Vec::with_capacity(2048),
+        peer,
     };
     if let Err(e) = conn.run(peer).await {
         if e.kind() != io::ErrorKind::UnexpectedEof && e.kind() != io::ErrorKind::ConnectionReset {
-            crate::log!("{peer}: connection error: {e}");
+            crate::warn!("{peer}: connection error: {e}");
         }
     }
     conn.abort_message().await;
@@ -123,6 +128,8 @@ struct InboundConnection {
     chunk: Option<Chunk>,
     incoming: Option<Incoming>,
     wbuf: Vec<u8>,
+    /// The client's address (for the log).
+    peer: SocketAddr,
 }
 
 impl InboundConnection {
@@ -231,6 +238,7 @@ impl InboundConnection {
                     if r.code() >= 400 {
                         // Refusals (policy, limits, syntax) are what an admin looks for.
                         self.event("refused", None, r.as_str().trim_end());
+                        self.count_refusal(r.as_str());
                     }
                     self.wbuf.extend_from_slice(r.as_bytes());
                 }
@@ -238,6 +246,9 @@ impl InboundConnection {
                 Event::Body(bytes) => self.body(bytes).await,
                 Event::MessageEnd => {
                     let reply = self.end_message(session).await;
+                    if reply.code() >= 400 {
+                        self.count_refusal(reply.as_str());
+                    }
                     self.wbuf.extend_from_slice(reply.as_bytes());
                 }
                 Event::MessageAborted(why) => {
@@ -250,6 +261,10 @@ impl InboundConnection {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
                         .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
+                }
+                Event::Beacon(line) => {
+                    let reply = self.beacon(&line);
+                    self.wbuf.extend_from_slice(reply.as_bytes());
                 }
                 Event::Close => action = NextStep::Close,
             }
@@ -370,6 +385,7 @@ impl InboundConnection {
                         .join(",")
                 );
                 crate::log!("accepted {id}: {text}");
+                Counters::inc(&self.ctx.watch.counters.accepted);
                 self.event("accepted", Some(id.to_string()), &text);
                 self.ctx
                     .events
@@ -378,10 +394,59 @@ impl InboundConnection {
                 session.stored(Ok(id), self.ctx.clock.now())
             }
             Err(e) => {
-                crate::log!("could not store message: {e}");
+                crate::warn!("could not store message: {e}");
                 self.event("store-failed", None, &e.to_string());
                 session.stored::<&str>(Err(store_error(&e)), self.ctx.clock.now())
             }
+        }
+    }
+
+    /// `XBEACON`: a router's heartbeat, checked against the silo's table of routers
+    /// (signature, clock, replay). A router that was overdue is back: its contacts are
+    /// told (by the watch task).
+    fn beacon(&mut self, line: &str) -> Reply {
+        let w = &self.ctx.watch;
+        let now = self.ctx.clock.unix_seconds();
+        let result = {
+            let mut table = w.routers.lock().unwrap_or_else(PoisonError::into_inner);
+            if table.rows().is_empty() {
+                return Reply::new(
+                    502,
+                    "5.5.1",
+                    format_args!("XBEACON: this server watches no routers"),
+                );
+            }
+            table.accept(line, now)
+        };
+        match result {
+            Ok((beacon, back)) => {
+                Counters::inc(&w.counters.beacons_accepted);
+                if let Some(alert) = back {
+                    w.alert(alert);
+                }
+                Reply::new(
+                    250,
+                    "2.0.0",
+                    format_args!("beacon from {} accepted", beacon.router),
+                )
+            }
+            Err(e) => {
+                Counters::inc(&w.counters.beacons_refused);
+                let text = format!("{}: {e}", self.peer);
+                crate::warn!("beacon refused from {text}");
+                self.event("beacon-refused", None, &text);
+                let (code, enhanced) = match e {
+                    BeaconError::Malformed(_) => (501, "5.5.4"),
+                    _ => (554, "5.7.0"),
+                };
+                Reply::new(code, enhanced, format_args!("{e}"))
+            }
+        }
+    }
+
+    fn count_refusal(&self, wire: &str) {
+        if let Some(why) = Refusal::of_reply(wire) {
+            self.ctx.watch.counters.refused(why);
         }
     }
 

@@ -88,6 +88,7 @@ impl InboundHandle {
             tls: setup.tls,
             clock: setup.clock,
             events: setup.events,
+            watch: setup.delivery.watch(),
             shutdown,
             delivery: setup.delivery,
         });

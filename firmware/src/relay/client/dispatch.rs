@@ -66,6 +66,7 @@ impl Client<'_> {
             State::Rset if reply.is_positive() => self.begin(now),
             State::Rset => self.fail(FailReason::Rset, Some(reply)),
             State::Etrn => self.etrn_reply(reply),
+            State::Beacon => self.beacon_reply(reply),
             State::Transaction(t) => self.transaction_reply(t, reply, now),
             State::DataEnd => {
                 for r in self.results.iter_mut() {

@@ -47,8 +47,10 @@
 //! - `tls`: the STARTTLS policy ([`TlsPolicy`]) and the handshake's result;
 //! - `kept`: connection reuse between messages ([`Kept`]);
 //! - `etrn`: the ETRN session (RFC 1985);
+//! - `beacon`: the heartbeat beacon session (`XBEACON`, mailbag's own);
 //! - `outcome`: what the host is asked to do ([`ClientAction`]) and what came of it ([`Outcome`]).
 
+mod beacon;
 mod content;
 mod dispatch;
 mod etrn;
@@ -130,6 +132,8 @@ enum State {
     Handshake,
     /// ETRN sent (RFC 1985 §3).
     Etrn,
+    /// XBEACON sent.
+    Beacon,
     /// MAIL, RCPTs, DATA going out and being answered (§3.3, RFC 2920).
     Transaction(Transaction),
     /// 354 received; the host streams content.
@@ -155,6 +159,8 @@ enum Mode<'a> {
     Probe,
     /// RFC 1985: ask the next hop to flush its queue for this node.
     Etrn(&'a str),
+    /// Tell the silo this edge is alive (one signed beacon line).
+    Beacon(&'a str),
 }
 
 /// One SMTP client session.

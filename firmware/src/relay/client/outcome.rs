@@ -59,6 +59,8 @@ pub enum FailReason {
     Data,
     /// ETRN was refused (458 unable, 459 not allowed, 5xx unknown).
     Etrn,
+    /// The beacon was refused (or the silo does not know XBEACON).
+    Beacon,
     /// The next hop did not answer in time.
     Timeout,
     /// The next hop's output was not valid SMTP.
@@ -93,6 +95,7 @@ impl fmt::Display for FailReason {
             Self::Smtputf8 => f.write_str("message needs SMTPUTF8, next hop lacks it"),
             Self::Data => f.write_str("DATA refused"),
             Self::Etrn => f.write_str("ETRN refused"),
+            Self::Beacon => f.write_str("beacon refused"),
             Self::Timeout => f.write_str("timeout waiting for the next hop"),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Unexpected => f.write_str("protocol error: unexpected reply"),
@@ -149,9 +152,11 @@ impl Failure {
     pub fn permanent(&self) -> bool {
         use crate::relay::nexthop::{DnsError, MxError};
         match &self.reason {
-            FailReason::Greeting | FailReason::Helo | FailReason::Mail | FailReason::Etrn => {
-                self.reply.as_ref().is_some_and(ServerReply::is_permanent)
-            }
+            FailReason::Greeting
+            | FailReason::Helo
+            | FailReason::Mail
+            | FailReason::Etrn
+            | FailReason::Beacon => self.reply.as_ref().is_some_and(ServerReply::is_permanent),
             FailReason::BadAddress | FailReason::Smtputf8 | FailReason::BareNewline => true,
             FailReason::NoRoute(e) => {
                 matches!(e, MxError::NullMx | MxError::Dns(DnsError::NotFound))
@@ -196,6 +201,8 @@ pub enum Outcome {
     Probed(Extensions),
     /// ETRN was accepted (250 started, 251 nothing waiting, 252/253 RFC 1985 §5).
     Etrn(ServerReply),
+    /// The beacon was taken (250).
+    Beacon(ServerReply),
 }
 
 /// 2xx → delivered (so far), 4xx → deferred, 5xx → bounced.

@@ -113,8 +113,17 @@ impl<P: Policy> Session<P> {
                 );
                 true
             }
+            (State::Ready(_), Command::Beacon(line)) => {
+                self.state = State::Ready(helo);
+                // Bounded by the parser to BEACON_ARG_MAX.
+                push(
+                    out,
+                    Event::Beacon(heapless::String::try_from(line).unwrap_or_default()),
+                );
+                true
+            }
             (state, _) => {
-                // STARTTLS or ETRN inside a transaction.
+                // STARTTLS, ETRN or XBEACON inside a transaction.
                 self.state = state;
                 self.bad(
                     reply(503, "5.5.1", "Error: MAIL transaction in progress"),

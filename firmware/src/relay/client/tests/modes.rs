@@ -1,4 +1,4 @@
-//! Sessions that carry no mail: the probe and ETRN.
+//! Sessions that carry no mail: the probe, ETRN and the beacon.
 
 use super::*;
 
@@ -44,6 +44,37 @@ fn etrn_asks_the_silo_to_flush() {
         Some(Outcome::Failed(f)) => {
             assert_eq!((f.reason, f.permanent()), (FailReason::Etrn, false))
         }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_beacon_is_one_command_and_its_refusal_says_why() {
+    let now = Instant::from_secs(5);
+    let beacon = |line: &'static str, reply: &'static str| {
+        let c = Client::beacon(cfg(TlsPolicy::Opportunistic), line, now);
+        let mut h = Host::with(c, b"");
+        server!(h, "220 silo\r\n", "250 silo\r\n");
+        if line.contains('\n') {
+            return h.c.outcome().cloned();
+        }
+        expect_sent!(h, &*format!("EHLO relay.example.net\r\nXBEACON {line}\r\n"));
+        server!(h, reply);
+        expect_sent!(h, "QUIT\r\n");
+        h.c.outcome().cloned()
+    };
+    assert!(matches!(
+        beacon("v1 router=a", "250 2.0.0 beacon from a accepted\r\n"),
+        Some(Outcome::Beacon(_))
+    ));
+    match beacon("v1 router=a", "554 5.7.0 beacon replayed\r\n") {
+        Some(Outcome::Failed(f)) => {
+            assert_eq!((f.reason, f.permanent()), (FailReason::Beacon, true))
+        }
+        other => panic!("{other:?}"),
+    }
+    match beacon("v1\r\nRSET", "") {
+        Some(Outcome::Failed(f)) => assert_eq!(f.reason, FailReason::BadAddress),
         other => panic!("{other:?}"),
     }
 }

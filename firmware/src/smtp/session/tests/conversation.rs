@@ -244,6 +244,27 @@ fn etrn_is_handed_to_the_host() {
     expect_reply!(h, 503, "transaction");
 }
 
+#[test]
+fn a_beacon_is_handed_to_the_host_after_ehlo_only() {
+    let mut h = Host::new();
+    h.next();
+    send!(
+        h,
+        "XBEACON v1 router=a\r\n",
+        "EHLO edge.example\r\n",
+        "XBEACON v1 router=a t=1 mac=00\r\n",
+        "XBEACON\r\n",
+        "MAIL FROM:<>\r\n",
+        "XBEACON v1 router=a\r\n"
+    );
+    expect_reply!(h, 503);
+    expect_reply!(h, 250);
+    expect_event!(h, Seen::Beacon("v1 router=a t=1 mac=00".into()));
+    expect_reply!(h, 501, "beacon line");
+    expect_reply!(h, 250);
+    expect_reply!(h, 503, "transaction");
+}
+
 /// A conversation with pipelining, two messages, dot-stuffing and errors.
 fn script() -> Vec<u8> {
     let mut s = Vec::new();

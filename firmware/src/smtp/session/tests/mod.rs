@@ -60,6 +60,7 @@ pub(crate) enum Seen {
     End,
     Aborted(AbortReason),
     Etrn(String),
+    Beacon(String),
     Close,
 }
 
@@ -217,6 +218,7 @@ pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
         Event::MessageEnd => Seen::End,
         Event::MessageAborted(r) => Seen::Aborted(r),
         Event::Etrn(n) => Seen::Etrn(n.as_str().into()),
+        Event::Beacon(b) => Seen::Beacon(b.as_str().into()),
         Event::Close => Seen::Close,
     };
     log.push_back(seen);
