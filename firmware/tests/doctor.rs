@@ -7,6 +7,7 @@
 //! too: a silo name that does not resolve, a silo the firewall would lock out, and an
 //! MTA-STS certificate the doctor does not trust.
 
+#![cfg(feature = "doctor")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;

@@ -1066,6 +1066,7 @@ fn nft_guards_a_primary_behind_a_port_forward() {
 /// a silo set left behind by a configuration change, or rules lost to a firewall reload
 /// without the include, fail with the fix.
 #[test]
+#[cfg(feature = "doctor")]
 fn doctor_compares_the_loaded_rules_with_the_configuration() {
     let Some(net) = Net::new() else { return };
     let r = net.router.clone();

@@ -147,11 +147,14 @@ pub fn call(method: &str, fields: &[Field], config: &std::path::Path) -> Result<
         }
         "check_setup" => {
             // `mailbag doctor --json`, run here (rpcd runs plugins as root).
+            #[cfg(feature = "doctor")]
             return Ok(match Config::load(config) {
                 Ok(c) => super::doctor::check_config(&c, &Default::default())
                     .map_or_else(|e| error(&e), |r| r.json()),
                 Err(e) => error(&format!("{}: {e}", config.display())),
             });
+            #[cfg(not(feature = "doctor"))]
+            return Ok(error(crate::doctor::NOT_BUILT));
         }
         other => return Err(format!("unknown method '{other}'")),
     };

@@ -17,19 +17,35 @@
 //! - [`service`]: the daemon, next hops and silos answering now (STARTTLS, ETRN), the
 //!   loaded firewall against its rendering, the spool's place, room and days of mail.
 //!
-//! Nothing here does I/O, reads the clock or panics on any input.
+//! Nothing here does I/O, reads the clock or panics on any input. The rules exist only with
+//! the `doctor` cargo feature (the facts' types always: the control socket's `stats`
+//! answers in [`facts::SpoolUsage`]).
 
 pub mod facts;
+#[cfg(feature = "doctor")]
 pub mod mta_sts;
+#[cfg(feature = "doctor")]
 pub mod mx;
+#[cfg(feature = "doctor")]
 pub mod report;
+#[cfg(feature = "doctor")]
 pub mod service;
 
 pub use facts::Facts;
+#[cfg(feature = "doctor")]
 pub use report::{Check, Report, Status};
+
+/// What a build without the `doctor` cargo feature (the router package) answers instead of
+/// checking: `mailbag doctor`, rpcd's `check_setup` (LuCI's Check setup button) and the
+/// admin page's.
+pub const NOT_BUILT: &str = "this mailbag build has no setup check (the router package \
+     leaves it out to save flash). Run `mailbag doctor` from a full build instead: copied to \
+     /tmp on the router, or on a Linux machine with a copy of /etc/config/mailbag \
+     (--config FILE); see \"Checking your setup\" in mailbag's README";
 
 /// The checklist for `f`: the daemon, each domain's DNS, the silos, the next hops, the
 /// firewall, the spool — in that order.
+#[cfg(feature = "doctor")]
 pub fn evaluate(f: &Facts) -> Report {
     let mut out = Vec::new();
     service::daemon(f, &mut out);

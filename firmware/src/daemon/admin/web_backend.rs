@@ -20,10 +20,11 @@ use mailbag_web::Backend;
 use mailbag_web::backend::{
     ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
     MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, RouterStatus, SaveError,
-    SaveOutcome, SettingField, SettingsValues, SetupCheck, SetupReport, Status, UpstreamStatus,
+    SaveOutcome, SettingField, SettingsValues, SetupReport, Status, UpstreamStatus,
 };
 
 use super::actions::{ActionError, Actions, Done};
+#[cfg(feature = "doctor")]
 use super::doctor::{self, DaemonState, Options};
 use super::queue_view;
 use super::reload::Reloader;
@@ -410,6 +411,7 @@ impl Backend for DaemonBackend {
         Ok(outcome.to_string())
     }
 
+    #[cfg(feature = "doctor")]
     fn check_setup(&self) -> Result<SetupReport, BackendError> {
         let config = self.running();
         let usage =
@@ -435,7 +437,7 @@ impl Backend for DaemonBackend {
             report
                 .checks
                 .into_iter()
-                .map(|c| SetupCheck {
+                .map(|c| mailbag_web::backend::SetupCheck {
                     id: c.id.into(),
                     status: c.status.name().into(),
                     text: c.text,
@@ -443,6 +445,11 @@ impl Backend for DaemonBackend {
                 })
                 .collect(),
         ))
+    }
+
+    #[cfg(not(feature = "doctor"))]
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        Err(BackendError::Unavailable(crate::doctor::NOT_BUILT.into()))
     }
 
     fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
