@@ -205,6 +205,7 @@ mod tests {
             next_attempt_unix: 0,
             last_error: heapless::String::new(),
             warned: false,
+            verdict: None,
         }
     }
 

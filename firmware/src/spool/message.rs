@@ -12,6 +12,10 @@ pub const RECIPIENTS_MAX: usize = 100;
 pub const ERROR_MAX: usize = 200;
 /// Most distinct recipient domains tracked per message for quotas.
 pub const DOMAINS_PER_MESSAGE: usize = 8;
+/// Longest list of spam rule names kept in a [`Verdict`].
+pub const VERDICT_RULES_MAX: usize = 160;
+/// Longest virus name kept in a [`Verdict`].
+pub const VIRUS_MAX: usize = 96;
 
 /// An address as stored: at most [`ADDRESS_MAX`] bytes. The SMTP layer has validated it.
 pub type Address = heapless::String<ADDRESS_MAX>;
@@ -48,6 +52,26 @@ pub struct Envelope {
     pub sender: Address,
     /// Forward-paths, at least one.
     pub recipients: heapless::Vec<Address, RECIPIENTS_MAX>,
+    /// What the inbound checks concluded, stored with the message (see [`Verdict`]).
+    pub verdict: Option<Verdict>,
+}
+
+/// What the inbound checks concluded about a message. Kept in its record and applied at
+/// delivery, like the Received header is written first: `X-Spam-*` headers are prepended
+/// and a message accepted "repackaged" is wrapped in a notice; the body on flash is never
+/// rewritten. About 20–280 bytes per record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Heuristic spam score, in points.
+    pub spam_score: u16,
+    /// The score from which a message is flagged (`X-Spam-Flag: YES`), as configured
+    /// when it was accepted; 0: spam scoring was off.
+    pub spam_threshold: u16,
+    /// The rules that fired, comma-separated (at most [`VERDICT_RULES_MAX`] bytes).
+    pub spam_rules: heapless::String<VERDICT_RULES_MAX>,
+    /// The virus clamd named when the message was accepted to be repackaged; empty when
+    /// it was clean or not scanned.
+    pub virus: heapless::String<VIRUS_MAX>,
 }
 
 impl Envelope {
@@ -61,6 +85,7 @@ impl Envelope {
         let mut env = Envelope {
             sender,
             recipients: heapless::Vec::new(),
+            verdict: None,
         };
         for r in recipients {
             let a = Address::try_from(r)
@@ -104,7 +129,10 @@ pub struct Recipient {
 }
 
 /// The record kept for each queued message (`/q/<id>.m`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Postcard has no optional trailing fields, so [`MessageMeta`] reads itself: a record
+/// written before `verdict` existed (it ends after `warned`) reads with `verdict: None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MessageMeta {
     /// Queue id.
     pub id: MessageId,
@@ -126,6 +154,63 @@ pub struct MessageMeta {
     pub last_error: heapless::String<ERROR_MAX>,
     /// Whether a delay warning was already sent.
     pub warned: bool,
+    /// What the inbound checks concluded (absent in records of older builds).
+    pub verdict: Option<Verdict>,
+}
+
+impl<'de> Deserialize<'de> for MessageMeta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, SeqAccess, Visitor};
+
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = MessageMeta;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message record")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageMeta, A::Error> {
+                let missing = |name| A::Error::custom(format_args!("record lacks {name}"));
+                macro_rules! field {
+                    ($name:literal) => {
+                        seq.next_element()?.ok_or_else(|| missing($name))?
+                    };
+                }
+                Ok(MessageMeta {
+                    id: field!("id"),
+                    received_unix: field!("received_unix"),
+                    size: field!("size"),
+                    body_crc: field!("body_crc"),
+                    sender: field!("sender"),
+                    recipients: field!("recipients"),
+                    attempts: field!("attempts"),
+                    next_attempt_unix: field!("next_attempt_unix"),
+                    last_error: field!("last_error"),
+                    warned: field!("warned"),
+                    // Older records end here: the input runs out, which postcard reports
+                    // as an error; a record is CRC-checked before it gets here.
+                    verdict: seq.next_element().ok().flatten().flatten(),
+                })
+            }
+        }
+
+        const FIELDS: &[&str] = &[
+            "id",
+            "received_unix",
+            "size",
+            "body_crc",
+            "sender",
+            "recipients",
+            "attempts",
+            "next_attempt_unix",
+            "last_error",
+            "warned",
+            "verdict",
+        ];
+        d.deserialize_struct("MessageMeta", FIELDS, Fields)
+    }
 }
 
 impl MessageMeta {
@@ -200,10 +285,51 @@ mod tests {
             next_attempt_unix: 0,
             last_error: heapless::String::new(),
             warned: false,
+            verdict: None,
         };
         m.set_last_error(&"é".repeat(150));
         assert!(m.last_error.len() <= ERROR_MAX);
         assert!(m.last_error.chars().all(|c| c == 'é'));
+    }
+
+    fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let n = postcard::to_slice(v, &mut buf).unwrap().len();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn records_without_a_verdict_still_read_and_verdicts_round_trip() {
+        #[derive(Serialize)]
+        struct Old<'a>(
+            u64,
+            u64,
+            u64,
+            u32,
+            &'a str,
+            Vec<Recipient>,
+            u32,
+            u64,
+            &'a str,
+            bool,
+        );
+        let old = encode(&Old(7, 100, 5, 9, "a@b", vec![], 1, 0, "", true));
+        let m: MessageMeta = postcard::from_bytes(&old).unwrap();
+        assert_eq!((m.id, m.size, m.warned), (MessageId(7), 5, true));
+        assert_eq!(m.verdict, None);
+        let mut with = m.clone();
+        with.verdict = Some(Verdict {
+            spam_score: 5,
+            spam_threshold: 5,
+            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".try_into().unwrap(),
+            virus: "Eicar-Test-Signature".try_into().unwrap(),
+        });
+        let bytes = encode(&with);
+        assert_eq!(postcard::from_bytes::<MessageMeta>(&bytes).unwrap(), with);
+        let none = encode(&m);
+        assert_eq!(postcard::from_bytes::<MessageMeta>(&none).unwrap(), m);
+        assert!(postcard::from_bytes::<MessageMeta>(&old[..old.len() - 1]).is_err());
     }
 
     #[test]

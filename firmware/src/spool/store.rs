@@ -477,6 +477,7 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
             next_attempt_unix: 0,
             last_error: heapless::String::new(),
             warned: false,
+            verdict: envelope.verdict.clone(),
         };
         self.write_record(&queue_file(p.id, "m"), &meta)?;
         Ok(meta)
