@@ -46,6 +46,7 @@ fn via_own_server(job: Job<'_>, body: &[u8], split: usize) -> (Outcome, Vec<u8>)
     let rules = Rules::from_config(&PolicyConfig {
         domains: vec!["example.com".into()],
         recipients: vec![],
+        ..PolicyConfig::default()
     })
     .unwrap();
     let smtp = SmtpConfig {

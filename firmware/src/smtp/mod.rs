@@ -52,6 +52,7 @@
 //! let rules = Rules::from_config(&PolicyConfig {
 //!     domains: vec!["example.com".into()],
 //!     recipients: vec![],
+//!     ..PolicyConfig::default()
 //! })?;
 //! let cfg = SessionConfig::new(&SmtpConfig::default(), Checker::new(Arc::new(rules), Unlimited))?;
 //! let peer = PeerInfo { ip: "192.0.2.7".parse()?, port: 40000, tls: false, unix_seconds: 0 };

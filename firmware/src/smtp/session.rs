@@ -780,6 +780,7 @@ pub(crate) mod tests {
             let policy = PolicyConfig {
                 domains: vec!["example.com".into(), "list.example".into()],
                 recipients: vec!["alice@list.example".into()],
+                ..PolicyConfig::default()
             };
             let rules = Arc::new(Rules::from_config(&policy).unwrap());
             let capacity = TestCapacity::default();
