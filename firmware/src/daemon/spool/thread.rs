@@ -99,7 +99,13 @@ enum Request {
 /// Counters the spool thread publishes after each batch, read by the RCPT-time capacity
 /// check and the status page. (A mutex, not 64-bit atomics: 32-bit MIPS has none.)
 #[derive(Debug, Default)]
-pub struct Gauge(Mutex<GaugeValues>);
+pub struct Gauge(Mutex<GaugeValues>, Mutex<DomainBytes>);
+
+/// Body bytes held per domain, by the domain of each message's first recipient (the
+/// per-domain tiers' measure), keyed by [`fnv1a`] of the lower-case domain. One pass over
+/// the index per batch today (O(messages held)); the new spool keeps these as counters.
+#[derive(Debug, Default)]
+pub struct DomainBytes(std::collections::HashMap<u64, u64>);
 
 /// A snapshot of [`Gauge`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,6 +130,12 @@ impl Gauge {
 
     fn update(&self, f: impl FnOnce(&mut GaugeValues)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Body bytes held for `domain` (lower-case), counted by first recipient.
+    pub fn domain_bytes(&self, domain: &str) -> u64 {
+        let map = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        map.0.get(&fnv1a(domain)).copied().unwrap_or(0)
     }
 }
 
@@ -513,6 +525,13 @@ fn publish<D: mailbag_hal::BlockDevice>(spool: &Spool<'_, D>, gauge: &Gauge) {
         g.messages = u64::from(u.messages + u.in_flight);
         g.bytes = u.bytes + u.reserved;
     });
+    let mut by_domain = gauge.1.lock().unwrap_or_else(PoisonError::into_inner);
+    by_domain.0.clear();
+    for e in spool.entries() {
+        if let Some(d) = e.domains.first() {
+            *by_domain.0.entry(*d).or_insert(0) += e.size;
+        }
+    }
 }
 
 /// The spool index as the delivery planner sees it: each message in the lane of its first
