@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 
+pub mod clamd;
 pub mod dnsmasq;
+pub mod postfix;
 pub mod sink;
 
 /// A running daemon, killed (by its PID) when dropped.

@@ -34,6 +34,7 @@ use crate::smtp::SessionConfig;
 const LIVE: &[&str] = &[
     "enabled",
     "policy.",
+    "scan.",
     "smtp.max-message-size",
     "smtp.max-recipients",
     "smtp.max-bad-commands",

@@ -35,6 +35,9 @@ struct Spec {
 
 const ROLES: &[&str] = &["edge", "silo"];
 const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
+const WHILE_DOWN: &[&str] = &["accept", "defer"];
+const INFECTED: &[&str] = &["reject", "repackage"];
+const UNREACHABLE: &[&str] = &["defer", "accept"];
 
 #[rustfmt::skip]
 const SCHEMA: &[Spec] = &[
@@ -60,6 +63,20 @@ const SCHEMA: &[Spec] = &[
     Spec { key: "spool.max-messages", section: "Limits", label: "Max held messages", help: "", kind: Kind::Number },
     Spec { key: "spool.max-bytes", section: "Limits", label: "Spool quota (bytes)", help: "", kind: Kind::Number },
     Spec { key: "spool.max-bytes-per-domain", section: "Limits", label: "Quota per domain (bytes)", help: "0 = no per-domain limit", kind: Kind::Number },
+    Spec { key: "policy.trusted", section: "Protection", label: "Trusted networks", help: "CIDRs no check applies to (silo, LAN), one per line", kind: Kind::List },
+    Spec { key: "policy.dnsbl", section: "Protection", label: "DNS blocklists", help: "Zones asked at connect; a listed client gets 554", kind: Kind::List },
+    Spec { key: "policy.dnsbl-score", section: "Protection", label: "Scoring blocklists", help: "Zones that only add to the spam score", kind: Kind::List },
+    Spec { key: "policy.verify-recipients", section: "Protection", label: "Verify recipients at the next hop", help: "Unknown recipients get 550; answers are cached on flash", kind: Kind::Bool },
+    Spec { key: "policy.verify-unknown-while-down", section: "Protection", label: "Unknown recipient while the next hop is down", help: "accept, or defer with 450", kind: Kind::Select(WHILE_DOWN) },
+    Spec { key: "policy.block-extensions", section: "Protection", label: "Blocked attachment extensions", help: "One per line, e.g. scr; a match gets 554", kind: Kind::List },
+    Spec { key: "policy.spam-flag-score", section: "Protection", label: "Spam flag score", help: "Points for X-Spam-Flag: YES; 0 = no scoring", kind: Kind::Number },
+    Spec { key: "policy.spam-reject-score", section: "Protection", label: "Spam reject score", help: "Points for 554; 0 = never", kind: Kind::Number },
+    Spec { key: "policy.guess-threshold", section: "Protection", label: "Guessed recipients before cool-down", help: "Refused recipients per client in the window; 0 = off", kind: Kind::Number },
+    Spec { key: "policy.sessions-per-client", section: "Protection", label: "Sessions per client", help: "Per IPv4 address or IPv6 /64; more get 421", kind: Kind::Number },
+    Spec { key: "policy.domain-rules", section: "Protection", label: "Per-domain rules", help: "DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off scan=on|off spam=on|off", kind: Kind::List },
+    Spec { key: "scan.clamd", section: "Protection", label: "clamd", help: "ip:port or Unix socket path; empty = no virus scanning", kind: Kind::Text },
+    Spec { key: "scan.infected", section: "Protection", label: "Infected messages", help: "reject (554) or repackage (a notice with the original attached)", kind: Kind::Select(INFECTED) },
+    Spec { key: "scan.unreachable", section: "Protection", label: "clamd unreachable", help: "defer (451) or accept unscanned", kind: Kind::Select(UNREACHABLE) },
     Spec { key: "firewall.mode", section: "Firewall", label: "Mode", help: "Who may reach port 25 from the WAN", kind: Kind::Select(MODES) },
     Spec { key: "firewall.silo", section: "Firewall", label: "Silo addresses", help: "CIDRs, one per line", kind: Kind::List },
     Spec { key: "firewall.silo-dns", section: "Firewall", label: "Silo DNS name", help: "Resolved for more silo addresses; empty = none", kind: Kind::OptText },
@@ -298,6 +315,46 @@ mod tests {
         assert_eq!(e[0].field, "smtp.max-sessions");
         let e = merge(&c, &values(&[("firewall.ports", "25\n70000")])).unwrap_err();
         assert_eq!(e[0].field, "firewall.ports");
+    }
+
+    #[test]
+    fn protection_settings_are_checked_inline() {
+        let c = Config::demo(Path::new("/s"));
+        let e = merge(
+            &c,
+            &values(&[
+                ("policy.domain-rules", "example.test: accept-when=sometimes"),
+                ("scan.clamd", "clamd.lan:3310"),
+                ("policy.trusted", "10.0.0.0/8\n10.1.2.3/40"),
+                ("policy.block-extensions", "scr\n*.exe"),
+            ]),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "policy.domain-rules",
+            "scan.clamd",
+            "policy.trusted",
+            "policy.block-extensions",
+        ] {
+            assert!(fields.contains(&f), "{f} in {e:?}");
+        }
+        let m = merge(
+            &c,
+            &values(&[
+                (
+                    "policy.domain-rules",
+                    "example.test: accept-when=next-hop-down max-bytes=500M",
+                ),
+                ("scan.clamd", "127.0.0.1:3310"),
+                ("scan.infected", "repackage"),
+                ("policy.verify-recipients", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(m.scan.infected, "repackage");
+        assert!(m.policy.verify_recipients);
+        assert_eq!(m.policy.domain_rules.len(), 1);
     }
 
     #[test]
