@@ -39,13 +39,20 @@ pub fn build(out: &Path) {
     let mut p = spool.begin(&env, 0).expect("begin");
     spool.append(&mut p, b"removed").expect("append");
     let gone = spool.commit(p, &env, FIXTURE_TIME).expect("commit");
-    for (rcpt, body, attempts, err) in fixture_messages() {
+    for (i, (rcpt, body, attempts, err)) in fixture_messages().into_iter().enumerate() {
         let env = Envelope::new("sender@outside.test", [rcpt]).expect("envelope");
         let mut p = spool.begin(&env, 0).expect("begin");
-        for chunk in body.chunks(8192) {
-            spool.append(&mut p, chunk).expect("append");
-        }
-        let id = spool.commit(p, &env, FIXTURE_TIME + 60).expect("commit");
+        let id = if i == 0 {
+            // A small body stored inside its message frame.
+            spool
+                .with_writer(|w| w.commit(p, &env, &body, FIXTURE_TIME + 60))
+                .expect("writer")
+                .expect("commit")
+        } else {
+            // A larger one streamed as chunk frames.
+            spool.append(&mut p, &body).expect("append");
+            spool.commit(p, &env, FIXTURE_TIME + 60).expect("commit")
+        };
         if attempts > 0 {
             let mut meta = spool.meta(id).expect("meta");
             meta.attempts = attempts;

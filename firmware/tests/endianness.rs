@@ -22,7 +22,7 @@ fn read_back(path: &Path) -> Vec<(String, String, Vec<u8>, u32, String)> {
     let mut alloc = Allocation::new();
     let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadOnly).unwrap();
     spool
-        .entries()
+        .list()
         .iter()
         .map(|e| {
             let meta = spool.meta(e.id).unwrap();
@@ -94,7 +94,7 @@ fn big_endian_spool_takes_new_mail_here() {
     let mut p = spool.begin(&env, 0).unwrap();
     spool.append(&mut p, b"written on x86_64").unwrap();
     let id = spool.commit(p, &env, 1).unwrap();
-    assert_eq!(spool.entries().len(), 3);
+    assert_eq!(spool.len(), 3);
     let mut body = Vec::new();
     spool
         .stream_body(id, |c| body.extend_from_slice(c))

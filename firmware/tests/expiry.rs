@@ -143,7 +143,7 @@ fn expired_mail_is_bounced_to_its_sender_and_a_bounce_never_bounces() {
 /// Most attempts any held message has had.
 async fn held_attempts(spool: &spool::SpoolHandle) -> u32 {
     spool
-        .run(|s| s.entries().iter().map(|e| e.attempts).max().unwrap_or(0))
+        .run(|s| s.list().iter().map(|e| e.attempts).max().unwrap_or(0))
         .await
         .unwrap_or(0)
 }

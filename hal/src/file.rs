@@ -25,6 +25,10 @@ pub struct FileDevice {
 impl FileDevice {
     /// Creates a new image of `size` bytes (a multiple of `erase_size`); fails if `path`
     /// already exists, so an existing spool is never overwritten by accident.
+    ///
+    /// Every byte is written once (zeros), so the file has no holes: a write into a hole
+    /// makes the host filesystem allocate, and then every `fdatasync` must commit that
+    /// allocation through its journal (measured on ext4: 3 ms per sync instead of 0.1 ms).
     pub fn create(path: &Path, size: u64, erase_size: u32) -> Result<Self, Error> {
         let geometry = geometry_for(size, erase_size)?;
         let file = OpenOptions::new()
@@ -32,7 +36,17 @@ impl FileDevice {
             .write(true)
             .create_new(true)
             .open(path)?;
-        file.set_len(size)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < size {
+            let n = zeros.len().min((size - at) as usize);
+            if let Err(e) = file.write_all_at(&zeros[..n], at) {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+            at += n as u64;
+        }
         file.sync_all()?;
         sync_parent_dir(path)?;
         Ok(Self { file, geometry })
@@ -140,6 +154,9 @@ mod tests {
         let path = tmp("reopen");
         let mut d = FileDevice::create(&path, 64 * 1024, 4096).unwrap();
         assert_eq!(d.geometry().block_count, 16);
+        // Allocated up front: no holes for later writes to fill in.
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 >= 64 * 1024);
         d.program(4096, b"0123456789abcdef").unwrap();
         d.sync().unwrap();
         drop(d);

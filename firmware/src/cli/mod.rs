@@ -25,6 +25,7 @@ commands:
   run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo)
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
+  spool migrate IMAGE                    convert a format-1 image in place (daemon stopped)
   queue list [--json] [--spool IMAGE|--config FILE]
                                          the held mail (read from the spool image)
   queue show ID [--spool IMAGE|--config FILE]

@@ -1,4 +1,4 @@
-//! `mailbag spool ...`: format and inspect spool images.
+//! `mailbag spool ...`: format, inspect and migrate spool images.
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use mailbag_hal::{Clock, SystemClock};
 use super::Args;
 use super::args::parse_size;
 use super::fmt;
-use crate::spool::open::{create_image, load_copy};
+use crate::spool::open::{create_image, load_copy, open_for_daemon};
 use crate::spool::{Access, Allocation, Flash, Limits, RcptStatus, Spool};
 
 /// Dispatches `spool <sub>`.
@@ -15,8 +15,11 @@ pub fn run(args: &mut Args) -> Result<(), String> {
     match args.next_word().as_deref() {
         Some("format") => format(args),
         Some("inspect") => inspect(args),
-        Some(other) => Err(format!("unknown spool command '{other}' (format, inspect)")),
-        None => Err("spool needs a command: format, inspect".into()),
+        Some("migrate") => migrate(args),
+        Some(other) => Err(format!(
+            "unknown spool command '{other}' (format, inspect, migrate)"
+        )),
+        None => Err("spool needs a command: format, inspect, migrate".into()),
     }
 }
 
@@ -34,6 +37,39 @@ fn format(args: &mut Args) -> Result<(), String> {
         image.display(),
         fmt::size(size)
     );
+    Ok(())
+}
+
+/// `spool migrate IMAGE`: converts a format-1 image to format 2 in place (what the daemon
+/// does at start). Only while no daemon has the image open.
+fn migrate(args: &mut Args) -> Result<(), String> {
+    let image = args.path("image path")?;
+    args.finish()?;
+    let fail = |e: crate::spool::SpoolError| format!("{}: {e}", image.display());
+    if !image.exists() {
+        return Err(format!("{}: no such file", image.display()));
+    }
+    let dev = open_for_daemon(&image, 0, &SystemClock::new()).map_err(fail)?;
+    let barrier = dev.barrier();
+    let mut flash = Flash::new(dev, barrier).map_err(|e| format!("{}: {e}", image.display()))?;
+    let mut alloc = Allocation::new();
+    let spool =
+        Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).map_err(fail)?;
+    let u = spool.usage();
+    if u.migrated > 0 {
+        println!(
+            "{}: converted {} message(s) from format 1; the image is format 2 now ({} held)",
+            image.display(),
+            u.migrated,
+            u.messages
+        );
+    } else {
+        println!(
+            "{}: already format 2 ({} message(s) held)",
+            image.display(),
+            u.messages
+        );
+    }
     Ok(())
 }
 
@@ -66,7 +102,7 @@ pub fn inspect_image(
         out.push('[');
     } else {
         out.push_str(&format!(
-            "spool {}: {} message{}, {} held, device {}, created {}, mounted {} times{}\n",
+            "spool {}: {} message{}, {} held, device {}, created {}, mounted {} times, {} log segments ({}){}{}\n",
             path.display(),
             usage.messages,
             if usage.messages == 1 { "" } else { "s" },
@@ -74,10 +110,17 @@ pub fn inspect_image(
             fmt::size(usage.device_bytes),
             fmt::utc(spool.header().created_unix),
             spool.header().mounts.saturating_sub(1),
+            usage.segments,
+            fmt::size(usage.log_bytes),
             if usage.damaged > 0 {
-                format!(", {} damaged (kept under /bad)", usage.damaged)
+                format!(", {} damaged", usage.damaged)
             } else {
                 String::new()
+            },
+            if usage.migrated > 0 {
+                ", format 1 (converted in memory for this listing; the file is unchanged)"
+            } else {
+                ""
             },
         ));
         if usage.messages > 0 {
@@ -87,7 +130,7 @@ pub fn inspect_image(
             ));
         }
     }
-    for (i, e) in spool.entries().iter().enumerate() {
+    for (i, e) in spool.list().iter().enumerate() {
         let meta = spool.meta(e.id)?;
         let age = now_unix.saturating_sub(meta.received_unix);
         let sender = if meta.sender.is_empty() {

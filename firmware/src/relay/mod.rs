@@ -43,7 +43,7 @@ pub use config::RelayConfig;
 pub use dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 pub use health::{Change, Health, HopHealth};
 pub use nexthop::{LoopGuard, NextHop, NextHops, Resolver};
-pub use queue::{DomainKey, Held, HopKey, due_lanes, lane_batch};
+pub use queue::{HopKey, Lane};
 pub use reply::ServerReply;
 pub use route::{Route, Routes, Target};
 pub use schedule::{RetryPolicy, RetrySchedule, ScheduleError};

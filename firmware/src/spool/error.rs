@@ -19,6 +19,8 @@ pub enum SpoolError {
     NotASpool(String),
     /// The spool was written by a newer mailbag (nothing was changed).
     NewerFormat(u8),
+    /// A format-1 spool opened read-only: it must be converted first (nothing was changed).
+    NeedsMigration,
     /// A record or body failed its checksum.
     Corrupt(String),
     /// The spool is open read-only.
@@ -51,6 +53,10 @@ impl fmt::Display for SpoolError {
                 f,
                 "spool format {v} was written by a newer mailbag (this build reads up to {})",
                 super::record::FORMAT_VERSION
+            ),
+            SpoolError::NeedsMigration => f.write_str(
+                "spool format 1 must be converted before it can be read this way \
+                 (`mailbag spool migrate IMAGE`, or start the daemon on it)",
             ),
             SpoolError::Corrupt(why) => write!(f, "spool data damaged: {why}"),
             SpoolError::ReadOnly => f.write_str("spool is open read-only"),

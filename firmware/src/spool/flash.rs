@@ -67,7 +67,7 @@ enum Dirty {
     Many,
 }
 
-/// Most blocks remembered as erased during one body append; past it the driver syncs and
+/// Most blocks remembered as freshly erased between two syncs; past it the driver syncs and
 /// starts over (correct, just slower).
 const FRESH_MAX: usize = 512;
 
@@ -75,9 +75,9 @@ struct Inner<D> {
     dev: D,
     barrier: Barrier,
     dirty: Dirty,
-    /// Body streaming in progress (see [`FlashHandle::set_streaming`]).
+    /// Log frames being appended (see [`FlashHandle::set_streaming`]).
     streaming: bool,
-    /// Blocks erased since streaming began: new data blocks of the body being appended.
+    /// Blocks erased while streaming since the last sync: new data blocks of the log.
     fresh: Vec<u64>,
     stats: FlashStats,
     /// The last device error, kept because littlefs reduces every error to "I/O error".
@@ -89,6 +89,7 @@ impl<D: BlockDevice> Inner<D> {
         self.dev.sync()?;
         self.stats.syncs += 1;
         self.dirty = Dirty::None;
+        self.fresh.clear();
         Ok(())
     }
 
@@ -97,21 +98,19 @@ impl<D: BlockDevice> Inner<D> {
         if self.barrier == Barrier::None {
             return Ok(());
         }
-        if self.streaming {
-            // A body's new data blocks need no order among themselves: nothing durable
-            // points at them until the commit that closes the file, and that commit is a
-            // write to an existing metadata block, which takes the strict path below.
-            if erase && self.fresh.len() >= FRESH_MAX {
+        // New data blocks of the log need no order among themselves: nothing durable points
+        // at them until the commit that makes them part of the file, and that commit is a
+        // write to an existing metadata block, which takes the strict path below. They stay
+        // exempt until the next sync (littlefs flushes the last one while committing).
+        if self.streaming && erase {
+            if self.fresh.len() >= FRESH_MAX {
                 self.sync()?;
-                self.fresh.clear();
             }
-            if erase {
-                self.fresh.push(block);
-            }
-            if erase || self.fresh.contains(&block) {
-                self.mark(block);
-                return Ok(());
-            }
+            self.fresh.push(block);
+        }
+        if self.fresh.contains(&block) {
+            self.mark(block);
+            return Ok(());
         }
         if self.dirty != Dirty::None && self.dirty != Dirty::One(block) {
             self.sync()?;
@@ -146,14 +145,13 @@ impl<D: BlockDevice> FlashHandle<D> {
         self.inner.borrow_mut().sync()
     }
 
-    /// Marks the start (`true`) or end of appending to a message body that no record
-    /// points at yet. While on, erases and programs of newly erased blocks skip the
-    /// barrier: a power cut can then only damage that unacknowledged body, which recovery
-    /// removes anyway. Writes to existing blocks (littlefs metadata commits) keep it.
+    /// Marks the start (`true`) or end of appending frames to the log. Blocks erased while
+    /// on, and every program into them until the next sync, skip the barrier: until the
+    /// file's metadata commit (a write to an existing block, which keeps the barrier)
+    /// nothing durable points at them, so a power cut can only lose frames no sender was
+    /// acknowledged for.
     pub fn set_streaming(&self, on: bool) {
-        let mut inner = self.inner.borrow_mut();
-        inner.streaming = on;
-        inner.fresh.clear();
+        self.inner.borrow_mut().streaming = on;
     }
 
     /// Counters so far.

@@ -128,10 +128,13 @@ pub struct Recipient {
     pub status: RcptStatus,
 }
 
-/// The record kept for each queued message (`/q/<id>.m`).
+/// A queued message's envelope and delivery state (the record of its message frame).
 ///
-/// Postcard has no optional trailing fields, so [`MessageMeta`] reads itself: a record
-/// written before `verdict` existed (it ends after `warned`) reads with `verdict: None`.
+/// Postcard has no optional trailing fields, so [`MessageMeta`] reads itself: a format-1
+/// record (read for migration), which ends after `warned`, reads with `verdict: None`.
+/// Inside a format-2 message frame the meta is followed by the body reference, so `verdict`
+/// is always written there (a frame written before the field existed does not read: the
+/// format-2 log had not shipped when it was added).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MessageMeta {
     /// Queue id.
@@ -233,7 +236,7 @@ impl MessageMeta {
     }
 }
 
-/// The spool header (`/spool.hdr`), written at format and updated at each mount.
+/// The spool header (`/spool.hdr`) of format 2, written at format and updated at each mount.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// Always [`HEADER_MAGIC`].
@@ -243,6 +246,21 @@ pub struct Header {
     /// Times the spool was mounted for writing (the high half of message ids).
     pub mounts: u32,
     /// Blocks the filesystem spans (grown when the image grows).
+    pub block_count: u32,
+    /// Bytes after which a log segment is closed and the next one started.
+    pub seg_size: u32,
+}
+
+/// The spool header of format 1 (one file per message under `/q`), read for migration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderV1 {
+    /// Always [`HEADER_MAGIC`].
+    pub magic: [u8; 8],
+    /// Wall-clock seconds of the format.
+    pub created_unix: u64,
+    /// Times the spool was mounted for writing (the high half of message ids).
+    pub mounts: u32,
+    /// Blocks the filesystem spans.
     pub block_count: u32,
 }
 

@@ -1,34 +1,51 @@
 //! The spool: accepted messages on a power-loss-safe littlefs2 filesystem over a
-//! `mailbag_hal::BlockDevice`.
+//! `mailbag_hal::BlockDevice`, kept as a log of frames in segment files (format 2; the
+//! on-flash format, commit protocol, crash cases and reclaim are in `docs/spool.md`).
 //!
 //! - [`flash`]: the littlefs2 storage driver, which keeps writes ordered on devices with a
 //!   volatile cache (see its docs for why that matters);
-//! - [`record`]: versioned, checksummed, endian-independent postcard records;
-//! - [`message`]: ids, envelopes and delivery state;
-//! - [`store`]: the queue itself — streaming enqueue, list, read, update, remove, and
-//!   recovery at mount.
+//! - [`frame`]: the log's frames (pure encode/decode);
+//! - [`index`]: what is kept in RAM per message, and the delivery order (pure);
+//! - [`segments`]: the segment files and what pins each (pure);
+//! - [`store`]: [`Spool`]: mount, reads, listing;
+//! - [`writer`]: [`Writer`]: every change, group commit, reclaim;
+//! - `replay`, `migrate`, [`v1`]: mount-time replay and the conversion from format 1;
+//! - [`record`], [`message`]: the header record and a message's envelope and state.
 //!
-//! Invariant: [`Spool::commit`] returns only once the message and its envelope are durable;
-//! after any crash or power cut every committed message is found again at mount and nothing
-//! partially written is visible. No operation panics on what it reads from flash.
+//! Invariants: a sender may be told 250 only after the [`Writer::sync`] that follows its
+//! [`Writer::commit`]; after any crash or power cut every committed message is found again
+//! at mount, and nothing partially written is visible. The cost of one operation on one
+//! message does not grow with the number of messages held. No operation panics on what it
+//! reads from flash.
 
 pub mod config;
 mod crc;
 mod error;
 pub mod flash;
+pub mod frame;
+pub mod index;
 pub mod message;
+mod migrate;
 pub mod open;
 pub mod record;
+mod replay;
+pub mod segments;
 mod store;
 #[cfg(test)]
 mod tests;
+pub mod v1;
+mod writer;
 
 pub use config::SpoolConfig;
 pub use crc::crc32;
 pub use error::SpoolError;
 pub use flash::{Barrier, Flash, FlashStats};
+pub use frame::CHUNK;
 pub use message::{Envelope, MessageId, MessageMeta, RcptStatus, Recipient};
-pub use store::{Access, IndexEntry, Limits, Pending, Spool, Usage, fnv1a, format};
+pub use store::{
+    Access, IndexEntry, Limits, Spool, SpoolRead, Usage, address_key, domain_key, fnv1a, format,
+};
+pub use writer::{Pending, Writer};
 
 /// The filesystem state buffers a mounted spool needs (allocate once, keep for the mount).
 pub type Allocation<D> = littlefs2::fs::Allocation<Flash<D>>;

@@ -13,8 +13,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::crc::crc32;
 
-/// Format version written by this build. Readers accept `1..=FORMAT_VERSION`.
-pub const FORMAT_VERSION: u8 = 1;
+/// Format version written by this build. Readers accept `1..=FORMAT_VERSION` (1: one file
+/// per message, read only to migrate; 2: the log of `docs/spool.md`).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Largest encoded record (a message record with 100 long recipients fits).
 pub const RECORD_MAX: usize = 32 * 1024;
@@ -25,7 +26,7 @@ pub const RECORD_MAX: usize = 32 * 1024;
 pub enum Kind {
     /// The spool header (`/spool.hdr`).
     Header = b'H',
-    /// A message's envelope and delivery state (`/q/<id>.m`).
+    /// A format-1 message record (`/q/<id>.m`).
     Message = b'M',
 }
 
@@ -86,8 +87,14 @@ pub fn encode<'b, T: Serialize>(
     Ok(&buf[..2 + n + 4])
 }
 
-/// Decodes a `kind` record.
-pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, RecordError> {
+/// The format version of a record whose checksum and kind are right (the payload is not
+/// decoded): lets a reader pick the payload type of that version.
+pub fn version(kind: Kind, bytes: &[u8]) -> Result<u8, RecordError> {
+    let (body, _) = checked(kind, bytes)?;
+    Ok(body[1])
+}
+
+fn checked(kind: Kind, bytes: &[u8]) -> Result<(&[u8], ()), RecordError> {
     if bytes.len() < 6 {
         return Err(RecordError::Truncated);
     }
@@ -102,6 +109,28 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, Record
     if body[1] > FORMAT_VERSION || body[1] == 0 {
         return Err(RecordError::NewerVersion(body[1]));
     }
+    Ok((body, ()))
+}
+
+/// Encodes `value` as a `kind` record of an older format `version` (tests that build
+/// format-1 images, and nothing else).
+#[doc(hidden)]
+pub fn encode_version<'b, T: Serialize>(
+    kind: Kind,
+    version: u8,
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], RecordError> {
+    let n = encode(kind, value, buf)?.len();
+    buf[1] = version;
+    let crc = crc32(0, &buf[..n - 4]);
+    buf[n - 4..n].copy_from_slice(&crc.to_le_bytes());
+    Ok(&buf[..n])
+}
+
+/// Decodes a `kind` record.
+pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, RecordError> {
+    let (body, ()) = checked(kind, bytes)?;
     postcard::from_bytes(&body[2..]).map_err(|_| RecordError::Payload)
 }
 
@@ -128,7 +157,7 @@ mod tests {
         let bytes = encode(Kind::Message, &sample(), &mut buf).unwrap().to_vec();
         // The encoding is byte-for-byte fixed: varint n, length-prefixed UTF-8, LE CRC.
         // This is what makes images portable between big- and little-endian routers.
-        assert_eq!(&bytes[..2], b"M\x01");
+        assert_eq!(&bytes[..2], b"M\x02");
         assert_eq!(&bytes[2..8], &[0x86, 0x8a, 0x90, 0x98, 0xa0, 0x20]);
         assert_eq!(&bytes[8..15], b"\x06h\xc3\xa9llo");
         let v: Sample = decode(Kind::Message, &bytes).unwrap();

@@ -1,45 +1,37 @@
-//! [`Spool`]: the queue of accepted messages on a littlefs2 filesystem.
-//!
-//! # Layout on flash
+//! [`Spool`]: the queue of accepted messages, a log of frames in segment files on a
+//! littlefs2 filesystem (the design, every crash case and the costs are in
+//! `docs/spool.md`).
 //!
 //! ```text
-//! /spool.hdr        header record (magic, mount count, block count)
-//! /q/<id>.b         message body, exactly as received (streamed in chunks)
-//! /q/<id>.m         message record: envelope, size, body CRC, delivery state
-//! /q/<id>.t         a record being replaced (renamed over .m when complete)
-//! /bad/<id>.{m,b}   damaged messages moved aside at mount, never deleted
+//! /spool.hdr        header record: magic, format 2, mount count, segment size
+//! /log/<seg>        segment files (8 hex digits), append-only, oldest to newest
 //! ```
 //!
-//! # Durability
-//!
-//! A message is committed by writing its record *after* its body is complete, then syncing
-//! the device ([`Flash`] keeps littlefs's writes ordered). The record is the commit point: on
-//! mount, a body without a record, or an empty record, is an interrupted enqueue and is
-//! removed; a record whose checksum fails, or whose body is missing or short, is damage and
-//! is moved to `/bad` rather than lost. Updates go to `.t` and are renamed over `.m`
-//! (littlefs renames are atomic). Removal deletes the record first.
-//!
-//! # Capacity
-//!
-//! [`Limits`] are checked before and while a body streams in; exceeding one returns a
-//! [`SpoolError`] whose [`SpoolError::is_capacity`] is true (the SMTP layer answers 452).
-//! The index is allocated once for `max-messages` entries.
-
-use std::collections::BTreeMap;
+//! - **Write** ([`Spool::run`] hands out a [`Writer`] on the open head segment): bodies
+//!   stream into the head as chunk frames; a commit appends the message frame; attempts and
+//!   removals append state and done frames. [`Writer::sync`] makes everything written so
+//!   far durable with one file sync and one device sync (group commit) and only then
+//!   publishes it to readers and to delivery.
+//! - **Read**: a message frame (and its latest state frame) is found through the RAM
+//!   [`Index`]; no directory holds one entry per message.
+//! - **Mount** replays every segment once, oldest first: O(log bytes), no per-message file.
+//! - **Reclaim** removes the oldest segment once nothing live is left in it, copying live
+//!   messages forward first when flash runs short ([`super::writer`]).
 
 use littlefs2::fs::{Allocation, File, Filesystem, OpenOptions};
-use littlefs2::io::{Error as LfsError, SeekFrom, Write};
-use littlefs2::path::{Path, PathBuf};
+use littlefs2::io::{Error as LfsError, SeekFrom};
+use littlefs2::path::PathBuf;
 use mailbag_hal::BlockDevice;
 
 use super::crc::crc32;
 use super::error::SpoolError;
 use super::flash::{Barrier, FORMAT_BLOCKS, Flash, FlashHandle, FlashStats, SPOOL_BLOCK};
-use super::message::{
-    DOMAINS_PER_MESSAGE, Envelope, HEADER_MAGIC, Header, MessageId, MessageMeta, RcptStatus,
-    Recipient, domain_of,
-};
-use super::record::{self, Kind, RECORD_MAX, RecordError};
+use super::frame::{self, Body, CHUNK, GROUP, GroupRec, HEADER_LEN, Kind, Loc, MessageRec};
+use super::index::{Index, Slot};
+use super::message::{HEADER_MAGIC, Header, HeaderV1, MessageId, MessageMeta, domain_of};
+use super::record::{self, RecordError};
+use super::segments::Segments;
+use super::writer::Publish;
 
 /// Capacities enforced by the spool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +40,8 @@ pub struct Limits {
     pub max_messages: u32,
     /// Most body bytes held at once.
     pub max_bytes: u64,
-    /// Most body bytes for one recipient domain (0: no limit).
+    /// Most body bytes held for one recipient domain (0: no limit). A message counts
+    /// against the domain of its first recipient.
     pub max_bytes_per_domain: u64,
 }
 
@@ -65,13 +58,13 @@ impl Default for Limits {
 /// Whether the spool may be changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Normal operation: recovery runs and new mail is accepted.
+    /// Normal operation: recovery and migration run, new mail is accepted.
     ReadWrite,
     /// Inspection (e.g. an image copied off a router): nothing is written.
     ReadOnly,
 }
 
-/// What the spool keeps in RAM per message.
+/// A held message as listed (see [`Spool::list`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     /// Queue id.
@@ -80,34 +73,13 @@ pub struct IndexEntry {
     pub received_unix: u64,
     /// Body bytes.
     pub size: u64,
-    /// Wall-clock seconds of the next attempt.
+    /// Wall-clock seconds of the next attempt (0: due now).
     pub next_attempt_unix: u64,
     /// Attempts so far.
     pub attempts: u32,
-    /// FNV-1a hashes of the recipient domains (for quotas and per-domain flushes).
-    pub domains: heapless::Vec<u64, DOMAINS_PER_MESSAGE>,
-}
-
-/// A message being received: hold it until [`Spool::commit`] or [`Spool::abort`].
-#[must_use = "a pending message must be committed or aborted"]
-#[derive(Debug)]
-pub struct Pending {
-    id: MessageId,
-    size: u64,
-    crc: u32,
-    created: bool,
-    domains: heapless::Vec<u64, DOMAINS_PER_MESSAGE>,
-}
-
-impl Pending {
-    /// The id the message will have.
-    pub fn id(&self) -> MessageId {
-        self.id
-    }
-    /// Body bytes received so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
+    /// Hash of its first recipient's domain ([`domain_key`]): its delivery lane and the
+    /// quota it counts against.
+    pub domain: u32,
 }
 
 /// A snapshot of how full the spool is.
@@ -125,34 +97,52 @@ pub struct Usage {
     pub device_bytes: u64,
     /// Configured limits.
     pub limits: Limits,
-    /// Damaged messages moved to `/bad` at mount.
+    /// Segments whose frames could not all be read at mount (damage).
     pub damaged: u32,
+    /// Segment files in the log.
+    pub segments: u32,
+    /// Bytes of frames in the log (live and not yet reclaimed).
+    pub log_bytes: u64,
+    /// Messages converted from format 1 at this mount.
+    pub migrated: u32,
     /// Driver counters since mount.
     pub flash: FlashStats,
 }
 
-/// Largest index allocated up front (entries past it, possible only if the limit was lowered
-/// while more mail was held, grow the vector once).
-const INDEX_PREALLOC_MAX: u32 = 1 << 16;
-
-const HEADER_PATH: &str = "/spool.hdr";
+pub(super) const HEADER_PATH: &str = "/spool.hdr";
 const HEADER_TMP: &str = "/spool.hdr.t";
-const QUEUE_DIR: &str = "/q";
-const BAD_DIR: &str = "/bad";
+pub(super) const LOG_DIR: &str = "/log";
+
+/// The spool's state beside the filesystem (split from it so a [`Writer`] can hold the
+/// open head file, which borrows the filesystem, and the state at once).
+pub(super) struct State<D: BlockDevice> {
+    pub flash: FlashHandle<D>,
+    pub access: Access,
+    pub limits: Limits,
+    pub header: Header,
+    pub seq: u32,
+    pub index: Index,
+    pub segs: Segments,
+    /// Body bytes of held and committed messages.
+    pub bytes: u64,
+    pub in_flight: u32,
+    pub reserved: u64,
+    pub damaged: u32,
+    pub migrated: u32,
+    /// Per-domain body bytes (only with a per-domain limit).
+    pub quotas: Quotas,
+    /// Index changes waiting for the next sync (see [`Publish`]).
+    pub publish: Vec<Publish>,
+    /// Frames written since the last sync.
+    pub dirty: bool,
+    /// Frame encoding buffer.
+    pub buf: Vec<u8>,
+}
 
 /// The message queue on a mounted littlefs2 filesystem.
 pub struct Spool<'a, D: BlockDevice> {
-    fs: Filesystem<'a, Flash<D>>,
-    flash: FlashHandle<D>,
-    access: Access,
-    limits: Limits,
-    header: Header,
-    seq: u32,
-    index: Vec<IndexEntry>,
-    bytes: u64,
-    in_flight: u32,
-    reserved: u64,
-    damaged: u32,
+    pub(super) fs: Filesystem<'a, Flash<D>>,
+    pub(super) st: State<D>,
 }
 
 /// Formats `dev` as an empty spool (everything on it is lost) and returns it.
@@ -179,9 +169,10 @@ pub fn format<D: BlockDevice>(dev: D, barrier: Barrier, now_unix: u64) -> Result
             created_unix: now_unix,
             mounts: 0,
             block_count: blocks as u32,
+            seg_size: Segments::size_for((blocks * SPOOL_BLOCK) as u64),
         };
         write_header(&fs, &header).map_err(|e| lfs_error(&handle, e))?;
-        fs.create_dir(&path(QUEUE_DIR))
+        fs.create_dir(&path(LOG_DIR))
             .map_err(|e| lfs_error(&handle, e))?;
     }
     handle.sync().map_err(|e| SpoolError::Io(e.to_string()))?;
@@ -191,10 +182,17 @@ pub fn format<D: BlockDevice>(dev: D, barrier: Barrier, now_unix: u64) -> Result
         .ok_or_else(|| SpoolError::Io("device still borrowed".into()))
 }
 
+/// What `/spool.hdr` says.
+pub(super) enum Found {
+    V1(HeaderV1),
+    V2(Header),
+}
+
 impl<'a, D: BlockDevice> Spool<'a, D> {
-    /// Mounts the spool on `flash`, recovering from any interrupted operation (read-write)
-    /// or only reading (read-only). Refuses, without writing anything, an image that is
-    /// not a mailbag spool or was written by a newer format.
+    /// Mounts the spool on `flash`: replays the log (read-write: also finishes whatever a
+    /// power cut interrupted, and converts a format-1 spool) or only reads it (read-only).
+    /// Refuses, without writing anything, an image that is not a mailbag spool or was
+    /// written by a newer format.
     pub fn mount(
         alloc: &'a mut Allocation<Flash<D>>,
         flash: &'a mut Flash<D>,
@@ -210,442 +208,273 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
                 .unwrap_or_else(|| format!("{e:?}"));
             SpoolError::NotASpool(format!("no littlefs filesystem found ({why})"))
         })?;
-        let mut buf = [0u8; 256];
-        let n = read_file(&fs, &path(HEADER_PATH), 0, &mut buf).map_err(|_| {
-            SpoolError::NotASpool("littlefs filesystem without a mailbag header".into())
-        })?;
-        let mut header: Header = match record::decode(Kind::Header, &buf[..n]) {
-            Ok(h) => h,
-            Err(RecordError::NewerVersion(v)) => return Err(SpoolError::NewerFormat(v)),
-            Err(e) => return Err(SpoolError::NotASpool(format!("header unreadable: {e}"))),
+        let found = read_header(&fs)?;
+        let (block_count, mounts, created) = match &found {
+            Found::V1(h) => (h.block_count, h.mounts, h.created_unix),
+            Found::V2(h) => (h.block_count, h.mounts, h.created_unix),
         };
-        if header.magic != HEADER_MAGIC {
-            return Err(SpoolError::NotASpool("bad header magic".into()));
-        }
-        if (device_blocks as u64) < u64::from(header.block_count) {
+        if (device_blocks as u64) < u64::from(block_count) {
             return Err(SpoolError::NotASpool(format!(
-                "device has {} blocks but the spool spans {} (a truncated copy?)",
-                device_blocks, header.block_count
+                "device has {device_blocks} blocks but the spool spans {block_count} (a truncated copy?)"
             )));
         }
-
-        // Refuse before changing anything if any record is from the future.
-        let preview = scan_queue(&fs).map_err(|e| lfs_error(&handle, e))?;
-        if let Some(v) = preview.newer {
-            return Err(SpoolError::NewerFormat(v));
+        let device_bytes = (device_blocks * SPOOL_BLOCK) as u64;
+        let mut header = match &found {
+            Found::V2(h) => h.clone(),
+            Found::V1(_) => Header {
+                magic: HEADER_MAGIC,
+                created_unix: created,
+                mounts,
+                block_count,
+                seg_size: Segments::size_for(device_bytes),
+            },
+        };
+        if matches!(found, Found::V1(_)) && access == Access::ReadOnly {
+            return Err(SpoolError::NeedsMigration);
         }
         if access == Access::ReadWrite {
             // The first write after mount makes littlefs finish any rename or relocation a
-            // power cut interrupted (its "forceconsistency"); until then a directory listing
-            // can miss an entry. So write the header *before* scanning the queue.
+            // power cut interrupted; until then a directory listing can miss an entry.
             if device_blocks as u32 > header.block_count {
                 fs.grow(device_blocks).map_err(|e| lfs_error(&handle, e))?;
                 header.block_count = device_blocks as u32;
             }
             header.mounts = header.mounts.wrapping_add(1);
-            write_header(&fs, &header).map_err(|e| lfs_error(&handle, e))?;
+            match &found {
+                Found::V1(h) => {
+                    // Still format 1 until migration is complete.
+                    let mut h = h.clone();
+                    h.mounts = header.mounts;
+                    h.block_count = header.block_count;
+                    write_header_v1(&fs, &h).map_err(|e| lfs_error(&handle, e))?;
+                }
+                Found::V2(_) => write_header(&fs, &header).map_err(|e| lfs_error(&handle, e))?,
+            }
         }
-        let scan = match access {
-            Access::ReadWrite => scan_queue(&fs).map_err(|e| lfs_error(&handle, e))?,
-            Access::ReadOnly => preview,
-        };
-
+        let seg_size = header.seg_size.max(SPOOL_BLOCK as u32);
         let mut spool = Spool {
             fs,
-            flash: handle,
-            access,
-            limits,
-            header,
-            seq: 0,
-            index: Vec::with_capacity(limits.max_messages.min(INDEX_PREALLOC_MAX) as usize),
-            bytes: 0,
-            in_flight: 0,
-            reserved: 0,
-            damaged: scan.damaged.len() as u32,
+            st: State {
+                flash: handle,
+                access,
+                limits,
+                header,
+                seq: 0,
+                index: Index::new(limits.max_messages),
+                segs: Segments::new(device_bytes, seg_size),
+                bytes: 0,
+                in_flight: 0,
+                reserved: 0,
+                damaged: 0,
+                migrated: 0,
+                quotas: Quotas::new(limits),
+                publish: Vec::with_capacity(64),
+                dirty: false,
+                buf: vec![0u8; HEADER_LEN + frame::RECORD_MAX],
+            },
         };
-        for meta in &scan.good {
-            spool.bytes += meta.size;
-            spool.index.push(index_entry(meta));
+        if access == Access::ReadWrite && !spool.fs.exists(&path(LOG_DIR)) {
+            spool
+                .fs
+                .create_dir(&path(LOG_DIR))
+                .map_err(|e| spool.io(e))?;
         }
-
+        super::replay::replay(&mut spool)?;
+        if let Found::V1(_) = found {
+            super::migrate::from_v1(&mut spool)?;
+        } else if access == Access::ReadWrite {
+            super::migrate::finish_v1_cleanup(&spool)?;
+        }
+        spool.st.index.finish_load();
         if access == Access::ReadWrite {
-            for name in &scan.remove {
-                remove_if_exists(&spool.fs, &path(name)).map_err(|e| spool.io(e))?;
-            }
-            if !scan.damaged.is_empty() {
-                if !spool.fs.exists(&path(BAD_DIR)) {
-                    spool
-                        .fs
-                        .create_dir(&path(BAD_DIR))
-                        .map_err(|e| spool.io(e))?;
-                }
-                for id in &scan.damaged {
-                    for ext in ["m", "b"] {
-                        let from = path(&queue_file(*id, ext));
-                        if spool.fs.exists(&from) {
-                            let to = path(&format!("{BAD_DIR}/{id}.{ext}"));
-                            remove_if_exists(&spool.fs, &to).map_err(|e| spool.io(e))?;
-                            spool.fs.rename(&from, &to).map_err(|e| spool.io(e))?;
-                        }
-                    }
-                }
-            }
-            spool.sync()?;
+            spool.sync_device()?;
         }
         Ok(spool)
     }
 
-    /// Messages in the queue, oldest id first.
-    pub fn entries(&self) -> &[IndexEntry] {
-        &self.index
-    }
-
     /// How full the spool is.
     pub fn usage(&self) -> Usage {
-        Usage {
-            messages: self.index.len() as u32,
-            bytes: self.bytes,
-            in_flight: self.in_flight,
-            reserved: self.reserved,
-            device_bytes: u64::from(self.header.block_count) * SPOOL_BLOCK as u64,
-            limits: self.limits,
-            damaged: self.damaged,
-            flash: self.flash.stats(),
-        }
+        self.st.usage()
+    }
+
+    /// Body bytes held per domain key ([`domain_key`] of the first recipient's domain).
+    pub fn domain_bytes(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.st.quotas.each()
     }
 
     /// The header as mounted.
     pub fn header(&self) -> &Header {
-        &self.header
+        &self.st.header
     }
 
-    /// Starts receiving a message for `envelope`. `declared_size` is the SIZE= parameter
-    /// (0 if none); it is checked against the limits up front.
-    pub fn begin(
-        &mut self,
-        envelope: &Envelope,
-        declared_size: u64,
-    ) -> Result<Pending, SpoolError> {
-        self.writable()?;
-        if self.index.len() as u64 + u64::from(self.in_flight)
-            >= u64::from(self.limits.max_messages)
-        {
-            return Err(SpoolError::TooManyMessages);
-        }
-        if self.bytes + self.reserved + declared_size > self.limits.max_bytes {
-            return Err(SpoolError::Full);
-        }
-        let mut domains = heapless::Vec::new();
-        for r in &envelope.recipients {
-            let h = fnv1a(&domain_of(r));
-            if !domains.contains(&h) {
-                // Past DOMAINS_PER_MESSAGE distinct domains, the rest are not tracked.
-                let _ = domains.push(h);
-            }
-        }
-        self.check_domains(envelope, &domains, declared_size)?;
-        let id = MessageId((u64::from(self.header.mounts) << 32) | u64::from(self.seq));
-        self.seq = self.seq.checked_add(1).ok_or(SpoolError::Full)?;
-        self.in_flight += 1;
-        Ok(Pending {
-            id,
-            size: 0,
-            crc: 0,
-            created: false,
-            domains,
-        })
+    /// Number of held messages.
+    pub fn len(&self) -> usize {
+        self.st.index.held_count() as usize
     }
 
-    /// Appends body bytes. For efficiency pass chunks of several KiB; the data is in the
-    /// filesystem (not yet durable) when this returns. On error, call [`Spool::abort`].
-    pub fn append(&mut self, p: &mut Pending, data: &[u8]) -> Result<(), SpoolError> {
-        self.writable()?;
-        let len = data.len() as u64;
-        if self.bytes + self.reserved + len > self.limits.max_bytes {
-            return Err(SpoolError::Full);
-        }
-        if self.limits.max_bytes_per_domain > 0 {
-            for d in &p.domains {
-                if self.domain_bytes(*d) + p.size + len > self.limits.max_bytes_per_domain {
-                    return Err(SpoolError::DomainQuota(format!("#{d:016x}")));
-                }
-            }
-        }
-        let body = path(&queue_file(p.id, "b"));
-        // Streaming (relaxed write ordering) covers only the data phase inside the open
-        // file; the open and the close, which commit metadata, keep the strict barrier.
-        let flash = &self.flash;
-        let write = |f: &File<'_, '_, Flash<D>>| {
-            flash.set_streaming(true);
-            let r = f.write_all(data);
-            flash.set_streaming(false);
-            r
-        };
-        let mut options = OpenOptions::new();
-        options.write(true);
-        if p.created {
-            options.append(true);
-        } else {
-            options.create(true).truncate(true);
-        }
-        let res = options.open_and_then(&self.fs, &body, write);
-        p.created = true;
-        res.map_err(|e| self.io(e))?;
-        p.size += len;
-        p.crc = crc32(p.crc, data);
-        self.reserved += len;
-        Ok(())
+    /// Whether no message is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    /// Makes the message durable and returns its id. Only after this returns may the
-    /// sender be told 250.
-    pub fn commit(
-        &mut self,
-        p: Pending,
-        envelope: &Envelope,
-        now_unix: u64,
-    ) -> Result<MessageId, SpoolError> {
-        let id = self.commit_unsynced(p, envelope, now_unix)?;
-        self.sync()?;
-        Ok(id)
+    /// Held messages, oldest first. O(n log n): for listings, not for delivery.
+    pub fn list(&self) -> Vec<IndexEntry> {
+        self.st.list()
     }
 
-    /// Commits like [`Spool::commit`] but leaves the final device sync to the caller, so
-    /// several commits can share one ([`Spool::sync`]); the messages are durable only after
-    /// that sync returns, and no sender may be told 250 before.
-    pub fn commit_unsynced(
-        &mut self,
-        mut p: Pending,
-        envelope: &Envelope,
-        now_unix: u64,
-    ) -> Result<MessageId, SpoolError> {
-        let result = self.commit_inner(&mut p, envelope, now_unix);
-        match result {
-            Ok(meta) => {
-                self.in_flight -= 1;
-                self.reserved -= p.size;
-                self.bytes += p.size;
-                // Ids are handed out at `begin`, but concurrent messages commit in any
-                // order: keep the index sorted by id, as `position` binary-searches it.
-                let at = self.index.partition_point(|e| e.id < meta.id);
-                self.index.insert(
-                    at,
-                    IndexEntry {
-                        domains: p.domains,
-                        ..index_entry(&meta)
-                    },
-                );
-                Ok(meta.id)
-            }
-            Err(e) => {
-                let _ = remove_if_exists(&self.fs, &path(&queue_file(p.id, "m")));
-                self.abort(p);
-                Err(e)
-            }
-        }
-    }
-
-    fn commit_inner(
-        &mut self,
-        p: &mut Pending,
-        envelope: &Envelope,
-        now_unix: u64,
-    ) -> Result<MessageMeta, SpoolError> {
-        self.writable()?;
-        if !p.created {
-            self.fs
-                .write(&path(&queue_file(p.id, "b")), &[])
-                .map_err(|e| self.io(e))?;
-            p.created = true;
-        }
-        let mut recipients = heapless::Vec::new();
-        for r in &envelope.recipients {
-            // Same capacity as the envelope's, so this cannot fail.
-            let _ = recipients.push(Recipient {
-                address: r.clone(),
-                status: RcptStatus::Pending,
-            });
-        }
-        let meta = MessageMeta {
-            id: p.id,
-            received_unix: now_unix,
-            size: p.size,
-            body_crc: p.crc,
-            sender: envelope.sender.clone(),
-            recipients,
-            attempts: 0,
-            next_attempt_unix: 0,
-            last_error: heapless::String::new(),
-            warned: false,
-            verdict: envelope.verdict.clone(),
-        };
-        self.write_record(&queue_file(p.id, "m"), &meta)?;
-        Ok(meta)
-    }
-
-    /// Drops a message being received; nothing of it stays on flash.
-    pub fn abort(&mut self, p: Pending) {
-        if p.created {
-            // Best effort: a body left behind without a record is removed at next mount.
-            let _ = remove_if_exists(&self.fs, &path(&queue_file(p.id, "b")));
-        }
-        self.in_flight -= 1;
-        self.reserved -= p.size;
-    }
-
-    /// Reads a message's record.
+    /// Reads a message's record with its latest delivery state.
     pub fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError> {
-        self.position(id)?;
-        let mut buf = vec![0u8; RECORD_MAX];
-        let n = read_file(&self.fs, &path(&queue_file(id, "m")), 0, &mut buf)
-            .map_err(|e| self.io(e))?;
-        let meta: MessageMeta = record::decode(Kind::Message, &buf[..n])?;
-        Ok(meta)
+        read_meta(&self.fs, &self.st, id).map(|(m, _)| m)
     }
 
     /// Reads body bytes of `id` at `offset` into `buf`; returns how many (0 at the end).
+    /// A read never crosses a chunk boundary ([`CHUNK`] bytes), so callers loop.
     pub fn read_body(
         &self,
         id: MessageId,
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, SpoolError> {
-        self.position(id)?;
-        read_file(&self.fs, &path(&queue_file(id, "b")), offset, buf).map_err(|e| self.io(e))
+        read_body(&self.fs, &self.st, id, offset, buf)
     }
 
     /// Reads the whole body in chunks, feeding each to `sink`, and checks its CRC.
-    pub fn stream_body(
-        &self,
-        id: MessageId,
-        mut sink: impl FnMut(&[u8]),
-    ) -> Result<u64, SpoolError> {
-        let meta = self.meta(id)?;
-        let mut buf = [0u8; 4096];
-        let (mut off, mut crc) = (0u64, 0u32);
-        loop {
-            let n = self.read_body(id, off, &mut buf)?;
-            if n == 0 {
-                break;
-            }
-            crc = crc32(crc, &buf[..n]);
-            sink(&buf[..n]);
-            off += n as u64;
+    pub fn stream_body(&self, id: MessageId, sink: impl FnMut(&[u8])) -> Result<u64, SpoolError> {
+        stream_body(&self.fs, &self.st, id, sink)
+    }
+
+    pub(super) fn io(&self, e: LfsError) -> SpoolError {
+        lfs_error(&self.st.flash, e)
+    }
+
+    pub(super) fn sync_device(&self) -> Result<(), SpoolError> {
+        self.st
+            .flash
+            .sync()
+            .map_err(|e| SpoolError::Io(e.to_string()))
+    }
+}
+
+impl<D: BlockDevice> State<D> {
+    pub fn usage(&self) -> Usage {
+        Usage {
+            messages: self.index.held_count(),
+            bytes: self.bytes,
+            in_flight: self.in_flight,
+            reserved: self.reserved,
+            device_bytes: u64::from(self.header.block_count) * SPOOL_BLOCK as u64,
+            limits: self.limits,
+            damaged: self.damaged,
+            segments: self.segs.len() as u32,
+            log_bytes: self.segs.log_bytes,
+            migrated: self.migrated,
+            flash: self.flash.stats(),
         }
-        if off != meta.size || crc != meta.body_crc {
-            return Err(SpoolError::Corrupt(format!(
-                "body of {id} does not match its record"
-            )));
-        }
-        Ok(off)
     }
 
-    /// Replaces a message's record (delivery attempt, per-recipient status, next attempt),
-    /// durably. Messages whose recipients are all done should be removed instead.
-    pub fn update(&mut self, meta: &MessageMeta) -> Result<(), SpoolError> {
-        self.writable()?;
-        let at = self.position(meta.id)?;
-        let tmp = queue_file(meta.id, "t");
-        self.write_record(&tmp, meta)?;
-        self.fs
-            .rename(&path(&tmp), &path(&queue_file(meta.id, "m")))
-            .map_err(|e| self.io(e))?;
-        self.sync()?;
-        let e = &mut self.index[at];
-        e.attempts = meta.attempts;
-        e.next_attempt_unix = meta.next_attempt_unix;
-        Ok(())
+    pub fn list(&self) -> Vec<IndexEntry> {
+        let mut v: Vec<IndexEntry> = self
+            .index
+            .held()
+            .map(|e| IndexEntry {
+                id: e.id,
+                received_unix: u64::from(e.received),
+                size: u64::from(e.size),
+                next_attempt_unix: u64::from(e.next_attempt),
+                attempts: u32::from(e.attempts),
+                domain: e.dom,
+            })
+            .collect();
+        v.sort_unstable_by_key(|e| e.id);
+        v
     }
 
-    /// Makes the messages `which` accepts (by their index entry) due at once, in RAM only:
-    /// a flush (ETRN, a next hop coming back) must not rewrite hundreds of records on
-    /// flash. The records keep their schedule; after a restart the daemon's first probe
-    /// flushes again. Returns how many messages were made due.
-    pub fn expedite(&mut self, which: impl Fn(&IndexEntry) -> bool) -> usize {
-        let mut n = 0;
-        for e in self.index.iter_mut().filter(|e| which(e)) {
-            e.next_attempt_unix = 0;
-            n += 1;
-        }
-        n
+    /// The slot of a held (committed and published) message.
+    pub fn held(&self, id: MessageId) -> Result<Slot, SpoolError> {
+        self.index
+            .find(id)
+            .filter(|&s| self.index.get(s).is_held())
+            .ok_or(SpoolError::NotFound)
     }
 
-    /// Removes a message durably (delivered, bounced or deleted by the admin).
-    pub fn remove(&mut self, id: MessageId) -> Result<(), SpoolError> {
-        self.writable()?;
-        let at = self.position(id)?;
-        self.fs
-            .remove(&path(&queue_file(id, "m")))
-            .map_err(|e| self.io(e))?;
-        remove_if_exists(&self.fs, &path(&queue_file(id, "b"))).map_err(|e| self.io(e))?;
-        self.sync()?;
-        let e = self.index.remove(at);
-        self.bytes -= e.size;
-        Ok(())
-    }
-
-    /// Makes every earlier change durable.
-    pub fn sync(&self) -> Result<(), SpoolError> {
-        self.flash.sync().map_err(|e| SpoolError::Io(e.to_string()))
-    }
-
-    fn writable(&self) -> Result<(), SpoolError> {
+    pub fn writable(&self) -> Result<(), SpoolError> {
         match self.access {
             Access::ReadWrite => Ok(()),
             Access::ReadOnly => Err(SpoolError::ReadOnly),
         }
     }
+}
 
-    fn position(&self, id: MessageId) -> Result<usize, SpoolError> {
-        self.index
-            .binary_search_by_key(&id, |e| e.id)
-            .map_err(|_| SpoolError::NotFound)
-    }
+/// Per-domain body bytes, keyed by [`domain_key`]; allocated once for at most
+/// [`QUOTA_DOMAINS`] domains (further domains are not limited). Counted always (the
+/// per-domain tiers of `policy.domain-rules` read them through the daemon's gauge); the
+/// table is sized up front only when `max_bytes_per_domain` limits every domain.
+pub(super) struct Quotas {
+    on: bool,
+    map: std::collections::HashMap<u32, u64>,
+}
 
-    fn domain_bytes(&self, domain: u64) -> u64 {
-        self.index
-            .iter()
-            .filter(|e| e.domains.contains(&domain))
-            .map(|e| e.size)
-            .sum()
-    }
+/// Most domains whose bytes are counted for the per-domain limit.
+pub const QUOTA_DOMAINS: usize = 4096;
 
-    fn check_domains(
-        &self,
-        env: &Envelope,
-        domains: &[u64],
-        declared: u64,
-    ) -> Result<(), SpoolError> {
-        if self.limits.max_bytes_per_domain == 0 {
-            return Ok(());
+impl Quotas {
+    fn new(limits: Limits) -> Self {
+        let all = limits.max_bytes_per_domain > 0;
+        Quotas {
+            on: true,
+            map: std::collections::HashMap::with_capacity(if all { QUOTA_DOMAINS } else { 64 }),
         }
-        for (i, d) in domains.iter().enumerate() {
-            if self.domain_bytes(*d) + declared > self.limits.max_bytes_per_domain {
-                let name = env
-                    .recipients
-                    .iter()
-                    .map(|r| domain_of(r))
-                    .find(|n| fnv1a(n) == *d);
-                return Err(SpoolError::DomainQuota(
-                    name.unwrap_or_else(|| format!("#{i}")),
-                ));
+    }
+
+    /// Every domain key with bytes held.
+    pub fn each(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.map.iter().map(|(k, v)| (*k, *v))
+    }
+
+    pub fn bytes(&self, dom: u32) -> u64 {
+        self.map.get(&dom).copied().unwrap_or(0)
+    }
+
+    pub fn add(&mut self, dom: u32, n: u64) {
+        if !self.on {
+            return;
+        }
+        if let Some(b) = self.map.get_mut(&dom) {
+            *b += n;
+        } else if self.map.len() < QUOTA_DOMAINS {
+            self.map.insert(dom, n);
+        }
+    }
+
+    pub fn sub(&mut self, dom: u32, n: u64) {
+        if let Some(b) = self.map.get_mut(&dom) {
+            *b = b.saturating_sub(n);
+            if *b == 0 {
+                self.map.remove(&dom);
             }
         }
-        Ok(())
-    }
-
-    fn write_record(&self, name: &str, meta: &MessageMeta) -> Result<(), SpoolError> {
-        let mut buf = vec![0u8; RECORD_MAX];
-        let bytes = record::encode(Kind::Message, meta, &mut buf)?;
-        self.fs.write(&path(name), bytes).map_err(|e| self.io(e))
-    }
-
-    fn io(&self, e: LfsError) -> SpoolError {
-        lfs_error(&self.flash, e)
     }
 }
 
-fn lfs_error<D: BlockDevice>(flash: &FlashHandle<D>, e: LfsError) -> SpoolError {
+/// The 32-bit key of a domain: its delivery lane and its quota.
+pub fn domain_key(domain: &str) -> u32 {
+    let h = fnv1a(&domain.to_ascii_lowercase());
+    (h ^ (h >> 32)) as u32
+}
+
+/// The key of an address's domain.
+pub fn address_key(addr: &str) -> u32 {
+    domain_key(&domain_of(addr))
+}
+
+/// FNV-1a, 64-bit: domain keys (collisions only merge two lanes or quotas).
+pub fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+pub(super) fn lfs_error<D: BlockDevice>(flash: &FlashHandle<D>, e: LfsError) -> SpoolError {
     if e == LfsError::NO_SPACE {
         return SpoolError::Full;
     }
@@ -658,158 +487,401 @@ fn lfs_error<D: BlockDevice>(flash: &FlashHandle<D>, e: LfsError) -> SpoolError 
     }
 }
 
-fn index_entry(meta: &MessageMeta) -> IndexEntry {
-    let mut domains = heapless::Vec::new();
-    for r in &meta.recipients {
-        let h = fnv1a(&domain_of(&r.address));
-        if !domains.contains(&h) {
-            let _ = domains.push(h);
-        }
-    }
-    IndexEntry {
-        id: meta.id,
-        received_unix: meta.received_unix,
-        size: meta.size,
-        next_attempt_unix: meta.next_attempt_unix,
-        attempts: meta.attempts,
-        domains,
-    }
-}
-
-/// FNV-1a, 64-bit: domain keys for quota accounting (collisions only merge two quotas).
-pub fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn queue_file(id: MessageId, ext: &str) -> String {
-    format!("{QUEUE_DIR}/{id}.{ext}")
-}
-
 /// A littlefs path from a name built by this module (always short ASCII).
-fn path(s: &str) -> PathBuf {
-    // Names come from constants and hex ids: ASCII, no NUL, well under the path limit.
+pub(super) fn path(s: &str) -> PathBuf {
+    // Names come from constants and hex numbers: ASCII, no NUL, well under the path limit.
     PathBuf::try_from(s).unwrap_or_default()
 }
 
-fn write_header<S: littlefs2::driver::Storage>(
+/// The path of segment `no`.
+pub(super) fn seg_path(no: u32) -> PathBuf {
+    path(&format!("{LOG_DIR}/{no:08x}"))
+}
+
+fn read_header<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>) -> Result<Found, SpoolError> {
+    let mut buf = [0u8; 256];
+    let n = read_file(fs, &path(HEADER_PATH), 0, &mut buf).map_err(|_| {
+        SpoolError::NotASpool("littlefs filesystem without a mailbag header".into())
+    })?;
+    let bytes = &buf[..n];
+    let found = match record::version(record::Kind::Header, bytes) {
+        Ok(1) => record::decode(record::Kind::Header, bytes).map(Found::V1),
+        Ok(_) => record::decode(record::Kind::Header, bytes).map(Found::V2),
+        Err(e) => Err(e),
+    };
+    let (magic, found) = match found {
+        Ok(Found::V1(h)) => (h.magic, Found::V1(h)),
+        Ok(Found::V2(h)) => (h.magic, Found::V2(h)),
+        Err(RecordError::NewerVersion(v)) => return Err(SpoolError::NewerFormat(v)),
+        Err(e) => return Err(SpoolError::NotASpool(format!("header unreadable: {e}"))),
+    };
+    if magic != HEADER_MAGIC {
+        return Err(SpoolError::NotASpool("bad header magic".into()));
+    }
+    Ok(found)
+}
+
+pub(super) fn write_header<S: littlefs2::driver::Storage>(
     fs: &Filesystem<'_, S>,
     h: &Header,
 ) -> Result<(), LfsError> {
     let mut buf = [0u8; 256];
-    let bytes = record::encode(Kind::Header, h, &mut buf).map_err(|_| LfsError::INVALID)?;
+    let bytes = record::encode(record::Kind::Header, h, &mut buf).map_err(|_| LfsError::INVALID)?;
     fs.write(&path(HEADER_TMP), bytes)?;
     fs.rename(&path(HEADER_TMP), &path(HEADER_PATH))
 }
 
-fn remove_if_exists<S: littlefs2::driver::Storage>(
+fn write_header_v1<S: littlefs2::driver::Storage>(
     fs: &Filesystem<'_, S>,
-    p: &Path,
+    h: &HeaderV1,
 ) -> Result<(), LfsError> {
-    match fs.remove(p) {
-        Err(e) if e == LfsError::NO_SUCH_ENTRY => Ok(()),
-        other => other,
-    }
+    let mut buf = [0u8; 256];
+    let bytes = record::encode_version(record::Kind::Header, 1, h, &mut buf)
+        .map_err(|_| LfsError::INVALID)?;
+    fs.write(&path(HEADER_TMP), bytes)?;
+    fs.rename(&path(HEADER_TMP), &path(HEADER_PATH))
 }
 
-/// Reads up to `buf.len()` bytes at `offset`; returns how many.
-fn read_file<S: littlefs2::driver::Storage>(
+/// Reads up to `buf.len()` bytes at `offset` of a file (one open, one seek).
+pub(super) fn read_file<S: littlefs2::driver::Storage>(
     fs: &Filesystem<'_, S>,
-    p: &Path,
+    p: &littlefs2::path::Path,
     offset: u64,
     buf: &mut [u8],
 ) -> Result<usize, LfsError> {
     File::open_and_then(fs, p, |f| {
-        let off = i32::try_from(offset).map_err(|_| LfsError::INVALID)?;
-        f.seek(SeekFrom::Start(off as u32))?;
-        let mut n = 0;
-        while n < buf.len() {
-            let got = f.read(&mut buf[n..])?;
-            if got == 0 {
-                break;
-            }
-            n += got;
-        }
-        Ok(n)
+        seek_once(f, offset)?;
+        read_seq(f, buf)
     })
 }
 
-/// What the mount-time scan of `/q` found.
-#[derive(Default)]
-struct Scan {
-    good: Vec<MessageMeta>,
-    damaged: Vec<MessageId>,
-    remove: Vec<String>,
-    newer: Option<u8>,
+/// Moves a freshly opened file to `offset`.
+///
+/// Only once per open handle, before any read: littlefs 2.9 (bundled by littlefs2-sys
+/// 0.4) may serve a seek made after a read that ended on a block boundary from the
+/// previous block's cache (fixed upstream in littlefs 2.10, "Fix incorrect cache reuse when
+/// seeking from end-of-block"). A fresh handle's cache is empty, so its first seek is
+/// safe; every read path here opens, seeks once, then reads forward only.
+pub(super) fn seek_once<S: littlefs2::driver::Storage>(
+    f: &File<'_, '_, S>,
+    offset: u64,
+) -> Result<(), LfsError> {
+    if offset > 0 {
+        let off = u32::try_from(offset).map_err(|_| LfsError::INVALID)?;
+        f.seek(SeekFrom::Start(off))?;
+    }
+    Ok(())
 }
 
-#[derive(Default)]
-struct Files {
-    meta: Option<usize>,
-    body: Option<usize>,
-    tmp: bool,
+/// Reads forward until `buf` is full or the file ends; returns how many bytes.
+pub(super) fn read_seq<S: littlefs2::driver::Storage>(
+    f: &File<'_, '_, S>,
+    buf: &mut [u8],
+) -> Result<usize, LfsError> {
+    let mut n = 0;
+    while n < buf.len() {
+        let got = f.read(&mut buf[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    Ok(n)
 }
 
-fn scan_queue<S: littlefs2::driver::Storage>(fs: &Filesystem<'_, S>) -> Result<Scan, LfsError> {
-    let mut files: BTreeMap<MessageId, Files> = BTreeMap::new();
-    fs.read_dir_and_then(&path(QUEUE_DIR), |dir| {
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().as_str();
-            let Some((stem, ext)) = name.split_once('.') else {
-                continue;
-            };
-            let Ok(id) = stem.parse::<MessageId>() else {
-                continue;
-            };
-            let f = files.entry(id).or_default();
-            let len = entry.metadata().len();
-            match ext {
-                "m" => f.meta = Some(len),
-                "b" => f.body = Some(len),
-                "t" => f.tmp = true,
-                _ => {}
-            }
+/// Reads forward past `n` bytes.
+fn skip_seq<S: littlefs2::driver::Storage>(
+    f: &File<'_, '_, S>,
+    mut n: usize,
+) -> Result<bool, LfsError> {
+    let mut scratch = [0u8; 512];
+    while n > 0 {
+        let k = n.min(scratch.len());
+        if read_seq(f, &mut scratch[..k])? < k {
+            return Ok(false);
         }
-        Ok(())
-    })?;
+        n -= k;
+    }
+    Ok(true)
+}
 
-    let mut scan = Scan::default();
-    let mut buf = vec![0u8; RECORD_MAX];
-    for (id, f) in files {
-        if f.tmp {
-            scan.remove.push(queue_file(id, "t"));
-        }
-        match (f.meta, f.body) {
-            // No record, or a record created but never written: an interrupted enqueue.
-            (None, Some(_)) | (Some(0), _) => {
-                scan.remove.push(queue_file(id, "m"));
-                scan.remove.push(queue_file(id, "b"));
-            }
-            (Some(_), body) => {
-                let n = read_file(fs, &path(&queue_file(id, "m")), 0, &mut buf)?;
-                match record::decode::<MessageMeta>(Kind::Message, &buf[..n]) {
-                    Ok(meta) if meta.id == id && body == Some(meta.size as usize) => {
-                        scan.good.push(meta)
-                    }
-                    Ok(_) => scan.damaged.push(id),
-                    Err(RecordError::NewerVersion(v)) => scan.newer = Some(v),
-                    Err(_) => scan.damaged.push(id),
-                }
-            }
-            (None, None) => {}
+/// Reads the header and record of the frame at the file's position and checks them; the
+/// position is then at the frame's data.
+pub(super) fn read_frame<S: littlefs2::driver::Storage>(
+    f: &File<'_, '_, S>,
+) -> Result<Result<(frame::Header, Vec<u8>), frame::FrameError>, LfsError> {
+    let mut raw = [0u8; HEADER_LEN];
+    if read_seq(f, &mut raw)? < HEADER_LEN {
+        return Ok(Err(frame::FrameError::BadHeader));
+    }
+    let h = match frame::parse_header(&raw) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut rec = vec![0u8; h.rlen as usize];
+    if read_seq(f, &mut rec)? < rec.len() {
+        return Ok(Err(frame::FrameError::BadHeader));
+    }
+    Ok(frame::check(&h, &raw, &rec).map(|()| (h, rec)))
+}
+
+/// Opens segment `seg` read-only at `off` and runs `f` on it (see [`seek_once`]).
+pub(super) fn with_seg<S: littlefs2::driver::Storage, R>(
+    fs: &Filesystem<'_, S>,
+    seg: u32,
+    off: u32,
+    f: impl FnOnce(&File<'_, '_, S>) -> Result<R, LfsError>,
+) -> Result<R, LfsError> {
+    OpenOptions::new()
+        .read(true)
+        .open_and_then(fs, &seg_path(seg), |file| {
+            seek_once(file, u64::from(off))?;
+            f(file)
+        })
+}
+
+fn damaged(id: MessageId, loc: Loc, e: impl std::fmt::Display) -> SpoolError {
+    SpoolError::Corrupt(format!(
+        "message {id}: frame at segment {:08x} offset {}: {e}",
+        loc.seg, loc.off
+    ))
+}
+
+/// Reads the message frame at `loc`: its header and record.
+pub(super) fn read_message<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+    loc: Loc,
+) -> Result<(frame::Header, MessageRec), SpoolError> {
+    let got = with_seg(fs, loc.seg, loc.off, read_frame).map_err(|e| lfs_error(&st.flash, e))?;
+    let (h, rec) = got.map_err(|e| damaged(id, loc, e))?;
+    if h.kind != Kind::Message {
+        return Err(damaged(id, loc, "not a message frame"));
+    }
+    let m: MessageRec = frame::decode(&rec).map_err(|e| damaged(id, loc, e))?;
+    if m.meta.id != id {
+        return Err(damaged(id, loc, "frame of another message"));
+    }
+    Ok((h, m))
+}
+
+/// A held message's record with its latest state, and where its message frame is.
+pub(super) fn read_meta<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+) -> Result<(MessageMeta, (frame::Header, MessageRec, Loc)), SpoolError> {
+    let slot = st.held(id)?;
+    let e = *st.index.get(slot);
+    let loc = Loc::unpack(e.m_loc).ok_or(SpoolError::NotFound)?;
+    let (h, rec) = read_message(fs, st, id, loc)?;
+    let mut meta = rec.meta.clone();
+    if let Some(sloc) = Loc::unpack(e.s_loc) {
+        let got =
+            with_seg(fs, sloc.seg, sloc.off, read_frame).map_err(|e| lfs_error(&st.flash, e))?;
+        let (sh, srec) = got.map_err(|e| damaged(id, sloc, e))?;
+        let state: frame::StateRec = match sh.kind {
+            Kind::State => frame::decode(&srec).map_err(|e| damaged(id, sloc, e))?,
+            _ => return Err(damaged(id, sloc, "not a state frame")),
+        };
+        if state.id == id {
+            state.apply(&mut meta);
         }
     }
-    Ok(scan)
+    // A state written since the last sync is not readable on flash yet: the latest one
+    // waits in the publish list.
+    for p in st.publish.iter().rev() {
+        if let Publish::State {
+            slot: s,
+            id: i,
+            state,
+            ..
+        } = p
+        {
+            if *s == slot && *i == id {
+                state.apply(&mut meta);
+                break;
+            }
+        }
+    }
+    // The RAM schedule wins: a flush makes mail due without rewriting flash.
+    meta.next_attempt_unix = meta.next_attempt_unix.min(u64::from(e.next_attempt));
+    Ok((meta, (h, rec, loc)))
 }
 
-#[cfg(test)]
-impl<D: BlockDevice> Spool<'_, D> {
-    /// Test hook: replaces a file's bytes through the filesystem (to simulate damage that
-    /// littlefs's own checksums cannot see).
-    pub(crate) fn overwrite_for_test(&self, name: &str, bytes: &[u8]) {
-        self.fs.write(&path(name), bytes).unwrap();
-        self.sync().unwrap();
+/// The location of the chunk frame holding body chunk `k` of a message.
+pub(super) fn chunk_loc<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+    body: &Body,
+    k: usize,
+) -> Result<Option<Loc>, SpoolError> {
+    match body {
+        Body::Inline => Ok(None),
+        Body::Chunks(locs) => Ok(locs.get(k).copied()),
+        Body::Groups { groups, .. } => {
+            let Some(&g) = groups.get(k / GROUP) else {
+                return Ok(None);
+            };
+            let got =
+                with_seg(fs, g.seg, g.off, read_frame).map_err(|e| lfs_error(&st.flash, e))?;
+            let (h, rec) = got.map_err(|e| damaged(id, g, e))?;
+            if h.kind != Kind::Group {
+                return Err(damaged(id, g, "not a group frame"));
+            }
+            let group: GroupRec = frame::decode(&rec).map_err(|e| damaged(id, g, e))?;
+            Ok(group.chunks.get(k % GROUP).copied())
+        }
+    }
+}
+
+/// Reads body bytes at `offset` (at most to the end of the chunk holding it).
+pub(super) fn read_body<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<usize, SpoolError> {
+    let slot = st.held(id)?;
+    let loc = Loc::unpack(st.index.get(slot).m_loc).ok_or(SpoolError::NotFound)?;
+    let (h, rec) = read_message(fs, st, id, loc)?;
+    read_body_of(fs, st, id, &rec, (h, loc), offset, buf)
+}
+
+/// [`read_body`] for a message record already read.
+pub(super) fn read_body_of<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+    rec: &MessageRec,
+    (h, loc): (frame::Header, Loc),
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<usize, SpoolError> {
+    let size = rec.meta.size;
+    if offset >= size || buf.is_empty() {
+        return Ok(0);
+    }
+    let io = |e| lfs_error(&st.flash, e);
+    if rec.body == Body::Inline {
+        let n = buf.len().min((size - offset) as usize);
+        let at = loc.off + HEADER_LEN as u32 + h.rlen;
+        let got = with_seg(fs, loc.seg, at, |f| {
+            // Inline bodies are at most one chunk: skipping forward is cheap.
+            if !skip_seq(f, offset as usize)? {
+                return Ok(0);
+            }
+            read_seq(f, &mut buf[..n])
+        })
+        .map_err(io)?;
+        if got < n {
+            return Err(damaged(id, loc, "body shorter than its record says"));
+        }
+        if offset == 0 && n as u64 == size && crc32(0, &buf[..n]) != rec.meta.body_crc {
+            return Err(damaged(id, loc, "body checksum mismatch"));
+        }
+        return Ok(n);
+    }
+    let k = (offset / CHUNK as u64) as usize;
+    let within = (offset % CHUNK as u64) as usize;
+    let cloc = chunk_loc(fs, st, id, &rec.body, k)?
+        .ok_or_else(|| damaged(id, loc, "chunk list shorter than the body"))?;
+    let got = with_seg(fs, cloc.seg, cloc.off, |f| {
+        let frame = read_frame(f)?;
+        let Ok((ch, crec)) = frame else {
+            return Ok(Err("chunk frame unreadable"));
+        };
+        if ch.kind != Kind::Chunk {
+            return Ok(Err("not a chunk frame"));
+        }
+        let Ok(chunk) = frame::decode::<frame::ChunkRec>(&crec) else {
+            return Ok(Err("chunk record unreadable"));
+        };
+        if chunk.id != id || chunk.seq as usize != k {
+            return Ok(Err("chunk of another message"));
+        }
+        let dlen = ch.data_len() as usize;
+        if within >= dlen {
+            return Ok(Err("chunk shorter than expected"));
+        }
+        if within == 0 && buf.len() >= dlen {
+            // A whole chunk: check it.
+            let n = read_seq(f, &mut buf[..dlen])?;
+            if n < dlen || crc32(0, &buf[..dlen]) != chunk.crc {
+                return Ok(Err("chunk checksum mismatch"));
+            }
+            return Ok(Ok(dlen));
+        }
+        if !skip_seq(f, within)? {
+            return Ok(Err("chunk shorter than expected"));
+        }
+        let n = buf.len().min(dlen - within);
+        let got = read_seq(f, &mut buf[..n])?;
+        Ok(if got < n {
+            Err("chunk shorter than expected")
+        } else {
+            Ok(n)
+        })
+    })
+    .map_err(io)?;
+    got.map_err(|why| damaged(id, cloc, why))
+}
+
+pub(super) fn stream_body<D: BlockDevice>(
+    fs: &Filesystem<'_, Flash<D>>,
+    st: &State<D>,
+    id: MessageId,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<u64, SpoolError> {
+    let slot = st.held(id)?;
+    let loc = Loc::unpack(st.index.get(slot).m_loc).ok_or(SpoolError::NotFound)?;
+    let (h, rec) = read_message(fs, st, id, loc)?;
+    let mut buf = vec![0u8; CHUNK];
+    let (mut off, mut crc) = (0u64, 0u32);
+    loop {
+        let n = read_body_of(fs, st, id, &rec, (h, loc), off, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        crc = crc32(crc, &buf[..n]);
+        sink(&buf[..n]);
+        off += n as u64;
+    }
+    if off != rec.meta.size || crc != rec.meta.body_crc {
+        return Err(SpoolError::Corrupt(format!(
+            "body of {id} does not match its record"
+        )));
+    }
+    Ok(off)
+}
+
+/// Reading the spool, from a mounted [`Spool`] (tools, inspection) or a
+/// [`super::Writer`] (the spool thread's jobs): one implementation of every view.
+pub trait SpoolRead {
+    /// A held message's record with its latest delivery state.
+    fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError>;
+    /// Body bytes at `offset` (at most to the end of a chunk; 0 at the end).
+    fn read_body(&self, id: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize, SpoolError>;
+    /// Held messages, oldest first (O(n log n): listings only).
+    fn list(&self) -> Vec<IndexEntry>;
+    /// How full the spool is.
+    fn usage(&self) -> Usage;
+}
+
+impl<D: BlockDevice> SpoolRead for Spool<'_, D> {
+    fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError> {
+        Spool::meta(self, id)
+    }
+    fn read_body(&self, id: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize, SpoolError> {
+        Spool::read_body(self, id, offset, buf)
+    }
+    fn list(&self) -> Vec<IndexEntry> {
+        Spool::list(self)
+    }
+    fn usage(&self) -> Usage {
+        Spool::usage(self)
     }
 }

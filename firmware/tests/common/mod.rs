@@ -220,7 +220,7 @@ pub fn spool_messages(path: &Path) -> Vec<(String, Vec<String>, Vec<u8>)> {
     let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadWrite).unwrap();
     assert_eq!(spool.usage().damaged, 0);
     spool
-        .entries()
+        .list()
         .iter()
         .map(|e| {
             let m = spool.meta(e.id).unwrap();

@@ -29,7 +29,7 @@ use crate::daemon::delivery::Deliverer;
 use crate::daemon::delivery::notice::{Notice, original_headers, send_dsn};
 use crate::relay::dsn::DsnKind;
 use crate::spool::message::domain_of;
-use crate::spool::{MessageId, RcptStatus, Spool, SpoolError, fnv1a};
+use crate::spool::{MessageId, RcptStatus, SpoolError, Writer};
 
 /// RFC 3463 status of an operator bounce ("other undefined status").
 pub const ADMIN_STATUS: (u8, u16, u16) = (5, 0, 0);
@@ -171,20 +171,14 @@ pub async fn delete_all_for(d: &Deliverer, domain: &str) -> Result<DomainDeleted
 
 /// The spool-thread half of [`delete_all_for`]; `domain` is lower-case.
 pub fn delete_domain_in<D: BlockDevice>(
-    s: &mut Spool<'_, D>,
+    s: &mut Writer<'_, '_, '_, D>,
     set: &InFlight,
     domain: &str,
     now_unix: u64,
 ) -> Result<DomainDeleted, SpoolError> {
-    let key = fnv1a(domain);
-    // The index keeps a bounded number of domain hashes per message: a full list may miss
-    // this one, so those messages are read.
-    let ids: Vec<MessageId> = s
-        .entries()
-        .iter()
-        .filter(|e| e.domains.contains(&key) || e.domains.is_full())
-        .map(|e| e.id)
-        .collect();
+    // The index keeps only the first recipient's domain: every record is read (an admin
+    // action, O(n) reads in the spool thread; not on any per-message path).
+    let ids: Vec<MessageId> = s.list().iter().map(|e| e.id).collect();
     let mut done = DomainDeleted::default();
     for id in ids {
         let Some(_claim) = try_claim(set, id) else {
@@ -282,7 +276,7 @@ mod tests {
     use mailbag_hal::{Geometry, RamDevice};
 
     use super::*;
-    use crate::spool::{Access, Allocation, Barrier, Envelope, Flash, Limits, format};
+    use crate::spool::{Access, Allocation, Barrier, Envelope, Flash, Limits, Spool, format};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -318,7 +312,10 @@ mod tests {
         let set = InFlight::default();
         let held = try_claim(&set, claimed).unwrap();
 
-        let r = delete_domain_in(&mut s, &set, "gone.test", NOW).unwrap();
+        let r = s
+            .with_writer(|w| delete_domain_in(w, &set, "gone.test", NOW))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             r,
             DomainDeleted {
@@ -341,7 +338,10 @@ mod tests {
         );
         drop(held);
         // Once it is free, the claimed one goes too; nothing else changes.
-        let r = delete_domain_in(&mut s, &set, "gone.test", NOW).unwrap();
+        let r = s
+            .with_writer(|w| delete_domain_in(w, &set, "gone.test", NOW))
+            .unwrap()
+            .unwrap();
         assert_eq!((r.removed, r.trimmed, r.busy), (1, 0, 1));
     }
 

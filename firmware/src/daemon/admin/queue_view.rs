@@ -8,10 +8,9 @@
 
 use std::cmp::Ordering;
 
-use mailbag_hal::BlockDevice;
 use mailbag_web::backend::{self as web, QueueQuery, QueueRow, SortKey};
 
-use crate::spool::{IndexEntry, MessageMeta, Spool, SpoolError, fnv1a};
+use crate::spool::{IndexEntry, MessageMeta, SpoolError, SpoolRead, domain_key};
 
 /// Most messages a text search or sender/recipient sort reads records for.
 pub const SCAN_MAX: usize = 500;
@@ -49,16 +48,14 @@ impl From<SpoolError> for ViewError {
 }
 
 /// One page of the queue.
-pub fn page<D: BlockDevice>(
-    spool: &Spool<'_, D>,
-    q: &QueueQuery,
-    now: u64,
-) -> Result<web::QueuePage, ViewError> {
-    let domain = q.domain.as_deref().map(|d| fnv1a(&d.to_ascii_lowercase()));
-    let mut cands: Vec<&IndexEntry> = spool
-        .entries()
+pub fn page(spool: &impl SpoolRead, q: &QueueQuery, now: u64) -> Result<web::QueuePage, ViewError> {
+    // The domain filter is by the domain of each message's first recipient (the key the
+    // index keeps: a message's lane).
+    let domain = q.domain.as_deref().map(domain_key);
+    let listed = spool.list();
+    let mut cands: Vec<&IndexEntry> = listed
         .iter()
-        .filter(|e| domain.is_none_or(|h| e.domains.contains(&h)))
+        .filter(|e| domain.is_none_or(|k| e.domain == k))
         .collect();
     let needs_records = q.text.is_some() || matches!(q.sort, SortKey::Sender | SortKey::Recipients);
     let (total, rows) = if needs_records {
@@ -98,8 +95,8 @@ pub fn page<D: BlockDevice>(
 }
 
 /// The queue row of one message: its record, plus its subject when `subject` is set.
-pub fn row<D: BlockDevice>(
-    spool: &Spool<'_, D>,
+pub fn row(
+    spool: &impl SpoolRead,
     id: crate::spool::MessageId,
     now: u64,
     subject: bool,
@@ -180,10 +177,7 @@ fn matches_text(r: &QueueRow, text: &str) -> bool {
 }
 
 /// The raw (unfolded, not decoded) Subject header from the start of the body.
-fn read_subject<D: BlockDevice>(
-    spool: &Spool<'_, D>,
-    id: crate::spool::MessageId,
-) -> Result<String, SpoolError> {
+fn read_subject(spool: &impl SpoolRead, id: crate::spool::MessageId) -> Result<String, SpoolError> {
     let mut head = vec![0u8; HEAD_MAX];
     let mut n = 0;
     while n < HEAD_MAX {

@@ -32,7 +32,7 @@ use super::settings;
 use crate::config::{Config, Format};
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
-use crate::daemon::spool::SpoolHandle;
+use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
 use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
@@ -124,7 +124,7 @@ impl DaemonBackend {
 
     fn job<T: Send + 'static>(
         &self,
-        f: impl for<'a> FnOnce(&mut spool::Spool<'a, spool::open::AnyDevice>) -> T + Send + 'static,
+        f: impl for<'f, 'b, 'a> FnOnce(&mut SpoolWriter<'f, 'b, 'a>) -> T + Send + 'static,
     ) -> Result<T, BackendError> {
         self.spool.run_blocking(f).map_err(|e| spool_error(&e))
     }
@@ -231,13 +231,8 @@ impl Backend for DaemonBackend {
                 messages: u64::from(u.messages),
                 used,
                 free: room.saturating_sub(used),
-                oldest: s.entries().iter().map(|e| e.received_unix).min(),
-                next_attempt: s
-                    .entries()
-                    .iter()
-                    .map(|e| e.next_attempt_unix)
-                    .filter(|t| *t != 0)
-                    .min(),
+                oldest: s.oldest_received(),
+                next_attempt: s.next_attempt(),
             }
         })?;
         let now = self.clock.unix_seconds();
@@ -385,26 +380,10 @@ impl Backend for DaemonBackend {
     }
 
     fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError> {
-        let key = domain.map(|d| spool::fnv1a(&d.to_ascii_lowercase()));
-        // Held messages become due now; the deliverer looks for due mail every second.
-        let n = self.job(move |s| {
-            let held: Vec<spool::MessageId> = s
-                .entries()
-                .iter()
-                .filter(|e| key.is_none_or(|k| e.domains.contains(&k)))
-                .map(|e| e.id)
-                .collect();
-            let mut n = 0;
-            for id in held {
-                if let Ok(mut m) = s.meta(id) {
-                    m.next_attempt_unix = 0;
-                    if s.update(&m).is_ok() {
-                        n += 1;
-                    }
-                }
-            }
-            n
-        })?;
+        // Held messages become due now, in RAM (a flush never rewrites flash); the
+        // deliverer is woken below.
+        let domain_owned = domain.map(str::to_ascii_lowercase);
+        let n = self.job(move |s| s.expedite(domain_owned.as_deref()))?;
         if let Some((d, _)) = &self.deliverer {
             d.kick.notify_one();
         }

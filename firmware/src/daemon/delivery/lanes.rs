@@ -13,7 +13,7 @@ use super::outbound::{self, Conn};
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
 use crate::relay::nexthop::{DnsError, MxError};
-use crate::relay::{DomainKey, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
+use crate::relay::{Lane, NextHop, NextHops, RelaySettings, Target, attempt, record_attempts};
 use crate::spool::MessageMeta;
 use crate::spool::message::domain_of;
 
@@ -30,7 +30,7 @@ const LANE_FETCH: usize = 4;
 /// is written) and stop.
 pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
     let workers = Arc::new(Semaphore::new(LANES_MAX));
-    let busy: Arc<Mutex<Vec<DomainKey>>> = Arc::default();
+    let busy: Arc<Mutex<Vec<Lane>>> = Arc::default();
     loop {
         let free = workers.available_permits();
         if free > 0 {
@@ -72,7 +72,7 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One turn of one lane: its due messages, oldest first, over kept connections.
-async fn deliver_lane(d: &Deliverer, lane: DomainKey, stop: watch::Receiver<bool>) {
+async fn deliver_lane(d: &Deliverer, lane: Lane, stop: watch::Receiver<bool>) {
     let mut conn: Option<Conn> = None;
     let mut sent = 0;
     'turn: while sent < LANE_TURN {

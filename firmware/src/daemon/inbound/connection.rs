@@ -323,9 +323,6 @@ impl Conn {
         session: &mut Session<P>,
     ) -> Reply {
         let now = self.ctx.clock.now();
-        if !self.chunk.is_empty() {
-            self.flush_chunk().await;
-        }
         let Some(mut inc) = self.incoming.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
@@ -338,8 +335,13 @@ impl Conn {
         let Some(p) = inc.pending.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
-        let size = p.size();
-        match self.ctx.spool.commit(p, inc.envelope.clone()).await {
+        // The last (partial) chunk goes with the commit: a message of one chunk or less is
+        // one frame, one request.
+        let size = p.size() + self.chunk.len() as u64;
+        let tail = std::mem::take(&mut self.chunk);
+        let (chunk, stored) = self.ctx.spool.commit(p, tail, inc.envelope.clone()).await;
+        self.chunk = chunk;
+        match stored {
             Ok(id) => {
                 let text = format!(
                     "from=<{}> to={} size={size}",
