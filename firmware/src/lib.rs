@@ -5,6 +5,9 @@
 //! Protocol cores never do I/O; only the daemon edge owns sockets, TLS and timers.
 //! [`config`] is the one configuration model; [`firewall`] renders rules from it.
 
+// Only `mailbag-hal` may hold unsafe code (its two audited MTD ioctls).
+#![forbid(unsafe_code)]
+
 #[macro_use]
 mod log;
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::assets;
 use crate::auth::{self, LoginError, RateLimit, Session, Sessions};
 use crate::backend::{
-    Action, Backend, BackendError, MessageId, QUEUE_PAGE_MAX, QueueQuery, SaveError,
+    Backend, BackendError, MessageId, QUEUE_PAGE_MAX, QueueAction, QueueQuery, SaveError,
     SettingsValues, SortKey,
 };
 use crate::http::{Body, Method, Request, Response};
@@ -103,7 +103,7 @@ struct LoginBody {
 
 #[derive(Deserialize)]
 struct BulkBody {
-    action: Action,
+    action: QueueAction,
     ids: Vec<MessageId>,
 }
 
@@ -252,9 +252,9 @@ impl App {
             }
             ["messages", id, verb] => {
                 let action = match *verb {
-                    "retry" => Action::Retry,
-                    "delete" => Action::Delete,
-                    "bounce" => Action::Bounce,
+                    "retry" => QueueAction::Retry,
+                    "delete" => QueueAction::Delete,
+                    "bounce" => QueueAction::Bounce,
                     _ => return Response::error(404, "not found"),
                 };
                 match MessageId::parse(id) {
@@ -415,7 +415,7 @@ impl App {
         }
     }
 
-    fn act(&self, action: Action, ids: &[MessageId]) -> Response {
+    fn act(&self, action: QueueAction, ids: &[MessageId]) -> Response {
         self.backend
             .act(action, ids)
             .map_or_else(|e| backend_error(&e), |r| Response::json(200, &r))

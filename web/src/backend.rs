@@ -197,7 +197,7 @@ pub struct QueuePage {
 /// What the admin asks mailbag to do with held messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum QueueAction {
     /// Attempt delivery now.
     Retry,
     /// Drop the message without a bounce.
@@ -369,7 +369,7 @@ pub trait Backend {
     /// The message as received; the web layer reads only as much as it needs (bounded).
     fn message_source(&self, id: &MessageId) -> Result<MessageSource, BackendError>;
     /// Applies an action to the given messages.
-    fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError>;
+    fn act(&self, action: QueueAction, ids: &[MessageId]) -> Result<ActionReport, BackendError>;
     /// Retries every held message now, or only those for `domain`; returns how many.
     fn flush(&self, domain: Option<&str>) -> Result<usize, BackendError>;
     /// The settings form: every field with its current value.

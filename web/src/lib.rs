@@ -9,6 +9,9 @@
 //!
 //! No handler panics on request data: bad input is a 4xx JSON `{"error": …}`.
 
+// Only `mailbag-hal` may hold unsafe code (its two audited MTD ioctls).
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod assets;
 pub mod auth;

@@ -18,7 +18,7 @@ use mailbag_hal::{Clock, SystemClock};
 
 use super::Args;
 use crate::config::Config;
-use crate::relay::client::{Action, ClientConfig, Outcome};
+use crate::relay::client::{ClientAction, ClientConfig, Outcome};
 use crate::relay::{Client, TlsPolicy};
 
 /// Default configuration (the router's UCI file).
@@ -112,25 +112,26 @@ fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
     }
 }
 
-enum Conn {
+/// The blocking socket to the silo: plaintext until STARTTLS, then TLS.
+enum EtrnStream {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
     Gone,
 }
 
-impl Conn {
+impl EtrnStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-            Conn::Gone => Ok(0),
+            EtrnStream::Plain(s) => s.read(buf),
+            EtrnStream::Tls(s) => s.read(buf),
+            EtrnStream::Gone => Ok(0),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
-            Conn::Plain(s) => s.write_all(buf),
-            Conn::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
-            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+            EtrnStream::Plain(s) => s.write_all(buf),
+            EtrnStream::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
+            EtrnStream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
 }
@@ -163,7 +164,7 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
         tls: TlsPolicy::Opportunistic,
     };
     let mut c = Client::etrn(cfg, domain, clock.now());
-    let mut conn = Conn::Plain(tcp);
+    let mut conn = EtrnStream::Plain(tcp);
     let mut buf = [0u8; 2048];
     loop {
         let out = c.output();
@@ -176,8 +177,8 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
             }
         }
         match c.next_action() {
-            Some(Action::StartTls) => {
-                let Conn::Plain(tcp) = std::mem::replace(&mut conn, Conn::Gone) else {
+            Some(ClientAction::StartTls) => {
+                let EtrnStream::Plain(tcp) = std::mem::replace(&mut conn, EtrnStream::Gone) else {
                     break;
                 };
                 let tls = crate::daemon::delivery::tls::client_configs()?;
@@ -185,20 +186,20 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
                     .map_err(|e| e.to_string())?;
                 match rustls::ClientConnection::new(Arc::clone(&tls.any), name) {
                     Ok(session) => {
-                        conn = Conn::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
+                        conn = EtrnStream::Tls(Box::new(rustls::StreamOwned::new(session, tcp)));
                         c.tls_established(false, clock.now());
                     }
                     Err(_) => c.tls_failed(),
                 }
                 continue;
             }
-            Some(Action::SendBody) => c.eof(),
-            Some(Action::Close) => {
+            Some(ClientAction::SendBody) => c.eof(),
+            Some(ClientAction::Close) => {
                 let out = c.output();
                 let _ = conn.write_all(out);
                 break;
             }
-            Some(Action::Done) | None => {}
+            Some(ClientAction::Done) | None => {}
         }
         if c.is_closed() {
             break;

@@ -18,7 +18,7 @@
 
 use embassy_time::Instant;
 
-use super::client::{Job, Outcome, RcptResult};
+use super::client::{DeliveryJob, Outcome, RcptResult};
 use super::reply::ServerReply;
 use super::schedule::RetryPolicy;
 use crate::spool::message::RECIPIENTS_MAX;
@@ -51,13 +51,13 @@ pub struct AttemptResult {
     pub done: bool,
 }
 
-/// The client [`Job`] for the pending recipients of `meta` that `route` accepts (those
+/// The client [`DeliveryJob`] for the pending recipients of `meta` that `route` accepts (those
 /// going to the next hop at hand), and their indices for [`record_attempt`].
 pub fn job<'a>(
     meta: &'a MessageMeta,
     route: impl Fn(&str) -> bool,
-) -> (Job<'a>, heapless::Vec<usize, RECIPIENTS_MAX>) {
-    let mut job = Job {
+) -> (DeliveryJob<'a>, heapless::Vec<usize, RECIPIENTS_MAX>) {
+    let mut job = DeliveryJob {
         sender: meta.sender.as_str(),
         recipients: heapless::Vec::new(),
         size: meta.size,

@@ -9,7 +9,7 @@
 //!    (FIFO per domain, round-robin across domains — [`queue`]); [`Routes::for_domain`],
 //!    then [`NextHops::ordered`] or [`nexthop::from_mx`], say where, with the
 //!    [`LoopGuard`] refusing ourselves;
-//! 3. [`attempt::job`] builds the [`Job`]; a [`Client`] session talks to the next hop
+//! 3. [`attempt::job`] builds the [`DeliveryJob`]; a [`Client`] session talks to the next hop
 //!    ([`client`]), content streaming from the spool through [`Client::body`];
 //! 4. [`record_attempt`] turns the [`Outcome`] into recipient states, the next attempt
 //!    ([`schedule`]), bounces and a delay warning; the spool record is updated first;
@@ -38,7 +38,7 @@ pub mod schedule;
 pub mod settings;
 
 pub use attempt::{AttemptResult, Bounce, record_attempt, record_attempts};
-pub use client::{Action, Client, ClientConfig, Job, Outcome, RcptResult, TlsPolicy};
+pub use client::{Client, ClientAction, ClientConfig, DeliveryJob, Outcome, RcptResult, TlsPolicy};
 pub use config::RelayConfig;
 pub use dsn::{DsnKind, DsnRecipient, Report, write_dsn};
 pub use health::{Change, Health, HopHealth};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use embassy_time::Instant;
 
-use super::client::{Action, Client, ClientConfig, Job, Outcome, RcptResult, TlsPolicy};
+use super::client::{
+    Client, ClientAction, ClientConfig, DeliveryJob, Outcome, RcptResult, TlsPolicy,
+};
 use crate::policy::{Checker, PolicyConfig, Rules, Unlimited};
 use crate::smtp::{Event, Events, PeerInfo, Session, SessionConfig, SmtpConfig};
 
@@ -42,7 +44,7 @@ fn tricky_body(seed: u64, lines: usize) -> Vec<u8> {
 
 /// Client ↔ mailbag server session in memory; `split` bytes per hand-over.
 /// Returns the client outcome and the content the server stored.
-fn via_own_server(job: Job<'_>, body: &[u8], split: usize) -> (Outcome, Vec<u8>) {
+fn via_own_server(job: DeliveryJob<'_>, body: &[u8], split: usize) -> (Outcome, Vec<u8>) {
     let rules = Rules::from_config(&PolicyConfig {
         domains: vec!["example.com".into()],
         recipients: vec![],
@@ -73,7 +75,7 @@ fn via_own_server(job: Job<'_>, body: &[u8], split: usize) -> (Outcome, Vec<u8>)
         let n = client.output().len();
         client.written(n, now);
         while let Some(a) = client.next_action() {
-            if a == Action::SendBody {
+            if a == ClientAction::SendBody {
                 let mut rest = body;
                 while !rest.is_empty() {
                     let n = client.body(&rest[..rest.len().min(split)], now);
@@ -127,7 +129,7 @@ fn own_server_receives_exactly_the_content_whatever_the_split() {
     let rcpts = ["a@example.com", "b@elsewhere.example", "c@example.com"];
     for (seed, split) in [(1, 1), (2, 3), (3, 64), (4, 4096)] {
         let body = tricky_body(seed, 200);
-        let job = Job {
+        let job = DeliveryJob {
             sender: "s@sender.example",
             recipients: rcpts.iter().copied().collect(),
             size: body.len() as u64,
@@ -242,7 +244,7 @@ fn drive(client: &mut Client<'_>, stream: &mut TcpStream, body: &[u8]) {
         flush(client, stream);
         while let Some(a) = client.next_action() {
             match a {
-                Action::SendBody => {
+                ClientAction::SendBody => {
                     for chunk in body.chunks(1000) {
                         let mut rest = chunk;
                         while !rest.is_empty() {
@@ -254,8 +256,8 @@ fn drive(client: &mut Client<'_>, stream: &mut TcpStream, body: &[u8]) {
                     client.body_end(now());
                     flush(client, stream);
                 }
-                Action::StartTls => panic!("smtp-sink offers no STARTTLS"),
-                Action::Done | Action::Close => {}
+                ClientAction::StartTls => panic!("smtp-sink offers no STARTTLS"),
+                ClientAction::Done | ClientAction::Close => {}
             }
         }
         if client.is_closed() {
@@ -281,7 +283,7 @@ fn drive(client: &mut Client<'_>, stream: &mut TcpStream, body: &[u8]) {
 fn postfix_smtp_sink_receives_a_pipelined_dot_stuffed_message() {
     let sink = Sink::start("ok", &[]);
     let body = tricky_body(7, 300);
-    let job = Job {
+    let job = DeliveryJob {
         sender: "s@sender.example",
         recipients: ["a@example.com", "b@example.com"].into_iter().collect(),
         size: body.len() as u64,
@@ -316,7 +318,7 @@ fn postfix_smtp_sink_receives_a_pipelined_dot_stuffed_message() {
 fn postfix_smtp_sink_hard_rejecting_rcpt_bounces_every_recipient() {
     // -f RCPT: every RCPT gets a hard (5xx) reply.
     let sink = Sink::start("rcpt", &["-f", "RCPT"]);
-    let job = Job {
+    let job = DeliveryJob {
         sender: "s@sender.example",
         recipients: ["a@example.com", "b@example.com"].into_iter().collect(),
         size: 3,

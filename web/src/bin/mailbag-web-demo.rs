@@ -3,6 +3,9 @@
 //! `mailbag-web-demo --shadow FILE --config FILE [--listen ADDR] [--messages N] [--token-file FILE]`
 //! prints `listening on http://ADDR/` once bound, then serves until killed.
 
+// Only `mailbag-hal` may hold unsafe code (its two audited MTD ioctls).
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -19,9 +19,9 @@ pub use settings::{keys as setting_keys, restart_needed, validate};
 
 use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{
-    Action, ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
-    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, QueueRow, SaveError,
-    SaveOutcome, SettingField, SettingsValues, SortKey, Status, UpstreamStatus,
+    ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
+    MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, QueueRow,
+    SaveError, SaveOutcome, SettingField, SettingsValues, SortKey, Status, UpstreamStatus,
 };
 
 /// Most log events kept.
@@ -313,7 +313,7 @@ impl Backend for FakeBackend {
         Ok(Box::new(Cursor::new(m.source())))
     }
 
-    fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
+    fn act(&self, action: QueueAction, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
         let mut s = self.lock();
         let now = unix_now();
         let mut report = ActionReport::default();
@@ -324,7 +324,7 @@ impl Backend for FakeBackend {
             };
             report.done += 1;
             match action {
-                Action::Retry => {
+                QueueAction::Retry => {
                     let m = &mut s.messages[pos];
                     m.attempts += 1;
                     m.last_error = Some("421 4.3.2 primary down (retried by admin)".into());
@@ -335,11 +335,11 @@ impl Backend for FakeBackend {
                         "retry now: 421 4.3.2 primary down".into(),
                     );
                 }
-                Action::Delete => {
+                QueueAction::Delete => {
                     s.messages.remove(pos);
                     s.log("deleted", Some(id), "deleted by admin".into());
                 }
-                Action::Bounce => {
+                QueueAction::Bounce => {
                     let m = s.messages.remove(pos);
                     s.log(
                         "bounced",
@@ -364,7 +364,7 @@ impl Backend for FakeBackend {
             .filter(|m| m.matches(&q))
             .map(|m| m.id.clone())
             .collect();
-        self.act(Action::Retry, &ids).map(|r| r.done)
+        self.act(QueueAction::Retry, &ids).map(|r| r.done)
     }
 
     fn settings(&self) -> Result<Vec<SettingField>, BackendError> {

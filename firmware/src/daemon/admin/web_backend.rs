@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
-    Action, ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
-    MessageInfo, MessageSource, PrimaryStatus, QueuePage, QueueQuery, SaveError, SaveOutcome,
+    ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
+    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, SaveError, SaveOutcome,
     SettingField, SettingsValues, Status, UpstreamStatus,
 };
 
@@ -327,13 +327,13 @@ impl Backend for DaemonBackend {
         }))
     }
 
-    fn act(&self, action: Action, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
-        if action == Action::Bounce {
+    fn act(&self, action: QueueAction, ids: &[MessageId]) -> Result<ActionReport, BackendError> {
+        if action == QueueAction::Bounce {
             return self.bounce(ids);
         }
         // Claimed for the whole action: the deliverer leaves them alone meanwhile.
         let _claims = match (&self.deliverer, action) {
-            (Some((d, _)), Action::Delete) => {
+            (Some((d, _)), QueueAction::Delete) => {
                 queue_actions::claim_all(&d.in_flight, ids.iter().filter_map(spool_id))
                     .map_err(|e| BackendError::Unavailable(e.to_string()))?
             }
@@ -351,7 +351,7 @@ impl Backend for DaemonBackend {
                             return (id, Err(SpoolError::NotFound));
                         };
                         let r = match action {
-                            Action::Delete => s.remove(sid),
+                            QueueAction::Delete => s.remove(sid),
                             _ => s.meta(sid).and_then(|mut m| {
                                 // 0 = due now; the scheduler (when there is one) takes it first.
                                 m.next_attempt_unix = 0;
@@ -367,7 +367,9 @@ impl Backend for DaemonBackend {
                     Ok(()) => {
                         report.done += 1;
                         match action {
-                            Action::Delete => self.note("deleted", &id, "deleted by the admin"),
+                            QueueAction::Delete => {
+                                self.note("deleted", &id, "deleted by the admin")
+                            }
                             _ => self.note("retried", &id, "next attempt set to now by the admin"),
                         }
                     }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use mailbag_hal::{Clock, ManualClock};
 use mailbag_web::Backend;
-use mailbag_web::backend::{Action, BackendError, MessageId, QueueQuery, SaveError, SortKey};
+use mailbag_web::backend::{BackendError, MessageId, QueueAction, QueueQuery, SaveError, SortKey};
 
 use super::web_backend::{DaemonBackend, NO_DELIVERY};
 use crate::config::Config;
@@ -213,15 +213,19 @@ fn retry_and_delete_persist_across_a_remount() {
         .unwrap();
     let b = backend(&dir.0, &spool, &clock);
     let gone = MessageId::parse("00000000DEADBEEF").unwrap();
-    let r = b.act(Action::Retry, &[a.clone(), gone.clone()]).unwrap();
+    let r = b
+        .act(QueueAction::Retry, &[a.clone(), gone.clone()])
+        .unwrap();
     assert_eq!((r.done, r.missing), (1, vec![gone]));
     assert_eq!(
-        b.act(Action::Delete, std::slice::from_ref(&c))
+        b.act(QueueAction::Delete, std::slice::from_ref(&c))
             .unwrap()
             .done,
         1
     );
-    let e = b.act(Action::Bounce, std::slice::from_ref(&a)).unwrap_err();
+    let e = b
+        .act(QueueAction::Bounce, std::slice::from_ref(&a))
+        .unwrap_err();
     assert!(e.to_string().contains(NO_DELIVERY));
     // One message is left (a); flushing makes it due now.
     assert_eq!(b.flush(None).unwrap(), 1);
@@ -397,7 +401,7 @@ fn bounce_queues_a_report_and_removes_the_message_but_not_while_it_is_delivered(
     // `busy` is being delivered: neither bounce nor delete touches it, nor the others
     // named with it (all or nothing).
     d.in_flight.lock().unwrap().insert(sid(&busy).0);
-    for action in [Action::Bounce, Action::Delete] {
+    for action in [QueueAction::Bounce, QueueAction::Delete] {
         let e = b.act(action, &[a.clone(), busy.clone()]).unwrap_err();
         assert!(
             matches!(&e, BackendError::Unavailable(why) if why.contains("being delivered")),
@@ -411,7 +415,9 @@ fn bounce_queues_a_report_and_removes_the_message_but_not_while_it_is_delivered(
         3
     );
 
-    let r = b.act(Action::Bounce, &[a.clone(), null.clone()]).unwrap();
+    let r = b
+        .act(QueueAction::Bounce, &[a.clone(), null.clone()])
+        .unwrap();
     assert_eq!((r.done, r.missing.len()), (2, 0));
     assert_eq!(
         d.in_flight.lock().unwrap().len(),

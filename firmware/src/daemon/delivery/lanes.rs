@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::Deliverer;
 use super::notice::{Notice, original_headers, send_dsn};
-use super::outbound::{self, Conn};
+use super::outbound::{self, HopConnection};
 use crate::relay::client::{FailReason, Outcome};
 use crate::relay::dsn::DsnKind;
 use crate::relay::nexthop::{DnsError, MxError};
@@ -73,7 +73,7 @@ pub async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) {
 
 /// One turn of one lane: its due messages, oldest first, over kept connections.
 async fn deliver_lane(d: &Deliverer, lane: Lane, stop: watch::Receiver<bool>) {
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<HopConnection> = None;
     let mut sent = 0;
     'turn: while sent < LANE_TURN {
         let batch = d
@@ -148,7 +148,7 @@ async fn hops_for(
 
 /// One attempt for one message: each route's recipients to that route's next hops; the
 /// result is recorded, bounces and warnings queued.
-async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Conn>) {
+async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<HopConnection>) {
     let seed = meta.id.0 ^ u64::from(meta.attempts);
     // Taken once: a reload during the attempt applies from the next one.
     let settings = d.settings();
@@ -215,7 +215,7 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Con
                 }
             },
         };
-        conn_use = conn.as_ref().map_or(1, Conn::messages);
+        conn_use = conn.as_ref().map_or(1, HopConnection::messages);
         parts.push((indices, outcome));
     }
     if parts.is_empty() {

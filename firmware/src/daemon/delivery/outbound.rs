@@ -23,9 +23,9 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Deliverer;
-use crate::relay::client::{Action, FailReason, Failure, Kept, Outcome};
+use crate::relay::client::{ClientAction, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
-use crate::relay::{Client, Job, NextHop, TlsPolicy};
+use crate::relay::{Client, DeliveryJob, NextHop, TlsPolicy};
 use crate::spool::MessageMeta;
 
 /// TCP connect timeout per next-hop address.
@@ -69,7 +69,7 @@ impl ReadBuf {
 }
 
 /// An open connection to one next hop of one route.
-pub struct Conn {
+pub struct HopConnection {
     /// The route's name ([`crate::relay::Route::name`]).
     pub route: String,
     hop: NextHop,
@@ -80,20 +80,20 @@ pub struct Conn {
     _permit: OwnedSemaphorePermit,
 }
 
-impl Conn {
+impl HopConnection {
     /// The next hop's name, for the log.
     pub fn hop_name(&self) -> String {
         self.hop.host.to_string()
     }
 
     /// Sends one more message on this kept connection (the caller checks
-    /// [`Conn::usable`] first). `None` when the connection turned
+    /// [`HopConnection::usable`] first). `None` when the connection turned
     /// out to be unusable before the message got anywhere (dropped while idle): the caller
     /// opens a fresh one; the connection is spent either way then.
     pub async fn send(
         &mut self,
         d: &Deliverer,
-        job: Job<'_>,
+        job: DeliveryJob<'_>,
         meta: &MessageMeta,
     ) -> Option<Outcome> {
         let kept = self.kept.take()?;
@@ -143,10 +143,10 @@ pub async fn open_and_send(
     d: &Deliverer,
     route: &str,
     hops: &[NextHop],
-    job: Job<'_>,
+    job: DeliveryJob<'_>,
     meta: &MessageMeta,
     permit: OwnedSemaphorePermit,
-) -> (Outcome, String, Option<Conn>) {
+) -> (Outcome, String, Option<HopConnection>) {
     let mut outcome = failure(FailReason::Connect);
     let mut hop_name = String::new();
     for hop in hops {
@@ -163,7 +163,7 @@ pub async fn open_and_send(
             let kept = c.kept();
             drop(c);
             if let Some(kept) = kept {
-                let conn = Conn {
+                let conn = HopConnection {
                     route: route.to_owned(),
                     hop: hop.clone(),
                     io,
@@ -271,12 +271,12 @@ async fn drive(
             c.eof();
         }
         match c.next_action() {
-            Some(Action::StartTls) => {
+            Some(ClientAction::StartTls) => {
                 rb.clear();
                 starttls(d, hop, io, c).await;
                 continue;
             }
-            Some(Action::SendBody) => {
+            Some(ClientAction::SendBody) => {
                 match body_of {
                     Some(meta) => {
                         if !send_body(d, io, c, meta).await {
@@ -287,8 +287,8 @@ async fn drive(
                 }
                 continue;
             }
-            Some(Action::Done) | None => {}
-            Some(Action::Close) => {
+            Some(ClientAction::Done) | None => {}
+            Some(ClientAction::Close) => {
                 let _ = flush_out(d, c, io).await;
                 io.shutdown().await;
                 break;

@@ -95,7 +95,7 @@ fn to_spool_envelope(env: &crate::smtp::Envelope) -> Result<spool::Envelope, Str
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let mut conn = Conn {
+    let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
         chunk: Box::default(),
@@ -110,7 +110,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     conn.abort_message().await;
 }
 
-struct Conn {
+/// One accepted SMTP connection: the socket (plain or TLS) driving an `smtp::Session`.
+struct InboundConnection {
     ctx: Arc<Ctx>,
     io: Io,
     chunk: Chunk,
@@ -118,7 +119,7 @@ struct Conn {
     wbuf: Vec<u8>,
 }
 
-impl Conn {
+impl InboundConnection {
     async fn run(&mut self, peer: SocketAddr) -> io::Result<()> {
         let clock = Arc::clone(&self.ctx.clock);
         let info = PeerInfo {
@@ -144,12 +145,12 @@ impl Conn {
                 let action = self.handle(&mut session, out).await?;
                 start += n;
                 match action {
-                    Action::Continue => {}
-                    Action::StartTls => {
+                    NextStep::Continue => {}
+                    NextStep::StartTls => {
                         upgrade = true;
                         break;
                     }
-                    Action::Close => {
+                    NextStep::Close => {
                         self.flush().await?;
                         self.io.shutdown().await;
                         return Ok(());
@@ -192,7 +193,7 @@ impl Conn {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
-                        if let Action::Close = self.handle(&mut session, out).await? {
+                        if let NextStep::Close = self.handle(&mut session, out).await? {
                             self.flush().await?;
                             self.io.shutdown().await;
                             return Ok(());
@@ -216,8 +217,8 @@ impl Conn {
         &mut self,
         session: &mut Session<P>,
         out: Events<'_>,
-    ) -> io::Result<Action> {
-        let mut action = Action::Continue;
+    ) -> io::Result<NextStep> {
+        let mut action = NextStep::Continue;
         for event in out {
             match event {
                 Event::Reply(r) => {
@@ -238,13 +239,13 @@ impl Conn {
                     self.event("aborted", None, &why.to_string());
                     self.abort_message().await;
                 }
-                Event::StartTls => action = Action::StartTls,
+                Event::StartTls => action = NextStep::StartTls,
                 Event::Etrn(node) => {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
                         .extend_from_slice(Reply::etrn(outcome, &node).as_bytes());
                 }
-                Event::Close => action = Action::Close,
+                Event::Close => action = NextStep::Close,
             }
         }
         Ok(action)
@@ -421,7 +422,8 @@ impl Conn {
     }
 }
 
-enum Action {
+/// What the connection does after handling the session's events.
+enum NextStep {
     Continue,
     StartTls,
     Close,

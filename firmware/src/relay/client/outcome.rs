@@ -1,0 +1,152 @@
+//! What the session asks of the host ([`ClientAction`]) and what came of it ([`Outcome`]): per
+//! recipient ([`RcptResult`]) or for the whole attempt ([`Failure`]).
+
+use core::fmt;
+
+use super::dispatch::Extensions;
+use crate::relay::dotstuff::BareNewline;
+use crate::relay::reply::{ReplyError, ServerReply};
+use crate::spool::message::RECIPIENTS_MAX;
+
+/// What the session asks of the host, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Write all output, drop every byte read but not consumed, do the TLS handshake, then
+    /// call [`Client::tls_established`](super::Client::tls_established) or [`Client::tls_failed`](super::Client::tls_failed).
+    StartTls,
+    /// The next hop said 354: stream the content with [`Client::body`](super::Client::body), then call
+    /// [`Client::body_end`](super::Client::body_end).
+    SendBody,
+    /// [`Client::outcome`](super::Client::outcome) is final: record it now (the QUIT exchange may still follow).
+    Done,
+    /// Write all output, then close the connection.
+    Close,
+}
+
+/// What happened to one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcptResult {
+    /// The next hop took responsibility (RCPT and end of data both 2xx).
+    Delivered,
+    /// 4xx: keep it queued and retry.
+    Deferred(ServerReply),
+    /// 5xx: bounce it.
+    Bounced(ServerReply),
+}
+
+/// Why a whole attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// The 220 greeting was refused.
+    Greeting,
+    /// EHLO and HELO were both refused.
+    Helo,
+    /// TLS is required but the next hop does not offer STARTTLS.
+    TlsNotOffered,
+    /// TLS is required but STARTTLS was refused.
+    TlsRefused,
+    /// The TLS handshake failed.
+    TlsHandshake,
+    /// `require-verify`, but the certificate did not verify.
+    TlsUnverified,
+    /// MAIL FROM was refused.
+    Mail,
+    /// The message needs SMTPUTF8 (RFC 6531 §3.2) and the next hop lacks it.
+    Smtputf8,
+    /// DATA was refused.
+    Data,
+    /// ETRN was refused (458 unable, 459 not allowed, 5xx unknown).
+    Etrn,
+    /// The next hop did not answer in time.
+    Timeout,
+    /// The next hop's output was not valid SMTP.
+    Protocol(ReplyError),
+    /// A reply arrived when none was expected.
+    Unexpected,
+    /// The next hop closed the connection.
+    Closed,
+    /// No connection could be made to the next hop (refused, unreachable, no address).
+    Connect,
+    /// The content holds a bare CR or LF; it was not sent.
+    BareNewline,
+    /// An envelope address holds a control character or bracket; it was not sent.
+    BadAddress,
+    /// No next hop for the domain (DNS, null MX, or only ourselves).
+    NoRoute(crate::relay::nexthop::MxError),
+    /// No next hop is configured for the domain (the mail is held).
+    Unrouted,
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Greeting => f.write_str("greeting refused"),
+            Self::Helo => f.write_str("EHLO and HELO refused"),
+            Self::TlsNotOffered => f.write_str("TLS required but STARTTLS not offered"),
+            Self::TlsRefused => f.write_str("TLS required but STARTTLS refused"),
+            Self::TlsHandshake => f.write_str("TLS handshake failed"),
+            Self::TlsUnverified => f.write_str("TLS certificate not verified"),
+            Self::Mail => f.write_str("sender refused"),
+            Self::Smtputf8 => f.write_str("message needs SMTPUTF8, next hop lacks it"),
+            Self::Data => f.write_str("DATA refused"),
+            Self::Etrn => f.write_str("ETRN refused"),
+            Self::Timeout => f.write_str("timeout waiting for the next hop"),
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Unexpected => f.write_str("protocol error: unexpected reply"),
+            Self::Closed => f.write_str("connection closed by the next hop"),
+            Self::Connect => f.write_str("could not connect to the next hop"),
+            Self::BareNewline => BareNewline.fmt(f),
+            Self::BadAddress => f.write_str("unusable envelope address; not sent"),
+            Self::NoRoute(e) => write!(f, "no route: {e}"),
+            Self::Unrouted => f.write_str("no next hop configured (relay.next-hops, relay.routes)"),
+        }
+    }
+}
+
+/// A connection-level failure: applies to every recipient of the attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// 5xx from the next hop (or a message that can never be sent): bounce. Otherwise retry.
+    pub permanent: bool,
+    /// What failed.
+    pub reason: FailReason,
+    /// The reply that caused it, if one did.
+    pub reply: Option<ServerReply>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reply {
+            Some(r) => write!(f, "{}: {r}", self.reason),
+            None => write!(f, "{}", self.reason),
+        }
+    }
+}
+
+/// The final result of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+// A failure carries one reply (about 230 bytes) and is produced once per attempt; boxing it
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Outcome {
+    /// The transaction ran; one result per recipient, in the order given. Boxed: about
+    /// 20 KiB with every reply kept, allocated once per attempt.
+    Transaction(Box<heapless::Vec<RcptResult, RECIPIENTS_MAX>>),
+    /// The attempt failed as a whole.
+    Failed(Failure),
+    /// A probe got a 250 to EHLO (or HELO).
+    Probed(Extensions),
+    /// ETRN was accepted (250 started, 251 nothing waiting, 252/253 RFC 1985 §5).
+    Etrn(ServerReply),
+}
+
+/// 2xx → delivered (so far), 4xx → deferred, 5xx → bounced.
+pub(super) fn verdict(reply: &ServerReply) -> RcptResult {
+    if reply.is_positive() {
+        RcptResult::Delivered
+    } else if reply.is_permanent() {
+        RcptResult::Bounced(reply.clone())
+    } else {
+        RcptResult::Deferred(reply.clone())
+    }
+}

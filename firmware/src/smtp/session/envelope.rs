@@ -1,0 +1,101 @@
+//! The envelope (RFC 5321 §2.3.1): MAIL sets the reverse-path and parameters, each RCPT
+//! adds a recipient the policy accepts, up to the configured count.
+
+use super::bounds::too_big;
+use super::commands::command_error_reply;
+use super::{Event, Events, Helo, Session, State, push, reply};
+use crate::policy::{Policy, QuotaError, Refusal};
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::command::{CommandError, MailParams};
+use crate::smtp::limits::RECIPIENTS_MAX;
+use crate::smtp::received::ReceivedHeader;
+
+/// One message's envelope (RFC 5321 §2.3.1), valid from [`Event::MessageBegin`] until
+/// [`Session::stored`].
+#[derive(Clone, Debug, Default)]
+pub struct Envelope {
+    /// MAIL FROM.
+    pub from: Option<ReversePath>,
+    /// MAIL FROM parameters (SIZE, BODY, SMTPUTF8).
+    pub params: MailParams,
+    /// Accepted RCPT TOs, in order.
+    pub recipients: heapless::Vec<Mailbox, RECIPIENTS_MAX>,
+    /// The trace header to write before the content.
+    pub received: ReceivedHeader,
+}
+
+impl<P: Policy> Session<P> {
+    pub(super) fn mail(
+        &mut self,
+        helo: Helo,
+        from: ReversePath,
+        params: MailParams,
+        out: &mut Events<'_>,
+    ) -> bool {
+        if !helo.ehlo && params != MailParams::default() {
+            // RFC 1869 §6: no extension parameters after HELO.
+            self.state = State::Ready(helo);
+            return self.bad(reply(555, "5.5.4", "Error: parameters need EHLO"), out);
+        }
+        if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
+            // RFC 1870 §6.2.
+            self.state = State::Ready(helo);
+            push(out, Event::Reply(too_big()));
+            return false;
+        }
+        self.envelope.from = Some(from);
+        self.envelope.params = params;
+        self.envelope.recipients.clear();
+        self.state = State::Mail(helo);
+        push(out, Event::Reply(reply(250, "2.1.0", "Ok")));
+        false
+    }
+
+    pub(super) fn rcpt(&mut self, helo: Helo, path: &str, out: &mut Events<'_>) -> bool {
+        // A refused RCPT leaves the transaction where it was (§4.1.1.3).
+        self.state = if self.envelope.recipients.is_empty() {
+            State::Mail(helo.clone())
+        } else {
+            State::Rcpt(helo.clone())
+        };
+        let mailbox = match Mailbox::parse_forward(path, self.envelope.params.smtputf8) {
+            Ok(m) => m,
+            Err(e) => return self.bad(command_error_reply(CommandError::RcptAddress(e)), out),
+        };
+        if self.envelope.recipients.len() >= self.cfg.max_recipients {
+            // RFC 5321 §4.5.3.1.10: 452, the client sends the rest in another transaction.
+            push(
+                out,
+                Event::Reply(reply(452, "4.5.3", "Error: too many recipients")),
+            );
+            return false;
+        }
+        let size = self.envelope.params.size.unwrap_or(0);
+        let refused = match self.cfg.policy.recipient(&mailbox, size) {
+            Ok(()) => None,
+            Err(Refusal::RelayDenied) => Some(reply(550, "5.7.1", "Relay access denied")),
+            Err(Refusal::UnknownUser) => Some(reply(550, "5.1.1", "User unknown")),
+            Err(Refusal::Capacity(QuotaError::SpoolFull)) => {
+                Some(reply(452, "4.3.1", "Insufficient system storage"))
+            }
+            Err(Refusal::Capacity(QuotaError::QuotaExceeded)) => {
+                Some(reply(452, "4.2.2", "Mailbox full"))
+            }
+        };
+        match refused {
+            // 5xx refusals count as errors, so a harvesting client is soon disconnected.
+            Some(r) if r.is_permanent() => self.bad(r, out),
+            Some(r) => {
+                push(out, Event::Reply(r));
+                false
+            }
+            None => {
+                // Capacity checked above, so the push cannot fail.
+                let _ = self.envelope.recipients.push(mailbox);
+                self.state = State::Rcpt(helo);
+                push(out, Event::Reply(reply(250, "2.1.5", "Ok")));
+                false
+            }
+        }
+    }
+}
