@@ -193,8 +193,17 @@ async fn serve(
     let events = Arc::new(events::EventLog::default());
     let session_settings = Arc::new(live::Live::new(inbound::Inbound::new(
         session,
-        &config.policy.domains,
-    )));
+        &config.policy,
+        &config.scan,
+    )?));
+    let guard = Arc::new(inbound::guard::Guard::new(
+        Arc::clone(&deliverer),
+        delivery::dns::DnsResolver::from_config(&config.relay)?,
+        config.smtp.max_sessions.max(1) as usize,
+        session_settings.get().protection.guesses,
+        verify_cache_path(&config, &state_dir),
+        clock.unix_seconds(),
+    ));
     let reloader = Arc::new(admin::reload::Reloader::new(
         config.clone(),
         Arc::clone(&session_settings),
@@ -220,7 +229,13 @@ async fn serve(
         events,
         shutdown: shutdown_rx.clone(),
         kick,
+        guard: Arc::clone(&guard),
     });
+    let cache_saver = tokio::spawn(save_verify_cache(
+        Arc::clone(&guard),
+        Arc::clone(&ctx.clock),
+        shutdown_rx.clone(),
+    ));
     let control = if config.daemon.control_socket.is_empty() {
         None
     } else {
@@ -292,6 +307,9 @@ async fn serve(
         );
     }
     drop(ctx);
+    let _ = cache_saver.await;
+    // The guard holds the deliverer, and so a spool handle.
+    drop(guard);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery_task.await;
@@ -313,6 +331,41 @@ async fn serve(
     }
     crate::log!("stopped");
     Ok(())
+}
+
+/// Where the recipient verification cache lives: `policy.verify-cache`, else next to the
+/// spool image (`spool.img.verify`), or `verify.cache` in the state directory for an MTD
+/// spool. Never inside the spool.
+fn verify_cache_path(config: &Config, state_dir: &Path) -> PathBuf {
+    if !config.policy.verify_cache.is_empty() {
+        return PathBuf::from(&config.policy.verify_cache);
+    }
+    if config.spool.path.starts_with("/dev/") {
+        return state_dir.join("verify.cache");
+    }
+    PathBuf::from(format!("{}.verify", config.spool.path))
+}
+
+/// Writes the recipient verification cache when it changed, at most once a minute and
+/// once more at shutdown (a power cut loses at most a minute of answers: they are asked
+/// again).
+async fn save_verify_cache(
+    guard: Arc<inbound::guard::Guard>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => false,
+            _ = shutdown.changed() => true,
+        };
+        let g = Arc::clone(&guard);
+        let now = clock.unix_seconds();
+        let _ = tokio::task::spawn_blocking(move || g.save_verify_cache(now)).await;
+        if stop {
+            return;
+        }
+    }
 }
 
 /// Returns on SIGTERM or SIGINT; on SIGHUP reloads `config_file` meanwhile.

@@ -145,7 +145,7 @@ pub fn record_attempts(
                 }
             }
             Outcome::Failed(f) => meta.set_last_error(&f.to_string()),
-            Outcome::Probed(_) | Outcome::Etrn(_) => {}
+            Outcome::Probed(_) | Outcome::Etrn(_) | Outcome::Verified(_) => {}
         }
     }
     meta.attempts = meta.attempts.saturating_add(1);

@@ -35,6 +35,12 @@ pub enum Event<'a> {
     /// `ETRN node` (RFC 1985): start delivery for `node`, then write
     /// [`Reply::etrn`] for the outcome.
     Etrn(heapless::String<ETRN_ARG_MAX>),
+    /// A recipient waits for the host's checks (only with
+    /// [`SessionConfig::rcpt_checks`](super::SessionConfig)): read it with
+    /// [`Session::pending_recipient`](super::Session::pending_recipient) — with the policy's
+    /// refusal, if any — and answer with
+    /// [`Session::rcpt_checked`](super::Session::rcpt_checked). Input is not consumed until then.
+    RcptCheck(Option<crate::policy::Refusal>),
     /// Write the preceding replies, then close the connection.
     Close,
 }

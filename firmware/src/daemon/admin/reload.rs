@@ -182,7 +182,7 @@ impl Reloader {
         let checker = Checker::new(Arc::new(rules), self.capacity.clone());
         let mut session = SessionConfig::new(&c.smtp, checker).map_err(|e| e.to_string())?;
         session.starttls = self.starttls;
-        Ok(Inbound::new(session, &c.policy.domains))
+        Inbound::new(session, &c.policy, &c.scan)
     }
 
     /// Held mail waits for its retry time; with new next hops it is tried now instead.

@@ -469,7 +469,9 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let rules = Arc::new(Rules::from_config(&config.policy).unwrap());
     let session = SessionConfig::new(&config.smtp, Checker::new(rules, capacity.clone())).unwrap();
-    let inbound = Arc::new(Live::new(Inbound::new(session, &config.policy.domains)));
+    let inbound = Arc::new(Live::new(
+        Inbound::new(session, &config.policy, &config.scan).unwrap(),
+    ));
     let d = deliverer(&spool, &clock);
     let reloader = Arc::new(Reloader::new(
         config.clone(),

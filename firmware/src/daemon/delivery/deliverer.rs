@@ -75,6 +75,14 @@ impl Deliverer {
         }
     }
 
+    /// Whether the last attempt or probe found route `name` down (not known: false).
+    pub fn route_down(&self, name: &str) -> bool {
+        self.down_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&HopKey::of(name))
+    }
+
     /// The relay settings in force; an attempt takes them once and keeps them throughout.
     pub fn settings(&self) -> Arc<RelaySettings> {
         self.settings.get()

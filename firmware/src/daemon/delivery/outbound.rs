@@ -25,6 +25,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::Deliverer;
 use crate::relay::client::{ClientAction, FailReason, Failure, Kept, Outcome};
 use crate::relay::nexthop::Host;
+use crate::relay::reply::ServerReply;
 use crate::relay::{Client, DeliveryJob, NextHop, TlsPolicy};
 use crate::spool::MessageMeta;
 
@@ -357,6 +358,19 @@ async fn starttls(d: &Deliverer, hop: &NextHop, io: &mut Io, c: &mut Client<'_>)
 
 /// Streams the body from the spool; false when it cannot be read (the attempt fails).
 async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &MessageMeta) -> bool {
+    // The inbound checks' verdict, applied like the Received header was: X-Spam-* lines
+    // before the stored content, or a repackaging notice around it.
+    let wrap = crate::policy::verdict::wrapping(
+        meta.verdict.as_ref(),
+        meta.id,
+        meta.body_crc,
+        &d.hostname,
+        d.clock.unix_seconds(),
+    );
+    if !feed(d, io, c, wrap.prefix.as_bytes()).await {
+        c.body_end(now(d));
+        return true;
+    }
     let mut offset = 0u64;
     loop {
         let chunk = match d.spool.body(meta.id, offset).await {
@@ -370,20 +384,46 @@ async fn send_body(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, meta: &Messag
             break;
         }
         offset += chunk.len() as u64;
-        let mut used = 0;
-        while used < chunk.len() && !c.is_closed() {
-            used += c.body(&chunk[used..], now(d));
-            if flush_out(d, c, io).await.is_err() {
-                c.eof();
-                break;
-            }
-        }
-        if c.is_closed() {
+        if !feed(d, io, c, &chunk).await {
             break;
         }
     }
+    if !c.is_closed() {
+        feed(d, io, c, wrap.suffix.as_bytes()).await;
+    }
     c.body_end(now(d));
     true
+}
+
+/// Hands `bytes` to the client and writes what it produces; false once it closed.
+async fn feed(d: &Deliverer, io: &mut Io, c: &mut Client<'_>, bytes: &[u8]) -> bool {
+    let mut used = 0;
+    while used < bytes.len() && !c.is_closed() {
+        used += c.body(&bytes[used..], now(d));
+        if flush_out(d, c, io).await.is_err() {
+            c.eof();
+            break;
+        }
+    }
+    !c.is_closed()
+}
+
+/// Asks `hop` whether `address` exists (`MAIL FROM:<>`, `RCPT TO`, `RSET`); the RCPT
+/// reply, or `None` when no address of the hop answered that far.
+pub async fn verify(d: &Deliverer, hop: &NextHop, address: &str) -> Option<ServerReply> {
+    for addr in resolve(d, hop).await {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::verify(d.settings().client.clone(), address, now(d));
+        let outcome = drive(d, hop, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        io.shutdown().await;
+        if let Outcome::Verified(reply) = outcome {
+            return Some(reply);
+        }
+    }
+    None
 }
 
 async fn flush_out(d: &Deliverer, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
-use crate::policy::Checker;
+use crate::policy::{Checker, Protection};
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
 };
@@ -32,18 +32,35 @@ pub struct Inbound {
     pub session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
     /// Domains ETRN may flush (the configured ones, lower-case).
     pub domains: Vec<String>,
+    /// The protection checks' settings (`[policy]`, `[scan]`).
+    pub protection: Arc<Protection>,
 }
 
 impl Inbound {
-    /// `session` with the accepted `domains` (`policy.domains`).
+    /// `session` with the accepted domains and protection settings of `policy` and `scan`;
+    /// every recipient is handed to the connection's checks.
     pub fn new(
-        session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
-        domains: &[String],
-    ) -> Self {
-        Self {
+        mut session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
+        policy: &crate::policy::PolicyConfig,
+        scan: &crate::policy::ScanConfig,
+    ) -> Result<Self, String> {
+        let protection = Protection::from_config(policy, scan).map_err(|errors| {
+            errors
+                .iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        session.rcpt_checks = true;
+        Ok(Self {
             session,
-            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-        }
+            domains: policy
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            protection: Arc::new(protection),
+        })
     }
 }
 
@@ -64,15 +81,19 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the deliverer (new mail, ETRN).
     pub kick: Arc<tokio::sync::Notify>,
+    /// Protection state shared by every connection.
+    pub guard: Arc<super::guard::Guard>,
 }
 
 type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
-struct Incoming {
-    pending: Option<Pending>,
-    envelope: spool::Envelope,
-    error: Option<StoreError>,
+pub(super) struct Incoming {
+    pub(super) pending: Option<Pending>,
+    pub(super) envelope: spool::Envelope,
+    pub(super) error: Option<StoreError>,
+    /// The protection checks running on its content.
+    pub(super) checks: super::checks::MessageChecks,
 }
 
 fn store_error(e: &SpoolError) -> StoreError {
@@ -95,12 +116,20 @@ fn to_spool_envelope(env: &crate::smtp::Envelope) -> Result<spool::Envelope, Str
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let settings = ctx.inbound.get();
+    let trusted = settings.protection.trusted.contains(peer.ip());
     let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
         chunk: Box::default(),
         incoming: None,
         wbuf: Vec::with_capacity(2048),
+        client: super::checks::Client {
+            ip: peer.ip(),
+            trusted,
+            score_hits: Vec::new(),
+        },
+        settings,
     };
     if let Err(e) = conn.run(peer).await {
         if e.kind() != io::ErrorKind::UnexpectedEof && e.kind() != io::ErrorKind::ConnectionReset {
@@ -111,12 +140,16 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 }
 
 /// One accepted SMTP connection: the socket (plain or TLS) driving an `smtp::Session`.
-struct InboundConnection {
-    ctx: Arc<Ctx>,
+pub(super) struct InboundConnection {
+    pub(super) ctx: Arc<Ctx>,
     io: Io,
     chunk: Chunk,
-    incoming: Option<Incoming>,
-    wbuf: Vec<u8>,
+    pub(super) incoming: Option<Incoming>,
+    pub(super) wbuf: Vec<u8>,
+    /// Who is connected, and what the blocklists said.
+    pub(super) client: super::checks::Client,
+    /// The settings this connection started with.
+    pub(super) settings: Arc<Inbound>,
 }
 
 impl InboundConnection {
@@ -128,8 +161,7 @@ impl InboundConnection {
             tls: false,
             unix_seconds: clock.unix_seconds(),
         };
-        let (mut session, greeting) =
-            Session::new(&self.ctx.inbound.get().session, info, clock.now());
+        let (mut session, greeting) = self.open_session(info).await;
         self.wbuf.extend_from_slice(greeting.as_bytes());
         let mut rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         let (mut start, mut end) = (0usize, 0usize);
@@ -177,6 +209,7 @@ impl InboundConnection {
                 // Cannot happen with a well-behaved session (a line is far shorter).
                 return Err(io::Error::other("input buffer full"));
             }
+            self.stress(&mut session);
             let wait = session
                 .deadline()
                 .map(|d| {
@@ -193,6 +226,9 @@ impl InboundConnection {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
+                        if session.is_closed() && session.idle_timeout() < self.settings.session.idle_timeout {
+                            self.ctx.guard.counters.bump(|c| &mut c.stress_timeouts);
+                        }
                         if let NextStep::Close = self.handle(&mut session, out).await? {
                             self.flush().await?;
                             self.io.shutdown().await;
@@ -240,6 +276,23 @@ impl InboundConnection {
                     self.abort_message().await;
                 }
                 Event::StartTls => action = NextStep::StartTls,
+                Event::RcptCheck(refusal) => {
+                    let answer = self.rcpt_answer(session, refusal).await;
+                    let mut more = Events::new();
+                    session.rcpt_checked(answer, self.ctx.clock.now(), &mut more);
+                    for e in more {
+                        match e {
+                            Event::Reply(r) => {
+                                if r.code() >= 400 {
+                                    self.event("refused", None, r.as_str().trim_end());
+                                }
+                                self.wbuf.extend_from_slice(r.as_bytes());
+                            }
+                            Event::Close => action = NextStep::Close,
+                            _ => {}
+                        }
+                    }
+                }
                 Event::Etrn(node) => {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
@@ -258,23 +311,27 @@ impl InboundConnection {
         };
         let declared = env.params.size.unwrap_or(0);
         let received = env.received.clone();
+        let checks = self.message_checks(env).await;
         let incoming = match to_spool_envelope(env) {
             Ok(envelope) => match self.ctx.spool.begin(envelope.clone(), declared).await {
                 Ok(p) => Incoming {
                     pending: Some(p),
                     envelope,
                     error: None,
+                    checks,
                 },
                 Err(e) => Incoming {
                     pending: None,
                     envelope,
                     error: Some(store_error(&e)),
+                    checks,
                 },
             },
             Err(_) => Incoming {
                 pending: None,
                 envelope: spool::Envelope::default(),
                 error: Some(StoreError::Io),
+                checks,
             },
         };
         self.incoming = Some(incoming);
@@ -282,6 +339,11 @@ impl InboundConnection {
     }
 
     async fn body(&mut self, mut bytes: &[u8]) {
+        if let Some(inc) = self.incoming.as_mut() {
+            if inc.error.is_none() {
+                inc.checks.content(bytes).await;
+            }
+        }
         while !bytes.is_empty() {
             let Some(inc) = &self.incoming else { return };
             if inc.error.is_some() {
@@ -336,6 +398,15 @@ impl InboundConnection {
         let Some(p) = inc.pending.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
+        let (verdict, summary) = match self.content_verdict(session, &mut inc).await {
+            Ok(v) => v,
+            Err(reply) => {
+                self.chunk.clear();
+                self.ctx.spool.abort(p).await;
+                return session.rejected(reply, self.ctx.clock.now());
+            }
+        };
+        inc.envelope.verdict = verdict;
         // The last (partial) chunk goes with the commit: a message of one chunk or less is
         // one frame, one request.
         let size = p.size() + self.chunk.len() as u64;
@@ -345,7 +416,7 @@ impl InboundConnection {
         match stored {
             Ok(id) => {
                 let text = format!(
-                    "from=<{}> to={} size={size}",
+                    "from=<{}> to={} size={size}{summary}",
                     inc.envelope.sender,
                     inc.envelope
                         .recipients
@@ -387,7 +458,7 @@ impl InboundConnection {
         EtrnOutcome::Started
     }
 
-    fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
+    pub(super) fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
         let now = self.ctx.clock.unix_seconds();
         self.ctx.events.push(now, kind, id, text);
     }

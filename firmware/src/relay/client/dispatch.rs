@@ -65,6 +65,7 @@ impl Client<'_> {
             State::Rset if reply.is_positive() => self.begin(now),
             State::Rset => self.fail(false, FailReason::Unexpected, Some(reply), true),
             State::Etrn => self.etrn_reply(reply),
+            State::VerifyMail | State::VerifyRcpt => self.verify_reply(state, reply, now),
             State::Transaction(t) => self.transaction_reply(t, reply, now),
             State::DataEnd => {
                 for r in self.results.iter_mut() {

@@ -54,6 +54,7 @@ mod kept;
 mod outcome;
 mod tls;
 mod transaction;
+mod verify;
 
 pub use dispatch::Extensions;
 pub use kept::Kept;
@@ -128,6 +129,10 @@ enum State {
     Handshake,
     /// ETRN sent (RFC 1985 §3).
     Etrn,
+    /// Verifying a recipient: `MAIL FROM:<>` sent.
+    VerifyMail,
+    /// Verifying a recipient: `RCPT TO` sent.
+    VerifyRcpt,
     /// MAIL, RCPTs, DATA going out and being answered (§3.3, RFC 2920).
     Transaction(Transaction),
     /// 354 received; the host streams content.
@@ -153,6 +158,8 @@ enum Mode<'a> {
     Probe,
     /// RFC 1985: ask the next hop to flush its queue for this node.
     Etrn(&'a str),
+    /// Ask whether a recipient exists: `MAIL FROM:<>`, `RCPT TO`, `RSET`, QUIT.
+    Verify(&'a str),
 }
 
 /// One SMTP client session.

@@ -138,6 +138,8 @@ pub enum Outcome {
     Probed(Extensions),
     /// ETRN was accepted (250 started, 251 nothing waiting, 252/253 RFC 1985 §5).
     Etrn(ServerReply),
+    /// A recipient verification got this reply to its RCPT (2xx exists, 5xx does not).
+    Verified(ServerReply),
 }
 
 /// 2xx → delivered (so far), 4xx → deferred, 5xx → bounced.

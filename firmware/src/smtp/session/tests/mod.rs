@@ -60,6 +60,7 @@ pub(crate) enum Seen {
     End,
     Aborted(AbortReason),
     Etrn(String),
+    RcptCheck(Option<crate::policy::Refusal>),
     Close,
 }
 
@@ -218,6 +219,7 @@ pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
         Event::MessageEnd => Seen::End,
         Event::MessageAborted(r) => Seen::Aborted(r),
         Event::Etrn(n) => Seen::Etrn(n.as_str().into()),
+        Event::RcptCheck(r) => Seen::RcptCheck(r),
         Event::Close => Seen::Close,
     };
     log.push_back(seen);
