@@ -17,6 +17,7 @@ use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 pub mod clamd;
 pub mod dnsmasq;
 pub mod postfix;
+pub mod protect;
 pub mod sink;
 
 /// A running daemon, killed (by its PID) when dropped.
@@ -45,6 +46,17 @@ pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
 /// Like [`write_config`], with the accepted `domains` and extra tables (e.g. `[relay]`)
 /// appended at the end. The control socket is `dir/control.sock`.
 pub fn write_config_with(dir: &Path, smtp_extra: &str, domains: &[&str], tables: &str) -> PathBuf {
+    write_config_policy(dir, smtp_extra, domains, "", tables)
+}
+
+/// Like [`write_config_with`], with more `[policy]` keys (`policy_extra`, TOML lines).
+pub fn write_config_policy(
+    dir: &Path,
+    smtp_extra: &str,
+    domains: &[&str],
+    policy_extra: &str,
+    tables: &str,
+) -> PathBuf {
     let smtp_extra = if smtp_extra.contains("listen") {
         smtp_extra.to_string()
     } else {
@@ -57,6 +69,7 @@ hostname = "mx.office.test"
 {smtp_extra}
 [policy]
 domains = [{domains}]
+{policy_extra}
 [spool]
 path = "{}"
 size = 33554432

@@ -67,10 +67,11 @@ inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmydestination =\nmynetworks 
 relay_domains = {domain}\nrelay_recipient_maps = inline:{{ {known} }}\n\
 transport_maps = inline:{{ {domain}=discard: }}\nlocal_recipient_maps =\n\
 alias_maps =\nalias_database =\nbiff = no\nsmtpd_tls_security_level =\n\
-smtp_tls_security_level =\nmaillog_file = {log}\n",
+smtp_tls_security_level =\nmaillog_file_prefixes = {dir}\nmaillog_file = {log}\n",
                 q = queue.display(),
                 d = data.display(),
                 log = dir.join("maillog").display(),
+                dir = dir.display(),
             ),
         )
         .unwrap();

@@ -18,7 +18,8 @@ use crate::policy::client::ClientKey;
 use crate::policy::throttle::{GuessLimits, GuessVerdict, Guesses, Sessions, stressed};
 use crate::policy::verify::{Known, VerifyCache};
 
-/// How long a next hop's answer to our own probe counts as its state.
+/// Longest a next hop's answer to our own probe counts as its state (shorter when
+/// `relay.probe-interval` is).
 pub const HOP_FRESH: Duration = Duration::from_secs(30);
 /// Time for a probe or a callout made while a client waits at RCPT.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -171,7 +172,7 @@ impl Guard {
 
     /// Whether `domain`'s next hop does not answer. Delivery's own knowledge first (a
     /// route its last attempt or probe found down); else our probe of the route, at most
-    /// every [`HOP_FRESH`]. A domain without a reachable route counts as down (accepting
+    /// every [`HOP_FRESH`] (or `relay.probe-interval`, when shorter). A domain without a reachable route counts as down (accepting
     /// is what a backup MX is for). The one place to re-point when the daemon's
     /// next-hop state gets its own handle.
     pub async fn next_hop_down(&self, domain: &str) -> bool {
@@ -183,8 +184,10 @@ impl Guard {
         if d.route_down(&route) {
             return true;
         }
+        let probe_interval = Duration::from_micros(d.settings().probe_interval.as_micros());
+        let fresh = HOP_FRESH.min(probe_interval);
         if let Some(&(up, at)) = lock(&self.hop_view).get(&route) {
-            if at.elapsed() < HOP_FRESH {
+            if at.elapsed() < fresh {
                 return !up;
             }
         }
