@@ -218,6 +218,7 @@ async fn serve(
         &events,
         &deliverer,
         &reloader,
+        &guard.counters,
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -31,6 +31,7 @@ pub fn start(
     events: &Arc<EventLog>,
     deliverer: &Arc<Deliverer>,
     reloader: &Arc<super::reload::Reloader>,
+    counters: &Arc<crate::policy::Counters>,
 ) -> Result<Vec<WebServer>, String> {
     if config.web.listen.is_empty() {
         return Ok(Vec::new());
@@ -51,7 +52,8 @@ pub fn start(
     .with_primary_state(Arc::clone(&deliverer.hop_down))
     // Called from inside the runtime (serve): the page's threads run bounces on it.
     .with_deliverer(Arc::clone(deliverer), tokio::runtime::Handle::current())
-    .with_reloader(Arc::clone(reloader));
+    .with_reloader(Arc::clone(reloader))
+    .with_counters(Arc::clone(counters));
     let mut servers = Vec::with_capacity(config.web.listen.len());
     for text in &config.web.listen {
         let listen: SocketAddr = text
