@@ -311,7 +311,7 @@ impl Backend for DaemonBackend {
             next_retry: f.next_attempt,
             last_delivery: None,
             firewall_mode: mode_name(c.firewall.mode).into(),
-            domains: self.domain_usage(&c),
+            domains: self.domain_usage(c),
             protection: self
                 .counters
                 .as_ref()
