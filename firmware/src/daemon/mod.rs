@@ -33,8 +33,12 @@
 //!   per-route permits, next-hop state, bounces and delay warnings, the silo watch, DNS,
 //!   client TLS. Handle: [`delivery::Deliverer`].
 //! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
-//!   "durable", and server TLS. Handles: [`inbound::Inbound`] (session settings, in a
-//!   [`live::Live`]) and [`inbound::Ctx`].
+//!   "durable", server TLS, and the protection checks before the 250 (blocklists,
+//!   per-client limits, recipient checks, content checks; their shared state and counters
+//!   in [`inbound::guard::Guard`], the recipient verification cache file with it). It asks
+//!   delivery for a domain's next hops, their state and recipient verification.
+//!   Handles: [`inbound::Inbound`] (session settings, in a [`live::Live`]) and
+//!   [`inbound::Ctx`].
 //! - [`admin`] owns the operator's actions (flush, delete, bounce), the control socket,
 //!   the admin page and its views, settings and reload. Used by the wiring only.
 //!
