@@ -111,6 +111,8 @@ pub struct Protection {
     /// clamd, when configured.
     pub scan: Option<Scan>,
     rules: Vec<(String, DomainRule)>,
+    /// Domains with a static `policy.recipients` list: it decides, nobody is asked.
+    listed: Vec<String>,
 }
 
 /// A `policy.domain-rules` entry's settings (unset keys take the global value).
@@ -325,6 +327,11 @@ impl Protection {
                 .then(|| Duration::from_secs(p.stress_idle_timeout)),
             scan,
             rules,
+            listed: p
+                .recipients
+                .iter()
+                .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+                .collect(),
         })
     }
 
@@ -340,7 +347,10 @@ impl Protection {
             accept_when: rule.accept_when.unwrap_or_default(),
             max_message_size: rule.max_message_size,
             max_bytes: rule.max_bytes,
-            verify: self.verify && rule.verify.unwrap_or(true),
+            // A static recipient list still wins over asking the next hop.
+            verify: self.verify
+                && rule.verify.unwrap_or(true)
+                && !self.listed.iter().any(|d| d == domain),
             attachments: !self.block.is_empty() && rule.attachments.unwrap_or(true),
             scan: self.scan.is_some() && rule.scan.unwrap_or(true),
             spam: self.spam_flag > 0 && rule.spam.unwrap_or(true),
@@ -443,6 +453,13 @@ mod tests {
         assert!(!office.verify && !office.spam && office.attachments && office.scan);
         let other = prot.domain("other.test");
         assert_eq!(other.accept_when, AcceptWhen::Always);
+        let mut listed = p.clone();
+        listed.recipients = vec!["info@other.test".into()];
+        let prot_listed = Protection::from_config(&listed, &scan).unwrap();
+        assert!(
+            !prot_listed.domain("other.test").verify,
+            "the static list wins"
+        );
         assert!(other.verify && other.spam && other.scan);
         assert_eq!(other.max_bytes, None);
     }
