@@ -27,6 +27,8 @@
 //! - **Hostile input** makes results odd, never a panic or unbounded work: every loop
 //!   is bounded by the input length or a named constant.
 
+#![forbid(unsafe_code)]
+
 mod decode;
 mod params;
 mod scanner;
