@@ -97,17 +97,28 @@ ctl="$work/CONTROL"
 # Same targets and modes as Package/mailbag/install (INSTALL_BIN 0755, INSTALL_CONF 0600,
 # INSTALL_DATA 0644).
 install -d -m0755 "$root/usr/bin" "$root/etc/config" "$root/etc/init.d" \
-	"$root/etc/hotplug.d/iface" "$root/etc/uci-defaults" "$root/usr/share/mailbag"
+	"$root/etc/hotplug.d/iface" "$root/etc/uci-defaults" "$root/usr/share/mailbag" \
+	"$root/lib/upgrade/keep.d" "$root/etc/capabilities"
 install -m0755 "$binary" "$root/usr/bin/mailbag"
 install -m0600 "$files/mailbag.config" "$root/etc/config/mailbag"
 install -m0755 "$files/mailbag.init" "$root/etc/init.d/mailbag"
 install -m0644 "$files/mailbag.hotplug" "$root/etc/hotplug.d/iface/90-mailbag"
 install -m0755 "$files/mailbag.uci-defaults" "$root/etc/uci-defaults/90-mailbag"
 install -m0755 "$files/mailbag.firewall" "$root/usr/share/mailbag/firewall.include"
+install -m0644 "$files/mailbag.keep" "$root/lib/upgrade/keep.d/mailbag"
+install -m0644 "$files/mailbag.caps.json" "$root/etc/capabilities/mailbag.json"
+install -m0644 "$files/mailbag-firewall.caps.json" "$root/etc/capabilities/mailbag-firewall.json"
 
 install -d -m0755 "$ctl"
 echo "/etc/config/mailbag" >"$ctl/conffiles"
-# OpenWrt's default maintainer scripts: enable + start init scripts, run uci-defaults.
+# make_define NAME: a `define NAME ... endef` block of the feed Makefile, with make's `$$`
+# turned back into `$` (what OpenWrt's package-pack writes out).
+make_define() {
+	sed -n "\\#^define $1\$#,\\#^endef\$#p" "$pkg_dir/Makefile" | sed '1d;$d; s/\$\$/$/g'
+}
+# As OpenWrt's package-pack: postinst/prerm are the default scripts (run uci-defaults,
+# enable + start init scripts / stop + disable them), which source the package's own
+# postinst-pkg/prerm-pkg; postrm is the package's script itself.
 cat >"$ctl/postinst" <<'EOT'
 #!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -121,7 +132,9 @@ cat >"$ctl/prerm" <<'EOT'
 . "${IPKG_INSTROOT}/lib/functions.sh"
 default_prerm "$0" "$@"
 EOT
-chmod 0755 "$ctl/postinst" "$ctl/prerm"
+make_define Package/mailbag/postinst >"$ctl/postinst-pkg"
+make_define Package/mailbag/postrm >"$ctl/postrm"
+chmod 0755 "$ctl/postinst" "$ctl/prerm" "$ctl/postinst-pkg" "$ctl/postrm"
 chmod 0644 "$ctl/conffiles"
 
 tar_opts=(--format=gnu --numeric-owner --owner=0 --group=0 --sort=name --mtime="@$epoch")
@@ -134,6 +147,7 @@ description="$(sed -n '/^define Package\/mailbag\/description$/,/^endef$/p' "$pk
 	echo "Package: $pkg_name"
 	echo "Version: $version"
 	echo "Depends: libc"
+	echo "Require-User: mailbag=225:mailbag=225"
 	echo "Source: feeds/mailbag/mailbag"
 	echo "SourceName: $pkg_name"
 	echo "License: $license"

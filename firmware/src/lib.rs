@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 #[macro_use]
-mod log;
+pub mod log;
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod firewall;
+pub mod json;
 pub mod policy;
 pub mod relay;
 pub mod smtp;

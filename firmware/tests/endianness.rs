@@ -1,6 +1,7 @@
 //! A spool image written by a big-endian build (MIPS, under qemu-mips-static) reads the
 //! same on this machine, holds the same content as the image this build writes itself,
-//! and takes new mail here. (The two images are not byte-identical: littlefs seeds its
+//! and takes new mail here; a format-1 image written on big-endian MIPS by mailbag before
+//! the log is converted here with nothing lost. (The two images are not byte-identical: littlefs seeds its
 //! block allocator with a CRC hashed in native byte order, so blocks are placed
 //! differently; what is stored, and how it is encoded, is the same.)
 
@@ -16,11 +17,16 @@ use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 
 fn read_back(path: &Path) -> Vec<(String, String, Vec<u8>, u32, String)> {
+    read_back_as(path, Access::ReadOnly)
+}
+
+/// Mounts a copy in RAM (read-write converts a format-1 image there).
+fn read_back_as(path: &Path, access: Access) -> Vec<(String, String, Vec<u8>, u32, String)> {
     let dev = load_copy(path).unwrap();
     let barrier = dev.barrier();
     let mut flash = Flash::new(dev, barrier).unwrap();
     let mut alloc = Allocation::new();
-    let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadOnly).unwrap();
+    let spool = Spool::mount(&mut alloc, &mut flash, Limits::default(), access).unwrap();
     spool
         .list()
         .iter()
@@ -69,6 +75,19 @@ fn big_endian_image() -> std::path::PathBuf {
 fn big_endian_spool_reads_correctly_here() {
     let path = big_endian_image();
     assert_eq!(read_back(&path), expected());
+}
+
+#[test]
+fn a_format_1_image_from_big_endian_mips_is_converted_here_whole() {
+    let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spool-v1-mips-be.img");
+    // Read-only, format 1 is refused with advice; read-write (on a copy) converts it.
+    let dev = load_copy(&v1).unwrap();
+    let barrier = dev.barrier();
+    let mut flash = Flash::new(dev, barrier).unwrap();
+    let mut alloc = Allocation::new();
+    let refused = Spool::mount(&mut alloc, &mut flash, Limits::default(), Access::ReadOnly);
+    assert!(refused.err().unwrap().to_string().contains("spool migrate"));
+    assert_eq!(read_back_as(&v1, Access::ReadWrite), expected());
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn empty_silo_in_walled_garden_is_refused_unless_forced() {
 fn config_file_firewall_table_is_read_and_other_tables_ignored() {
     let path = config(
         "ok.toml",
-        "role = \"edge\"\n[smtp]\nlisten = \"whatever\"\n[firewall]\nmode = \"walled-garden\"\n\
+        "role = \"edge\"\n[smtp]\nlisten = [\"whatever\"]\n[firewall]\nmode = \"walled-garden\"\n\
          silo = [\"203.0.113.9/28\", \"203.0.113.0/28\", \"::ffff:198.51.100.7\"]\n\
          ports = [587, 25]\nwan-zone = \"wan\"\n",
     );
@@ -64,6 +64,28 @@ fn config_file_firewall_table_is_read_and_other_tables_ignored() {
         "firewall", "render", "--format", "nft", "--config", &shuffled,
     ]);
     assert_eq!(o.stdout, o2.stdout);
+}
+
+/// The package's own UCI file, as the fw4 include and the init script pass it: the same
+/// loader as the daemon's (a TOML-only reader failed on it and left the rules unapplied).
+#[test]
+fn the_packaged_uci_file_is_read() {
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openwrt-package/mailbag/files/mailbag.config"
+    );
+    let o = mailbag(&["firewall", "render", "--format", "nft", "--config", shipped]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("elements = { 203.0.113.0/28 }"), "{text}");
+    // A UCI file with the mode set off renders no filtering rules, like the daemon reads it.
+    let off = config(
+        "off-uci",
+        "config mailbag 'main'\n\toption role 'edge'\nconfig firewall 'firewall'\n\toption mode 'off'\n",
+    );
+    let o = mailbag(&["firewall", "render", "--format", "nft", "--config", &off]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("203.0.113"));
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn per_domain_tiers_refuse_before_the_body_while_another_domain_accepts() {
         &dir,
         "",
         &["office.test", "small.test"],
-        "domain-rules = [\"small.test: max-bytes=8K max-message-size=6K\"]",
+        "domain-rules = [\"small.test: max-bytes=10K max-message-size=6K\"]",
         // No next hop answers: everything is held.
         "[relay]\nnext-hops = [\"127.0.0.1:9\"]\n",
     );
@@ -148,7 +148,8 @@ fn per_domain_tiers_refuse_before_the_body_while_another_domain_accepts() {
     let r = c.cmd("RCPT TO:<bob@small.test>").unwrap();
     assert!(
         r.starts_with("452 4.2.2") && r.contains("small.test"),
-        "{r}"
+        "{r}\n{}",
+        d.log.lock().unwrap()
     );
     assert!(
         c.cmd("RCPT TO:<bob@office.test>")

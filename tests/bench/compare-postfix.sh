@@ -4,8 +4,13 @@
 # Usage (as root): tests/bench/compare-postfix.sh [DIR]
 #   DIR: spool image, Postfix queue and logs (default: target/bench/compare-postfix);
 #   both MTAs keep their queue there, so on the same filesystem.
-# Environment (message counts per cell; defaults keep the run near 10 minutes):
-#   N_4K=1000 N_100K=200 N_RELAY=1000  SESSIONS="1 10 50"  RELAY_SESSIONS=10
+# Environment (message counts per cell; defaults keep the run near 20 minutes):
+#   N_4K=1000 N_100K=200 N_RELAY=1000  SESSIONS="1 10 50"  RELAY_SESSIONS="10 50"
+#   DEPTH_TOTAL=20000 DEPTH_BATCH=1000 DEPTH_SESSIONS=10   (DEPTH_TOTAL=0 skips the series)
+#   RESTART_HELD="1000 10000 50000"  (RESTART_HELD= skips); RESTART_DRAIN=10000
+#   LIFE_N=2000 (flash bytes per message; 0 skips)   MEM_N=2000 (memory cells; 0 skips)
+#   MUSL_BIN=path (a static musl build for the memory cells; built with
+#   qemu/build-static.sh x86_64-unknown-linux-musl when unset; MUSL_BIN=none skips it)
 #   DRAIN_TIMEOUT=300 (seconds a cell may wait for its messages)
 # Needs Postfix >= 3.4 (postfix, postqueue, postsuper, smtp-source, smtp-sink).
 #
@@ -15,6 +20,15 @@
 # probe, relay.probe-interval = 1 s); relay rate with the next hop up (first byte sent to the
 # last message arrived at the sink); peak memory of the whole MTA (Postfix: master and all
 # its children summed). Every count is checked: a lost or duplicated message fails the run.
+#
+# Then the spool's cost as mail piles up: the depth series (4 KiB at DEPTH_SESSIONS
+# sessions with the next hop down, in batches of DEPTH_BATCH up to DEPTH_TOTAL held: the
+# rate of each batch, then the drain of everything held); restart-to-listening with
+# RESTART_HELD messages held (and the drain of RESTART_DRAIN after such a restart); flash
+# bytes programmed per 4 KiB message over its whole life (accepted with the next hop down,
+# tried, delivered, its segment reclaimed: the spool's own counters, logged at stop); and
+# whole-process memory idle and at 50 sessions for this build (glibc) and a static musl
+# build (what routers run).
 # The table goes to stdout and test-artifacts/bench/compare-postfix.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +38,15 @@ N_4K=${N_4K:-1000}
 N_100K=${N_100K:-200}
 N_RELAY=${N_RELAY:-1000}
 SESSIONS=${SESSIONS:-1 10 50}
-RELAY_SESSIONS=${RELAY_SESSIONS:-10}
+RELAY_SESSIONS=${RELAY_SESSIONS:-10 50}
+DEPTH_TOTAL=${DEPTH_TOTAL:-20000}
+DEPTH_BATCH=${DEPTH_BATCH:-1000}
+DEPTH_SESSIONS=${DEPTH_SESSIONS:-10}
+RESTART_HELD=${RESTART_HELD-1000 10000 50000}
+RESTART_DRAIN=${RESTART_DRAIN:-10000}
+LIFE_N=${LIFE_N:-2000}
+MEM_N=${MEM_N:-2000}
+MUSL_BIN=${MUSL_BIN:-}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
 DOMAIN=bench.test
 out_dir=$root/test-artifacts/bench
@@ -186,7 +208,9 @@ mb_pid=
 mb_log=
 mb_mem=$dir/mailbag.mem
 mb_cell=0
-start_mailbag() { # a fresh spool image for every cell
+mb_bin=$mailbag_bin
+mb_size=$((64 << 20))
+start_mailbag() { # a fresh spool image (mb_size bytes) for every cell
     mb_cell=$((mb_cell + 1))
     local d=$mb_dir/$mb_cell
     mkdir -p "$d"
@@ -200,9 +224,9 @@ max-sessions = 128
 domains = ["$DOMAIN"]
 [spool]
 path = "$d/spool.img"
-size = 268435456
+size = $mb_size
 max-messages = 100000
-max-bytes = 260000000
+max-bytes = $((mb_size - mb_size / 8))
 [relay]
 next-hops = ["127.0.0.1:$sink_port"]
 probe-interval = 1
@@ -212,10 +236,15 @@ mode = "off"
 listen = []
 EOF
     mb_log=$d/mailbag.log
-    "$mailbag_bin" run --config "$d/mailbag.toml" --state-dir "$d" >/dev/null 2>"$mb_log" &
+    : >"$mb_log"
+    run_mailbag_timed
+    wait_until 120 listening "$mb_port" || die "mailbag did not start: $(tail -n 5 "$mb_log")"
+}
+run_mailbag_timed() { # (re)starts mailbag on the current cell; the caller waits for the port
+    local d=$mb_dir/$mb_cell
+    "$mb_bin" run --config "$d/mailbag.toml" --state-dir "$d" >/dev/null 2>>"$mb_log" &
     mb_pid=$!
     pids+=("$mb_pid")
-    wait_until 60 grep -qs "smtp listening on" "$mb_log" || die "mailbag did not start: $(cat "$mb_log")"
     sample_mem "$mb_pid" "$mb_mem" &
     mb_sampler=$!
     pids+=("$mb_sampler")
@@ -247,6 +276,9 @@ mailbag_wait_deferred() { # COUNT: until all were tried once, or no progress for
     anomalies+=("mailbag cell $mb_cell: $(($1 - $(mailbag_deferred))) message(s) not tried while the next hop was down")
 }
 mailbag_held() { "$mailbag_bin" queue list --json --spool "$mb_dir/$mb_cell/spool.img" | grep -o '"id"' | wc -l; }
+mailbag_programmed() { # bytes the spool programmed, from its last "spool closed" line
+    sed -n 's/.*spool closed: \([0-9]*\) bytes programmed.*/\1/p' "$mb_log" | tail -n 1
+}
 
 # --- Postfix: a private instance (postfix -c), never the system's ----------------------
 
@@ -382,8 +414,8 @@ held_cell() { # MTA SIZE COUNT SESSIONS: accept with the next hop down, then dra
         "${result["accept $key"]}" "${result["drain $key"]}"
 }
 
-relay_cell() { # MTA: the next hop up, time until the last message arrived
-    local mta=$1 n=$N_RELAY t0 t1 port log=$dir/source.log
+relay_cell() { # MTA SESSIONS: the next hop up, time until the last message arrived
+    local mta=$1 s=$2 n=$N_RELAY t0 t1 port log=$dir/source.log
     start_sink
     if [ "$mta" = mailbag ]; then
         start_mailbag
@@ -392,7 +424,7 @@ relay_cell() { # MTA: the next hop up, time until the last message arrived
         port=$pf_port
     fi
     t0=$(now)
-    send "$port" "$RELAY_SESSIONS" "$n" 4096 "$log"
+    send "$port" "$s" "$n" 4096 "$log"
     wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "$mta relay: $(sink_count) of $n arrived"
     t1=$(now)
     check_sink_exact "$n" "$mta relay"
@@ -404,11 +436,174 @@ relay_cell() { # MTA: the next hop up, time until the last message arrived
         wait_until 10 pf_empty || die "postfix still holds $(pf_all) messages after relaying"
     fi
     stop_sink
-    result["relay $mta"]=$(div "$n" "$(sub "$t1" "$t0")")
-    printf '  %-8s relay %s x 4096 B, %s sessions: %s msg/s\n' "$mta" "$n" "$RELAY_SESSIONS" "${result["relay $mta"]}"
+    result["relay $mta $s"]=$(div "$n" "$(sub "$t1" "$t0")")
+    printf '  %-8s relay %s x 4096 B, %s sessions: %s msg/s\n' "$mta" "$n" "$s" "${result["relay $mta $s"]}"
+}
+
+# --- the depth series: does accepting get slower as mail piles up? --------------------
+
+depth_series() { # MTA
+    local mta=$1 held=0 b=0 t0 t1 t2 t3 port log=$dir/depth.log
+    listening "$sink_port" && die "something listens on the next hop's port"
+    if [ "$mta" = mailbag ]; then
+        mb_size=$((256 << 20))
+        start_mailbag
+        mb_size=$((64 << 20))
+        port=$mb_port
+    else
+        port=$pf_port
+    fi
+    while ((held < DEPTH_TOTAL)); do
+        t0=$(now)
+        send "$port" "$DEPTH_SESSIONS" "$DEPTH_BATCH" 4096 "$log"
+        t1=$(now)
+        result["depth $mta $b"]=$(div "$DEPTH_BATCH" "$(sub "$t1" "$t0")")
+        printf '  %-8s depth: %6d held before, %d at %d sessions: %8s msg/s\n' "$mta" \
+            "$held" "$DEPTH_BATCH" "$DEPTH_SESSIONS" "${result["depth $mta $b"]}"
+        held=$((held + DEPTH_BATCH))
+        b=$((b + 1))
+    done
+    if [ "$mta" = mailbag ]; then
+        wait_until 30 held_mailbag "$held" || die "mailbag accepted $(mailbag_accepted) of $held"
+        mailbag_wait_deferred "$held"
+    else
+        wait_until "$DRAIN_TIMEOUT" pf_all_deferred "$held" || die "postfix holds $(pf_all) of $held"
+    fi
+    start_sink
+    t2=$(now)
+    [ "$mta" = postfix ] && postqueue -c "$pf_etc" -f
+    wait_until "$DRAIN_TIMEOUT" arrived "$held" || die "$mta depth drain: $(sink_count) of $held arrived"
+    t3=$(now)
+    check_sink_exact "$held" "$mta depth drain"
+    result["depthdrain $mta"]=$(sub "$t3" "$t2")
+    printf '  %-8s drained %d held in %s s\n' "$mta" "$held" "${result["depthdrain $mta"]}"
+    if [ "$mta" = mailbag ]; then
+        wait_until 30 delivered_is "$held" || die "mailbag logged $(mailbag_delivered) deliveries of $held"
+        stop_mailbag
+    else
+        wait_until 30 pf_empty || die "postfix still holds $(pf_all)"
+        pf_clear
+    fi
+    stop_sink
+}
+
+# --- restart with mail held: how long until port 25 answers again --------------------
+
+listen_time() { # PORT START_TIME: seconds until PORT listens (polled every 10 ms)
+    local i
+    for ((i = 0; i < 30000; i++)); do
+        listening "$1" && { sub "$(now)" "$2"; return; }
+        sleep 0.01
+    done
+    die "port $1 did not listen within 300 s"
+}
+not_listening() { ! listening "$1"; }
+
+restart_cell() { # MTA N: fill N with the next hop down, stop, start: time to listening
+    local mta=$1 n=$2 t0 t2 t3 log=$dir/restart.log
+    listening "$sink_port" && die "something listens on the next hop's port"
+    if [ "$mta" = mailbag ]; then
+        mb_size=$(((n * 5000 + (96 << 20)) / (1 << 20) * (1 << 20)))
+        start_mailbag
+        mb_size=$((64 << 20))
+        send "$mb_port" 50 "$n" 4096 "$log"
+        wait_until 60 held_mailbag "$n" || die "mailbag accepted $(mailbag_accepted) of $n"
+        stop_mailbag
+        t0=$(now)
+        run_mailbag_timed
+        result["restart mailbag $n"]=$(listen_time "$mb_port" "$t0")
+    else
+        send "$pf_port" 50 "$n" 4096 "$log"
+        wait_until "$DRAIN_TIMEOUT" pf_all_deferred "$n" || die "postfix holds $(pf_all) of $n"
+        postfix -c "$pf_etc" stop >/dev/null 2>&1
+        wait_until 30 not_listening "$pf_port" || die "postfix did not stop"
+        t0=$(now)
+        postfix -c "$pf_etc" start >/dev/null 2>&1 || die "postfix did not restart"
+        result["restart postfix $n"]=$(listen_time "$pf_port" "$t0")
+    fi
+    printf '  %-8s restart with %6d held: listening after %s s\n' "$mta" "$n" "${result["restart $mta $n"]}"
+    if [ "$n" = "$RESTART_DRAIN" ]; then
+        start_sink
+        t2=$(now)
+        [ "$mta" = postfix ] && postqueue -c "$pf_etc" -f
+        wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "$mta drain after restart: $(sink_count) of $n"
+        t3=$(now)
+        check_sink_exact "$n" "$mta drain after restart"
+        result["restartdrain $mta"]=$(sub "$t3" "$t2")
+        printf '  %-8s drained %d held after the restart in %s s\n' "$mta" "$n" "${result["restartdrain $mta"]}"
+        stop_sink
+    fi
+    if [ "$mta" = mailbag ]; then
+        stop_mailbag
+    else
+        pf_clear
+    fi
+}
+
+# --- flash written per message over its life -----------------------------------------
+
+life_cell() { # SESSIONS: LIFE_N x 4 KiB accepted with the next hop down, tried, delivered
+    local s=$1 n=$LIFE_N bytes log=$dir/life.log
+    start_mailbag
+    send "$mb_port" "$s" "$n" 4096 "$log"
+    wait_until 30 held_mailbag "$n" || die "mailbag accepted $(mailbag_accepted) of $n"
+    mailbag_wait_deferred "$n"
+    start_sink
+    wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "life: $(sink_count) of $n arrived"
+    check_sink_exact "$n" "life"
+    wait_until 30 delivered_is "$n" || die "mailbag logged $(mailbag_delivered) deliveries of $n"
+    sleep 1 # the last removals ride the next group commit
+    stop_mailbag
+    stop_sink
+    bytes=$(mailbag_programmed)
+    [ -n "$bytes" ] || die "no spool statistics in $mb_log"
+    result["life $s"]=$(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.0f", b / n }')
+    result["lifex $s"]=$(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.2f", b / n / 4096 }')
+    printf '  mailbag  flash: %s bytes programmed per 4 KiB message (%sx), %s sessions\n' \
+        "${result["life $s"]}" "${result["lifex $s"]}" "$s"
+}
+
+# --- memory: the whole process, idle and at 50 sessions -------------------------------
+
+mem_cell() { # LABEL BINARY
+    local label=$1 bin=$2 rss pss log=$dir/mem.log f=$dir/mem-$1
+    mb_bin=$bin
+    start_mailbag
+    sleep 2
+    read -r rss pss < <(tree_mem "$mb_pid")
+    result["memidle $label"]=$(kib_mib "$rss")
+    rm -f "$f"
+    sample_mem "$mb_pid" "$f" &
+    local sampler=$!
+    pids+=("$sampler")
+    send "$mb_port" 50 "$MEM_N" 4096 "$log"
+    stop_mailbag
+    wait "$sampler" 2>/dev/null || true
+    forget_pid "$sampler"
+    read -r rss pss <"$f"
+    result["mem50 $label"]=$(kib_mib "$rss")
+    mb_bin=$mailbag_bin
+    printf '  mailbag  memory (%s): %s MiB idle, %s MiB peak at 50 sessions\n' "$label" \
+        "${result["memidle $label"]}" "${result["mem50 $label"]}"
 }
 
 # --- the run -----------------------------------------------------------------------------
+
+kib_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-" && a != "") printf "%.2f", a / b; else print "-" }'; }
+
+musl_bin=
+if [ "$MEM_N" != 0 ] && [ "$MUSL_BIN" != none ]; then
+    if [ -n "$MUSL_BIN" ]; then
+        musl_bin=$MUSL_BIN
+    else
+        echo "building a static musl mailbag for the memory cells (qemu/build-static.sh)"
+        qemu/build-static.sh x86_64-unknown-linux-musl >/dev/null 2>"$dir/musl-build.log" ||
+            die "static musl build failed: $(tail -n 5 "$dir/musl-build.log")"
+        musl_bin=$root/qemu/build/bin/x86_64-unknown-linux-musl/mailbag
+    fi
+    [ -x "$musl_bin" ] || die "$musl_bin is not an executable"
+fi
 
 echo "work dir $dir ($(df --output=source "$dir" | tail -n 1)); next hop 127.0.0.1:$sink_port;" \
     "mailbag :$mb_port, postfix :$pf_port ($(postconf -d -h mail_version))"
@@ -425,39 +620,102 @@ for size_n in "4096 $N_4K" "102400 $N_100K"; do
         done
     done
 done
-for mta in mailbag postfix; do
-    relay_cell "$mta"
+for s in $RELAY_SESSIONS; do
+    for mta in mailbag postfix; do
+        relay_cell "$mta" "$s"
+    done
 done
+depth_batches=0
+if [ "$DEPTH_TOTAL" -gt 0 ]; then
+    depth_batches=$(((DEPTH_TOTAL + DEPTH_BATCH - 1) / DEPTH_BATCH))
+    for mta in mailbag postfix; do
+        depth_series "$mta"
+    done
+fi
+for n in $RESTART_HELD; do
+    for mta in mailbag postfix; do
+        restart_cell "$mta" "$n"
+    done
+done
+if [ "$LIFE_N" -gt 0 ]; then
+    for s in 1 10; do
+        life_cell "$s"
+    done
+fi
+if [ "$MEM_N" -gt 0 ]; then
+    mem_cell glibc "$mailbag_bin"
+    [ -n "$musl_bin" ] && mem_cell musl "$musl_bin"
+fi
 postfix -c "$pf_etc" stop >/dev/null 2>&1
 pf_running=0
 sleep 0.5 # the samplers see their process gone
 
-kib_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a / b; else print "-" }'; }
 mb_rss=0 mb_pss=0 pf_rss=0 pf_pss=0
 [ -f "$mb_mem" ] && read -r mb_rss mb_pss <"$mb_mem"
 [ -f "$pf_mem" ] && read -r pf_rss pf_pss <"$pf_mem"
+row() { printf '%-40s | %10s | %10s | %s\n' "$1" "$2" "$3" "$4"; }
 table=$dir/table.txt
 {
     echo "# mailbag $(git rev-parse --short HEAD) vs Postfix $(postconf -d -h mail_version), $(date -u +%F), $(nproc) CPUs, $(uname -r)"
     echo "# next hop down: accept rate; then drain time to a recovered next hop (mailbag probe-interval 1 s, Postfix postqueue -f)"
-    echo "# smtp-source: one connection per message; relay: $RELAY_SESSIONS sessions, 4096 B, next hop up, until the last arrived"
-    printf '%-34s | %10s | %10s | %s\n' "metric" "mailbag" "postfix" "mailbag/postfix"
-    printf '%-34s-|-%10s-|-%10s-|-%s\n' "----------------------------------" "----------" "----------" "---------------"
+    echo "# smtp-source: one connection per message; relay: 4096 B, next hop up, until the last arrived"
+    row "metric" "mailbag" "postfix" "mailbag/postfix"
+    row "----------------------------------------" "----------" "----------" "---------------"
     for c in "${cells[@]}"; do
         read -r size n s <<<"$c"
         a=${result["accept mailbag $c"]} b=${result["accept postfix $c"]}
-        printf '%-34s | %10s | %10s | %s\n' "accept msg/s $((size / 1024))K x$n, $s sess" "$a" "$b" "$(ratio "$a" "$b")"
+        row "accept msg/s $((size / 1024))K x$n, $s sess" "$a" "$b" "$(ratio "$a" "$b")"
     done
     for c in "${cells[@]}"; do
         read -r size n s <<<"$c"
         a=${result["drain mailbag $c"]} b=${result["drain postfix $c"]}
-        printf '%-34s | %10s | %10s | %s\n' "drain s $((size / 1024))K x$n (after $s sess)" "$a" "$b" "$(ratio "$a" "$b")"
+        row "drain s $((size / 1024))K x$n (after $s sess)" "$a" "$b" "$(ratio "$a" "$b")"
     done
-    a=${result["relay mailbag"]} b=${result["relay postfix"]}
-    printf '%-34s | %10s | %10s | %s\n' "relay msg/s 4K x$N_RELAY, $RELAY_SESSIONS sess" "$a" "$b" "$(ratio "$a" "$b")"
-    printf '%-34s | %10s | %10s | %s\n' "peak RSS MiB (process tree sum)" "$(kib_mib "$mb_rss")" "$(kib_mib "$pf_rss")" "$(ratio "$mb_rss" "$pf_rss")"
-    printf '%-34s | %10s | %10s | %s\n' "peak PSS MiB (process tree sum)" "$(kib_mib "$mb_pss")" "$(kib_mib "$pf_pss")" "$(ratio "$mb_pss" "$pf_pss")"
+    for s in $RELAY_SESSIONS; do
+        a=${result["relay mailbag $s"]} b=${result["relay postfix $s"]}
+        row "relay msg/s 4K x$N_RELAY, $s sess" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    if [ "$depth_batches" -gt 0 ]; then
+        echo
+        echo "# depth series: 4 KiB, $DEPTH_SESSIONS sessions, next hop down, batches of $DEPTH_BATCH; last column: mailbag's rate / its first batch's"
+        printf '%-40s | %10s | %10s | %-15s | %s\n' "held before the batch" "mailbag" "postfix" "mailbag/postfix" "mailbag/first"
+        first=${result["depth mailbag 0"]}
+        for ((i = 0; i < depth_batches; i++)); do
+            a=${result["depth mailbag $i"]} b=${result["depth postfix $i"]}
+            printf '%-40s | %10s | %10s | %-15s | %s\n' "$((i * DEPTH_BATCH))" "$a" "$b" "$(ratio "$a" "$b")" "$(ratio "$a" "$first")"
+        done
+        a=${result["depthdrain mailbag"]} b=${result["depthdrain postfix"]}
+        row "drain s of all $DEPTH_TOTAL held" "$a" "$b" "$(ratio "$a" "$b")"
+    fi
+    if [ -n "$RESTART_HELD" ]; then
+        echo
+        echo "# restart with mail held (4 KiB, filled at 50 sessions): seconds from start to port listening"
+        for n in $RESTART_HELD; do
+            a=${result["restart mailbag $n"]} b=${result["restart postfix $n"]}
+            row "restart-to-listening s, $n held" "$a" "$b" "$(ratio "$a" "$b")"
+        done
+        a=${result["restartdrain mailbag"]:-} b=${result["restartdrain postfix"]:-}
+        [ -n "$a" ] && row "drain s of $RESTART_DRAIN held after restart" "$a" "$b" "$(ratio "$a" "$b")"
+    fi
+    if [ "$LIFE_N" -gt 0 ]; then
+        echo
+        echo "# flash: bytes the spool programmed per 4 KiB message over its life ($LIFE_N messages: accepted with the next hop down, tried, delivered, reclaimed)"
+        for s in 1 10; do
+            row "flash bytes/message, $s sess" "${result["life $s"]}" "-" "${result["lifex $s"]}x payload"
+        done
+    fi
+    if [ "$MEM_N" -gt 0 ]; then
+        echo
+        echo "# memory: mailbag's RSS idle (2 s after start) and peak while $MEM_N x 4 KiB arrive at 50 sessions"
+        for l in glibc musl; do
+            [ -n "${result["memidle $l"]:-}" ] || continue
+            row "RSS MiB idle ($l)" "${result["memidle $l"]}" "-" ""
+            row "RSS MiB peak at 50 sessions ($l)" "${result["mem50 $l"]}" "-" ""
+        done
+    fi
+    echo
+    row "peak RSS MiB over the run (tree sum)" "$(kib_mib "$mb_rss")" "$(kib_mib "$pf_rss")" "$(ratio "$mb_rss" "$pf_rss")"
+    row "peak PSS MiB over the run (tree sum)" "$(kib_mib "$mb_pss")" "$(kib_mib "$pf_pss")" "$(ratio "$mb_pss" "$pf_pss")"
     for a in "${anomalies[@]}"; do
         echo "# note: $a"
     done

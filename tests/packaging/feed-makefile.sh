@@ -1,5 +1,5 @@
 #!/bin/bash
-# shellcheck source-path=SCRIPTDIR
+# shellcheck source-path=SCRIPTDIR disable=SC2016
 # SPDX-License-Identifier: Apache-2.0
 # Runs the feed Makefile's own recipes (Build/Prepare, Package/mailbag/install, conffiles)
 # under GNU make with a stand-in OpenWrt build system (rules.mk, package.mk,
@@ -42,9 +42,11 @@ compile-args:
 	@echo '$$(strip $$(Build/Compile))'
 endef
 EOT
+# As rust-values.mk: the feed's profile variables on cargo's command line.
 cat >"$top/feeds/packages/lang/rust/rust-package.mk" <<'EOT'
 RustBinPackage=
-Build/Compile/Cargo=cargo install --path "$(PKG_BUILD_DIR)/$(1)"
+CARGO_PKG_VARS=CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true
+Build/Compile/Cargo=$(CARGO_PKG_VARS) cargo install --path "$(PKG_BUILD_DIR)/$(1)" $(2)
 EOT
 
 mk() {
@@ -53,10 +55,21 @@ mk() {
 }
 
 check "Makefile parses; name, version, license, build deps" \
-	test "$(mk version)" = "mailbag 0.1.0-r1 Apache-2.0 rust/host"
+	test "$(mk version)" = "mailbag 0.1.0-r2 Apache-2.0 rust/host"
 check "conffiles: /etc/config/mailbag" test "$(mk conffiles)" = /etc/config/mailbag
-check "compiles the firmware crate of the virtual workspace" \
-	test "$(mk compile-args)" = "cargo install --path \"$work/build/firmware\""
+compile="$(mk compile-args)"
+check "compiles the firmware crate of the virtual workspace, router features" \
+	sh -c 'case "$1" in *"cargo install --path \"$2/build/firmware\" --no-default-features") ;; *) exit 1 ;; esac' \
+	_ "$compile" "$work"
+# The workspace's profile wins over rust-values.mk's: later assignments on the command line.
+env_of() { printf '%s\n' "$compile" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -1; }
+check "profile carried into the SDK build: panic=abort" test "$(env_of CARGO_PROFILE_RELEASE_PANIC)" = abort
+check "profile carried into the SDK build: no overflow checks" \
+	test "$(env_of CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS)" = false
+check "std rebuilt from rust/host's rust-src (build-std)" \
+	test "$(env_of CARGO_UNSTABLE_BUILD_STD)" = std,panic_abort
+check "MAILBAG_BUILD_STD=0: the prebuilt std" \
+	sh -c 'case "$1" in *CARGO_UNSTABLE_BUILD_STD*) exit 1 ;; esac' _ "$(mk compile-args MAILBAG_BUILD_STD=0)"
 
 # Build/Prepare copies the workspace (from the checkout, found through make's CURDIR).
 mk prepare >/dev/null

@@ -17,15 +17,24 @@ trap 'rm -rf "$work"' EXIT
 init="$repo/openwrt-package/mailbag/files/mailbag.init"
 shipped="$repo/openwrt-package/mailbag/files/mailbag.config"
 
+# The real binary, except that `firewall apply` (which would change this host's firewall)
+# is only recorded; tests/packaging/router.sh runs it for real in a network namespace.
+cat >"$work/prog" <<EOT
+#!/bin/sh
+if [ "\$1" = firewall ]; then echo "firewall \$*" >>"$work/log"; exit 0; fi
+exec "$bin" "\$@"
+EOT
+chmod +x "$work/prog"
+
 # run_init CONFIG_TEXT FUNCTION: runs the init script's FUNCTION; the procd log is in $work/log.
 run_init() {
 	printf '%s' "$1" >"$work/mailbag"
 	: >"$work/log"
 	LOG="$work/log" sh -c '
 		. "$1"; . "$2"
-		PROG="$3"; CONFIG="$4"
-		"$5"
-	' _ "$repo/tests/packaging/procd-stubs.sh" "$init" "$bin" "$work/mailbag" "$2"
+		PROG="$3"; CONFIG="$4"; STATE_DIR="$5/state"; RUN_DIR="$5/run"; PASSWD="$5/passwd"
+		"$6"
+	' _ "$repo/tests/packaging/procd-stubs.sh" "$init" "$work/prog" "$work/mailbag" "$work" "$2" 2>>"$work/stderr"
 }
 
 with() { # CONFIG_TEXT SED_EXPR: the config with one edit applied
@@ -40,8 +49,21 @@ check "shipped config (enabled 0): no instance" test ! -s "$work/log"
 enabled="$(with "$config" "s/option enabled '0'/option enabled '1'/")"
 run_init "$enabled" start_service
 check "enabled: one instance" test "$(grep -c '^open_instance' "$work/log")" = 1
-check "enabled: foreground 'mailbag run --config'" \
-	grep -qx "set_param command $bin run --config $work/mailbag" "$work/log"
+check "enabled: foreground 'mailbag run --config --state-dir' (state dir named here)" \
+	grep -qx "set_param command $work/prog run --config $work/mailbag --state-dir $work/state" "$work/log"
+check "enabled: state and run directories made, private" \
+	test "$(stat -c %a "$work/state") $(stat -c %a "$work/run")" = "700 700"
+check "enabled: no_new_privs" grep -qx "set_param no_new_privs 1" "$work/log"
+check "enabled: walled garden applied at start with the UCI file" \
+	grep -qx "firewall firewall apply --config $work/mailbag" "$work/log"
+# No 'mailbag' user in passwd (yet): the script falls back to root.
+check "no mailbag user: runs as root, no user param" sh -c '! grep -q "set_param user" "$1"' _ "$work/log"
+echo "mailbag:x:$(id -u):$(id -g):mailbag:/var/run/mailbag:/bin/false" >"$work/passwd"
+run_init "$enabled" start_service
+check "with the package's user: user and group mailbag" \
+	sh -c 'grep -qx "set_param user mailbag" "$1" && grep -qx "set_param group mailbag" "$1"' _ "$work/log"
+check "walled garden on: capabilities with CAP_NET_ADMIN" \
+	grep -qx "set_param capabilities /etc/capabilities/mailbag-firewall.json" "$work/log"
 check "enabled: respawn forever" grep -qx "set_param respawn 3600 5 0" "$work/log"
 check "enabled: stdout and stderr to logd" \
 	sh -c 'grep -qx "set_param stdout 1" "$1" && grep -qx "set_param stderr 1" "$1"' _ "$work/log"
@@ -63,6 +85,26 @@ run_init "$invalid" reload_service
 check "reload of an invalid config: no signal" sh -c '! grep -q send_signal "$1"' _ "$work/log"
 check "reload of an invalid config: errors logged" grep -q "logger -t mailbag -p daemon.err" "$work/log"
 
+web="$(with "$enabled" "s/^config web 'web'\$/config web 'web'\n\tlist listen '127.0.0.1:8025'/")"
+run_init "$web" start_service
+check "built-in page on (web.listen): root (it reads /etc/shadow)" \
+	sh -c 'grep -q open_instance "$1" && ! grep -q "set_param user" "$1"' _ "$work/log"
+fw_off="$(with "$enabled" "s/option mode 'walled-garden'/option mode 'off'/")"
+run_init "$fw_off" start_service
+check "firewall mode off: no apply at start" sh -c '! grep -q "^firewall" "$1"' _ "$work/log"
+check "firewall mode off: no CAP_NET_ADMIN" \
+	grep -qx "set_param capabilities /etc/capabilities/mailbag.json" "$work/log"
+
 run_init "$config" service_triggers
 check "reload trigger on /etc/config/mailbag" grep -qx "reload_trigger mailbag" "$work/log"
+for section in mailbag smtp policy spool relay firewall web daemon; do
+	check "procd validation covers config $section" sh -c \
+		'sed -n "/^open_validate\$/,/^close_validate\$/p" "$1" | grep -q "^validate mailbag $2 "' \
+		_ "$work/log" "$section"
+done
+# Every option of the package's own file is in the schema procd validates.
+sed -n "s/^[[:space:]]*#*[[:space:]]*\(option\|list\) \([a-z_]*\) .*/\2/p" "$shipped" | sort -u >"$work/opts"
+while read -r opt; do
+	check "option $opt is validated" grep -q "validate mailbag .* $opt:" "$work/log"
+done <"$work/opts"
 finish

@@ -56,6 +56,12 @@ for s in postinst prerm; do
 	check "$s is executable" test -x "$work/control/$s"
 	check "$s uses OpenWrt's default_$s" grep -q "default_$s" "$work/control/$s"
 done
+check "postinst-pkg (the package's own part) reloads the firewall" \
+	grep -q "/etc/init.d/firewall reload" "$work/control/postinst-pkg"
+check "postrm removes the generated rules and the include" \
+	sh -c 'grep -q "rm -f /usr/share/nftables.d/table-pre/50-mailbag.nft" "$1" && grep -q "uci -q delete firewall.mailbag" "$1"' _ "$work/control/postrm"
+check "make's \$\$ unescaped in postrm" sh -c '! grep -q "\\$\\$" "$1"' _ "$work/control/postrm"
+check "Require-User: the daemon's user and group" test "$(field Require-User)" = "mailbag=225:mailbag=225"
 
 # Modes as the feed Makefile's INSTALL_BIN/INSTALL_CONF/INSTALL_DATA give them.
 mode() { stat -c %a "$work/data/$1"; }
@@ -65,6 +71,14 @@ check "etc/config/mailbag 600" test "$(mode etc/config/mailbag)" = 600
 check "hotplug 644" test "$(mode etc/hotplug.d/iface/90-mailbag)" = 644
 check "uci-defaults 755" test "$(mode etc/uci-defaults/90-mailbag)" = 755
 check "firewall include 755" test "$(mode usr/share/mailbag/firewall.include)" = 755
+check "keep.d keeps the state directory" test "$(grep -v '^#' "$work/data/lib/upgrade/keep.d/mailbag")" = /etc/mailbag/
+for c in mailbag mailbag-firewall; do
+	check "capabilities $c.json is JSON with CAP_NET_BIND_SERVICE" \
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "CAP_NET_BIND_SERVICE" in d["ambient"]' \
+		"$work/data/etc/capabilities/$c.json"
+done
+check "CAP_NET_ADMIN only in the firewall variant" \
+	sh -c '! grep -q NET_ADMIN "$1/mailbag.json" && grep -q NET_ADMIN "$1/mailbag-firewall.json"' _ "$work/data/etc/capabilities"
 owners="$(tar -xzOf "$ipk" ./data.tar.gz | tar -tvzf - | awk '{print $2}' | sort -u | tr '\n' ' ')"
 check "data owned by 0/0 ($owners)" test "$owners" = "0/0 "
 check "init script is a procd rc.common script" \
@@ -84,10 +98,11 @@ fi
 # The packaged files work together: test.sh (as the feed CI runs it) and the packaged
 # defaults through the packaged binary.
 if [ "$arch" = x86_64 ]; then
-	check "test.sh passes with the packaged binary" \
-		env PATH="$work/data/usr/bin:$PATH" sh "$repo/openwrt-package/mailbag/test.sh" mailbag "$version"
+	check "test.sh passes with the packaged binary and config" \
+		env PATH="$work/data/usr/bin:$PATH" MAILBAG_CONFIG="$work/data/etc/config/mailbag" \
+		sh "$repo/openwrt-package/mailbag/test.sh" mailbag "$version"
 	check "test.sh fails for a wrong version" \
-		sh -c '! env PATH="$1:$PATH" sh "$2" mailbag 9.9.9 >/dev/null' _ "$work/data/usr/bin" \
+		sh -c '! env PATH="$1:$PATH" MAILBAG_CONFIG="$1/../../etc/config/mailbag" sh "$2" mailbag 9.9.9 >/dev/null 2>&1' _ "$work/data/usr/bin" \
 		"$repo/openwrt-package/mailbag/test.sh"
 	check "packaged defaults pass check-config" \
 		"$work/data/usr/bin/mailbag" check-config "$work/data/etc/config/mailbag"

@@ -13,6 +13,8 @@ procd_close_instance() { log "close_instance"; }
 procd_add_reload_trigger() { log "reload_trigger $*"; }
 procd_add_validation() { log "validation $*"; }
 procd_send_signal() { log "send_signal $*"; }
+procd_open_validate() { log "open_validate"; }
+procd_close_validate() { log "close_validate"; }
 logger() { # [-t TAG] [-p PRIO] [MESSAGE...]: the message, or each line of stdin
 	opts=""
 	while [ $# -ge 2 ] && case "$1" in -t | -p) true ;; *) false ;; esac do
@@ -57,11 +59,19 @@ config_foreach() {
 }
 
 uci_load_validate() { # PACKAGE TYPE SECTION CALLBACK SPEC...
+	# Without a section (inside procd_open_validate): the schema procd is given.
+	if [ -z "$3" ]; then
+		pkg="$1" type="$2"
+		shift 4
+		log "validate $pkg $type $*"
+		return 0
+	fi
 	sec="$3" cb="$4" result=0
 	shift 4
 	for spec in "$@"; do
 		name="${spec%%:*}" rest="${spec#*:}"
-		vtype="${rest%%:*}" default="${rest#*:}"
+		vtype="${rest%%:*}" default=""
+		case "$rest" in *:*) default="${rest#*:}" ;; esac
 		value="$(uci_option "$sec" "$name")"
 		[ -n "$value" ] || value="$default"
 		case "$vtype:$value" in

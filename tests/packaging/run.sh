@@ -4,7 +4,7 @@
 set -uo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)"
 status=0
-for t in shellcheck.sh ipk.sh init.sh hotplug.sh feed-makefile.sh; do
+for t in shellcheck.sh ipk.sh init.sh hotplug.sh feed-makefile.sh luci.sh router.sh size.sh; do
 	echo "== $t"
 	bash "$dir/$t" || status=1
 done

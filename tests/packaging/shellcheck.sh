@@ -15,6 +15,12 @@ target_scripts=(
 	openwrt-package/mailbag/files/mailbag.firewall
 	openwrt-package/mailbag/files/mailbag.uci-defaults
 	openwrt-package/mailbag/test.sh
+	openwrt-package/luci-app-mailbag/root/usr/libexec/rpcd/luci.mailbag
+	tests/packaging/router/uci
+	tests/packaging/router/rc.common
+	tests/packaging/router/fw4
+	tests/packaging/router/firewall.init
+	tests/packaging/router/logger
 )
 host_scripts=(openwrt-package/build-ipk.sh tests/packaging/*.sh)
 

@@ -70,15 +70,7 @@ pub fn check_password(shadow: &Path, user: &str, password: &str) -> Result<bool,
 
 /// Verifies a password against a `$1$`, `$5$` or `$6$` crypt hash; any other format fails.
 pub fn verify_crypt(password: &str, hash: &str) -> bool {
-    if hash.starts_with("$1$") {
-        pwhash::md5_crypt::verify(password, hash)
-    } else if hash.starts_with("$5$") {
-        pwhash::sha256_crypt::verify(password, hash)
-    } else if hash.starts_with("$6$") {
-        pwhash::sha512_crypt::verify(password, hash)
-    } else {
-        false
-    }
+    crate::crypt::verify(password, hash)
 }
 
 /// 32 random bytes from the kernel, as 64 hex characters.

@@ -16,6 +16,7 @@ pub mod app;
 pub mod assets;
 pub mod auth;
 pub mod backend;
+pub mod crypt;
 pub mod fake;
 pub mod http;
 pub mod mime;

@@ -21,6 +21,8 @@ const DEFAULT_CONFIG: &str = "/etc/config/mailbag";
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest reply read.
 const REPLY_MAX: u64 = 4096;
+/// Longest JSON reply read (a queue page of 200 rows, a message view).
+pub const REPLY_JSON_MAX: u64 = 1024 * 1024;
 
 /// Where to ask: `--socket`, else the config's `daemon.control-socket` (`None`: disabled).
 struct Target {
@@ -71,6 +73,15 @@ impl From<Failure> for String {
 
 /// Sends one request line; the text after `ok ` on success.
 fn request(socket: &Path, line: &str) -> Result<String, Failure> {
+    request_max(socket, line, REPLY_MAX)
+}
+
+/// [`request`] for the JSON views: a reply of up to [`REPLY_JSON_MAX`] bytes; errors as text.
+pub fn request_json(socket: &Path, line: &str) -> Result<String, String> {
+    request_max(socket, line, REPLY_JSON_MAX).map_err(String::from)
+}
+
+fn request_max(socket: &Path, line: &str, max: u64) -> Result<String, Failure> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
         let why = format!(
             "cannot connect to {}: {e}; is mailbag running?",
@@ -90,10 +101,7 @@ fn request(socket: &Path, line: &str) -> Result<String, Failure> {
     s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     s.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
     let mut reply = String::new();
-    (&mut s)
-        .take(REPLY_MAX)
-        .read_to_string(&mut reply)
-        .map_err(io)?;
+    (&mut s).take(max).read_to_string(&mut reply).map_err(io)?;
     let reply = reply.trim_end();
     if let Some(text) = reply.strip_prefix("ok") {
         Ok(text.trim_start().to_string())

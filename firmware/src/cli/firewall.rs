@@ -1,7 +1,8 @@
 //! `mailbag firewall render|apply`: preview and load the walled-garden rules.
 //!
-//! Reads only the `[firewall]` table of the TOML file given by `--config` (other tables are
-//! ignored here); without `--config`, the defaults plus `--silo` options. `silo-dns` is
+//! Reads the `[firewall]` table of the file given by `--config` (UCI or TOML, through the
+//! daemon's own loader; the other tables are parsed but not validated here); without
+//! `--config`, the defaults plus `--silo` options. `silo-dns` is
 //! resolved with the system resolver; for `apply` a failed lookup keeps the last good
 //! answer recorded in the previously written rules file.
 
@@ -9,9 +10,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::Args;
+use crate::config::{Config, ConfigError};
 use crate::firewall::apply;
 use crate::firewall::dns::{self, Resolver, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
@@ -27,13 +27,6 @@ const USAGE: &str = "\
 firewall render --format nft|uci|iptables [--family 4|6] [OPTIONS]
 firewall apply [--backend nft|iptables] [--file PATH] [--file6 PATH] [--watch SECS [--rounds N]] [OPTIONS]
 OPTIONS: --config FILE  --silo CIDR (repeatable)  --mode MODE  --primary up|down  --force";
-
-/// Just the `[firewall]` table; every other table of the file belongs to someone else.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct FileConfig {
-    firewall: FirewallConfig,
-}
 
 /// What every subcommand reads from the arguments.
 struct Settings {
@@ -139,13 +132,11 @@ fn apply_cmd(args: &mut Args) -> Result<(), String> {
 /// Reads `--config`, `--silo`, `--mode`, `--primary`, `--force`.
 fn settings(args: &mut Args) -> Result<Settings, String> {
     let mut cfg = match args.option("config")? {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read config {path}: {e}"))?;
-            toml::from_str::<FileConfig>(&text)
-                .map_err(|e| format!("config {path}: {e}"))?
-                .firewall
-        }
+        Some(path) => match Config::read(path.as_ref()) {
+            Ok(c) => c.firewall,
+            Err(ConfigError::Io(_, e)) => return Err(format!("cannot read config {path}: {e}")),
+            Err(e) => return Err(format!("config {path}: {e}")),
+        },
         None => FirewallConfig::default(),
     };
     while let Some(c) = args.option("silo")? {
@@ -197,6 +188,31 @@ fn build(s: &Settings, resolver: &dyn Resolver, last_good: &[IpAddr]) -> Result<
     let silo = SiloSet::new(prefixes).map_err(|e| e.to_string())?;
     Ruleset::new(&s.cfg, silo, s.primary, s.force)
         .map(|r| r.with_resolved(resolved))
+        .map_err(|e| e.to_string())
+}
+
+/// The fw4 rules for `cfg` as `firewall render --format nft` prints them (LuCI's preview).
+pub(super) fn render_nft(cfg: FirewallConfig) -> Result<String, String> {
+    let s = Settings {
+        cfg,
+        primary: Primary::Up,
+        force: false,
+    };
+    let last_good = read_last_good(Path::new(nft::INCLUDE_PATH));
+    Ok(nft::include(&build(&s, &SystemResolver, &last_good)?))
+}
+
+/// `firewall apply` for `cfg` (LuCI's Apply): loads the rules, writes the include file.
+pub(super) fn apply_nft(cfg: FirewallConfig) -> Result<String, String> {
+    let s = Settings {
+        cfg,
+        primary: Primary::Up,
+        force: false,
+    };
+    let file = Path::new(nft::INCLUDE_PATH);
+    let rules = build(&s, &SystemResolver, &read_last_good(file))?;
+    apply::apply_nft(&rules, file)
+        .map(|o| o.to_string())
         .map_err(|e| e.to_string())
 }
 

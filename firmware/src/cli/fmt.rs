@@ -1,19 +1,21 @@
 //! Human-readable sizes, durations and UTC timestamps for command output.
 
-/// `1536` → `1.5 KiB`.
+/// `1536` → `1.5 KiB` (rounded to the nearest tenth). Integer arithmetic only: float
+/// formatting would be the only float code in the router binary (about 13 KiB).
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+    let mut unit = 0;
+    let mut scale: u64 = 1;
+    while bytes / scale >= 1024 && unit < UNITS.len() - 1 {
+        scale *= 1024;
+        unit += 1;
     }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+    if unit == 0 {
+        return format!("{bytes} B");
     }
+    // Tenths of the unit, rounded half up; u128 so that no size overflows.
+    let tenths = (u128::from(bytes) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// `7384` seconds → `2h03m`.
@@ -47,6 +49,10 @@ mod tests {
         assert_eq!(size(512), "512 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(8 << 20), "8.0 MiB");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024 * 1024 - 1), "1024.0 KiB");
+        assert_eq!(size((3 << 30) / 2), "1.5 GiB");
+        assert_eq!(size(u64::MAX), "17179869184.0 GiB");
         assert_eq!(duration(42), "42s");
         assert_eq!(duration(7384), "2h03m");
         assert_eq!(duration(3 * 86_400 + 7200), "3d02h");

@@ -12,6 +12,7 @@ mod etrn;
 mod firewall;
 mod fmt;
 mod queue;
+mod rpcd;
 mod run;
 mod spool;
 
@@ -22,7 +23,8 @@ pub const USAGE: &str = "\
 usage: mailbag <command> [options]
 
 commands:
-  run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo)
+  run [--config FILE] [--state-dir DIR]  run the daemon (no --config: loopback demo;
+                                         state dir default /etc/mailbag, demo ./state)
   spool format IMAGE --size SIZE         create and format a spool image (e.g. 8M)
   spool inspect IMAGE [--json]           list the messages in a spool image (read-only)
   spool migrate IMAGE                    convert a format-1 image in place (daemon stopped)
@@ -42,6 +44,8 @@ commands:
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
   firewall apply [--config FILE]         load them (set update in place when loaded)
+  rpcd [--config FILE] list | call METHOD
+                                         rpcd exec plugin for LuCI (luci-app-mailbag)
   --version                              print the version
 ";
 
@@ -59,6 +63,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Some("etrn") => etrn::etrn(&mut args),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
+        Some("rpcd") => rpcd::run(&mut args),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             Ok(())

@@ -21,6 +21,7 @@ use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
 mod daemon;
+pub mod keys;
 pub mod uci;
 mod uci_de;
 mod uci_write;
@@ -35,6 +36,11 @@ pub use web::WebConfig;
 
 /// File name, in the state directory, of the demo's password file.
 pub const DEMO_SHADOW: &str = "shadow.demo";
+
+/// Why a router build refuses a TOML file.
+#[cfg(not(feature = "toml-config"))]
+const NO_TOML: &str = "this mailbag reads UCI only (built without the toml-config feature); \
+     write the settings as UCI (/etc/config/mailbag)";
 
 /// Largest configuration file read (a full UCI file is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
@@ -179,11 +185,22 @@ impl Config {
         Ok(config)
     }
 
-    /// Like [`Config::load`], also returning the validation report (its warnings).
-    pub fn load_with_report(path: &Path) -> Result<(Config, Report), ConfigError> {
+    /// Reads and parses a config file (format by [`Format::detect`]) without validating
+    /// it: for commands that use one table (`firewall`), which check their own values.
+    /// Every command reads its file through here, so UCI and TOML work everywhere.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        Ok(Self::read_format(path)?.0)
+    }
+
+    fn read_format(path: &Path) -> Result<(Config, Format), ConfigError> {
         let text = read_bounded(path)?;
         let format = Format::detect(path, &text);
-        let config = Self::parse(&text, format)?;
+        Ok((Self::parse(&text, format)?, format))
+    }
+
+    /// Like [`Config::load`], also returning the validation report (its warnings).
+    pub fn load_with_report(path: &Path) -> Result<(Config, Report), ConfigError> {
+        let (config, format) = Self::read_format(path)?;
         let mut report = config.validate();
         if format == Format::Uci {
             // Name keys as the file spells them (`relay.lifetime_days`).
@@ -201,7 +218,10 @@ impl Config {
     /// Parses text in the given format (no validation).
     pub fn parse(text: &str, format: Format) -> Result<Config, ConfigError> {
         match format {
+            #[cfg(feature = "toml-config")]
             Format::Toml => toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string())),
+            #[cfg(not(feature = "toml-config"))]
+            Format::Toml => Err(ConfigError::Toml(NO_TOML.into())),
             Format::Uci => {
                 let pkg = uci::parse(text).map_err(ConfigError::UciSyntax)?;
                 uci_de::from_package(&pkg).map_err(ConfigError::Uci)
@@ -217,6 +237,7 @@ impl Config {
     /// The model as a UCI file (`config mailbag 'main'` plus one section per table).
     /// Fails only for values UCI/TOML cannot carry (sizes above `i64::MAX`), which
     /// validation rejects.
+    #[cfg(feature = "web")]
     pub fn to_uci(&self) -> Result<String, ConfigError> {
         uci_write::to_uci(self).map_err(ConfigError::Write)
     }
@@ -224,6 +245,7 @@ impl Config {
     /// Saves the model as UCI at `path` (what the web page does), only if it validates.
     /// Atomic: written to `path.tmp`, fsynced, renamed over `path`, directory fsynced, so
     /// a power cut leaves either the old file or the new one.
+    #[cfg(feature = "web")]
     pub fn save_uci(&self, path: &Path) -> Result<(), ConfigError> {
         let report = self.validate();
         if !report.errors.is_empty() {
@@ -244,7 +266,10 @@ impl Config {
 
     /// The model as TOML.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        toml::to_string(self).map_err(|e| ConfigError::Write(WriteError(e.to_string())))
+        #[cfg(feature = "toml-config")]
+        return toml::to_string(self).map_err(|e| ConfigError::Write(WriteError(e.to_string())));
+        #[cfg(not(feature = "toml-config"))]
+        Err(ConfigError::Write(WriteError(NO_TOML.into())))
     }
 
     /// The built-in demo: loopback listeners on unprivileged ports, a 16 MiB spool image
@@ -278,10 +303,7 @@ impl Config {
             Role::Silo => "silo",
         };
         // The mode's config spelling (`walled-garden`), as the user wrote it.
-        let mode = toml::Value::try_from(self.firewall.mode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let mode = crate::firewall::ruleset::mode_name(self.firewall.mode);
         format!(
             "role={role} enabled={} domains={} listen={} next-hops={} spool={} ({} bytes) lifetime={}d firewall={mode}",
             self.enabled,
@@ -334,4 +356,5 @@ fn read_bounded(path: &Path) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
+#[cfg(all(feature = "web", feature = "toml-config"))]
 mod tests;

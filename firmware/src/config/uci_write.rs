@@ -7,10 +7,14 @@
 //! `'1'`/`'0'`. An empty sequence is written `option NAME ''`, which the reader takes as
 //! empty, so write → read gives back the same model.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
+#[cfg(feature = "web")]
+use std::fmt::Write as _;
 
+#[cfg(feature = "web")]
 use serde::Serialize;
 
+#[cfg(feature = "web")]
 use super::uci_de::GLOBAL_SECTION;
 
 /// The model has a shape UCI cannot hold (nested tables, tables in lists).
@@ -26,6 +30,7 @@ impl fmt::Display for WriteError {
 impl std::error::Error for WriteError {}
 
 /// Renders `value` (a struct of scalars and tables) as a UCI file.
+#[cfg(feature = "web")]
 pub fn to_uci<T: Serialize>(value: &T) -> Result<String, WriteError> {
     let tree = toml::Value::try_from(value).map_err(|e| WriteError(e.to_string()))?;
     let toml::Value::Table(top) = tree else {
@@ -53,6 +58,7 @@ pub fn to_uci<T: Serialize>(value: &T) -> Result<String, WriteError> {
 }
 
 /// One option; `path` is `section.key` (for error messages), the UCI name is its last part.
+#[cfg(feature = "web")]
 fn write_option(out: &mut String, path: &str, value: &toml::Value) -> Result<(), WriteError> {
     let key = path.rsplit('.').next().unwrap_or(path).replace('-', "_");
     match value {
@@ -73,6 +79,7 @@ fn write_option(out: &mut String, path: &str, value: &toml::Value) -> Result<(),
     Ok(())
 }
 
+#[cfg(feature = "web")]
 fn scalar(path: &str, value: &toml::Value) -> Result<String, WriteError> {
     Ok(match value {
         toml::Value::String(s) => s.clone(),
@@ -87,6 +94,7 @@ fn scalar(path: &str, value: &toml::Value) -> Result<String, WriteError> {
 }
 
 /// Single-quote escaping as libuci's `uci_escape`: `'` becomes `'\''`.
+#[cfg(feature = "web")]
 fn escape(s: &str) -> String {
     s.replace('\'', "'\\''")
 }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WebConfig {
-    /// Listen addresses (`address:port`); empty serves no page. The default port avoids
-    /// uhttpd (LuCI) on 80/443; OpenWrt's default fw4 rules reject it from the WAN.
+    /// Listen addresses (`address:port`); empty (the default) serves no page: on a router
+    /// luci-app-mailbag is the admin UI. Port 8025 avoids uhttpd (LuCI) on 80/443;
+    /// OpenWrt's default fw4 rules reject it from the WAN.
     pub listen: Vec<String>,
     /// Shadow-format password file the page checks `root`'s password against (LuCI's).
     pub shadow: String,
@@ -16,7 +17,7 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         Self {
-            listen: vec!["0.0.0.0:8025".into()],
+            listen: Vec::new(),
             shadow: "/etc/shadow".into(),
         }
     }

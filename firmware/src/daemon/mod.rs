@@ -143,13 +143,22 @@ async fn serve(
     let checker = Checker::new(rules, capacity.clone());
     let mut session = SessionConfig::new(&config.smtp, checker).map_err(|e| e.to_string())?;
     let tls = if config.smtp.starttls {
-        let sc = inbound::tls::server_config(
+        match inbound::tls::server_config(
             config.smtp.tls_cert.as_deref(),
             config.smtp.tls_key.as_deref(),
             &state_dir,
             &config.smtp.hostname,
-        )?;
-        Some(TlsAcceptor::from(sc))
+        ) {
+            Ok(sc) => Some(TlsAcceptor::from(sc)),
+            // Without a configured certificate and without the generator (router builds:
+            // the init script makes one with px5g), an MX without STARTTLS still takes
+            // mail; refusing to start would not.
+            Err(e) if inbound::tls::missing_generated(&config.smtp, &state_dir) => {
+                crate::log!("{e}; STARTTLS is off");
+                None
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -215,6 +224,7 @@ async fn serve(
         capacity,
         Some(tokio::runtime::Handle::current()),
     ));
+    #[cfg(feature = "web")]
     let pages = admin::web::start(
         &config,
         &state_dir,
@@ -224,6 +234,10 @@ async fn serve(
         &reloader,
         &guard.counters,
     )?;
+    #[cfg(not(feature = "web"))]
+    if !config.web.listen.is_empty() {
+        crate::log!("web.listen ignored: this build has no admin page (LuCI: luci-app-mailbag)");
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(inbound::Ctx {
@@ -250,6 +264,7 @@ async fn serve(
             path,
             Arc::clone(&deliverer),
             Arc::clone(&ctx.events),
+            Arc::clone(&reloader),
             shutdown_rx.clone(),
         )
         .inspect_err(|e| crate::log!("{e}; queue commands will not reach this daemon"))
@@ -316,6 +331,7 @@ async fn serve(
     // The guard holds the deliverer, and so a spool handle.
     drop(guard);
     // The page's workers hold spool handles too: stop them before waiting for the thread.
+    #[cfg(feature = "web")]
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     let _ = delivery_task.await;
     let _ = probe.await;

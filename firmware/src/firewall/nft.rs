@@ -11,10 +11,12 @@
 //!
 //! # Where it goes
 //!
-//! fw4 includes `/etc/nftables.d/*.nft` inside `table inet fw4 { ... }` before it declares
-//! its chains. A chain block in nft *adds* rules to a chain of the same name, so the
-//! `chain input_wan { ... jump mailbag_smtp }` block in our include puts our rule ahead of
-//! everything fw4 later adds to that chain. That survives every `fw4 reload`.
+//! fw4 includes `/usr/share/nftables.d/table-pre/*.nft` (the place for packages' rules;
+//! `/etc/nftables.d/` belongs to the admin) inside `table inet fw4 { ... }` before it
+//! declares its chains. A chain block in nft *adds* rules to a chain of the same name, so
+//! the `chain input_wan { ... jump mailbag_smtp }` block in our include puts our rule ahead
+//! of everything fw4 later adds to that chain. That survives every `fw4 reload`; the
+//! package's postrm deletes the file, so a reload after removal leaves no trace of ours.
 //!
 //! # What changes at run time
 //!
@@ -44,10 +46,11 @@ pub const SET_SILO4: &str = "mailbag_silo4";
 pub const SET_SILO6: &str = "mailbag_silo6";
 /// The chain that decides guarded connections.
 pub const CHAIN: &str = "mailbag_smtp";
-/// Where the include goes on a router.
-pub const INCLUDE_PATH: &str = "/etc/nftables.d/50-mailbag.nft";
+/// Where the include goes on a router: fw4's table-pre directory for packages.
+pub const INCLUDE_PATH: &str = "/usr/share/nftables.d/table-pre/50-mailbag.nft";
 
-/// The include file for `/etc/nftables.d/` (table-scope declarations for `table inet fw4`).
+/// The include file for fw4's table-pre directory (table-scope declarations for
+/// `table inet fw4`).
 pub fn include(rules: &Ruleset) -> String {
     let mut out = header(rules);
     if rules.mode() == FirewallMode::Off {

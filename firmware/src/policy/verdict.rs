@@ -97,8 +97,8 @@ mod tests {
         Verdict {
             spam_score: score,
             spam_threshold: threshold,
-            spam_rules: "HELO_IP_LITERAL".try_into().unwrap(),
-            virus: virus.try_into().unwrap(),
+            spam_rules: "HELO_IP_LITERAL".into(),
+            virus: virus.into(),
         }
     }
 

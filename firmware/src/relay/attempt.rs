@@ -187,10 +187,10 @@ mod tests {
     const T0: u64 = 1_795_554_000;
 
     fn meta(n: usize) -> MessageMeta {
-        let mut recipients = heapless::Vec::new();
+        let mut recipients = Vec::new();
         for i in 0..n {
-            let _ = recipients.push(Recipient {
-                address: heapless::String::try_from(format!("u{i}@example.com").as_str()).unwrap(),
+            recipients.push(Recipient {
+                address: format!("u{i}@example.com"),
                 status: RcptStatus::Pending,
             });
         }
@@ -199,11 +199,11 @@ mod tests {
             received_unix: T0,
             size: 10,
             body_crc: 0,
-            sender: heapless::String::try_from("s@sender.example").unwrap(),
+            sender: "s@sender.example".to_string(),
             recipients,
             attempts: 0,
             next_attempt_unix: 0,
-            last_error: heapless::String::new(),
+            last_error: String::new(),
             warned: false,
             verdict: None,
         }
@@ -221,7 +221,7 @@ mod tests {
     fn job_takes_the_pending_recipients_of_one_route() {
         let mut m = meta(4);
         m.recipients[1].status = RcptStatus::Delivered;
-        m.recipients[3].address = heapless::String::try_from("x@other.example").unwrap();
+        m.recipients[3].address = "x@other.example".to_string();
         let (job, idx) = job(&m, |a| a.ends_with("@example.com"));
         assert_eq!(
             job.recipients.as_slice(),

@@ -31,7 +31,10 @@ pub const ETRN_ARG_MAX: usize = DOMAIN_MAX + 1;
 
 /// How many events one [`Session::input`](super::Session::input) call may push before it
 /// returns early; the caller's [`Events`](super::Events) buffer has exactly this capacity.
-pub const EVENTS_MAX: usize = 32;
+/// Room for one step's events beside the DATA receiver's reserve (5): each event may carry
+/// a 512-byte reply, and the buffer lives in every connection's task across its awaits, so
+/// a larger one costs RAM per connection, not speed (the caller loops).
+pub const EVENTS_MAX: usize = 8;
 
 /// Default number of rejected commands after which the session says 421 and closes.
 pub const DEFAULT_MAX_BAD_COMMANDS: u32 = 10;

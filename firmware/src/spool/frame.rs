@@ -154,20 +154,16 @@ pub struct StateRec {
     pub next_attempt_unix: u64,
     /// Whether a delay warning was sent.
     pub warned: bool,
-    /// The last error.
-    pub last_error: heapless::String<ERROR_MAX>,
-    /// Each recipient's state, in envelope order.
-    pub status: heapless::Vec<RcptStatus, RECIPIENTS_MAX>,
+    /// The last error (at most [`ERROR_MAX`] bytes).
+    pub last_error: String,
+    /// Each recipient's state, in envelope order (at most [`RECIPIENTS_MAX`]).
+    pub status: Vec<RcptStatus>,
 }
 
 impl StateRec {
     /// The state part of `meta`.
     pub fn of(meta: &MessageMeta) -> Self {
-        let mut status = heapless::Vec::new();
-        for r in &meta.recipients {
-            // Same capacity as the recipient list.
-            let _ = status.push(r.status);
-        }
+        let status = meta.recipients.iter().map(|r| r.status).collect();
         StateRec {
             id: meta.id,
             attempts: meta.attempts,
@@ -176,6 +172,11 @@ impl StateRec {
             last_error: meta.last_error.clone(),
             status,
         }
+    }
+
+    /// Whether the record keeps its documented bounds (see [`MessageMeta::within_bounds`]).
+    pub fn within_bounds(&self) -> bool {
+        self.last_error.len() <= ERROR_MAX && self.status.len() <= RECIPIENTS_MAX
     }
 
     /// Applies this state to `meta` (the message's record).

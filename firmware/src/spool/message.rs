@@ -17,8 +17,10 @@ pub const VERDICT_RULES_MAX: usize = 160;
 /// Longest virus name kept in a [`Verdict`].
 pub const VIRUS_MAX: usize = 96;
 
-/// An address as stored: at most [`ADDRESS_MAX`] bytes. The SMTP layer has validated it.
-pub type Address = heapless::String<ADDRESS_MAX>;
+/// An address as stored: at most [`ADDRESS_MAX`] bytes (checked by [`Envelope::new`] and
+/// when a record is read). The SMTP layer has validated it. A `String` sized to what it
+/// holds (postcard encodes it exactly like a fixed-capacity string).
+pub type Address = String;
 
 /// A queued message's id: the spool's mount count in the high 32 bits and a sequence
 /// number within that mount in the low 32, so ids never repeat on one spool. Shown as 16
@@ -50,8 +52,8 @@ impl std::str::FromStr for MessageId {
 pub struct Envelope {
     /// Reverse-path; empty for the null sender `<>` (bounces).
     pub sender: Address,
-    /// Forward-paths, at least one.
-    pub recipients: heapless::Vec<Address, RECIPIENTS_MAX>,
+    /// Forward-paths, at least one and at most [`RECIPIENTS_MAX`].
+    pub recipients: Vec<Address>,
     /// What the inbound checks concluded, stored with the message (see [`Verdict`]).
     pub verdict: Option<Verdict>,
 }
@@ -59,7 +61,7 @@ pub struct Envelope {
 /// What the inbound checks concluded about a message. Kept in its record and applied at
 /// delivery, like the Received header is written first: `X-Spam-*` headers are prepended
 /// and a message accepted "repackaged" is wrapped in a notice; the body on flash is never
-/// rewritten. About 20–280 bytes per record.
+/// rewritten. About 10–270 bytes per record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Heuristic spam score, in points.
@@ -68,10 +70,28 @@ pub struct Verdict {
     /// when it was accepted; 0: spam scoring was off.
     pub spam_threshold: u16,
     /// The rules that fired, comma-separated (at most [`VERDICT_RULES_MAX`] bytes).
-    pub spam_rules: heapless::String<VERDICT_RULES_MAX>,
-    /// The virus clamd named when the message was accepted to be repackaged; empty when
-    /// it was clean or not scanned.
-    pub virus: heapless::String<VIRUS_MAX>,
+    pub spam_rules: String,
+    /// The virus clamd named when the message was accepted to be repackaged (at most
+    /// [`VIRUS_MAX`] bytes); empty when it was clean or not scanned.
+    pub virus: String,
+}
+
+impl Verdict {
+    /// Cuts the texts to their bounds (at a character boundary); done when one is made
+    /// and when a record is read.
+    pub fn bounded(mut self) -> Self {
+        cut(&mut self.spam_rules, VERDICT_RULES_MAX);
+        cut(&mut self.virus, VIRUS_MAX);
+        self
+    }
+}
+
+fn cut(s: &mut String, max: usize) {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
 }
 
 impl Envelope {
@@ -80,19 +100,22 @@ impl Envelope {
         sender: &str,
         recipients: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, String> {
-        let sender =
-            Address::try_from(sender).map_err(|_| "sender address too long".to_string())?;
+        if sender.len() > ADDRESS_MAX {
+            return Err("sender address too long".to_string());
+        }
         let mut env = Envelope {
-            sender,
-            recipients: heapless::Vec::new(),
+            sender: sender.to_string(),
+            recipients: Vec::new(),
             verdict: None,
         };
         for r in recipients {
-            let a = Address::try_from(r)
-                .map_err(|_| format!("recipient address too long: {r:.40}..."))?;
-            env.recipients
-                .push(a)
-                .map_err(|_| "too many recipients".to_string())?;
+            if r.len() > ADDRESS_MAX {
+                return Err(format!("recipient address too long: {r:.40}..."));
+            }
+            if env.recipients.len() == RECIPIENTS_MAX {
+                return Err("too many recipients".to_string());
+            }
+            env.recipients.push(r.to_string());
         }
         if env.recipients.is_empty() {
             return Err("no recipients".into());
@@ -147,14 +170,15 @@ pub struct MessageMeta {
     pub body_crc: u32,
     /// Reverse-path (empty: null sender).
     pub sender: Address,
-    /// Recipients and their delivery state.
-    pub recipients: heapless::Vec<Recipient, RECIPIENTS_MAX>,
+    /// Recipients and their delivery state (at most [`RECIPIENTS_MAX`]).
+    pub recipients: Vec<Recipient>,
     /// Delivery attempts so far.
     pub attempts: u32,
     /// Wall-clock seconds of the next attempt (0: as soon as possible).
     pub next_attempt_unix: u64,
-    /// The last temporary or permanent error, for people reading the queue.
-    pub last_error: heapless::String<ERROR_MAX>,
+    /// The last temporary or permanent error, for people reading the queue (at most
+    /// [`ERROR_MAX`] bytes: see [`MessageMeta::set_last_error`]).
+    pub last_error: String,
     /// Whether a delay warning was already sent.
     pub warned: bool,
     /// What the inbound checks concluded (absent in records of older builds).
@@ -194,7 +218,12 @@ impl<'de> Deserialize<'de> for MessageMeta {
                     warned: field!("warned"),
                     // Older records end here: the input runs out, which postcard reports
                     // as an error; a record is CRC-checked before it gets here.
-                    verdict: seq.next_element().ok().flatten().flatten(),
+                    verdict: seq
+                        .next_element::<Option<Verdict>>()
+                        .ok()
+                        .flatten()
+                        .flatten()
+                        .map(Verdict::bounded),
                 })
             }
         }
@@ -231,8 +260,20 @@ impl MessageMeta {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        // Cannot fail: `end <= ERROR_MAX`.
-        let _ = self.last_error.push_str(&text[..end]);
+        self.last_error.push_str(&text[..end]);
+    }
+
+    /// Whether the record keeps its documented bounds (checked after decoding from flash:
+    /// the CRC proves the bytes are what was written, this that they are what mailbag
+    /// writes).
+    pub fn within_bounds(&self) -> bool {
+        self.sender.len() <= ADDRESS_MAX
+            && self.recipients.len() <= RECIPIENTS_MAX
+            && self
+                .recipients
+                .iter()
+                .all(|r| r.address.len() <= ADDRESS_MAX)
+            && self.last_error.len() <= ERROR_MAX
     }
 }
 
@@ -298,10 +339,10 @@ mod tests {
             size: 0,
             body_crc: 0,
             sender: Address::new(),
-            recipients: heapless::Vec::new(),
+            recipients: Vec::new(),
             attempts: 0,
             next_attempt_unix: 0,
-            last_error: heapless::String::new(),
+            last_error: String::new(),
             warned: false,
             verdict: None,
         };
@@ -340,8 +381,8 @@ mod tests {
         with.verdict = Some(Verdict {
             spam_score: 5,
             spam_threshold: 5,
-            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".try_into().unwrap(),
-            virus: "Eicar-Test-Signature".try_into().unwrap(),
+            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".into(),
+            virus: "Eicar-Test-Signature".into(),
         });
         let bytes = encode(&with);
         assert_eq!(postcard::from_bytes::<MessageMeta>(&bytes).unwrap(), with);

@@ -190,10 +190,16 @@ fn apply<D: BlockDevice>(
     match kind {
         Kind::Message => {
             let m: MessageRec = frame::decode(rec)?;
+            if !m.meta.within_bounds() {
+                return Err(frame::FrameError::Record);
+            }
             load_message(st, &m, loc);
         }
         Kind::State => {
             let s: StateRec = frame::decode(rec)?;
+            if !s.within_bounds() {
+                return Err(frame::FrameError::Record);
+            }
             if let Some(slot) = st.index.find(s.id) {
                 let e = st.index.get_mut(slot);
                 e.s_loc = loc.pack();

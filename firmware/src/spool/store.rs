@@ -135,6 +135,10 @@ pub(super) struct State<D: BlockDevice> {
     pub publish: Vec<Publish>,
     /// Frames written since the last sync.
     pub dirty: bool,
+    /// Syncs to skip copy-forward after one that could not finish.
+    pub reclaim_pause: u32,
+    /// A message could not be copied forward (damage) in the current copy-forward.
+    pub copy_failed: bool,
     /// Frame encoding buffer.
     pub buf: Vec<u8>,
 }
@@ -270,6 +274,8 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
                 quotas: Quotas::new(limits),
                 publish: Vec::with_capacity(64),
                 dirty: false,
+                reclaim_pause: 0,
+                copy_failed: false,
                 buf: vec![0u8; HEADER_LEN + frame::RECORD_MAX],
             },
         };
@@ -660,6 +666,9 @@ pub(super) fn read_message<D: BlockDevice>(
         return Err(damaged(id, loc, "not a message frame"));
     }
     let m: MessageRec = frame::decode(&rec).map_err(|e| damaged(id, loc, e))?;
+    if !m.meta.within_bounds() {
+        return Err(damaged(id, loc, "record out of bounds"));
+    }
     if m.meta.id != id {
         return Err(damaged(id, loc, "frame of another message"));
     }
@@ -685,7 +694,7 @@ pub(super) fn read_meta<D: BlockDevice>(
             Kind::State => frame::decode(&srec).map_err(|e| damaged(id, sloc, e))?,
             _ => return Err(damaged(id, sloc, "not a state frame")),
         };
-        if state.id == id {
+        if state.id == id && state.within_bounds() {
             state.apply(&mut meta);
         }
     }

@@ -401,6 +401,30 @@ fn update_and_remove_persist() {
 }
 
 #[test]
+fn an_attempt_recorded_before_its_sync_is_what_the_next_read_sees() {
+    // State frames ride the next group commit; a read in between (the admin page, a
+    // second action) must see the new state, or it would write the old one back.
+    let (_, ()) = with(formatted(64), Limits::default(), |s| {
+        let id = enqueue(s, "a@office.test", b"one").unwrap();
+        s.run(|w| {
+            let mut m = w.meta(id).unwrap();
+            m.attempts = 2;
+            m.set_last_error("451 try later");
+            w.update(&m).unwrap();
+            assert!(w.is_dirty(), "not synced yet");
+            let again = w.meta(id).unwrap();
+            assert_eq!(
+                (again.attempts, again.last_error.as_str()),
+                (2, "451 try later")
+            );
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(s.meta(id).unwrap().attempts, 2);
+    });
+}
+
+#[test]
 fn a_flush_makes_held_mail_due_without_writing_flash() {
     let (_, ()) = with(formatted(64), Limits::default(), |s| {
         let a = enqueue(s, "a@office.test", b"one").unwrap();

@@ -83,7 +83,11 @@ pub(super) fn scan<S: littlefs2::driver::Storage>(
             (Some(_), body) => {
                 let n = read_file(fs, &path(&queue_file(id, "m")), 0, &mut buf)?;
                 match record::decode::<MessageMeta>(Kind::Message, &buf[..n]) {
-                    Ok(meta) if meta.id == id && body == Some(meta.size as usize) => {
+                    Ok(meta)
+                        if meta.id == id
+                            && body == Some(meta.size as usize)
+                            && meta.within_bounds() =>
+                    {
                         scan.good.push(meta)
                     }
                     Ok(_) | Err(RecordError::Checksum | RecordError::Truncated) => {
@@ -212,9 +216,9 @@ pub fn write_image<D: BlockDevice>(
         fs.create_dir(&path(QUEUE_DIR)).map_err(io)?;
         for (i, (env, body, attempts, error)) in messages.iter().enumerate() {
             let id = MessageId((1 << 32) | i as u64);
-            let mut recipients = heapless::Vec::new();
+            let mut recipients = Vec::new();
             for r in &env.recipients {
-                let _ = recipients.push(Recipient {
+                recipients.push(Recipient {
                     address: r.clone(),
                     status: RcptStatus::Pending,
                 });
@@ -228,7 +232,7 @@ pub fn write_image<D: BlockDevice>(
                 recipients,
                 attempts: *attempts,
                 next_attempt_unix: if *attempts > 0 { now_unix + 900 } else { 0 },
-                last_error: heapless::String::new(),
+                last_error: String::new(),
                 warned: false,
                 verdict: None,
             };

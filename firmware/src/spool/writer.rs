@@ -95,6 +95,9 @@ pub struct Writer<'f, 'b, 'a, D: BlockDevice> {
 /// Most bytes copied forward in one sync (bounds the pause it causes).
 const COPY_BUDGET: u64 = 1 << 20;
 
+/// Syncs to wait after a copy-forward that could not finish before trying again.
+const RECLAIM_PAUSE: u32 = 256;
+
 /// Bytes of log the held messages take: bodies plus frame headers and records.
 fn live_estimate(u: &Usage) -> u64 {
     u.bytes + u64::from(u.messages) * 256 + u.bytes / CHUNK as u64 * 48
@@ -455,10 +458,9 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         } else if !tail.is_empty() {
             self.append(p, tail)?;
         }
-        let mut recipients = heapless::Vec::new();
+        let mut recipients = Vec::new();
         for r in &envelope.recipients {
-            // Same capacity as the envelope's.
-            let _ = recipients.push(Recipient {
+            recipients.push(Recipient {
                 address: r.clone(),
                 status: RcptStatus::Pending,
             });
@@ -472,7 +474,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             recipients,
             attempts: 0,
             next_attempt_unix: 0,
-            last_error: heapless::String::new(),
+            last_error: String::new(),
             warned: false,
             verdict: envelope.verdict.clone(),
         };
@@ -574,7 +576,10 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
 
     /// Makes everything written so far durable (one file sync, one device sync), then
     /// publishes it and reclaims segments. On error nothing of this batch is published:
-    /// its commits are undone (their senders must hear 4xx).
+    /// its commits are undone (their senders must hear 4xx). Once the batch is durable this
+    /// returns `Ok` whatever reclaim meets: a reclaim that fails (flash full, damage) is
+    /// logged and tried again at the next sync; it must not turn acknowledged mail into a
+    /// 4xx its sender would retry (a duplicate).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         if self.st.dirty {
             let r = self.head.sync().map_err(|e| self.io(e)).and_then(|()| {
@@ -590,7 +595,10 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             self.st.dirty = false;
         }
         self.publish();
-        self.reclaim()
+        if let Err(e) = self.reclaim() {
+            crate::log!("spool: reclaim postponed: {e}");
+        }
+        Ok(())
     }
 
     /// Whether frames were written since the last sync.
@@ -659,8 +667,19 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
     /// the oldest one's live messages forward when flash runs short.
     fn reclaim(&mut self) -> Result<(), SpoolError> {
         self.drop_dead()?;
+        if self.st.reclaim_pause > 0 {
+            self.st.reclaim_pause -= 1;
+            return Ok(());
+        }
         if self.short_of_flash() {
-            self.copy_forward(COPY_BUDGET)?;
+            let r = self.copy_forward(COPY_BUDGET);
+            if r.as_ref().map_or(true, |_| self.st.copy_failed) {
+                // Flash full or a damaged message: try again some batches later, not at
+                // every one.
+                self.st.reclaim_pause = RECLAIM_PAUSE;
+                self.st.copy_failed = false;
+            }
+            r?;
         }
         Ok(())
     }
@@ -728,6 +747,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
                 Err(SpoolError::Corrupt(why)) => {
                     // Left where it is (it keeps its segment): an admin can still see it.
                     crate::log!("spool: cannot copy a damaged message forward: {why}");
+                    self.st.copy_failed = true;
                 }
                 Err(e) => return Err(e),
             }

@@ -19,6 +19,13 @@
 //! | `delete ID` | removes message ID (16 hex digits) |
 //! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`queue_actions`]) |
 //! | `bounce ID` | failure notice to the sender (none for `<>`), then removes ID |
+//! | `status` | `ok {JSON}`: role, next hop up/down, silo, queue and spool figures |
+//! | `queue [OFFSET [LIMIT]]` | `ok {"total","offset","rows":[…]}`, oldest first, LIMIT ≤ 200 |
+//! | `message ID` | `ok {JSON}`: row, recipients' states, header fields, body start |
+//! | `log [LIMIT]` | `ok {"events":[…]}`, newest first, LIMIT ≤ 500 |
+//!
+//! The JSON replies are one line ([`super::json_view`]); LuCI's rpcd plugin (`mailbag
+//! rpcd`) passes them on.
 //!
 //! A message being delivered at that moment is not deleted or bounced: the reply is an
 //! `error … try again` ([`queue_actions`]). Bounded: at most [`CONNECTIONS_MAX`]
@@ -38,11 +45,16 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::json_view;
 use super::queue_actions;
+use super::reload::Reloader;
 use crate::config::validate::is_domain;
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::events::EventLog;
 use crate::spool::MessageId;
+
+/// Usage of `queue`.
+const QUEUE_USAGE: &str = "queue [OFFSET [LIMIT]]";
 
 /// Longest request line, line end included.
 pub const REQUEST_MAX: usize = 512;
@@ -70,6 +82,19 @@ pub enum Command {
     DeleteAllFor(String),
     /// `bounce ID`.
     Bounce(MessageId),
+    /// `status`.
+    Status,
+    /// `queue [OFFSET [LIMIT]]`.
+    Queue {
+        /// Rows skipped (oldest first).
+        offset: usize,
+        /// Rows returned (at most [`json_view::PAGE_MAX`]).
+        limit: usize,
+    },
+    /// `message ID`.
+    Message(MessageId),
+    /// `log [LIMIT]`.
+    Log(usize),
 }
 
 /// Why a request line was refused.
@@ -97,7 +122,10 @@ impl fmt::Display for ParseError {
             Self::Empty => f.write_str("empty request"),
             Self::TooLong => write!(f, "request longer than {REQUEST_MAX} bytes"),
             Self::NotText => f.write_str("request is not text"),
-            Self::Unknown(c) => write!(f, "unknown command '{c}' (ping, flush, delete, bounce)"),
+            Self::Unknown(c) => write!(
+                f,
+                "unknown command '{c}' (ping, flush, delete, bounce, status, queue, message, log)"
+            ),
             Self::Usage(u) => write!(f, "usage: {u}"),
             Self::BadId(s) => write!(f, "'{s}' is not a message id (16 hex digits)"),
             Self::BadDomain(s) => write!(f, "'{s}' is not a domain name"),
@@ -127,6 +155,29 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     match (command.as_str(), args.as_slice()) {
         ("ping", []) => Ok(Command::Ping),
         ("ping", _) => Err(ParseError::Usage("ping")),
+        ("status", []) => Ok(Command::Status),
+        ("status", _) => Err(ParseError::Usage("status")),
+        ("queue", rest) if rest.len() <= 2 => {
+            let num = |s: &str| {
+                s.parse::<usize>()
+                    .map_err(|_| ParseError::Usage(QUEUE_USAGE))
+            };
+            let offset = rest.first().map_or(Ok(0), |s| num(s))?;
+            let limit = rest.get(1).map_or(Ok(50), |s| num(s))?;
+            Ok(Command::Queue {
+                offset,
+                limit: limit.min(json_view::PAGE_MAX),
+            })
+        }
+        ("queue", _) => Err(ParseError::Usage(QUEUE_USAGE)),
+        ("message", [id]) => message_id(id).map(Command::Message),
+        ("message", _) => Err(ParseError::Usage("message ID")),
+        ("log", []) => Ok(Command::Log(100)),
+        ("log", [n]) => n
+            .parse::<usize>()
+            .map(|n| Command::Log(n.min(json_view::LOG_MAX)))
+            .map_err(|_| ParseError::Usage("log [LIMIT]")),
+        ("log", _) => Err(ParseError::Usage("log [LIMIT]")),
         ("flush", []) => Ok(Command::Flush(None)),
         ("flush", [d]) => domain(d).map(|d| Command::Flush(Some(d))),
         ("flush", _) => Err(ParseError::Usage("flush [DOMAIN]")),
@@ -172,12 +223,20 @@ pub fn start(
     path: &Path,
     d: Arc<Deliverer>,
     events: Arc<EventLog>,
+    reloader: Arc<Reloader>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<ControlSocket, String> {
     let listener =
         bind_private(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     crate::log!("control socket on {}", path.display());
-    let task = tokio::spawn(serve(listener, path.to_path_buf(), d, events, shutdown));
+    let task = tokio::spawn(serve(
+        listener,
+        path.to_path_buf(),
+        d,
+        events,
+        reloader,
+        shutdown,
+    ));
     Ok(ControlSocket { task })
 }
 
@@ -254,6 +313,7 @@ async fn serve(
     path: PathBuf,
     d: Arc<Deliverer>,
     events: Arc<EventLog>,
+    reloader: Arc<Reloader>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Root, and the daemon's own user (a daemon run unprivileged, as in tests).
@@ -269,8 +329,9 @@ async fn serve(
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(permit) => {
                             let (d, events) = (Arc::clone(&d), Arc::clone(&events));
+                            let reloader = Arc::clone(&reloader);
                             tokio::spawn(async move {
-                                connection(stream, allowed, &d, &events).await;
+                                connection(stream, allowed, &d, &events, &reloader).await;
                                 drop(permit);
                             });
                         }
@@ -298,13 +359,19 @@ async fn serve(
 }
 
 /// Reads one request, answers it, closes.
-async fn connection(mut stream: UnixStream, allowed: bool, d: &Deliverer, events: &EventLog) {
+async fn connection(
+    mut stream: UnixStream,
+    allowed: bool,
+    d: &Deliverer,
+    events: &EventLog,
+    reloader: &Reloader,
+) {
     let reply = if allowed {
         match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
             Err(_) => return,
             Ok(Err(e)) => format!("error {e}"),
             Ok(Ok(line)) => match parse(&line) {
-                Ok(cmd) => execute(cmd, d, events).await,
+                Ok(cmd) => execute(cmd, d, events, reloader).await,
                 Err(e) => format!("error {e}"),
             },
         }
@@ -373,9 +440,23 @@ async fn read_request(stream: &mut UnixStream) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-async fn execute(cmd: Command, d: &Deliverer, events: &EventLog) -> String {
+async fn execute(cmd: Command, d: &Deliverer, events: &EventLog, reloader: &Reloader) -> String {
     let now = d.clock.unix_seconds();
     match cmd {
+        Command::Status => match json_view::status(d, &reloader.running()).await {
+            Ok(json) => format!("ok {json}"),
+            Err(e) => format!("error {e}"),
+        },
+        Command::Queue { offset, limit } => match json_view::queue(d, offset, limit).await {
+            Ok(json) => format!("ok {json}"),
+            Err(e) => format!("error {e}"),
+        },
+        Command::Message(id) => match json_view::message(d, id).await {
+            Ok(Some(json)) => format!("ok {json}"),
+            Ok(None) => format!("error no message {id}"),
+            Err(e) => format!("error {e}"),
+        },
+        Command::Log(limit) => format!("ok {}", json_view::log(events, limit)),
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
         Command::Flush(domain) => {
             let n = queue_actions::flush(d, domain.as_deref()).await;
@@ -428,6 +509,36 @@ async fn execute(cmd: Command, d: &Deliverer, events: &EventLog) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_view_requests_parse_with_bounds() {
+        assert_eq!(parse(b"status\n"), Ok(Command::Status));
+        assert_eq!(
+            parse(b"queue"),
+            Ok(Command::Queue {
+                offset: 0,
+                limit: 50
+            })
+        );
+        assert_eq!(
+            parse(b"queue 10 100000"),
+            Ok(Command::Queue {
+                offset: 10,
+                limit: json_view::PAGE_MAX
+            })
+        );
+        assert!(matches!(parse(b"queue -1"), Err(ParseError::Usage(_))));
+        assert!(matches!(parse(b"queue 1 2 3"), Err(ParseError::Usage(_))));
+        assert_eq!(
+            parse(b"message 0000000100000002"),
+            Ok(Command::Message(id("0000000100000002")))
+        );
+        assert!(matches!(parse(b"message"), Err(ParseError::Usage(_))));
+        assert!(matches!(parse(b"message x"), Err(ParseError::BadId(_))));
+        assert_eq!(parse(b"log"), Ok(Command::Log(100)));
+        assert_eq!(parse(b"log 99999"), Ok(Command::Log(json_view::LOG_MAX)));
+        assert!(matches!(parse(b"status now"), Err(ParseError::Usage(_))));
+    }
 
     fn id(s: &str) -> MessageId {
         s.parse().unwrap()

@@ -4,20 +4,17 @@
 //! filter use only the in-RAM index (`Spool::entries`); records and headers are read only for
 //! the rows of the page. A text search or a sort by sender/recipients must read every
 //! record, so it is refused past [`SCAN_MAX`] candidate messages (narrow by domain first).
-//! Subjects come from the first [`HEAD_MAX`] bytes of a body, unfolded, not decoded.
+//! Subjects come from the first bytes of a body ([`super::message_head`]).
 
 use std::cmp::Ordering;
 
 use mailbag_web::backend::{self as web, QueueQuery, QueueRow, SortKey};
 
+use super::message_head::read_subject;
 use crate::spool::{IndexEntry, MessageMeta, SpoolError, SpoolRead, domain_key};
 
 /// Most messages a text search or sender/recipient sort reads records for.
 pub const SCAN_MAX: usize = 500;
-/// Bytes of a body read to find its Subject header.
-pub const HEAD_MAX: usize = 4096;
-/// Longest subject kept for display (bytes).
-pub const SUBJECT_MAX: usize = 998;
 
 /// Why a page could not be computed.
 #[derive(Debug)]
@@ -174,66 +171,4 @@ fn matches_text(r: &QueueRow, text: &str) -> bool {
         || r.recipients.iter().any(|s| has(s))
         || has(&r.subject)
         || r.last_error.as_deref().is_some_and(has)
-}
-
-/// The raw (unfolded, not decoded) Subject header from the start of the body.
-fn read_subject(spool: &impl SpoolRead, id: crate::spool::MessageId) -> Result<String, SpoolError> {
-    let mut head = vec![0u8; HEAD_MAX];
-    let mut n = 0;
-    while n < HEAD_MAX {
-        let got = spool.read_body(id, n as u64, &mut head[n..])?;
-        if got == 0 {
-            break;
-        }
-        n += got;
-    }
-    Ok(subject_of(&head[..n]))
-}
-
-/// Finds `Subject:` in a header block (stops at the first empty line), unfolding
-/// continuation lines; lossy UTF-8, cut to [`SUBJECT_MAX`].
-pub fn subject_of(head: &[u8]) -> String {
-    let text = String::from_utf8_lossy(head);
-    let mut found: Option<String> = None;
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let folded = line.starts_with([' ', '\t']);
-        match (&mut found, folded) {
-            (Some(s), true) => s.push_str(line),
-            (Some(_), false) => break,
-            (None, false) => {
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("subject") {
-                        found = Some(value.trim_start().to_owned());
-                    }
-                }
-            }
-            (None, true) => {}
-        }
-    }
-    let mut s = found.unwrap_or_default();
-    if s.len() > SUBJECT_MAX {
-        let mut cut = SUBJECT_MAX;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::subject_of;
-
-    #[test]
-    fn finds_the_subject_unfolded_and_stops_at_the_body() {
-        let head = b"From: a@b\r\nSubject: hello\r\n  world\r\nTo: c@d\r\n\r\nSubject: body\r\n";
-        assert_eq!(subject_of(head), "hello  world");
-        assert_eq!(subject_of(b"From: a@b\r\n\r\nSubject: no\r\n"), "");
-        assert_eq!(subject_of(b"subject: <b>x</b>\n\n"), "<b>x</b>");
-    }
 }

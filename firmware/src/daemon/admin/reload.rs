@@ -16,10 +16,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use toml::{Table, Value};
-
-use super::settings::{lookup, set, tree};
-use crate::config::Config;
+use crate::config::{Config, keys};
 use crate::daemon::delivery::Deliverer;
 use crate::daemon::inbound::Inbound;
 use crate::daemon::live::Live;
@@ -136,23 +133,19 @@ impl Reloader {
             return Err(lines.join("\n"));
         }
         let mut running = self.lock();
-        let (old_tree, new_tree) = (tree(&running), tree(new));
-        let mut effective = new_tree.clone();
+        let mut effective = new.clone();
         let mut out = Applied::default();
-        for key in changed_keys(&old_tree, &new_tree) {
-            if needs_restart(&key) {
-                set(&mut effective, &key, lookup(&old_tree, &key).cloned());
-                out.restart_needed.push(key);
+        for key in keys::changed(&running, new) {
+            if needs_restart(key) {
+                keys::copy(key, &running, &mut effective);
+                out.restart_needed.push(key.to_owned());
             } else {
-                out.applied.push(key);
+                out.applied.push(key.to_owned());
             }
         }
         if out.applied.is_empty() {
             return Ok(out);
         }
-        let effective: Config = Value::Table(effective)
-            .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_owned())?;
         let inbound = self.inbound(&effective)?;
         let relay = RelaySettings::from_config(&effective.relay, &effective.smtp.hostname)
             .map_err(|e| format!("relay: {e}"))?
@@ -200,26 +193,6 @@ impl Reloader {
 }
 
 /// Leaf keys (`role`, `smtp.listen`) whose values differ.
-fn changed_keys(a: &Table, b: &Table) -> Vec<String> {
-    let mut keys = Vec::new();
-    let sections = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
-    for name in sections {
-        match (a.get(name), b.get(name)) {
-            (Some(Value::Table(x)), Some(Value::Table(y))) => {
-                let options = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
-                for o in options {
-                    if x.get(o) != y.get(o) {
-                        keys.push(format!("{name}.{o}"));
-                    }
-                }
-            }
-            (x, y) if x != y => keys.push(name.clone()),
-            _ => {}
-        }
-    }
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,14 +233,14 @@ mod tests {
         b.policy.domains.push("new.test".into());
         b.smtp.listen = vec!["127.0.0.1:2526".into()];
         b.relay.upstream_silo = Some("silo.test:25".into());
-        let mut keys = changed_keys(&tree(&a), &tree(&b));
-        keys.sort();
+        let keys = keys::changed(&a, &b);
         assert_eq!(
             keys,
             ["policy.domains", "relay.upstream-silo", "smtp.listen"]
         );
     }
 
+    #[cfg(feature = "web")]
     #[test]
     fn the_demo_page_says_restart_for_the_same_fields_as_the_daemon() {
         let mut n = 0;

@@ -7,8 +7,9 @@
 //! changes apply without a restart is [`super::reload::needs_restart`]'s to say.
 
 use mailbag_web::backend::{FieldError, FieldKind, SettingField, SettingsValues};
-use toml::{Table, Value};
+use toml::Value;
 
+use super::config_tree::{lookup, set, tree};
 use crate::config::Config;
 
 /// How a field is shown and converted.
@@ -164,45 +165,6 @@ fn field_of(issue_key: &str) -> String {
         .find(|s| s.key == base)
         .or_else(|| SCHEMA.iter().find(|s| base.starts_with(s.key)))
         .map_or_else(|| base.to_owned(), |s| s.key.to_owned())
-}
-
-/// Part of the config tree the settings page and reload share.
-pub(super) fn tree(config: &Config) -> Table {
-    match Value::try_from(config) {
-        Ok(Value::Table(t)) => t,
-        // Only sizes beyond i64 fail to serialize, and validation refuses those.
-        _ => Table::new(),
-    }
-}
-
-/// Part of the config tree the settings page and reload share.
-pub(super) fn lookup<'a>(tree: &'a Table, key: &str) -> Option<&'a Value> {
-    match key.split_once('.') {
-        Some((section, option)) => tree.get(section)?.as_table()?.get(option),
-        None => tree.get(key),
-    }
-}
-
-/// Part of the config tree the settings page and reload share.
-pub(super) fn set(tree: &mut Table, key: &str, value: Option<Value>) {
-    let (table, option) = match key.split_once('.') {
-        Some((section, option)) => {
-            let t = tree
-                .entry(section)
-                .or_insert_with(|| Value::Table(Table::new()));
-            let Value::Table(t) = t else { return };
-            (t, option)
-        }
-        None => (tree, key),
-    };
-    match value {
-        Some(v) => {
-            table.insert(option.to_owned(), v);
-        }
-        None => {
-            table.remove(option);
-        }
-    }
 }
 
 fn show(v: &Value) -> String {

@@ -35,7 +35,8 @@ use crate::daemon::events::EventLog;
 use crate::daemon::spool::{SpoolHandle, SpoolWriter};
 use crate::firewall::dns::{self, SystemResolver};
 use crate::firewall::iptables::{self, Family, Hooks};
-use crate::firewall::{FirewallMode, Primary, Ruleset, SiloSet, apply, nft, uci};
+use crate::firewall::ruleset::mode_name;
+use crate::firewall::{Primary, Ruleset, SiloSet, apply, nft, uci};
 use crate::spool::{self, SpoolError};
 
 /// Bytes fetched from the spool thread per read of a message source.
@@ -230,14 +231,6 @@ fn spool_error(e: &SpoolError) -> BackendError {
 
 fn spool_id(id: &MessageId) -> Option<spool::MessageId> {
     id.as_str().parse().ok()
-}
-
-fn mode_name(mode: FirewallMode) -> &'static str {
-    match mode {
-        FirewallMode::WalledGarden => "walled-garden",
-        FirewallMode::OpenWhenPrimaryDown => "open-when-primary-down",
-        FirewallMode::Off => "off",
-    }
 }
 
 /// Figures the status page needs from the spool thread.
@@ -633,8 +626,8 @@ mod verdict_tests {
         let v = Verdict {
             spam_score: 5,
             spam_threshold: 5,
-            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".try_into().unwrap(),
-            virus: "Eicar-Test-Signature".try_into().unwrap(),
+            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".into(),
+            virus: "Eicar-Test-Signature".into(),
         };
         assert_eq!(
             describe_verdict(Some(&v)),

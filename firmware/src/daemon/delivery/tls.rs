@@ -19,7 +19,7 @@ pub struct TlsClients {
 /// STARTTLS encrypts without authenticating, as Postfix's `may` does) and one verified
 /// against the system CA bundle (`None` when the bundle cannot be read).
 pub fn client_configs() -> Result<TlsClients, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::provider();
     let any = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS client: {e}"))?

@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::daemon::spool::{BODY_CHUNK, Chunk, SpoolHandle};
+use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::policy::{Checker, Protection};
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
 };
-use crate::spool::{self, Pending, SpoolError};
+use crate::spool::{self, SpoolError};
 
 /// Bytes read from the socket at a time (and the most a pipelining client can have
 /// waiting while a message is being made durable).
@@ -89,9 +89,12 @@ type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
 pub(super) struct Incoming {
-    pub(super) pending: Option<Pending>,
+    /// Not begun until its first chunk or its commit reaches the spool (one request fewer).
+    slot: Option<MessageSlot>,
     pub(super) envelope: spool::Envelope,
-    pub(super) error: Option<StoreError>,
+    /// Body bytes handed to the spool so far.
+    appended: u64,
+    error: Option<StoreError>,
     /// The protection checks running on its content.
     pub(super) checks: super::checks::MessageChecks,
 }
@@ -121,7 +124,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
-        chunk: Box::default(),
+        chunk: None,
         incoming: None,
         wbuf: Vec::with_capacity(2048),
         client: super::checks::Client {
@@ -143,9 +146,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 pub(super) struct InboundConnection {
     pub(super) ctx: Arc<Ctx>,
     io: Io,
-    chunk: Chunk,
-    pub(super) incoming: Option<Incoming>,
-    pub(super) wbuf: Vec<u8>,
+    /// The body chunk being filled: allocated when a message starts, freed when it ends
+    /// (an idle connection holds no 16 KiB buffer).
+    chunk: Option<Chunk>,
+    incoming: Option<Incoming>,
+    wbuf: Vec<u8>,
     /// Who is connected, and what the blocklists said.
     pub(super) client: super::checks::Client,
     /// The settings this connection started with.
@@ -209,7 +214,7 @@ impl InboundConnection {
                 // Cannot happen with a well-behaved session (a line is far shorter).
                 return Err(io::Error::other("input buffer full"));
             }
-            self.stress(&mut session);
+            let recheck = self.stress(&mut session);
             let wait = session
                 .deadline()
                 .map(|d| {
@@ -217,7 +222,8 @@ impl InboundConnection {
                         d.saturating_duration_since(clock.now()).as_micros(),
                     )
                 })
-                .unwrap_or(std::time::Duration::from_secs(300));
+                .unwrap_or(std::time::Duration::from_secs(300))
+                .min(recheck);
             tokio::select! {
                 r = tokio::time::timeout(wait, self.io.read(&mut rbuf[end..])) => match r {
                     Ok(Ok(0)) => return Ok(()),
@@ -226,7 +232,9 @@ impl InboundConnection {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
-                        if session.is_closed() && session.idle_timeout() < self.settings.session.idle_timeout {
+                        if session.is_closed()
+                            && session.idle_timeout() < self.settings.session.idle_timeout
+                        {
                             self.ctx.guard.counters.bump(|c| &mut c.stress_timeouts);
                         }
                         if let NextStep::Close = self.handle(&mut session, out).await? {
@@ -305,7 +313,7 @@ impl InboundConnection {
     }
 
     async fn begin_message<P: crate::policy::Policy + Clone>(&mut self, session: &Session<P>) {
-        self.chunk.clear();
+        self.chunk = None;
         let Some(env) = session.envelope() else {
             return;
         };
@@ -313,23 +321,20 @@ impl InboundConnection {
         let received = env.received.clone();
         let checks = self.message_checks(env).await;
         let incoming = match to_spool_envelope(env) {
-            Ok(envelope) => match self.ctx.spool.begin(envelope.clone(), declared).await {
-                Ok(p) => Incoming {
-                    pending: Some(p),
-                    envelope,
-                    error: None,
-                    checks,
-                },
-                Err(e) => Incoming {
-                    pending: None,
-                    envelope,
-                    error: Some(store_error(&e)),
-                    checks,
-                },
+            Ok(envelope) => Incoming {
+                slot: Some(MessageSlot::New {
+                    envelope: Box::new(envelope.clone()),
+                    declared,
+                }),
+                envelope,
+                appended: 0,
+                error: None,
+                checks,
             },
             Err(_) => Incoming {
-                pending: None,
+                slot: None,
                 envelope: spool::Envelope::default(),
+                appended: 0,
                 error: Some(StoreError::Io),
                 checks,
             },
@@ -349,12 +354,13 @@ impl InboundConnection {
             if inc.error.is_some() {
                 return;
             }
-            let room = BODY_CHUNK - self.chunk.len();
+            let chunk = self.chunk.get_or_insert_with(Box::default);
+            let room = BODY_CHUNK - chunk.len();
             let take = room.min(bytes.len());
             // `take` fits by construction.
-            let _ = self.chunk.extend_from_slice(&bytes[..take]);
+            let _ = chunk.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.chunk.is_full() {
+            if chunk.is_full() {
                 self.flush_chunk().await;
             }
         }
@@ -364,14 +370,20 @@ impl InboundConnection {
         let Some(inc) = &mut self.incoming else {
             return;
         };
-        let Some(pending) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return;
         };
-        let chunk = std::mem::take(&mut self.chunk);
-        let (pending, chunk, result) = self.ctx.spool.append(pending, chunk).await;
-        self.chunk = chunk;
+        let Some(chunk) = self.chunk.take() else {
+            return;
+        };
+        let n = chunk.len() as u64;
+        let (pending, chunk, result) = self.ctx.spool.append(slot, chunk).await;
+        self.chunk = Some(chunk);
         match result {
-            Ok(()) => inc.pending = pending,
+            Ok(()) => {
+                inc.slot = pending.map(MessageSlot::Begun);
+                inc.appended += n;
+            }
             Err(e) => {
                 inc.error = Some(store_error(&e));
                 if let Some(p) = pending {
@@ -390,29 +402,35 @@ impl InboundConnection {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
         if let Some(e) = inc.error {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
             return session.stored::<&str>(Err(e), now);
         }
-        let Some(p) = inc.pending.take() else {
+        let Some(slot) = inc.slot.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
         let (verdict, summary) = match self.content_verdict(session, &mut inc).await {
             Ok(v) => v,
             Err(reply) => {
-                self.chunk.clear();
-                self.ctx.spool.abort(p).await;
+                self.chunk = None;
+                if let MessageSlot::Begun(p) = slot {
+                    self.ctx.spool.abort(p).await;
+                }
                 return session.rejected(reply, self.ctx.clock.now());
             }
         };
         inc.envelope.verdict = verdict;
         // The last (partial) chunk goes with the commit: a message of one chunk or less is
         // one frame, one request.
-        let size = p.size() + self.chunk.len() as u64;
-        let tail = std::mem::take(&mut self.chunk);
-        let (chunk, stored) = self.ctx.spool.commit(p, tail, inc.envelope.clone()).await;
-        self.chunk = chunk;
+        let tail = self.chunk.take().unwrap_or_default();
+        let size = inc.appended + tail.len() as u64;
+        // The buffer comes back emptied and is dropped: the next message allocates anew.
+        let (_, stored) = self
+            .ctx
+            .spool
+            .commit(slot, tail, inc.envelope.clone())
+            .await;
         match stored {
             Ok(id) => {
                 let text = format!(
@@ -464,9 +482,9 @@ impl InboundConnection {
     }
 
     async fn abort_message(&mut self) {
-        self.chunk.clear();
+        self.chunk = None;
         if let Some(mut inc) = self.incoming.take() {
-            if let Some(p) = inc.pending.take() {
+            if let Some(MessageSlot::Begun(p)) = inc.slot.take() {
                 self.ctx.spool.abort(p).await;
             }
         }

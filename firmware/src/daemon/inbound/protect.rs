@@ -21,7 +21,7 @@ use crate::policy::verify::Known;
 use crate::policy::{Checker, Policy, Refusal};
 use crate::smtp::session::refusal_reply;
 use crate::smtp::{PeerInfo, RcptAnswer, Reply, Session};
-use crate::spool::message::{VERDICT_RULES_MAX, Verdict};
+use crate::spool::message::Verdict;
 
 fn reply(code: u16, enhanced: &str, text: &str) -> Reply {
     Reply::new(code, enhanced, format_args!("{text}"))
@@ -68,19 +68,24 @@ impl InboundConnection {
 
     /// Postfix-like stress mode: while most session slots are taken, a client that is not
     /// in a mail transaction gets `policy.stress-idle-timeout` instead of the usual idle
-    /// time.
-    pub(super) fn stress<P: Policy>(&self, session: &mut Session<P>) {
+    /// time. Returns how long the connection may wait before asking again (load changes
+    /// while a client idles).
+    pub(super) fn stress<P: Policy>(&self, session: &mut Session<P>) -> Duration {
         let normal = self.settings.session.idle_timeout;
-        let want = match self.settings.protection.stress_idle {
-            Some(short) if self.guard().stressed() && !session.in_transaction() => {
-                let short = embassy_time::Duration::from_secs(short.as_secs());
-                if short < normal { short } else { normal }
-            }
-            _ => normal,
+        let Some(short) = self.settings.protection.stress_idle else {
+            return Duration::MAX;
+        };
+        let short_e = embassy_time::Duration::from_secs(short.as_secs());
+        let idle = !session.in_transaction();
+        let want = if idle && self.guard().stressed() && short_e < normal {
+            short_e
+        } else {
+            normal
         };
         if session.idle_timeout() != want {
             session.set_idle_timeout(want);
         }
+        if idle { short } else { Duration::MAX }
     }
 
     /// Every recipient's checks, in order: a guessing client's cool-down, the static
@@ -459,16 +464,10 @@ impl InboundConnection {
         if let Some(s) = score {
             v.spam_score = s.points;
             v.spam_threshold = prot.spam_flag;
-            let mut rules = s.rules();
-            let mut end = rules.len().min(VERDICT_RULES_MAX);
-            while !rules.is_char_boundary(end) {
-                end -= 1;
-            }
-            rules.truncate(end);
-            v.spam_rules = heapless::String::try_from(rules.as_str()).unwrap_or_default();
+            v.spam_rules = s.rules();
         }
-        v.virus = heapless::String::try_from(virus.as_str()).unwrap_or_default();
-        Ok((Some(v), summary))
+        v.virus = virus;
+        Ok((Some(v.bounded()), summary))
     }
 }
 

@@ -1,5 +1,7 @@
 //! STARTTLS server configuration: rustls (ring) with the configured certificate and key, or
-//! a self-signed certificate generated at first start and kept in the state directory.
+//! `tls-cert.pem`/`tls-key.pem` in the state directory: made there by OpenWrt's px5g (the
+//! init script), or, with the `self-signed` cargo feature (plain Linux, the silo), by the
+//! daemon itself at first start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub fn server_config(
             if !c.exists() || !k.exists() {
                 self_signed(&c, &k, hostname)?;
             }
+            #[cfg(not(feature = "self-signed"))]
+            let _ = hostname;
             (c, k)
         }
         _ => return Err("smtp.tls-cert and smtp.tls-key must be set together".into()),
@@ -36,7 +40,7 @@ pub fn server_config(
     }
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| format!("cannot read key {}: {e}", key_path.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::provider();
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -46,6 +50,24 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// True if STARTTLS failed only because the state directory has no certificate and this
+/// build cannot make one (no `self-signed` feature, no `smtp.tls-cert`).
+pub fn missing_generated(smtp: &crate::smtp::SmtpConfig, state_dir: &Path) -> bool {
+    !cfg!(feature = "self-signed")
+        && smtp.tls_cert.is_none()
+        && smtp.tls_key.is_none()
+        && !(state_dir.join("tls-cert.pem").exists() && state_dir.join("tls-key.pem").exists())
+}
+
+#[cfg(not(feature = "self-signed"))]
+fn self_signed(cert: &Path, _key: &Path, _hostname: &str) -> Result<(), String> {
+    Err(format!(
+        "no certificate in {} (make one with px5g, or set smtp.tls-cert and smtp.tls-key)",
+        cert.display()
+    ))
+}
+
+#[cfg(feature = "self-signed")]
 fn self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(), String> {
     let generated = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
         .map_err(|e| format!("cannot generate a certificate: {e}"))?;
@@ -61,6 +83,7 @@ fn self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "self-signed")]
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -79,6 +102,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "self-signed")]
     #[test]
     fn self_signed_is_generated_once_and_reused() {
         let dir = std::env::temp_dir().join(format!("mailbag-tls-{}", std::process::id()));

@@ -39,6 +39,20 @@ pub type SpoolWriter<'f, 'b, 'a> = Writer<'f, 'b, 'a, AnyDevice>;
 /// Work run in the spool thread; it sends its own result back.
 pub type SpoolJob = Box<dyn for<'f, 'b, 'a> FnOnce(&mut SpoolWriter<'f, 'b, 'a>) + Send>;
 
+/// A message on its way into the spool: not begun yet — the spool begins it together with
+/// its first chunk or its commit, one request instead of two — or begun.
+pub enum MessageSlot {
+    /// Not begun: the envelope and the SIZE= the sender declared (0 if none).
+    New {
+        /// The envelope.
+        envelope: Box<Envelope>,
+        /// Declared size.
+        declared: u64,
+    },
+    /// Begun (its slot and id are taken).
+    Begun(Pending),
+}
+
 pub(super) enum Request {
     Begin {
         envelope: Box<Envelope>,
@@ -46,12 +60,12 @@ pub(super) enum Request {
         reply: oneshot::Sender<Result<Pending, SpoolError>>,
     },
     Append {
-        pending: Pending,
+        slot: MessageSlot,
         chunk: Chunk,
-        reply: oneshot::Sender<(Pending, Chunk, Result<(), SpoolError>)>,
+        reply: oneshot::Sender<(Option<Pending>, Chunk, Result<(), SpoolError>)>,
     },
     Commit {
-        pending: Pending,
+        slot: MessageSlot,
         tail: Chunk,
         envelope: Box<Envelope>,
         reply: oneshot::Sender<(Chunk, Result<MessageId, SpoolError>)>,
@@ -192,21 +206,16 @@ impl SpoolHandle {
     }
 
     /// Appends a full chunk ([`BODY_CHUNK`] bytes; only the tail given to
-    /// [`SpoolHandle::commit`] may be shorter); hands the (emptied) buffer back.
+    /// [`SpoolHandle::commit`] may be shorter), beginning the message first if it is new;
+    /// hands the (emptied) buffer back, with the begun message unless beginning failed.
     pub async fn append(
         &self,
-        pending: Pending,
+        slot: MessageSlot,
         chunk: Chunk,
     ) -> (Option<Pending>, Chunk, Result<(), SpoolError>) {
         let (reply, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(req)) = self
-            .tx
-            .send(Request::Append {
-                pending,
-                chunk,
-                reply,
-            })
-            .await
+        if let Err(mpsc::error::SendError(req)) =
+            self.tx.send(Request::Append { slot, chunk, reply }).await
         {
             // The thread is gone; nothing was written.
             let chunk = match req {
@@ -221,24 +230,25 @@ impl SpoolHandle {
         match rx.await {
             Ok((p, mut c, r)) => {
                 c.clear();
-                (Some(p), c, r)
+                (p, c, r)
             }
             // The thread died holding the buffer: a new one, once.
             Err(_) => (None, Box::default(), Err(gone())),
         }
     }
 
-    /// Commits the message with the last piece of its body (`tail`, possibly empty); the
-    /// id comes back only once the message is durable. Hands the (emptied) buffer back.
+    /// Commits the message (beginning it first if it is new) with the last piece of its
+    /// body (`tail`, possibly empty); the id comes back only once the message is durable.
+    /// Hands the (emptied) buffer back.
     pub async fn commit(
         &self,
-        pending: Pending,
+        slot: MessageSlot,
         tail: Chunk,
         envelope: Envelope,
     ) -> (Chunk, Result<MessageId, SpoolError>) {
         let (reply, rx) = oneshot::channel();
         let req = Request::Commit {
-            pending,
+            slot,
             tail,
             envelope: Box::new(envelope),
             reply,
@@ -319,7 +329,10 @@ impl SpoolHandle {
         envelope: Envelope,
         content: &[u8],
     ) -> Result<MessageId, SpoolError> {
-        let mut pending = self.begin(envelope.clone(), content.len() as u64).await?;
+        let mut slot = MessageSlot::New {
+            envelope: Box::new(envelope.clone()),
+            declared: content.len() as u64,
+        };
         let mut pieces = content.chunks(BODY_CHUNK).peekable();
         let mut tail: Chunk = Box::default();
         while let Some(piece) = pieces.next() {
@@ -328,10 +341,10 @@ impl SpoolHandle {
             if pieces.peek().is_none() && piece.len() < BODY_CHUNK {
                 break;
             }
-            let (p, c, r) = self.append(pending, tail).await;
+            let (p, c, r) = self.append(slot, tail).await;
             tail = c;
             match (p, r) {
-                (Some(p), Ok(())) => pending = p,
+                (Some(p), Ok(())) => slot = MessageSlot::Begun(p),
                 (Some(p), Err(e)) => {
                     self.abort(p).await;
                     return Err(e);
@@ -339,7 +352,7 @@ impl SpoolHandle {
                 (None, r) => return Err(r.err().unwrap_or_else(gone)),
             }
         }
-        self.commit(pending, tail, envelope).await.1
+        self.commit(slot, tail, envelope).await.1
     }
 
     /// Runs `f` in the spool thread, between other requests, and returns its result (the

@@ -7,6 +7,7 @@ pub mod handle;
 pub mod thread;
 
 pub use handle::{
-    BODY_CHUNK, Chunk, Gauge, GaugeCapacity, GaugeValues, SpoolHandle, SpoolJob, SpoolWriter,
+    BODY_CHUNK, Chunk, Gauge, GaugeCapacity, GaugeValues, MessageSlot, SpoolHandle, SpoolJob,
+    SpoolWriter,
 };
 pub use thread::start;

@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 use mailbag_hal::Clock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::handle::{BODY_CHUNK, Chunk, Gauge, QUEUE_DEPTH, Request, SpoolHandle, SpoolWriter};
+use super::handle::{
+    BODY_CHUNK, Chunk, Gauge, MessageSlot, QUEUE_DEPTH, Request, SpoolHandle, SpoolWriter,
+};
 use crate::relay::Lane;
 use crate::spool::open::AnyDevice;
 use crate::spool::{
-    Access, Allocation, Flash, Limits, MessageId, RcptStatus, Spool, SpoolError, Usage,
+    Access, Allocation, Flash, Limits, MessageId, Pending, RcptStatus, Spool, SpoolError, Usage,
 };
 
 /// Most requests handled in one batch (one sync for all commits in it).
@@ -157,6 +159,10 @@ fn serve(
             // One sync makes every commit of the batch durable; only then answer.
             let synced = w.sync();
             state_since = None;
+            // Published before the senders hear 250: their next RCPT (the per-domain tiers,
+            // the spool's fill) must already count what was just committed.
+            publish(&w.usage(), &gauge);
+            gauge.set_domain_bytes(w.domain_bytes());
             for (reply, tail, r) in committed.drain(..) {
                 let r = match (&synced, r) {
                     (Ok(()), Ok(id)) => {
@@ -181,9 +187,14 @@ fn serve(
         gauge.set_domain_bytes(w.domain_bytes());
         ControlFlow::Continue(())
     });
+    let f = spool.usage().flash;
+    let stats = format!(
+        "{} bytes programmed, {} bytes erased, {} syncs since start",
+        f.programmed, f.erased, f.syncs
+    );
     match r {
-        Ok(()) => crate::log!("spool closed"),
-        Err(e) => crate::log!("spool stopped: {e}"),
+        Ok(()) => crate::log!("spool closed: {stats}"),
+        Err(e) => crate::log!("spool stopped: {e}; {stats}"),
     }
 }
 
@@ -201,21 +212,24 @@ fn handle(
         } => {
             let _ = reply.send(w.begin(&envelope, declared));
         }
-        Request::Append {
-            mut pending,
-            chunk,
-            reply,
-        } => {
-            let r = w.append(&mut pending, &chunk);
+        Request::Append { slot, chunk, reply } => {
+            let (pending, r) = match begun(w, slot) {
+                Ok(mut p) => {
+                    let r = w.append(&mut p, &chunk);
+                    (Some(p), r)
+                }
+                Err(e) => (None, Err(e)),
+            };
             let _ = reply.send((pending, chunk, r));
         }
         Request::Commit {
-            pending,
+            slot,
             tail,
             envelope,
             reply,
         } => {
-            let r = w.commit(pending, &envelope, &tail, clock.unix_seconds());
+            let r =
+                begun(w, slot).and_then(|p| w.commit(p, &envelope, &tail, clock.unix_seconds()));
             committed.push((reply, tail, r));
         }
         Request::Abort { pending } => w.abort(pending),
@@ -268,6 +282,14 @@ fn handle(
         }
         Request::Tick => {}
         Request::Job(job) => job(w),
+    }
+}
+
+/// The message of `slot`, begun now if it is new.
+fn begun(w: &mut SpoolWriter<'_, '_, '_>, slot: MessageSlot) -> Result<Pending, SpoolError> {
+    match slot {
+        MessageSlot::Begun(p) => Ok(p),
+        MessageSlot::New { envelope, declared } => w.begin(&envelope, declared),
     }
 }
 

@@ -7,7 +7,6 @@ use super::{Event, Events, Helo, Session, State, push, reply};
 use crate::policy::{Policy, QuotaError, Refusal};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{CommandError, MailParams};
-use crate::smtp::limits::RECIPIENTS_MAX;
 use crate::smtp::received::ReceivedHeader;
 
 /// One message's envelope (RFC 5321 §2.3.1), valid from [`Event::MessageBegin`] until
@@ -18,8 +17,10 @@ pub struct Envelope {
     pub from: Option<ReversePath>,
     /// MAIL FROM parameters (SIZE, BODY, SMTPUTF8).
     pub params: MailParams,
-    /// Accepted RCPT TOs, in order.
-    pub recipients: heapless::Vec<Mailbox, RECIPIENTS_MAX>,
+    /// Accepted RCPT TOs, in order: at most `max-recipients` (itself at most
+    /// [`crate::smtp::limits::RECIPIENTS_MAX`]). A vector that grows to what it holds, so an
+    /// idle session costs a few hundred bytes, not room for 100 addresses.
+    pub recipients: Vec<Mailbox>,
     /// The trace header to write before the content.
     pub received: ReceivedHeader,
 }
@@ -101,8 +102,8 @@ impl<P: Policy> Session<P> {
                 false
             }
             super::RcptAnswer::Accept => {
-                // Capacity checked before, so the push cannot fail.
-                let _ = self.envelope.recipients.push(mailbox);
+                // Bounded by the `max-recipients` check before the hand-off.
+                self.envelope.recipients.push(mailbox);
                 self.state = State::Rcpt(helo);
                 push(out, Event::Reply(reply(250, "2.1.5", "Ok")));
                 false
