@@ -285,7 +285,9 @@ impl InboundConnection {
                 }
                 Event::StartTls => action = NextStep::StartTls,
                 Event::RcptCheck(refusal) => {
-                    let answer = self.rcpt_answer(session, refusal).await;
+                    // Boxed: the checks' state lives on the heap while they run, not in
+                    // every connection's task all the time.
+                    let answer = Box::pin(self.rcpt_answer(session, refusal)).await;
                     let mut more = Events::new();
                     session.rcpt_checked(answer, self.ctx.clock.now(), &mut more);
                     for e in more {
@@ -319,7 +321,7 @@ impl InboundConnection {
         };
         let declared = env.params.size.unwrap_or(0);
         let received = env.received.clone();
-        let checks = self.message_checks(env).await;
+        let checks = Box::pin(self.message_checks(env)).await;
         let incoming = match to_spool_envelope(env) {
             Ok(envelope) => Incoming {
                 slot: Some(MessageSlot::New {
@@ -410,7 +412,7 @@ impl InboundConnection {
         let Some(slot) = inc.slot.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
-        let (verdict, summary) = match self.content_verdict(session, &mut inc).await {
+        let (verdict, summary) = match Box::pin(self.content_verdict(session, &mut inc)).await {
             Ok(v) => v,
             Err(reply) => {
                 self.chunk = None;
