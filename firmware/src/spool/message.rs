@@ -152,13 +152,7 @@ pub struct Recipient {
 }
 
 /// A queued message's envelope and delivery state (the record of its message frame).
-///
-/// Postcard has no optional trailing fields, so [`MessageMeta`] reads itself: a format-1
-/// record (read for migration), which ends after `warned`, reads with `verdict: None`.
-/// Inside a format-2 message frame the meta is followed by the body reference, so `verdict`
-/// is always written there (a frame written before the field existed does not read: the
-/// format-2 log had not shipped when it was added).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageMeta {
     /// Queue id.
     pub id: MessageId,
@@ -181,68 +175,11 @@ pub struct MessageMeta {
     pub last_error: String,
     /// Whether a delay warning was already sent.
     pub warned: bool,
-    /// What the inbound checks concluded (absent in records of older builds).
+    /// What the inbound checks concluded. Not part of this record's encoding (format-1
+    /// records and format-2 frames read the same): the message frame's record carries it
+    /// after the body reference, see `frame::MessageRec`.
+    #[serde(skip)]
     pub verdict: Option<Verdict>,
-}
-
-impl<'de> Deserialize<'de> for MessageMeta {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, SeqAccess, Visitor};
-
-        struct Fields;
-
-        impl<'de> Visitor<'de> for Fields {
-            type Value = MessageMeta;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a message record")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageMeta, A::Error> {
-                let missing = |name| A::Error::custom(format_args!("record lacks {name}"));
-                macro_rules! field {
-                    ($name:literal) => {
-                        seq.next_element()?.ok_or_else(|| missing($name))?
-                    };
-                }
-                Ok(MessageMeta {
-                    id: field!("id"),
-                    received_unix: field!("received_unix"),
-                    size: field!("size"),
-                    body_crc: field!("body_crc"),
-                    sender: field!("sender"),
-                    recipients: field!("recipients"),
-                    attempts: field!("attempts"),
-                    next_attempt_unix: field!("next_attempt_unix"),
-                    last_error: field!("last_error"),
-                    warned: field!("warned"),
-                    // Older records end here: the input runs out, which postcard reports
-                    // as an error; a record is CRC-checked before it gets here.
-                    verdict: seq
-                        .next_element::<Option<Verdict>>()
-                        .ok()
-                        .flatten()
-                        .flatten()
-                        .map(Verdict::bounded),
-                })
-            }
-        }
-
-        const FIELDS: &[&str] = &[
-            "id",
-            "received_unix",
-            "size",
-            "body_crc",
-            "sender",
-            "recipients",
-            "attempts",
-            "next_attempt_unix",
-            "last_error",
-            "warned",
-            "verdict",
-        ];
-        d.deserialize_struct("MessageMeta", FIELDS, Fields)
-    }
 }
 
 impl MessageMeta {
@@ -349,46 +286,6 @@ mod tests {
         m.set_last_error(&"é".repeat(150));
         assert!(m.last_error.len() <= ERROR_MAX);
         assert!(m.last_error.chars().all(|c| c == 'é'));
-    }
-
-    fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-        let mut buf = vec![0u8; 4096];
-        let n = postcard::to_slice(v, &mut buf).unwrap().len();
-        buf.truncate(n);
-        buf
-    }
-
-    #[test]
-    fn records_without_a_verdict_still_read_and_verdicts_round_trip() {
-        #[derive(Serialize)]
-        struct Old<'a>(
-            u64,
-            u64,
-            u64,
-            u32,
-            &'a str,
-            Vec<Recipient>,
-            u32,
-            u64,
-            &'a str,
-            bool,
-        );
-        let old = encode(&Old(7, 100, 5, 9, "a@b", vec![], 1, 0, "", true));
-        let m: MessageMeta = postcard::from_bytes(&old).unwrap();
-        assert_eq!((m.id, m.size, m.warned), (MessageId(7), 5, true));
-        assert_eq!(m.verdict, None);
-        let mut with = m.clone();
-        with.verdict = Some(Verdict {
-            spam_score: 5,
-            spam_threshold: 5,
-            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".into(),
-            virus: "Eicar-Test-Signature".into(),
-        });
-        let bytes = encode(&with);
-        assert_eq!(postcard::from_bytes::<MessageMeta>(&bytes).unwrap(), with);
-        let none = encode(&m);
-        assert_eq!(postcard::from_bytes::<MessageMeta>(&none).unwrap(), m);
-        assert!(postcard::from_bytes::<MessageMeta>(&old[..old.len() - 1]).is_err());
     }
 
     #[test]
