@@ -109,7 +109,7 @@ impl DnsResolver {
     pub async fn mx(&self, domain: &str) -> Result<Vec<MxRecord>, DnsError> {
         match self.lookup(domain, QType::Mx).await? {
             Records::Mx(list) => Ok(list),
-            Records::Addrs(_) => Ok(Vec::new()),
+            Records::Addrs(_) | Records::Txt(_) => Ok(Vec::new()),
         }
     }
 
@@ -129,6 +129,23 @@ impl DnsResolver {
                 Err(DnsError::Temporary)
             }
             _ => Ok(out),
+        }
+    }
+
+    /// The A records of `name` only (a DNS blocklist's answer, RFC 5782 §2.1). Empty when
+    /// the name exists without any (NODATA); NXDOMAIN is [`DnsError::NotFound`].
+    pub async fn a(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        match self.lookup(name, QType::A).await? {
+            Records::Addrs(a) => Ok(a),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The TXT records of `name`, each one's strings joined.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        match self.lookup(name, QType::Txt).await? {
+            Records::Txt(t) => Ok(t),
+            _ => Ok(Vec::new()),
         }
     }
 

@@ -85,6 +85,14 @@ pub enum Overall {
 }
 
 impl HopStates {
+    /// Whether route `name` is down (its next hops failed `down-after` times in a row and
+    /// have not answered since); unknown counts as not down.
+    pub fn is_down(&self, name: &str) -> bool {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&HopKey::of(name))
+            .is_some_and(|e| e.health.health() == Health::Down)
+    }
+
     /// Every route, delivery routes first, by name.
     pub fn view(&self) -> Vec<RouteView> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -58,6 +58,8 @@ pub enum QType {
     Aaaa,
     /// Mail exchanger (RFC 1035 §3.3.9).
     Mx,
+    /// Text (RFC 1035 §3.3.14): a DNS blocklist's reason for a listing (RFC 5782 §2.1).
+    Txt,
 }
 
 impl QType {
@@ -66,6 +68,7 @@ impl QType {
             Self::A => 1,
             Self::Aaaa => 28,
             Self::Mx => 15,
+            Self::Txt => 16,
         }
     }
 }
@@ -125,6 +128,9 @@ pub enum Records {
     Mx(Vec<MxRecord>),
     /// A or AAAA addresses in answer order.
     Addrs(Vec<IpAddr>),
+    /// TXT records in answer order, each one's character-strings joined; bytes that are
+    /// not UTF-8 shown as U+FFFD.
+    Txt(Vec<String>),
 }
 
 /// Why a response gives no [`Answer`].
@@ -283,6 +289,7 @@ impl Query {
         let mut records = match self.qtype {
             QType::Mx => Records::Mx(Vec::new()),
             QType::A | QType::Aaaa => Records::Addrs(Vec::new()),
+            QType::Txt => Records::Txt(Vec::new()),
         };
         for _ in 0..=CNAME_MAX {
             let mut found = false;
@@ -314,6 +321,7 @@ impl Query {
                             },
                         });
                     }
+                    Records::Txt(list) => list.push(read_txt(data)?),
                     Records::Addrs(list) => list.push(match (self.qtype, data.len()) {
                         (QType::A, 4) => {
                             IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))
@@ -358,3 +366,17 @@ impl Query {
 
 #[cfg(test)]
 mod tests;
+
+/// One TXT record's RDATA: length-prefixed character-strings, joined.
+fn read_txt(data: &[u8]) -> Result<String, ResponseError> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let piece = tail
+            .get(..usize::from(len))
+            .ok_or(ResponseError::Malformed)?;
+        out.extend_from_slice(piece);
+        rest = &tail[usize::from(len)..];
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
