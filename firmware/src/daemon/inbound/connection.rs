@@ -296,6 +296,7 @@ impl InboundConnection {
                             Event::Reply(r) => {
                                 if r.code() >= 400 {
                                     self.event("refused", None, r.as_str().trim_end());
+                                    self.count_refusal(r.as_str());
                                 }
                                 self.wbuf.extend_from_slice(r.as_bytes());
                             }
