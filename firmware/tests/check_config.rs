@@ -80,3 +80,33 @@ fn syntax_and_unknown_options_name_the_line() {
     let (code, out) = check("", "empty.toml");
     assert_eq!(code, 0, "an empty file is the defaults: {out}");
 }
+
+#[test]
+fn protection_settings_are_checked_by_key() {
+    let (code, out) = check(
+        "config policy\n\tlist domains 'office.test'\n\tlist trusted '10.0.0.0/33'\n\
+         \tlist dnsbl 'zen spamhaus'\n\tlist domain_rules 'office.test: accept-when=sometimes'\n\
+         \tlist domain_rules 'other.test: max-bytes=500M'\n\
+         config scan\n\toption clamd 'clamd.lan:3310'\n\toption infected 'quarantine'\n",
+        "mailbag",
+    );
+    assert_eq!(code, 2, "{out}");
+    for key in [
+        "policy.trusted",
+        "policy.dnsbl[0]",
+        "policy.domain_rules[0]: accept-when=sometimes",
+        "policy.domain_rules[1]: 'other.test' is not in policy.domains",
+        "scan.clamd",
+        "scan.infected",
+    ] {
+        assert!(out.contains(key), "{key} in {out}");
+    }
+    let (code, out) = check(
+        "config policy\n\tlist domains 'office.test'\n\toption verify_recipients '1'\n\
+         \tlist domain_rules 'office.test: accept-when=next-hop-down max-message-size=50M max-bytes=500M'\n\
+         config scan\n\toption clamd '/var/run/clamav/clamd.ctl'\n\toption infected 'repackage'\n\
+         config relay\n\tlist next_hops '192.168.1.10:25'\n",
+        "mailbag",
+    );
+    assert_eq!(code, 0, "{out}");
+}

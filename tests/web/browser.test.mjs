@@ -73,6 +73,9 @@ test('admin page in Chromium', async (t) => {
     assert.match(await text('#st-primary'), /down\s+since/);
     assert.match(await text('#st-upstream'), /reachable silo\.provider\.example:25/);
     assert.match(await text('#st-fw'), /walled-garden/);
+    // Protection: the per-domain tiers and the checks' counters.
+    assert.match(await text('#st-domains'), /example\.com.*500\.0 MiB/s);
+    assert.match(await text('#st-protection'), /blocking list lists them\s*12/);
     const cookies = await context.cookies();
     const sid = cookies.find((c) => c.name === 'mailbag_sid');
     assert.ok(sid && sid.httpOnly && sid.sameSite === 'Strict', JSON.stringify(cookies));
@@ -161,6 +164,7 @@ test('admin page in Chromium', async (t) => {
     await page.waitForFunction((b) => Number(document.querySelector('#msg-attempts td')?.textContent) === b + 1, before);
     assert.match(await text('#notices'), /Retried 1 message/);
     assert.match(await text('#msg-body'), /Generated demo message m000042/);
+    assert.match(await text('#msg-checks'), /spam score 2 of 5 \(MISSING_MESSAGE_ID\)/);
     await shot('message');
   });
 

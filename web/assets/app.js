@@ -148,6 +148,16 @@ async function viewStatus() {
       ])),
       section('Firewall', kvTable([['Mode', badge(s.firewall_mode === 'off' ? 'warning' : 'success', s.firewall_mode), 'st-fw']])),
       await routersSection(s),
+      section('Domains', s.domains.length
+        ? h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'st-domains' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Domain'), h('th', {}, 'Held / storage tier'), h('th', {}, 'Largest message'), h('th', {}, 'Accepts'))),
+          h('tbody', {}, s.domains.map((d) => h('tr', {}, h('td', {}, d.domain),
+            h('td', {}, fmtSize(d.held_bytes) + ' / ' + (d.max_bytes == null ? 'no tier' : fmtSize(d.max_bytes))),
+            h('td', {}, d.max_message_size == null ? 'as smtp' : fmtSize(d.max_message_size)),
+            h('td', {}, d.accept_when === 'always' ? 'always' : 'only while its next hop is down'))))))
+        : h('div', { class: 'muted' }, 'No per-domain rules.')),
+      section('Protection', h('div', { class: 'table-wrap' }, h('table', { class: 'table kv', id: 'st-protection' },
+        h('tbody', {}, s.protection.map((p) => h('tr', { title: p.help }, h('th', {}, p.help), h('td', {}, String(p.value)))))))),
       h('div', { class: 'muted', id: 'st-updated' }, 'Updated ' + fmtTime(s.now)));
   };
   await load();
@@ -298,6 +308,7 @@ async function viewMessage(id) {
       ['Sender', m.sender || '<> (null sender)', 'msg-sender'], ['Recipients', m.recipients.join(', '), 'msg-rcpts'],
       ['Subject', m.subject, 'msg-subject'], ['Received', fmtTime(m.received) + ' (' + fmtDur(m.age_secs) + ' ago)'],
       ['From client', m.client + ' (HELO ' + m.helo + ')'], ['Size', fmtSize(m.size)],
+      ['Checks', m.checks || 'none recorded', 'msg-checks'],
       ['Attempts', String(m.attempts), 'msg-attempts'], ['Last error', m.last_error || '-', 'msg-error'],
       ['Next attempt', m.next_attempt ? fmtTime(m.next_attempt) : '-']])),
     section('Headers', h('div', { class: 'table-wrap' }, h('table', { class: 'table kv', id: 'msg-headers' },

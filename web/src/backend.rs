@@ -120,6 +120,36 @@ pub struct Status {
     pub last_delivery: Option<u64>,
     /// `walled-garden`, `open-when-primary-down` or `off`.
     pub firewall_mode: String,
+    /// The per-domain tiers and rules in force, with the bytes each domain holds.
+    pub domains: Vec<DomainUsage>,
+    /// One count per protection check and outcome since start.
+    pub protection: Vec<CheckCount>,
+}
+
+/// A domain with a rule of its own (`policy.domain-rules`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DomainUsage {
+    /// The domain.
+    pub domain: String,
+    /// Body bytes held for it (by each message's first recipient).
+    pub held_bytes: u64,
+    /// Its storage tier (`max-bytes`), if any.
+    pub max_bytes: Option<u64>,
+    /// Its largest message (`max-message-size`), if any.
+    pub max_message_size: Option<u64>,
+    /// `always` or `next-hop-down`.
+    pub accept_when: String,
+}
+
+/// One protection counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckCount {
+    /// Its name (`attachments_blocked`).
+    pub name: String,
+    /// What it counts.
+    pub help: String,
+    /// The count.
+    pub value: u64,
 }
 
 /// Column the queue is sorted by.
@@ -348,6 +378,9 @@ pub struct MessageInfo {
     pub client: String,
     /// HELO/EHLO name the client gave.
     pub helo: String,
+    /// What the protection checks said when it was accepted (spam score and rules, a
+    /// virus it was repackaged for); empty when nothing was recorded.
+    pub checks: String,
 }
 
 /// One line of the setup check (`mailbag doctor`): what was found and, unless it passed,

@@ -76,6 +76,13 @@ pub const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
 /// The config model's largest size (1 TiB).
 const SIZE_MAX: u64 = 1 << 40;
 const U32_MAX: u64 = u32::MAX as u64;
+const U16_MAX: u64 = u16::MAX as u64;
+/// What an unknown recipient gets while the next hop is down.
+pub const WHILE_DOWN: &[&str] = &["accept", "defer"];
+/// What an infected message gets.
+pub const INFECTED: &[&str] = &["reject", "repackage"];
+/// What a message gets while clamd cannot be reached.
+pub const UNREACHABLE: &[&str] = &["defer", "accept"];
 
 const fn field(
     key: &'static str,
@@ -135,6 +142,20 @@ pub const SETTINGS: &[Setting] = &[
     field("spool.max-messages", Restart, "Limits", "Max held messages", "", Kind::Number { min: 1, max: U32_MAX }, "4096"),
     field("spool.max-bytes", Restart, "Limits", "Spool quota (bytes)", "", Kind::Number { min: 1, max: SIZE_MAX }, "14680064"),
     field("spool.max-bytes-per-domain", Restart, "Limits", "Quota per domain (bytes)", "0 = no per-domain limit", Kind::Number { min: 0, max: SIZE_MAX }, "0"),
+    field("policy.trusted", Live, "Protection", "Trusted networks", "CIDRs no check applies to (silo, LAN), one per line", Kind::List, ""),
+    field("policy.dnsbl", Live, "Protection", "DNS blocklists", "Zones asked at connect; a listed client gets 554", Kind::List, ""),
+    field("policy.dnsbl-score", Live, "Protection", "Scoring blocklists", "Zones that only add to the spam score", Kind::List, ""),
+    field("policy.verify-recipients", Live, "Protection", "Verify recipients at the next hop", "Unknown recipients get 550; answers are cached on flash", Kind::Bool, "0"),
+    field("policy.verify-unknown-while-down", Live, "Protection", "Unknown recipient while the next hop is down", "accept, or defer with 450", Kind::Select(WHILE_DOWN), "accept"),
+    field("policy.block-extensions", Live, "Protection", "Blocked attachment extensions", "One per line, e.g. scr; a match gets 554", Kind::List, "pif\nscr"),
+    field("policy.spam-flag-score", Live, "Protection", "Spam flag score", "Points for X-Spam-Flag: YES; 0 = no scoring", Kind::Number { min: 0, max: U16_MAX }, "5"),
+    field("policy.spam-reject-score", Live, "Protection", "Spam reject score", "Points for 554; 0 = never", Kind::Number { min: 0, max: U16_MAX }, "0"),
+    field("policy.guess-threshold", Live, "Protection", "Guessed recipients before cool-down", "Refused recipients per client in the window; 0 = off", Kind::Number { min: 0, max: U32_MAX }, "20"),
+    field("policy.sessions-per-client", Live, "Protection", "Sessions per client", "Per IPv4 address or IPv6 /64; more get 421", Kind::Number { min: 1, max: U32_MAX }, "8"),
+    field("policy.domain-rules", Live, "Protection", "Per-domain rules", "DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off scan=on|off spam=on|off", Kind::List, ""),
+    field("scan.clamd", Live, "Protection", "clamd", "ip:port or Unix socket path; empty = no virus scanning", Kind::Text, ""),
+    field("scan.infected", Live, "Protection", "Infected messages", "reject (554) or repackage (a notice with the original attached)", Kind::Select(INFECTED), "reject"),
+    field("scan.unreachable", Live, "Protection", "clamd unreachable", "defer (451) or accept unscanned", Kind::Select(UNREACHABLE), "defer"),
     field("firewall.mode", Live, "Firewall", "Mode", "Who may reach port 25 from the WAN", Kind::Select(MODES), "walled-garden"),
     field("firewall.silo", Live, "Firewall", "Silo addresses", "CIDRs, one per line", Kind::List, ""),
     field("firewall.silo-dns", Live, "Firewall", "Silo DNS name", "Resolved for more silo addresses; empty = none", Kind::OptText, ""),
@@ -146,6 +167,7 @@ pub const SETTINGS: &[Setting] = &[
     live("firewall."),
     // The sessions' policy, limits and timeouts: new sessions take them.
     live("policy."),
+    live("scan."),
     live("smtp.max-recipients"),
     live("smtp.max-bad-commands"),
     live("smtp.idle-timeout-secs"),

@@ -6,9 +6,9 @@
 //! reads back equal. Input is bounded: files over [`MAX_CONFIG_BYTES`] are refused.
 //!
 //! UCI layout: `config mailbag 'main'` holds the top-level options (`enabled`, `role`);
-//! `config smtp`, `config policy`, `config spool`, `config relay`, `config firewall`,
-//! `config web`, `config daemon`, `config notify`, `config monitor` hold their sections;
-//! option names use `_` for the model's `-`.
+//! `config smtp`, `config policy`, `config scan`, `config spool`, `config relay`,
+//! `config firewall`, `config web`, `config daemon`, `config notify`, `config monitor` hold
+//! their sections; option names use `_` for the model's `-`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::firewall::{FirewallConfig, FirewallMode};
 use crate::monitor::{MonitorConfig, NotifyConfig};
-use crate::policy::PolicyConfig;
+use crate::policy::{PolicyConfig, ScanConfig};
 use crate::relay::RelayConfig;
 use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
@@ -73,6 +73,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// `[policy]`.
     pub policy: PolicyConfig,
+    /// `[scan]`.
+    pub scan: ScanConfig,
     /// `[spool]`.
     pub spool: SpoolConfig,
     /// `[relay]`.
@@ -96,6 +98,7 @@ impl Default for Config {
             role: Role::default(),
             smtp: SmtpConfig::default(),
             policy: PolicyConfig::default(),
+            scan: ScanConfig::default(),
             spool: SpoolConfig::default(),
             relay: RelayConfig::default(),
             firewall: FirewallConfig::default(),

@@ -59,6 +59,8 @@ pub struct RunSettings {
     pub session: SessionConfig<()>,
     /// The acceptance rules (`[policy]`).
     pub rules: Arc<Rules>,
+    /// The protection checks (`[policy]`'s checks, `[scan]`), parsed once.
+    pub protection: Arc<crate::policy::Protection>,
     /// The accepted domains, lower-case: what ETRN may flush, and what the edge asks its
     /// silo for.
     pub domains: Vec<String>,
@@ -107,6 +109,14 @@ impl RunSettings {
         };
         let session = SessionConfig::new(smtp, ()).map_err(|e| e.to_string())?;
         let rules = Rules::from_config(&config.policy).map_err(|e| format!("policy: {e}"))?;
+        let protection = crate::policy::Protection::from_config(&config.policy, &config.scan)
+            .map_err(|errors| {
+                errors
+                    .iter()
+                    .map(|(k, m)| format!("{k}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
         // Notice mail has routes of its own (never through the primary that is down).
         let relay_config = crate::monitor::config::relay_config(&config);
         let relay = RelaySettings::from_config(&relay_config, &smtp.hostname)
@@ -143,6 +153,7 @@ impl RunSettings {
             starttls,
             session,
             rules: Arc::new(rules),
+            protection: Arc::new(protection),
             domains: config
                 .policy
                 .domains

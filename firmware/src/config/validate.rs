@@ -180,6 +180,26 @@ fn policy(c: &Config, r: &mut Report) {
             );
         }
     }
+    if let Err(errors) = crate::policy::Protection::from_config(&c.policy, &c.scan) {
+        for (key, msg) in errors {
+            r.error(key, msg);
+        }
+    }
+    if c.policy.sessions_per_client >= c.smtp.max_sessions && c.smtp.max_sessions > 1 {
+        r.warn(
+            "policy.sessions-per-client",
+            format!(
+                "not below smtp.max-sessions ({}): one client can still take every session",
+                c.smtp.max_sessions
+            ),
+        );
+    }
+    if c.policy.verify_recipients && c.role == Role::Edge && c.relay.next_hops.is_empty() {
+        r.warn(
+            "policy.verify-recipients",
+            "no relay.next-hops: recipients are asked at each domain's route",
+        );
+    }
 }
 
 fn spool(c: &Config, r: &mut Report) {

@@ -44,8 +44,12 @@
 //!   state (`Deliverer`) is private to it. "Make held mail due" happens in one place,
 //!   behind [`delivery::DeliveryHandle::flush`].
 //! - [`inbound`] owns listeners, session slots and SMTP sessions up to the spool's
-//!   "durable", and server TLS. Handle: [`inbound::InboundHandle`] (the session settings
-//!   in force). A new message wakes delivery, ETRN asks it to flush: through its handle.
+//!   "durable", server TLS, and the protection checks before the 250 (blocklists,
+//!   per-client limits, recipient checks, content checks; their shared state and counters
+//!   in [`inbound::guard::Guard`], the recipient verification cache file with it). It asks
+//!   delivery for a domain's next hops, their state and recipient verification. Handle:
+//!   [`inbound::InboundHandle`] (the session settings in force, the checks' counters). A
+//!   new message wakes delivery, ETRN asks it to flush: through its handle.
 //! - [`admin`] owns the operator's actions ([`admin::actions::Actions`]: flush, delete,
 //!   retry, bounce — the control socket and the page both call them), the control socket,
 //!   the admin page and its views, settings and reload. Used by the wiring only.
@@ -217,13 +221,21 @@ pub async fn serve(
 
     let tls = inbound::tls::acceptor(&run.starttls, &state_dir, &run.config.smtp.hostname)?;
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
-    let inbound = inbound::InboundHandle::new(&run, capacity, tls.is_some());
     let listening = inbound::local_addrs(&listeners.smtp);
     let events = Arc::new(events::EventLog::new(clock.unix_seconds()));
     let mut setup = delivery::Setup::new(&run, spool.clone(), Arc::clone(&clock), &listening)?;
     // Delivery's events (deliveries, next-hop changes, notices) go to the page's Log too.
     setup.events = Arc::clone(&events);
     let delivery = delivery::DeliveryHandle::new(setup);
+    let guard = inbound::guard::Guard::new(
+        delivery.clone(),
+        delivery::dns::DnsResolver::configured(&run.dns_servers),
+        run.max_sessions,
+        run.protection.guesses,
+        inbound::guard::verify_cache_path(&run.config, &state_dir),
+        clock.unix_seconds(),
+    );
+    let inbound = inbound::InboundHandle::new(&run, capacity, tls.is_some(), guard);
     let actions = admin::actions::Actions::new(
         spool.clone(),
         delivery.clone(),
@@ -250,6 +262,7 @@ pub async fn serve(
             runtime: tokio::runtime::Handle::current(),
         },
         &reloader,
+        &inbound.counters(),
     )?;
     #[cfg(not(feature = "web"))]
     if !run.config.web.listen.is_empty() {
@@ -313,8 +326,10 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     delivery_tasks.join().await;
     // The spool thread ends once the last handle is gone, after the queued requests; the
-    // reloader holds the last delivery handle (and so a spool handle).
+    // reloader and inbound (its protection guard) hold the last delivery handles (and so
+    // spool handles).
     drop(reloader);
+    drop(inbound);
     let join = tokio::task::spawn_blocking(move || spool_thread.join());
     if tokio::time::timeout(GRACE, join).await.is_err() {
         crate::warn!(

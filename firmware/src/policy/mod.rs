@@ -13,8 +13,18 @@
 //! | [`Refusal::Capacity`]`(SpoolFull)` | `452 4.3.1` (RFC 5321 §4.5.3.1.10) |
 //! | [`Refusal::Capacity`]`(QuotaExceeded)` | `452 4.2.2` |
 
+pub mod clamd;
+pub mod client;
 pub mod config;
+pub mod content;
+pub mod counters;
+pub mod dnsbl;
+pub mod protection;
 mod rules;
+pub mod spam;
+pub mod throttle;
+pub mod verdict;
+pub mod verify;
 
 #[cfg(test)]
 mod open_relay_tests;
@@ -22,7 +32,9 @@ mod open_relay_tests;
 use core::fmt;
 use std::sync::Arc;
 
-pub use config::PolicyConfig;
+pub use config::{PolicyConfig, ScanConfig};
+pub use counters::Counters;
+pub use protection::Protection;
 pub use rules::{Rules, RulesError};
 
 use crate::smtp::Mailbox;
@@ -132,6 +144,7 @@ mod tests {
         let cfg = PolicyConfig {
             domains: vec!["example.com".into()],
             recipients: vec![],
+            ..PolicyConfig::default()
         };
         Arc::new(Rules::from_config(&cfg).unwrap())
     }

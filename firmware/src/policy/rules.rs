@@ -124,6 +124,7 @@ mod tests {
         let cfg = PolicyConfig {
             domains: domains.iter().map(|s| s.to_string()).collect(),
             recipients: recipients.iter().map(|s| s.to_string()).collect(),
+            ..PolicyConfig::default()
         };
         Rules::from_config(&cfg).unwrap()
     }
@@ -177,6 +178,7 @@ mod tests {
             Rules::from_config(&PolicyConfig {
                 domains: domains.iter().map(|s| s.to_string()).collect(),
                 recipients: recipients.iter().map(|s| s.to_string()).collect(),
+                ..PolicyConfig::default()
             })
             .unwrap_err()
         };

@@ -145,7 +145,7 @@ pub fn record_attempts(
                 }
             }
             Outcome::Failed(f) => meta.set_last_error(&f.to_string()),
-            Outcome::Probed(_) | Outcome::Etrn(_) | Outcome::Beacon(_) => {}
+            Outcome::Probed(_) | Outcome::Etrn(_) | Outcome::Beacon(_) | Outcome::Verified(_) => {}
         }
     }
     meta.attempts = meta.attempts.saturating_add(1);
@@ -205,6 +205,7 @@ mod tests {
             next_attempt_unix: 0,
             last_error: String::new(),
             warned: false,
+            verdict: None,
         }
     }
 

@@ -48,6 +48,7 @@ fn via_own_server(job: DeliveryJob<'_>, body: &[u8], split: usize) -> (Outcome, 
     let rules = Rules::from_config(&PolicyConfig {
         domains: vec!["example.com".into()],
         recipients: vec![],
+        ..PolicyConfig::default()
     })
     .unwrap();
     let smtp = SmtpConfig {

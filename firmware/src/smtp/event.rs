@@ -38,6 +38,12 @@ pub enum Event<'a> {
     /// `XBEACON line`: a router's heartbeat; the host checks it and writes the reply
     /// (250 taken, 501/554 refused, 502 when this instance watches no routers).
     Beacon(heapless::String<BEACON_ARG_MAX>),
+    /// A recipient waits for the host's checks (only with
+    /// [`SessionConfig::rcpt_checks`](super::SessionConfig)): read it with
+    /// [`Session::pending_recipient`](super::Session::pending_recipient) — with the policy's
+    /// refusal, if any — and answer with
+    /// [`Session::rcpt_checked`](super::Session::rcpt_checked). Input is not consumed until then.
+    RcptCheck(Option<crate::policy::Refusal>),
     /// Write the preceding replies, then close the connection.
     Close,
 }

@@ -52,6 +52,7 @@
 //! let rules = Rules::from_config(&PolicyConfig {
 //!     domains: vec!["example.com".into()],
 //!     recipients: vec![],
+//!     ..PolicyConfig::default()
 //! })?;
 //! let cfg = SessionConfig::new(&SmtpConfig::default(), Checker::new(Arc::new(rules), Unlimited))?;
 //! let peer = PeerInfo { ip: "192.0.2.7".parse()?, port: 40000, tls: false, unix_seconds: 0 };
@@ -80,6 +81,7 @@
 //!             Event::MessageAborted(_) => spool.clear(),
 //!             Event::StartTls => { /* flush, drop `pending`, handshake, tls_established() */ }
 //!             Event::Etrn(_) => { /* kick the relay, write Reply::etrn(..) */ }
+//!             Event::RcptCheck(_) => { /* only with rcpt_checks: answer with rcpt_checked() */ }
 //!             Event::Close => { /* flush and close the socket */ }
 //!         }
 //!     }
@@ -112,4 +114,7 @@ pub use command::{BodyType, MailParams};
 pub use config::SmtpConfig;
 pub use event::{AbortReason, Event, Events};
 pub use reply::{EtrnOutcome, Reply};
-pub use session::{Envelope, PeerInfo, Session, SessionConfig, SessionConfigError, StoreError};
+pub use session::{
+    Envelope, PeerInfo, PendingRcpt, RcptAnswer, Session, SessionConfig, SessionConfigError,
+    StoreError,
+};

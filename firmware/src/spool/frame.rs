@@ -114,13 +114,64 @@ pub enum Body {
     },
 }
 
-/// The record of a [`Kind::Message`] frame.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The record of a [`Kind::Message`] frame: `(meta, body)`, then the inbound checks'
+/// verdict (`meta.verdict`) when there is one. A record is decoded from exactly its bytes,
+/// so frames written without the verdict (before it existed) read with `verdict: None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageRec {
     /// Envelope and delivery state, as the rest of mailbag sees it.
     pub meta: MessageMeta,
     /// Where the body is.
     pub body: Body,
+}
+
+impl Serialize for MessageRec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let with = self.meta.verdict.is_some();
+        let mut t = s.serialize_tuple(if with { 3 } else { 2 })?;
+        t.serialize_element(&self.meta)?;
+        t.serialize_element(&self.body)?;
+        if let Some(v) = &self.meta.verdict {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageRec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, SeqAccess, Visitor};
+
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = MessageRec;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a message record")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageRec, A::Error> {
+                let mut meta: MessageMeta = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::custom("record lacks its meta"))?;
+                let body = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::custom("record lacks its body"))?;
+                // The record's bytes end here when there is no verdict: postcard reports
+                // that as an error, which means "none" (the CRC checked the record).
+                meta.verdict = seq
+                    .next_element::<super::message::Verdict>()
+                    .ok()
+                    .flatten()
+                    .map(super::message::Verdict::bounded);
+                Ok(MessageRec { meta, body })
+            }
+        }
+
+        d.deserialize_tuple(3, Fields)
+    }
 }
 
 /// The record of a [`Kind::Chunk`] frame; the chunk's bytes are the frame's data.
@@ -392,5 +443,45 @@ mod tests {
         };
         assert_eq!(Loc::unpack(l.pack()), Some(l));
         assert_eq!(Loc::unpack(Loc::NONE), None);
+    }
+
+    #[test]
+    fn message_records_read_with_and_without_a_verdict() {
+        use crate::spool::message::{MessageId, Verdict};
+        let meta = MessageMeta {
+            id: MessageId(7),
+            received_unix: 1,
+            size: 3,
+            body_crc: 9,
+            sender: "a@b.test".into(),
+            recipients: Vec::new(),
+            attempts: 0,
+            next_attempt_unix: 0,
+            last_error: String::new(),
+            warned: false,
+            verdict: None,
+        };
+        let plain = MessageRec {
+            meta: meta.clone(),
+            body: Body::Inline,
+        };
+        let mut buf = vec![0u8; 4096];
+        // A record as written before the verdict existed: (meta, body) only.
+        let old = postcard::to_slice(&(&meta, &Body::Inline), &mut buf)
+            .unwrap()
+            .to_vec();
+        assert_eq!(decode::<MessageRec>(&old).unwrap(), plain);
+        let bytes = postcard::to_slice(&plain, &mut buf).unwrap().to_vec();
+        assert_eq!(bytes, old, "no verdict: the same bytes as before");
+        let mut with = plain.clone();
+        with.meta.verdict = Some(Verdict {
+            spam_score: 5,
+            spam_threshold: 5,
+            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".into(),
+            virus: "Eicar-Test-Signature".into(),
+        });
+        let bytes = postcard::to_slice(&with, &mut buf).unwrap().to_vec();
+        assert_eq!(decode::<MessageRec>(&bytes).unwrap(), with);
+        assert!(decode::<MessageRec>(&bytes[..old.len() - 1]).is_err());
     }
 }

@@ -12,6 +12,10 @@ pub const RECIPIENTS_MAX: usize = 100;
 pub const ERROR_MAX: usize = 200;
 /// Most distinct recipient domains tracked per message for quotas.
 pub const DOMAINS_PER_MESSAGE: usize = 8;
+/// Longest list of spam rule names kept in a [`Verdict`].
+pub const VERDICT_RULES_MAX: usize = 160;
+/// Longest virus name kept in a [`Verdict`].
+pub const VIRUS_MAX: usize = 96;
 
 /// An address as stored: at most [`ADDRESS_MAX`] bytes (checked by [`Envelope::new`] and
 /// when a record is read). The SMTP layer has validated it. A `String` sized to what it
@@ -50,6 +54,44 @@ pub struct Envelope {
     pub sender: Address,
     /// Forward-paths, at least one and at most [`RECIPIENTS_MAX`].
     pub recipients: Vec<Address>,
+    /// What the inbound checks concluded, stored with the message (see [`Verdict`]).
+    pub verdict: Option<Verdict>,
+}
+
+/// What the inbound checks concluded about a message. Kept in its record and applied at
+/// delivery, like the Received header is written first: `X-Spam-*` headers are prepended
+/// and a message accepted "repackaged" is wrapped in a notice; the body on flash is never
+/// rewritten. About 10–270 bytes per record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Heuristic spam score, in points.
+    pub spam_score: u16,
+    /// The score from which a message is flagged (`X-Spam-Flag: YES`), as configured
+    /// when it was accepted; 0: spam scoring was off.
+    pub spam_threshold: u16,
+    /// The rules that fired, comma-separated (at most [`VERDICT_RULES_MAX`] bytes).
+    pub spam_rules: String,
+    /// The virus clamd named when the message was accepted to be repackaged (at most
+    /// [`VIRUS_MAX`] bytes); empty when it was clean or not scanned.
+    pub virus: String,
+}
+
+impl Verdict {
+    /// Cuts the texts to their bounds (at a character boundary); done when one is made
+    /// and when a record is read.
+    pub fn bounded(mut self) -> Self {
+        cut(&mut self.spam_rules, VERDICT_RULES_MAX);
+        cut(&mut self.virus, VIRUS_MAX);
+        self
+    }
+}
+
+fn cut(s: &mut String, max: usize) {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
 }
 
 impl Envelope {
@@ -64,6 +106,7 @@ impl Envelope {
         let mut env = Envelope {
             sender: sender.to_string(),
             recipients: Vec::new(),
+            verdict: None,
         };
         for r in recipients {
             if r.len() > ADDRESS_MAX {
@@ -132,6 +175,11 @@ pub struct MessageMeta {
     pub last_error: String,
     /// Whether a delay warning was already sent.
     pub warned: bool,
+    /// What the inbound checks concluded. Not part of this record's encoding (format-1
+    /// records and format-2 frames read the same): the message frame's record carries it
+    /// after the body reference, see `frame::MessageRec`.
+    #[serde(skip)]
+    pub verdict: Option<Verdict>,
 }
 
 impl MessageMeta {
@@ -233,6 +281,7 @@ mod tests {
             next_attempt_unix: 0,
             last_error: String::new(),
             warned: false,
+            verdict: None,
         };
         m.set_last_error(&"é".repeat(150));
         assert!(m.last_error.len() <= ERROR_MAX);

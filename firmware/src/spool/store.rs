@@ -303,6 +303,11 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
         self.st.usage()
     }
 
+    /// Body bytes held per domain key ([`domain_key`] of the first recipient's domain).
+    pub fn domain_bytes(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.st.quotas.each()
+    }
+
     /// The header as mounted.
     pub fn header(&self) -> &Header {
         &self.st.header
@@ -407,7 +412,9 @@ impl<D: BlockDevice> State<D> {
 }
 
 /// Per-domain body bytes, keyed by [`domain_key`]; allocated once for at most
-/// [`QUOTA_DOMAINS`] domains (further domains are not limited).
+/// [`QUOTA_DOMAINS`] domains (further domains are not limited). Counted always (the
+/// per-domain tiers of `policy.domain-rules` read them through the daemon's gauge); the
+/// table is sized up front only when `max_bytes_per_domain` limits every domain.
 pub(super) struct Quotas {
     on: bool,
     map: std::collections::HashMap<u32, u64>,
@@ -418,11 +425,16 @@ pub const QUOTA_DOMAINS: usize = 4096;
 
 impl Quotas {
     fn new(limits: Limits) -> Self {
-        let on = limits.max_bytes_per_domain > 0;
+        let all = limits.max_bytes_per_domain > 0;
         Quotas {
-            on,
-            map: std::collections::HashMap::with_capacity(if on { QUOTA_DOMAINS } else { 0 }),
+            on: true,
+            map: std::collections::HashMap::with_capacity(if all { QUOTA_DOMAINS } else { 64 }),
         }
+    }
+
+    /// Every domain key with bytes held.
+    pub fn each(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.map.iter().map(|(k, v)| (*k, *v))
     }
 
     pub fn bytes(&self, dom: u32) -> u64 {

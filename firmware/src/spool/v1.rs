@@ -234,6 +234,7 @@ pub fn write_image<D: BlockDevice>(
                 next_attempt_unix: if *attempts > 0 { now_unix + 900 } else { 0 },
                 last_error: String::new(),
                 warned: false,
+                verdict: None,
             };
             meta.set_last_error(error);
             File::create_and_then(&fs, &path(&queue_file(id, "b")), |f| f.write_all(body))

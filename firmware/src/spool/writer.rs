@@ -476,6 +476,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             next_attempt_unix: 0,
             last_error: String::new(),
             warned: false,
+            verdict: envelope.verdict.clone(),
         };
         let body = self.body_ref(p.id, p.chunks.as_mut())?;
         let rec = MessageRec { meta, body };
@@ -861,6 +862,11 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
     /// How full the spool is.
     pub fn usage(&self) -> Usage {
         self.st.usage()
+    }
+
+    /// Body bytes held per domain key (see [`Spool::domain_bytes`](super::Spool)).
+    pub fn domain_bytes(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.st.quotas.each()
     }
 
     /// Held messages, oldest first (O(n log n): listings only).

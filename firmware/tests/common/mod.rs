@@ -19,7 +19,10 @@ use mailbag::spool::open::load_copy;
 use mailbag::spool::{Access, Allocation, Flash, Limits, Spool};
 use mailbag_hal::{Clock, SystemClock};
 
+pub mod clamd;
 pub mod dnsmasq;
+pub mod postfix;
+pub mod protect;
 pub mod sink;
 pub mod webhook;
 
@@ -49,6 +52,17 @@ pub fn write_config(dir: &Path, smtp_extra: &str) -> PathBuf {
 /// Like [`write_config`], with the accepted `domains` and extra tables (e.g. `[relay]`)
 /// appended at the end. The control socket is `dir/control.sock`.
 pub fn write_config_with(dir: &Path, smtp_extra: &str, domains: &[&str], tables: &str) -> PathBuf {
+    write_config_policy(dir, smtp_extra, domains, "", tables)
+}
+
+/// Like [`write_config_with`], with more `[policy]` keys (`policy_extra`, TOML lines).
+pub fn write_config_policy(
+    dir: &Path,
+    smtp_extra: &str,
+    domains: &[&str],
+    policy_extra: &str,
+    tables: &str,
+) -> PathBuf {
     let smtp_extra = if smtp_extra.contains("listen") {
         smtp_extra.to_string()
     } else {
@@ -61,6 +75,7 @@ hostname = "mx.office.test"
 {smtp_extra}
 [policy]
 domains = [{domains}]
+{policy_extra}
 [spool]
 path = "{}"
 size = 33554432

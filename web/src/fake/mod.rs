@@ -20,10 +20,10 @@ pub use settings::validate;
 
 use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{
-    ActionReport, Backend, BackendError, FieldError, FirewallPreview, LogEvent, MessageId,
-    MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, QueueRow,
-    SaveError, SaveOutcome, SettingField, SettingsValues, SetupReport, SortKey, Status,
-    UpstreamStatus,
+    ActionReport, Backend, BackendError, CheckCount, DomainUsage, FieldError, FirewallPreview,
+    LogEvent, MessageId, MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage,
+    QueueQuery, QueueRow, SaveError, SaveOutcome, SettingField, SettingsValues, SetupReport,
+    SortKey, Status, UpstreamStatus,
 };
 
 /// Most log events kept.
@@ -282,6 +282,33 @@ impl Backend for FakeBackend {
                 .map(|t| t.max(now)),
             last_delivery: Some(s.started.saturating_sub(7400)),
             firewall_mode: s.settings.value("firewall.mode").into(),
+            domains: vec![DomainUsage {
+                domain: "example.com".into(),
+                held_bytes: used,
+                max_bytes: Some(500 << 20),
+                max_message_size: Some(50 << 20),
+                accept_when: "always".into(),
+            }],
+            protection: [
+                (
+                    "dnsbl_rejected",
+                    "clients refused with 554 because a blocking list lists them",
+                    12,
+                ),
+                (
+                    "attachments_blocked",
+                    "messages refused with 554 for a blocked attachment name",
+                    3,
+                ),
+                ("spam_flagged", "messages flagged X-Spam-Flag: YES", 41),
+            ]
+            .iter()
+            .map(|(n, h, v)| CheckCount {
+                name: (*n).into(),
+                help: (*h).into(),
+                value: *v,
+            })
+            .collect(),
         })
     }
 
@@ -311,6 +338,7 @@ impl Backend for FakeBackend {
             received: m.received,
             client: "198.51.100.7".into(),
             helo: "mx.sender.example".into(),
+            checks: "spam score 2 of 5 (MISSING_MESSAGE_ID); attachments, virus scan: clean".into(),
         })
     }
 

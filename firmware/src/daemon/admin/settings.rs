@@ -233,6 +233,46 @@ mod tests {
     }
 
     #[test]
+    fn protection_settings_are_checked_inline() {
+        let c = Config::demo(Path::new("/s"));
+        let e = merge(
+            &c,
+            &values(&[
+                ("policy.domain-rules", "example.test: accept-when=sometimes"),
+                ("scan.clamd", "clamd.lan:3310"),
+                ("policy.trusted", "10.0.0.0/8\n10.1.2.3/40"),
+                ("policy.block-extensions", "scr\n*.exe"),
+            ]),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "policy.domain-rules",
+            "scan.clamd",
+            "policy.trusted",
+            "policy.block-extensions",
+        ] {
+            assert!(fields.contains(&f), "{f} in {e:?}");
+        }
+        let m = merge(
+            &c,
+            &values(&[
+                (
+                    "policy.domain-rules",
+                    "example.test: accept-when=next-hop-down max-bytes=500M",
+                ),
+                ("scan.clamd", "127.0.0.1:3310"),
+                ("scan.infected", "repackage"),
+                ("policy.verify-recipients", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(m.scan.infected, "repackage");
+        assert!(m.policy.verify_recipients);
+        assert_eq!(m.policy.domain_rules.len(), 1);
+    }
+
+    #[test]
     fn routes_are_checked_by_the_route_parser() {
         let c = Config::demo(Path::new("/s"));
         let m = merge(

@@ -27,6 +27,7 @@ pub fn start(
     config_file: Option<PathBuf>,
     parts: Parts,
     reloader: &Arc<super::reload::Reloader>,
+    counters: &Arc<crate::policy::Counters>,
 ) -> Result<Vec<WebServer>, String> {
     if run.web_listen.is_empty() {
         return Ok(Vec::new());
@@ -38,8 +39,9 @@ pub fn start(
     if demo {
         write_demo_shadow(&shadow).map_err(|e| format!("{}: {e}", shadow.display()))?;
     }
-    let backend =
-        DaemonBackend::new(parts, config.clone(), config_file).with_reloader(Arc::clone(reloader));
+    let backend = DaemonBackend::new(parts, config.clone(), config_file)
+        .with_reloader(Arc::clone(reloader))
+        .with_counters(Arc::clone(counters));
     let mut servers = Vec::with_capacity(run.web_listen.len());
     for &listen in &run.web_listen {
         let app = App::new(

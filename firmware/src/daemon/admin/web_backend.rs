@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use mailbag_hal::Clock;
 use mailbag_web::Backend;
 use mailbag_web::backend::{
-    ActionReport, BackendError, FieldError, FirewallPreview, LogEvent, MessageId, MessageInfo,
-    MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery, RouterStatus, SaveError,
-    SaveOutcome, SettingField, SettingsValues, SetupReport, Status, UpstreamStatus,
+    ActionReport, BackendError, CheckCount, DomainUsage, FieldError, FirewallPreview, LogEvent,
+    MessageId, MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery,
+    RouterStatus, SaveError, SaveOutcome, SettingField, SettingsValues, SetupReport, Status,
+    UpstreamStatus,
 };
 
 use super::actions::{ActionError, Actions, Done};
@@ -80,6 +81,8 @@ pub struct DaemonBackend {
     saved: Arc<Mutex<Config>>,
     /// Where settings are saved.
     config_path: PathBuf,
+    /// The protection checks' counters.
+    counters: Option<Arc<crate::policy::Counters>>,
 }
 
 impl DaemonBackend {
@@ -102,7 +105,33 @@ impl DaemonBackend {
             running,
             config_path,
             reloader: None,
+            counters: None,
         }
+    }
+
+    /// Shows the protection checks' counters on the status page.
+    pub fn with_counters(mut self, counters: Arc<crate::policy::Counters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Domains with a rule of their own, their tiers and what they hold.
+    fn domain_usage(&self, c: &Config) -> Vec<DomainUsage> {
+        let Ok(p) = crate::policy::Protection::from_config(&c.policy, &c.scan) else {
+            return Vec::new();
+        };
+        p.tiers()
+            .map(|(domain, max_message_size, max_bytes)| DomainUsage {
+                domain: domain.to_owned(),
+                held_bytes: self.spool.gauge.domain_bytes(domain),
+                max_bytes,
+                max_message_size,
+                accept_when: match p.domain(domain).accept_when {
+                    crate::policy::protection::AcceptWhen::Always => "always".into(),
+                    crate::policy::protection::AcceptWhen::NextHopDown => "next-hop-down".into(),
+                },
+            })
+            .collect()
     }
 
     /// Applies saved settings to the running daemon (those that can change at run time).
@@ -273,6 +302,22 @@ impl Backend for DaemonBackend {
             next_retry: f.next_attempt,
             last_delivery: delivery.last_delivery,
             firewall_mode: mode_name(c.firewall.mode).into(),
+            domains: self.domain_usage(c),
+            protection: self
+                .counters
+                .as_ref()
+                .map(|k| {
+                    k.get()
+                        .each()
+                        .into_iter()
+                        .map(|(name, help, value)| CheckCount {
+                            name: name.into(),
+                            help: help.into(),
+                            value,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -289,17 +334,20 @@ impl Backend for DaemonBackend {
     fn message(&self, id: &MessageId) -> Result<MessageInfo, BackendError> {
         let sid = spool_id(id).ok_or(BackendError::NotFound)?;
         let now = self.clock.unix_seconds();
-        let (row, received) = self
+        let (row, received, verdict) = self
             .job(move |s| {
-                let received = s.meta(sid)?.received_unix;
-                Ok::<_, SpoolError>((queue_view::row(s, sid, now, true)?, received))
+                let meta = s.meta(sid)?;
+                let row = queue_view::row(s, sid, now, true)?;
+                Ok::<_, SpoolError>((row, meta.received_unix, meta.verdict))
             })?
             .map_err(|e| spool_error(&e))?;
+        let checks = describe_verdict(verdict.as_ref());
         Ok(MessageInfo {
             row,
             received,
             client: "not recorded by this build".into(),
             helo: "not recorded by this build".into(),
+            checks,
         })
     }
 
@@ -596,5 +644,58 @@ impl Read for SpoolReader {
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+/// What the message view says of the checks a message passed.
+fn describe_verdict(v: Option<&crate::spool::message::Verdict>) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if v.spam_threshold > 0 {
+        let flag = if v.spam_score >= v.spam_threshold {
+            " — flagged X-Spam-Flag: YES"
+        } else {
+            ""
+        };
+        let rules = if v.spam_rules.is_empty() {
+            "no rule fired".to_string()
+        } else {
+            v.spam_rules.replace(',', ", ")
+        };
+        parts.push(format!(
+            "spam score {} of {} ({rules}){flag}",
+            v.spam_score, v.spam_threshold
+        ));
+    }
+    if !v.virus.is_empty() {
+        parts.push(format!(
+            "virus {} found: delivered repackaged as an attachment",
+            v.virus
+        ));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::describe_verdict;
+    use crate::spool::message::Verdict;
+
+    #[test]
+    fn the_message_view_says_what_the_checks_found() {
+        assert_eq!(describe_verdict(None), "");
+        let v = Verdict {
+            spam_score: 5,
+            spam_threshold: 5,
+            spam_rules: "HELO_IP_LITERAL,MISSING_MESSAGE_ID".into(),
+            virus: "Eicar-Test-Signature".into(),
+        };
+        assert_eq!(
+            describe_verdict(Some(&v)),
+            "spam score 5 of 5 (HELO_IP_LITERAL, MISSING_MESSAGE_ID) — flagged X-Spam-Flag: YES; \
+             virus Eicar-Test-Signature found: delivered repackaged as an attachment"
+        );
     }
 }

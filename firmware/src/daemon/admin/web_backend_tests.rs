@@ -467,8 +467,16 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     let config = Config::demo(&dir.0);
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let run = RunSettings::new_checked(config.clone()).unwrap();
-    let inbound = InboundHandle::new(&run, capacity, false);
     let d = delivery(&spool, &clock);
+    let guard = crate::daemon::inbound::guard::Guard::new(
+        d.clone(),
+        crate::daemon::delivery::dns::DnsResolver::new(Vec::new()),
+        run.max_sessions,
+        run.protection.guesses,
+        dir.0.join("verify.cache"),
+        0,
+    );
+    let inbound = InboundHandle::new(&run, capacity, false, guard);
     let reloader = Arc::new(Reloader::new(
         config.clone(),
         inbound.clone(),
@@ -526,6 +534,7 @@ fn saving_applies_policy_and_routes_at_once_and_names_what_needs_a_restart() {
     // Saved again unchanged: nothing more to apply, the listener still waits for a restart.
     let again = b.save_settings(&values).unwrap();
     assert_eq!(again.restart_needed, ["smtp.listen"]);
-    drop((b, reloader, d, spool));
+    // The inbound handle's guard holds a delivery handle, which holds the spool's.
+    drop((b, reloader, inbound, d, spool));
     thread.join().unwrap();
 }

@@ -133,8 +133,18 @@ impl DnsResolver {
         }
     }
 
-    /// The TXT records of `name`, each one's strings joined (`mailbag doctor`: MTA-STS and
-    /// TLS-RPT records). Empty when the name exists without any.
+    /// The A records of `name` only (a DNS blocklist's answer, RFC 5782 §2.1). Empty when
+    /// the name exists without any (NODATA); NXDOMAIN is [`DnsError::NotFound`].
+    pub async fn a(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        match self.lookup(name, QType::A).await? {
+            Records::Addrs(a) => Ok(a),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The TXT records of `name`, each one's strings joined (a DNS blocklist's reason;
+    /// `mailbag doctor`: MTA-STS and TLS-RPT records). Empty when the name exists without
+    /// any.
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
         match self.lookup(name, QType::Txt).await? {
             Records::Txt(list) => Ok(list),

@@ -33,6 +33,8 @@ pub(super) type Io = crate::daemon::io::Io<tokio_rustls::client::TlsStream<TcpSt
 pub(super) struct Driver<'a> {
     pub(super) clock: &'a dyn Clock,
     pub(super) tls: &'a TlsClients,
+    /// Our host name (in a repackaging notice); empty where no body is sent.
+    pub(super) hostname: &'a str,
 }
 
 /// Where a delivery's content comes from: the spool, message `meta`.
@@ -86,7 +88,11 @@ pub async fn etrn_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
-    let drv = Driver { clock, tls };
+    let drv = Driver {
+        clock,
+        tls,
+        hostname: "",
+    };
     for &addr in addrs {
         let Some(stream) = connect(addr).await else {
             continue;
@@ -110,7 +116,11 @@ pub async fn probe_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
-    let drv = Driver { clock, tls };
+    let drv = Driver {
+        clock,
+        tls,
+        hostname: "",
+    };
     let mut last = failure(FailReason::Connect);
     for &addr in addrs {
         let Some(stream) = connect(addr).await else {
@@ -136,7 +146,11 @@ pub(super) async fn beacon_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
-    let drv = Driver { clock, tls };
+    let drv = Driver {
+        clock,
+        tls,
+        hostname: "",
+    };
     for &addr in addrs {
         let Some(stream) = connect(addr).await else {
             continue;
@@ -262,6 +276,8 @@ async fn starttls(drv: Driver<'_>, host: &Host, io: &mut Io, c: &mut Client<'_>)
 }
 
 /// Streams the body from the spool; false when it cannot be read (the attempt fails).
+/// The inbound checks' verdict is applied like the Received header was: `X-Spam-*` lines
+/// before the stored content, or a repackaging notice around it.
 async fn send_body(
     drv: Driver<'_>,
     spool: &SpoolHandle,
@@ -269,6 +285,17 @@ async fn send_body(
     c: &mut Client<'_>,
     meta: &MessageMeta,
 ) -> bool {
+    let wrap = crate::policy::verdict::wrapping(
+        meta.verdict.as_ref(),
+        meta.id,
+        meta.body_crc,
+        drv.hostname,
+        drv.clock.unix_seconds(),
+    );
+    if !feed(drv, io, c, wrap.prefix.as_bytes()).await {
+        c.body_end(drv.now());
+        return true;
+    }
     let mut offset = 0u64;
     loop {
         let chunk = match spool.body(meta.id, offset).await {
@@ -282,20 +309,28 @@ async fn send_body(
             break;
         }
         offset += chunk.len() as u64;
-        let mut used = 0;
-        while used < chunk.len() && !c.is_closed() {
-            used += c.body(&chunk[used..], drv.now());
-            if flush_out(drv, c, io).await.is_err() {
-                c.eof();
-                break;
-            }
-        }
-        if c.is_closed() {
+        if !feed(drv, io, c, &chunk).await {
             break;
         }
     }
+    if !c.is_closed() {
+        feed(drv, io, c, wrap.suffix.as_bytes()).await;
+    }
     c.body_end(drv.now());
     true
+}
+
+/// Hands `bytes` to the client and writes what it produces; false once it closed.
+async fn feed(drv: Driver<'_>, io: &mut Io, c: &mut Client<'_>, bytes: &[u8]) -> bool {
+    let mut used = 0;
+    while used < bytes.len() && !c.is_closed() {
+        used += c.body(&bytes[used..], drv.now());
+        if flush_out(drv, c, io).await.is_err() {
+            c.eof();
+            break;
+        }
+    }
+    !c.is_closed()
 }
 
 async fn flush_out(drv: Driver<'_>, c: &mut Client<'_>, io: &mut Io) -> std::io::Result<()> {

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::claims::{Claim, InFlight};
 use super::deliverer::{Deliverer, Scope};
 use super::dns::DnsResolver;
-use super::hops::{Overall, RouteView};
+use super::hops::{Overall, RouteId, RouteView};
 use super::notice::{self, Notice};
 use super::tls::TlsClients;
 use super::watch::{Watch, WatchSettings};
@@ -33,6 +33,7 @@ use crate::daemon::events::EventLog;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
 use crate::relay::dsn::DsnKind;
+use crate::relay::reply::ServerReply;
 use crate::relay::{LoopGuard, NextHop, RelaySettings};
 use crate::spool::{MessageId, MessageMeta};
 
@@ -142,6 +143,36 @@ impl DeliveryTasks {
 }
 
 impl DeliveryHandle {
+    /// The route `domain`'s mail takes and its next hops in order, ourselves left out
+    /// (`None`: no route, or no next hop we may use).
+    pub async fn route_of(&self, domain: &str) -> Option<(String, Vec<NextHop>)> {
+        super::lanes::hops_for_domain(&self.d, domain).await
+    }
+
+    /// Whether delivery knows route `name` to be down ([`super::hops`]).
+    pub fn route_down(&self, name: &str) -> bool {
+        self.d.hops.is_down(name)
+    }
+
+    /// Asks `hop` of route `name` whether it answers (EHLO, QUIT); an answer is recorded
+    /// as the route's state (a route that comes back flushes its held mail; an MX route
+    /// only its domain's, and it is never the primary).
+    pub async fn probe_route(&self, name: &str, hop: &NextHop) -> bool {
+        let up = super::outbound::probe(&self.d, hop).await;
+        if up {
+            self.d
+                .route_state(RouteId::of_route(name), true, &hop.host.to_string(), "")
+                .await;
+        }
+        up
+    }
+
+    /// Asks `hop` whether `address` exists (`MAIL FROM:<>`, `RCPT TO`, `RSET`): its reply
+    /// to the RCPT, or `None` when it could not be asked.
+    pub async fn verify(&self, hop: &NextHop, address: &str) -> Option<ServerReply> {
+        super::outbound::verify(&self.d, hop, address).await
+    }
+
     /// Delivery over `setup`, not running yet ([`DeliveryHandle::start`]). The next hops'
     /// state starts unknown: held mail is probed for at once.
     pub fn new(setup: Setup) -> Self {

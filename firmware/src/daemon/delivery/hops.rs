@@ -33,7 +33,17 @@ pub enum RouteId<'a> {
     Mx(&'a str),
 }
 
-impl RouteId<'_> {
+impl<'a> RouteId<'a> {
+    /// The kind of the delivery route named `name` ([`crate::relay::Route::name`]): an MX
+    /// route (`mx:DOMAIN`) or one with fixed next hops.
+    pub fn of_route(name: &'a str) -> Self {
+        if crate::relay::route::mx_domain(name).is_some() {
+            Self::Mx(name)
+        } else {
+            Self::Delivery(name)
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Self::Delivery(n) | Self::Mx(n) => (*n).to_owned(),
@@ -98,6 +108,14 @@ pub enum Overall {
 }
 
 impl HopStates {
+    /// Whether route `name` is down (its next hops failed `down-after` times in a row and
+    /// have not answered since); unknown counts as not down.
+    pub fn is_down(&self, name: &str) -> bool {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&HopKey::of(name))
+            .is_some_and(|e| e.health.health() == Health::Down)
+    }
+
     /// Every route, delivery routes first, by name.
     pub fn view(&self) -> Vec<RouteView> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -271,6 +289,27 @@ mod tests {
             Overall::Down,
             "a silo or notice route is not the primary"
         );
+    }
+
+    #[test]
+    fn an_mx_route_named_by_its_name_is_never_the_primary() {
+        // Protection's accept-when probe names a silo's office route by name only.
+        assert_eq!(
+            RouteId::of_route("mx:office.test"),
+            RouteId::Mx("mx:office.test")
+        );
+        assert_eq!(RouteId::of_route("route:0"), RouteId::Delivery("route:0"));
+        let s = HopStates::default();
+        s.record(
+            &RouteId::of_route("mx:office.test"),
+            true,
+            "router.office.test",
+            (t(0), 100),
+            1,
+            false,
+        );
+        assert_eq!(s.overall(), (Overall::Unknown, None));
+        assert!(s.view().iter().all(|v| !v.upstream));
     }
 
     #[test]

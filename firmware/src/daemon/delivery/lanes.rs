@@ -127,6 +127,16 @@ fn route_groups<'s>(
     groups
 }
 
+/// The route mail for `domain` takes and its next hops (ourselves left out); `None` when
+/// it has none (unrouted, or DNS failed). Inbound's recipient checks ask this.
+pub async fn hops_for_domain(d: &Deliverer, domain: &str) -> Option<(String, Vec<NextHop>)> {
+    let settings = d.settings();
+    let route = settings.routes.for_domain(domain);
+    let name = route.name(domain);
+    let hops = hops_for(d, route.target, domain, 0).await.ok()?;
+    (!hops.is_empty()).then_some((name, hops))
+}
+
 /// The next hops to try for `target`, in order, ourselves left out.
 async fn hops_for(
     d: &Deliverer,

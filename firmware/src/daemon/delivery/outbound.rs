@@ -21,6 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::deliverer::Deliverer;
 use super::driver::{self, Driver, Io, ReadBuf, connect, drive, failure};
 use crate::relay::client::{FailReason, Kept, Outcome};
+use crate::relay::reply::ServerReply;
 use crate::relay::{Client, DeliveryJob, NextHop};
 use crate::spool::MessageMeta;
 
@@ -31,6 +32,7 @@ fn driver(d: &Deliverer) -> Driver<'_> {
     Driver {
         clock: d.clock.as_ref(),
         tls: &d.tls,
+        hostname: &d.hostname,
     }
 }
 
@@ -240,4 +242,30 @@ pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, 
         Outcome::Failed(f) => Err(f.to_string()),
         other => Err(format!("unexpected outcome {other:?}")),
     }
+}
+
+/// Asks `hop` whether `address` exists (`MAIL FROM:<>`, `RCPT TO`, `RSET`); the RCPT
+/// reply, or `None` when no address of the hop answered that far.
+pub async fn verify(d: &Deliverer, hop: &NextHop, address: &str) -> Option<ServerReply> {
+    for addr in resolve(d, hop).await {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::verify(d.settings().client.clone(), address, d.clock.now());
+        let outcome = drive(
+            driver(d),
+            &hop.host,
+            &mut io,
+            &mut ReadBuf::new(),
+            &mut c,
+            None,
+        )
+        .await;
+        io.shutdown().await;
+        if let Outcome::Verified(reply) = outcome {
+            return Some(reply);
+        }
+    }
+    None
 }

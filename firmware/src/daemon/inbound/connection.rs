@@ -19,7 +19,7 @@ use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
 use crate::monitor::beacon::BeaconError;
 use crate::monitor::metrics::{Counters, Refusal};
-use crate::policy::Checker;
+use crate::policy::{Checker, Protection};
 use crate::smtp::{
     EtrnOutcome, Event, Events, PeerInfo, Reply, Session, SessionConfig, StoreError,
 };
@@ -35,17 +35,23 @@ pub struct Inbound {
     pub session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
     /// Domains ETRN may flush (the configured ones, lower-case).
     pub domains: Vec<String>,
+    /// The protection checks' settings (`[policy]`, `[scan]`).
+    pub protection: Arc<Protection>,
 }
 
 impl Inbound {
-    /// `session` with the accepted `domains` (`policy.domains`).
+    /// `session` with the accepted domains and the protection checks; every recipient is
+    /// handed to the connection's checks.
     pub fn new(
-        session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
+        mut session: SessionConfig<Checker<crate::daemon::spool::GaugeCapacity>>,
         domains: &[String],
+        protection: Arc<Protection>,
     ) -> Self {
+        session.rcpt_checks = true;
         Self {
             session,
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            protection,
         }
     }
 }
@@ -69,18 +75,22 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// Delivery: woken for new mail, asked to flush by ETRN.
     pub delivery: DeliveryHandle,
+    /// Protection state shared by every connection.
+    pub guard: Arc<super::guard::Guard>,
 }
 
 type Io = crate::daemon::io::Io<TlsStream<TcpStream>>;
 
 /// The message being received.
-struct Incoming {
+pub(super) struct Incoming {
     /// Not begun until its first chunk or its commit reaches the spool (one request fewer).
     slot: Option<MessageSlot>,
-    envelope: spool::Envelope,
+    pub(super) envelope: spool::Envelope,
     /// Body bytes handed to the spool so far.
     appended: u64,
     error: Option<StoreError>,
+    /// The protection checks running on its content.
+    pub(super) checks: super::checks::MessageChecks,
 }
 
 fn store_error(e: &SpoolError) -> StoreError {
@@ -103,6 +113,8 @@ fn to_spool_envelope(env: &crate::smtp::Envelope) -> Result<spool::Envelope, Str
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let settings = ctx.inbound.get();
+    let trusted = settings.protection.trusted.contains(peer.ip());
     let mut conn = InboundConnection {
         ctx,
         io: Io::Plain(stream),
@@ -110,6 +122,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         incoming: None,
         wbuf: Vec::with_capacity(2048),
         peer,
+        client: super::checks::Client {
+            ip: peer.ip(),
+            trusted,
+            score_hits: Vec::new(),
+        },
+        settings,
     };
     if let Err(e) = conn.run(peer).await {
         if e.kind() != io::ErrorKind::UnexpectedEof && e.kind() != io::ErrorKind::ConnectionReset {
@@ -120,8 +138,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 }
 
 /// One accepted SMTP connection: the socket (plain or TLS) driving an `smtp::Session`.
-struct InboundConnection {
-    ctx: Arc<Ctx>,
+pub(super) struct InboundConnection {
+    pub(super) ctx: Arc<Ctx>,
     io: Io,
     /// The body chunk being filled: allocated when a message starts, freed when it ends
     /// (an idle connection holds no 16 KiB buffer).
@@ -130,6 +148,10 @@ struct InboundConnection {
     wbuf: Vec<u8>,
     /// The client's address (for the log).
     peer: SocketAddr,
+    /// Who is connected, and what the blocklists said.
+    pub(super) client: super::checks::Client,
+    /// The settings this connection started with.
+    pub(super) settings: Arc<Inbound>,
 }
 
 impl InboundConnection {
@@ -141,8 +163,7 @@ impl InboundConnection {
             tls: false,
             unix_seconds: clock.unix_seconds(),
         };
-        let (mut session, greeting) =
-            Session::new(&self.ctx.inbound.get().session, info, clock.now());
+        let (mut session, greeting) = self.open_session(info).await;
         self.wbuf.extend_from_slice(greeting.as_bytes());
         let mut rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         let (mut start, mut end) = (0usize, 0usize);
@@ -190,6 +211,7 @@ impl InboundConnection {
                 // Cannot happen with a well-behaved session (a line is far shorter).
                 return Err(io::Error::other("input buffer full"));
             }
+            let recheck = self.stress(&mut session);
             let wait = session
                 .deadline()
                 .map(|d| {
@@ -197,7 +219,8 @@ impl InboundConnection {
                         d.saturating_duration_since(clock.now()).as_micros(),
                     )
                 })
-                .unwrap_or(std::time::Duration::from_secs(300));
+                .unwrap_or(std::time::Duration::from_secs(300))
+                .min(recheck);
             tokio::select! {
                 r = tokio::time::timeout(wait, self.io.read(&mut rbuf[end..])) => match r {
                     Ok(Ok(0)) => return Ok(()),
@@ -206,6 +229,11 @@ impl InboundConnection {
                     Err(_) => {
                         let mut out = Events::new();
                         session.tick(clock.now(), &mut out);
+                        if session.is_closed()
+                            && session.idle_timeout() < self.settings.session.idle_timeout
+                        {
+                            self.ctx.guard.counters.bump(|c| &mut c.stress_timeouts);
+                        }
                         if let NextStep::Close = self.handle(&mut session, out).await? {
                             self.flush().await?;
                             self.io.shutdown().await;
@@ -257,6 +285,26 @@ impl InboundConnection {
                     self.abort_message().await;
                 }
                 Event::StartTls => action = NextStep::StartTls,
+                Event::RcptCheck(refusal) => {
+                    // Boxed: the checks' state lives on the heap while they run, not in
+                    // every connection's task all the time.
+                    let answer = Box::pin(self.rcpt_answer(session, refusal)).await;
+                    let mut more = Events::new();
+                    session.rcpt_checked(answer, self.ctx.clock.now(), &mut more);
+                    for e in more {
+                        match e {
+                            Event::Reply(r) => {
+                                if r.code() >= 400 {
+                                    self.event("refused", None, r.as_str().trim_end());
+                                    self.count_refusal(r.as_str());
+                                }
+                                self.wbuf.extend_from_slice(r.as_bytes());
+                            }
+                            Event::Close => action = NextStep::Close,
+                            _ => {}
+                        }
+                    }
+                }
                 Event::Etrn(node) => {
                     let outcome = self.etrn(&node).await;
                     self.wbuf
@@ -279,6 +327,7 @@ impl InboundConnection {
         };
         let declared = env.params.size.unwrap_or(0);
         let received = env.received.clone();
+        let checks = Box::pin(self.message_checks(env)).await;
         let incoming = match to_spool_envelope(env) {
             Ok(envelope) => Incoming {
                 slot: Some(MessageSlot::New {
@@ -288,12 +337,14 @@ impl InboundConnection {
                 envelope,
                 appended: 0,
                 error: None,
+                checks,
             },
             Err(_) => Incoming {
                 slot: None,
                 envelope: spool::Envelope::default(),
                 appended: 0,
                 error: Some(StoreError::Io),
+                checks,
             },
         };
         self.incoming = Some(incoming);
@@ -301,6 +352,11 @@ impl InboundConnection {
     }
 
     async fn body(&mut self, mut bytes: &[u8]) {
+        if let Some(inc) = self.incoming.as_mut() {
+            if inc.error.is_none() {
+                inc.checks.content(bytes).await;
+            }
+        }
         while !bytes.is_empty() {
             let Some(inc) = &self.incoming else { return };
             if inc.error.is_some() {
@@ -362,6 +418,17 @@ impl InboundConnection {
         let Some(slot) = inc.slot.take() else {
             return session.stored::<&str>(Err(StoreError::Io), now);
         };
+        let (verdict, summary) = match Box::pin(self.content_verdict(session, &mut inc)).await {
+            Ok(v) => v,
+            Err(reply) => {
+                self.chunk = None;
+                if let MessageSlot::Begun(p) = slot {
+                    self.ctx.spool.abort(p).await;
+                }
+                return session.rejected(reply, self.ctx.clock.now());
+            }
+        };
+        inc.envelope.verdict = verdict;
         // The last (partial) chunk goes with the commit: a message of one chunk or less is
         // one frame, one request.
         let tail = self.chunk.take().unwrap_or_default();
@@ -375,7 +442,7 @@ impl InboundConnection {
         match stored {
             Ok(id) => {
                 let text = format!(
-                    "from=<{}> to={} size={size}",
+                    "from=<{}> to={} size={size}{summary}",
                     inc.envelope.sender,
                     inc.envelope
                         .recipients
@@ -469,7 +536,7 @@ impl InboundConnection {
         EtrnOutcome::Started
     }
 
-    fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
+    pub(super) fn event(&self, kind: &'static str, id: Option<String>, text: &str) {
         let now = self.ctx.clock.unix_seconds();
         self.ctx.events.push(now, kind, id, text);
     }

@@ -13,13 +13,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::connection::{Ctx, Inbound};
+use super::guard::{Guard, save_verify_cache};
 use super::listen;
 use crate::config::RunSettings;
 use crate::daemon::delivery::DeliveryHandle;
 use crate::daemon::events::EventLog;
 use crate::daemon::live::Live;
 use crate::daemon::spool::{GaugeCapacity, SpoolHandle};
-use crate::policy::Checker;
+use crate::policy::{Checker, Counters};
 
 /// What the accept loops and sessions are started with.
 pub struct Setup {
@@ -42,6 +43,9 @@ pub struct Setup {
 #[derive(Clone)]
 pub struct InboundHandle {
     settings: Arc<Live<Inbound>>,
+    /// The protection checks' shared state (session and guess tables, verification
+    /// cache, counters).
+    guard: Arc<Guard>,
     capacity: GaugeCapacity,
     starttls: bool,
     max_sessions: usize,
@@ -50,17 +54,20 @@ pub struct InboundHandle {
 /// The running accept loops, and the session slots their sessions hold.
 pub struct InboundTasks {
     accepts: Vec<JoinHandle<()>>,
+    /// Saves the verification cache once a minute and at the stop.
+    saver: JoinHandle<()>,
     slots: Arc<Semaphore>,
     max_sessions: usize,
 }
 
 impl InboundHandle {
     /// Inbound over `run`'s session settings, with the spool's fill `capacity` in the
-    /// policy; `starttls` when an acceptor could be made.
-    pub fn new(run: &RunSettings, capacity: GaugeCapacity, starttls: bool) -> Self {
+    /// policy; `starttls` when an acceptor could be made; `guard`: the protection state.
+    pub fn new(run: &RunSettings, capacity: GaugeCapacity, starttls: bool, guard: Guard) -> Self {
         let settings = Arc::new(Live::new(inbound_of(run, &capacity, starttls)));
         Self {
             settings,
+            guard: Arc::new(guard),
             capacity,
             starttls,
             max_sessions: run.max_sessions,
@@ -73,6 +80,12 @@ impl InboundHandle {
     pub fn apply(&self, run: &RunSettings) {
         self.settings
             .set(inbound_of(run, &self.capacity, self.starttls));
+        self.guard.set_guess_limits(run.protection.guesses);
+    }
+
+    /// The protection checks' counters (status page, `/metrics`).
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.guard.counters)
     }
 
     /// The settings in force.
@@ -82,6 +95,11 @@ impl InboundHandle {
 
     /// Starts one accept loop per listener; they stop when `shutdown` flips.
     pub fn start(&self, setup: Setup, shutdown: watch::Receiver<bool>) -> InboundTasks {
+        let saver = tokio::spawn(save_verify_cache(
+            Arc::clone(&self.guard),
+            Arc::clone(&setup.clock),
+            shutdown.clone(),
+        ));
         let ctx = Arc::new(Ctx {
             inbound: Arc::clone(&self.settings),
             spool: setup.spool,
@@ -91,6 +109,7 @@ impl InboundHandle {
             watch: setup.delivery.watch(),
             shutdown,
             delivery: setup.delivery,
+            guard: Arc::clone(&self.guard),
         });
         let slots = Arc::new(Semaphore::new(self.max_sessions));
         let rejecting = Arc::new(Semaphore::new(listen::REJECTING_MAX));
@@ -111,6 +130,7 @@ impl InboundHandle {
             .collect();
         InboundTasks {
             accepts,
+            saver,
             slots,
             max_sessions: self.max_sessions,
         }
@@ -128,11 +148,14 @@ impl InboundTasks {
 
     /// Waits up to `grace` for the sessions still in the middle of a message; false when
     /// some were still open (they are dropped: their mail was not acknowledged).
+    /// Then saves the verification cache a last time.
     pub async fn sessions_finished(self, grace: Duration) -> bool {
         let all = u32::try_from(self.max_sessions).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.slots.acquire_many(all))
+        let finished = tokio::time::timeout(grace, self.slots.acquire_many(all))
             .await
-            .is_ok()
+            .is_ok();
+        let _ = self.saver.await;
+        finished
     }
 }
 
@@ -140,7 +163,7 @@ fn inbound_of(run: &RunSettings, capacity: &GaugeCapacity, starttls: bool) -> In
     let checker = Checker::new(Arc::clone(&run.rules), capacity.clone());
     let mut session = run.session.clone().with_policy(checker);
     session.starttls = starttls;
-    Inbound::new(session, &run.domains)
+    Inbound::new(session, &run.domains, Arc::clone(&run.protection))
 }
 
 /// The addresses the `listeners` are bound to (the loop guard's "ourselves").

@@ -53,26 +53,41 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => {
-                let ctx = Arc::clone(&ctx);
-                tokio::spawn(async move {
-                    connection::serve(stream, peer, ctx).await;
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                let Ok(permit) = Arc::clone(&rejecting).try_acquire_owned() else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let msg = b"421 4.3.2 Too many connections, try again later\r\n";
-                    let _ = tokio::time::timeout(REJECT_WRITE_TIMEOUT, stream.write_all(msg)).await;
-                    let _ = stream.shutdown().await;
-                    drop(permit);
-                });
-            }
-        }
+        let busy = b"421 4.3.2 Too many connections, try again later\r\n";
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            turn_away(stream, &rejecting, busy);
+            continue;
+        };
+        // Connection floods: at most `policy.sessions-per-client` per IPv4 address or
+        // IPv6 /64, so one client cannot take every slot.
+        let settings = ctx.inbound.get();
+        let trusted = settings.protection.trusted.contains(peer.ip());
+        let per_client = settings.protection.sessions_per_client;
+        let Some(client_slot) = ctx.guard.open_session(peer.ip(), trusted, per_client) else {
+            drop(permit);
+            let flood = b"421 4.7.0 Too many connections from your address, try again later\r\n";
+            turn_away(stream, &rejecting, flood);
+            continue;
+        };
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            connection::serve(stream, peer, ctx).await;
+            drop(client_slot);
+            drop(permit);
+        });
     }
+}
+
+/// Writes `msg` (a 421) and closes, in its own task; past [`REJECTING_MAX`] at once the
+/// connection is just closed.
+fn turn_away(stream: tokio::net::TcpStream, rejecting: &Arc<Semaphore>, msg: &'static [u8]) {
+    let Ok(permit) = Arc::clone(rejecting).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(REJECT_WRITE_TIMEOUT, stream.write_all(msg)).await;
+        let _ = stream.shutdown().await;
+        drop(permit);
+    });
 }

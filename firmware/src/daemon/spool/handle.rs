@@ -111,7 +111,10 @@ pub(super) enum Request {
 /// Counters the spool thread publishes after each batch, read by the RCPT-time capacity
 /// check and the status page. (A mutex, not 64-bit atomics: 32-bit MIPS has none.)
 #[derive(Debug, Default)]
-pub struct Gauge(Mutex<GaugeValues>);
+pub struct Gauge(
+    Mutex<GaugeValues>,
+    Mutex<std::collections::HashMap<u32, u64>>,
+);
 
 /// A snapshot of [`Gauge`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,6 +139,22 @@ impl Gauge {
 
     pub(super) fn update(&self, f: impl FnOnce(&mut GaugeValues)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Body bytes held for `domain`, counted by each message's first recipient (what the
+    /// per-domain `max-bytes` tiers measure).
+    pub fn domain_bytes(&self, domain: &str) -> u64 {
+        let map = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&crate::spool::domain_key(domain))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Replaces the per-domain bytes (O(domains held), once per batch).
+    pub(super) fn set_domain_bytes(&self, each: impl Iterator<Item = (u32, u64)>) {
+        let mut map = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        map.clear();
+        map.extend(each);
     }
 }
 

@@ -113,6 +113,7 @@ fn serve(
         }
     );
     publish(&u, &gauge);
+    gauge.set_domain_bytes(spool.domain_bytes());
     let _ = ready.send(Ok(()));
 
     let mut batch: Vec<Request> = Vec::with_capacity(BATCH_MAX);
@@ -161,6 +162,10 @@ fn serve(
                 // One sync makes every commit of the batch durable; only then answer.
                 let synced = w.sync();
                 state_since = None;
+                // Published before the senders hear 250: their next RCPT (the per-domain
+                // tiers, the spool's fill) must already count what was just committed.
+                publish(&w.usage(), &gauge);
+                gauge.set_domain_bytes(w.domain_bytes());
                 for (reply, tail, r) in committed.drain(..) {
                     let r = match (&synced, r) {
                         (Ok(()), Ok(id)) => {
@@ -182,6 +187,7 @@ fn serve(
                 }
             }
             publish(&w.usage(), &gauge);
+            gauge.set_domain_bytes(w.domain_bytes());
             ControlFlow::Continue(())
         });
         match r {

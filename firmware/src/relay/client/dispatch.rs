@@ -67,6 +67,7 @@ impl Client<'_> {
             State::Rset => self.fail(FailReason::Rset, Some(reply)),
             State::Etrn => self.etrn_reply(reply),
             State::Beacon => self.beacon_reply(reply),
+            State::VerifyMail | State::VerifyRcpt => self.verify_reply(state, reply, now),
             State::Transaction(t) => self.transaction_reply(t, reply, now),
             State::DataEnd => {
                 for r in self.results.iter_mut() {

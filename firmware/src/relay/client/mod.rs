@@ -58,6 +58,7 @@ mod kept;
 mod outcome;
 mod tls;
 mod transaction;
+mod verify;
 
 pub use dispatch::Extensions;
 pub use kept::Kept;
@@ -134,6 +135,10 @@ enum State {
     Etrn,
     /// XBEACON sent.
     Beacon,
+    /// Verifying a recipient: `MAIL FROM:<>` sent.
+    VerifyMail,
+    /// Verifying a recipient: `RCPT TO` sent.
+    VerifyRcpt,
     /// MAIL, RCPTs, DATA going out and being answered (§3.3, RFC 2920).
     Transaction(Transaction),
     /// 354 received; the host streams content.
@@ -161,6 +166,8 @@ enum Mode<'a> {
     Etrn(&'a str),
     /// Tell the silo this edge is alive (one signed beacon line).
     Beacon(&'a str),
+    /// Ask whether a recipient exists: `MAIL FROM:<>`, `RCPT TO`, `RSET`, QUIT.
+    Verify(&'a str),
 }
 
 /// One SMTP client session.

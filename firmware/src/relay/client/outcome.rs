@@ -203,6 +203,8 @@ pub enum Outcome {
     Etrn(ServerReply),
     /// The beacon was taken (250).
     Beacon(ServerReply),
+    /// A recipient verification got this reply to its RCPT (2xx exists, 5xx does not).
+    Verified(ServerReply),
 }
 
 /// 2xx → delivered (so far), 4xx → deferred, 5xx → bounced.

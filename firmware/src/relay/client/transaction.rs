@@ -56,6 +56,10 @@ impl Client<'_> {
             self.send_beacon(line, now);
             return;
         }
+        if let Mode::Verify(address) = self.mode {
+            self.send_verify(address, now);
+            return;
+        }
         if let Mode::Deliver(job) = &self.mode {
             let unsafe_path = |a: &str| a.chars().any(|c| c.is_control() || c == '<' || c == '>');
             if unsafe_path(job.sender) || job.recipients.iter().any(|r| unsafe_path(r)) {

@@ -58,7 +58,8 @@ pub enum QType {
     Aaaa,
     /// Mail exchanger (RFC 1035 §3.3.9).
     Mx,
-    /// Text (RFC 1035 §3.3.14): MTA-STS and TLS-RPT records.
+    /// Text (RFC 1035 §3.3.14): MTA-STS and TLS-RPT records, a DNS blocklist's reason for a
+    /// listing (RFC 5782 §2.1).
     Txt,
     /// Alias (RFC 1035 §3.3.1): is an MX host a CNAME?
     Cname,

@@ -421,3 +421,21 @@ fn random_and_mutated_bytes_never_panic() {
         "mutations still reach the record parser ({parsed})"
     );
 }
+
+#[test]
+fn txt_strings_are_joined_per_record() {
+    // A DNS blocklist's reason (RFC 5782 §2.1), split over two character-strings.
+    let m = Msg::new("2.0.0.127.bl.test", 16)
+        .rr(&ptr(12), 16, 300, b"\x0aListed in \x07bl.test")
+        .rr(&ptr(12), 16, 300, b"\x00");
+    let a = q("2.0.0.127.bl.test", QType::Txt).parse(&m.0).unwrap();
+    assert_eq!(
+        a.records,
+        Records::Txt(vec!["Listed in bl.test".into(), String::new()])
+    );
+    let cut = Msg::new("t.test", 16).rr(&ptr(12), 16, 300, b"\x09short");
+    assert_eq!(
+        q("t.test", QType::Txt).parse(&cut.0),
+        Err(ResponseError::Malformed)
+    );
+}

@@ -32,7 +32,7 @@ impl<P: Policy> Session<P> {
         let session_end = self.started.saturating_add(self.cfg.session_timeout);
         match self.state {
             State::Closed => None,
-            State::Storing(_) => Some(session_end),
+            State::Storing(_) | State::RcptCheck(_) => Some(session_end),
             _ => Some(session_end.min(self.last_input.saturating_add(self.cfg.idle_timeout))),
         }
     }

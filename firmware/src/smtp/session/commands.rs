@@ -26,6 +26,14 @@ impl<P: Policy> Session<P> {
     }
 
     fn command(&mut self, cmd: Command<'_>, now: Instant, out: &mut Events<'_>) -> bool {
+        if matches!(self.state, State::Refused) {
+            // RFC 5321 §3.1: after a 554 greeting, QUIT gets 221 and anything else 503.
+            if matches!(cmd, Command::Quit) {
+                push(out, Event::Reply(reply(221, "2.0.0", "Bye")));
+                return self.close(out);
+            }
+            return self.bad(reply(503, "5.5.1", "Error: bad sequence of commands"), out);
+        }
         let state = core::mem::replace(&mut self.state, State::Closed);
         let helo = match &state {
             State::Ready(h) | State::Mail(h) | State::Rcpt(h) => Some(h.clone()),

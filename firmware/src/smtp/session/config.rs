@@ -29,6 +29,9 @@ pub struct SessionConfig<P> {
     pub session_timeout: Duration,
     /// Asked at every RCPT.
     pub policy: P,
+    /// Hand every recipient to the host before replying ([`Event::RcptCheck`](crate::smtp::Event)):
+    /// the daemon's checks that need I/O or shared state. Off, the policy's answer is the reply.
+    pub rcpt_checks: bool,
 }
 
 /// An `[smtp]` section that cannot drive a session.
@@ -77,6 +80,7 @@ impl<P> SessionConfig<P> {
             idle_timeout: Duration::from_secs(smtp.idle_timeout_secs),
             session_timeout: Duration::from_secs(smtp.session_timeout_secs),
             policy,
+            rcpt_checks: false,
         })
     }
 
@@ -92,6 +96,7 @@ impl<P> SessionConfig<P> {
             idle_timeout: self.idle_timeout,
             session_timeout: self.session_timeout,
             policy,
+            rcpt_checks: self.rcpt_checks,
         }
     }
 }

@@ -72,31 +72,54 @@ impl<P: Policy> Session<P> {
             return false;
         }
         let size = self.envelope.params.size.unwrap_or(0);
-        let refused = match self.cfg.policy.recipient(&mailbox, size) {
-            Ok(()) => None,
-            Err(Refusal::RelayDenied) => Some(reply(550, "5.7.1", "Relay access denied")),
-            Err(Refusal::UnknownUser) => Some(reply(550, "5.1.1", "User unknown")),
-            Err(Refusal::Capacity(QuotaError::SpoolFull)) => {
-                Some(reply(452, "4.3.1", "Insufficient system storage"))
-            }
-            Err(Refusal::Capacity(QuotaError::QuotaExceeded)) => {
-                Some(reply(452, "4.2.2", "Mailbox full"))
-            }
+        let verdict = self.cfg.policy.recipient(&mailbox, size);
+        if self.cfg.rcpt_checks {
+            self.pending = Some((mailbox, verdict.err()));
+            self.state = State::RcptCheck(helo);
+            push(out, Event::RcptCheck(verdict.err()));
+            return true;
+        }
+        let answer = match verdict {
+            Ok(()) => super::RcptAnswer::Accept,
+            Err(r) => super::RcptAnswer::Refuse(refusal_reply(r)),
         };
-        match refused {
+        self.answer_rcpt(helo, mailbox, answer, out)
+    }
+
+    /// Adds `mailbox` (250) or refuses it; the state is already Mail or Rcpt.
+    pub(super) fn answer_rcpt(
+        &mut self,
+        helo: Helo,
+        mailbox: Mailbox,
+        answer: super::RcptAnswer,
+        out: &mut Events<'_>,
+    ) -> bool {
+        match answer {
             // 5xx refusals count as errors, so a harvesting client is soon disconnected.
-            Some(r) if r.is_permanent() => self.bad(r, out),
-            Some(r) => {
+            super::RcptAnswer::Refuse(r) if r.is_permanent() => self.bad(r, out),
+            super::RcptAnswer::Refuse(r) => {
                 push(out, Event::Reply(r));
                 false
             }
-            None => {
-                // Bounded by the `max-recipients` check above.
+            super::RcptAnswer::Accept => {
+                // Bounded by the `max-recipients` check before the hand-off.
                 self.envelope.recipients.push(mailbox);
                 self.state = State::Rcpt(helo);
                 push(out, Event::Reply(reply(250, "2.1.5", "Ok")));
                 false
             }
         }
+    }
+}
+
+/// The reply to a recipient the policy refused (RFC 5321 §3.6.2, §4.5.3.1.10; RFC 3463).
+pub fn refusal_reply(r: Refusal) -> crate::smtp::Reply {
+    match r {
+        Refusal::RelayDenied => reply(550, "5.7.1", "Relay access denied"),
+        Refusal::UnknownUser => reply(550, "5.1.1", "User unknown"),
+        Refusal::Capacity(QuotaError::SpoolFull) => {
+            reply(452, "4.3.1", "Insufficient system storage")
+        }
+        Refusal::Capacity(QuotaError::QuotaExceeded) => reply(452, "4.2.2", "Mailbox full"),
     }
 }

@@ -15,19 +15,23 @@
 //!   [`StoreError`]);
 //! - `tls`: STARTTLS (RFC 3207) and the handshake's result;
 //! - `bounds`: what a client cannot exceed — time, rejected commands, message size;
+//! - `checks`: the host's own checks — a recipient handed to the host before its reply
+//!   ([`Event::RcptCheck`]), a greeting that refuses the client, a content verdict;
 //! - `config`: the settings every session shares ([`SessionConfig`]) and the peer
 //!   ([`PeerInfo`]).
 
 mod bounds;
+mod checks;
 mod commands;
 mod config;
 mod data;
 mod envelope;
 mod tls;
 
+pub use checks::{PendingRcpt, RcptAnswer};
 pub use config::{PeerInfo, SessionConfig, SessionConfigError};
 pub use data::StoreError;
-pub use envelope::Envelope;
+pub use envelope::{Envelope, refusal_reply};
 
 use embassy_time::Instant;
 
@@ -60,6 +64,10 @@ enum State {
     Data(Helo, DataReceiver),
     /// Content complete; waiting for the host to make it durable (§4.1.1.4: 250 only then).
     Storing(Helo),
+    /// A recipient handed to the host ([`Event::RcptCheck`]); waiting for its answer.
+    RcptCheck(Helo),
+    /// The greeting was `554` (§3.1): only QUIT is answered (221), anything else 503.
+    Refused,
     /// 220 to STARTTLS sent (RFC 3207 §4.2); input is plaintext the client must not have
     /// sent, and is discarded.
     TlsHandshake,
@@ -79,6 +87,11 @@ pub struct Session<P> {
     bad_commands: u32,
     started: Instant,
     last_input: Instant,
+    /// The recipient handed to the host, and what the policy said of it.
+    pending: Option<(
+        crate::smtp::address::Mailbox,
+        Option<crate::policy::Refusal>,
+    )>,
 }
 
 impl<P: Policy + Clone> Session<P> {
@@ -95,6 +108,7 @@ impl<P: Policy + Clone> Session<P> {
             bad_commands: 0,
             started: now,
             last_input: now,
+            pending: None,
         };
         (session, greeting)
     }
@@ -105,7 +119,8 @@ impl<P: Policy> Session<P> {
     ///
     /// Stops early (returning less than `bytes.len()`) when `out` is nearly full, after an
     /// event that needs the host first (`StartTls`, `MessageBegin`, `MessageEnd`, `Etrn`,
-    /// `Close`) and while waiting for [`Session::stored`]. The host keeps the unconsumed
+    /// `RcptCheck`, `Close`) and while waiting for [`Session::stored`] or
+    /// [`Session::rcpt_checked`]. The host keeps the unconsumed
     /// bytes and feeds them again after handling the events — except after `StartTls`, when
     /// it drops them. Any split of the same bytes yields the same replies and content.
     pub fn input<'a>(&mut self, bytes: &'a [u8], now: Instant, out: &mut Events<'a>) -> usize {
@@ -116,7 +131,7 @@ impl<P: Policy> Session<P> {
         while pos < bytes.len() && out.capacity() - out.len() >= EVENTS_RESERVE {
             match &mut self.state {
                 State::Closed | State::TlsHandshake => return bytes.len(),
-                State::Storing(_) => break,
+                State::Storing(_) | State::RcptCheck(_) => break,
                 State::Data(_, rx) => {
                     let fed = rx.feed(&bytes[pos..], out);
                     pos += fed.consumed;

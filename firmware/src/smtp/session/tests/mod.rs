@@ -61,6 +61,7 @@ pub(crate) enum Seen {
     Aborted(AbortReason),
     Etrn(String),
     Beacon(String),
+    RcptCheck(Option<crate::policy::Refusal>),
     Close,
 }
 
@@ -94,6 +95,7 @@ impl Host {
         let policy = PolicyConfig {
             domains: vec!["example.com".into(), "list.example".into()],
             recipients: vec!["alice@list.example".into()],
+            ..PolicyConfig::default()
         };
         let rules = Arc::new(Rules::from_config(&policy).unwrap());
         let capacity = TestCapacity::default();
@@ -116,6 +118,38 @@ impl Host {
             now,
             chunk,
         }
+    }
+
+    /// A host whose session hands every recipient over ([`SessionConfig::rcpt_checks`]).
+    pub(crate) fn checked() -> Self {
+        let mut h = Self::new();
+        let policy = PolicyConfig {
+            domains: vec!["example.com".into(), "list.example".into()],
+            recipients: vec!["alice@list.example".into()],
+            ..PolicyConfig::default()
+        };
+        let rules = Arc::new(Rules::from_config(&policy).unwrap());
+        let mut cfg =
+            SessionConfig::new(&smtp_config(), Checker::new(rules, h.capacity.clone())).unwrap();
+        cfg.rcpt_checks = true;
+        let peer = PeerInfo {
+            ip: "192.0.2.7".parse().unwrap(),
+            port: 40000,
+            tls: false,
+            unix_seconds: T0,
+        };
+        h.session = Session::new(&cfg, peer, h.now).0;
+        h
+    }
+
+    /// The host's answer to a recipient handed over; pumps what waited.
+    pub(crate) fn answer(&mut self, answer: crate::smtp::RcptAnswer) {
+        let mut out = Events::new();
+        self.session.rcpt_checked(answer, self.now, &mut out);
+        for event in out {
+            record(&mut self.log, event);
+        }
+        self.pump();
     }
 
     pub(crate) fn send(&mut self, bytes: &[u8]) {
@@ -219,6 +253,7 @@ pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
         Event::MessageAborted(r) => Seen::Aborted(r),
         Event::Etrn(n) => Seen::Etrn(n.as_str().into()),
         Event::Beacon(b) => Seen::Beacon(b.as_str().into()),
+        Event::RcptCheck(r) => Seen::RcptCheck(r),
         Event::Close => Seen::Close,
     };
     log.push_back(seen);
@@ -226,5 +261,6 @@ pub(crate) fn record(log: &mut VecDeque<Seen>, event: Event<'_>) {
 
 // After the macros: a macro is only in scope for the modules declared below it.
 mod bounds;
+mod checks;
 mod conversation;
 mod hostile;
