@@ -80,6 +80,7 @@
 //!             Event::MessageAborted(_) => spool.clear(),
 //!             Event::StartTls => { /* flush, drop `pending`, handshake, tls_established() */ }
 //!             Event::Etrn(_) => { /* kick the relay, write Reply::etrn(..) */ }
+//!             Event::Beacon(_) => { /* check the router's heartbeat, write its reply */ }
 //!             Event::Close => { /* flush and close the socket */ }
 //!         }
 //!     }
