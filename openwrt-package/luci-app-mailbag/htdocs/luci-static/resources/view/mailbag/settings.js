@@ -116,6 +116,40 @@ return view.extend({
 		o.datatype = 'uciname';
 		o.placeholder = 'wan';
 
+		s = m.section(form.TypedSection, 'notify', _('Notifications'));
+		s.anonymous = true;
+		o = s.option(form.DynamicList, 'to', _('Tell these addresses'), _('When the office server goes down or comes back, the spool is nearly full, or mail expires.'));
+		o = s.option(form.Value, 'via', _('Send notices via'), _('mx (the recipients\' MX, never the server that is down) or [preference ]host:port'));
+		o.placeholder = 'mx';
+		o = s.option(form.DynamicList, 'webhook', _('Webhooks'), _('http:// or https:// URLs, POSTed a JSON document per notice'));
+		o = s.option(form.Value, 'hook', _('Hook directory'), _('Executables run per notice'));
+		o.placeholder = '/etc/mailbag/notify.d';
+		o = s.option(form.Value, 'damping', _('At most one notice of a kind per (seconds)'));
+		o.datatype = 'uinteger';
+		o.placeholder = '900';
+		o = s.option(form.Value, 'spool_full_percent', _('Spool nearly full at (percent, 0 = never)'));
+		o.datatype = 'range(0,100)';
+		o.placeholder = '80';
+
+		s = m.section(form.TypedSection, 'monitor', _('Monitoring'));
+		s.anonymous = true;
+		o = s.option(form.Value, 'router_id', _('Router name in beacons'), _('Empty: the SMTP host name'));
+		o.optional = true;
+		o = s.option(form.Value, 'beacon_secret', _('Beacon secret'), _('Given by the provider; empty sends no beacons to the upstream silo.'));
+		o.password = true;
+		o.optional = true;
+		o = s.option(form.Value, 'beacon_interval', _('Beacon every (seconds)'));
+		o.datatype = 'min(1)';
+		o.placeholder = '300';
+		o = s.option(form.Value, 'down_after', _('Server down after (failures in a row)'));
+		o.datatype = 'range(1,100)';
+		o.placeholder = '2';
+		o = s.option(form.Value, 'led', _('LED'), _('Under /sys/class/leds/: on while mail is held, blinking while the server is down'));
+		o.optional = true;
+		o = s.option(form.Value, 'metrics_token', _('Metrics token'), _('Bearer token for /metrics on the admin page (empty: not served)'));
+		o.password = true;
+		o.optional = true;
+
 		s = m.section(form.TypedSection, 'daemon', _('Daemon'));
 		s.anonymous = true;
 		o = s.option(form.Value, 'control_socket', _('Control socket'), _('LuCI and the mailbag command reach the daemon here.'));
