@@ -222,6 +222,9 @@ listen = ["127.0.0.1:$mb_port"]
 max-sessions = 128
 [policy]
 domains = ["$DOMAIN"]
+# Every sender here is smtp-source on 127.0.0.1: the per-client cap (8) would refuse the
+# 10- and 50-session cells. Postfix's own cap (smtpd_client_connection_count_limit) is 50.
+sessions-per-client = 100
 [spool]
 path = "$d/spool.img"
 size = $mb_size

@@ -60,6 +60,48 @@ return view.extend({
 		o.datatype = 'hostname';
 		o = s.option(form.DynamicList, 'recipients', _('Recipients'), _('Optional: only these addresses of the domains above.'));
 
+		s = m.section(form.TypedSection, 'policy', _('Protection'));
+		s.anonymous = true;
+		o = s.option(form.DynamicList, 'trusted', _('Trusted networks'), _('CIDRs no check applies to (the silo, the LAN)'));
+		o.datatype = 'cidr';
+		o = s.option(form.DynamicList, 'dnsbl', _('DNS blocklists'), _('Zones asked at connect; a listed client gets 554'));
+		o.datatype = 'hostname';
+		o = s.option(form.DynamicList, 'dnsbl_score', _('Scoring blocklists'), _('Zones that only add to the spam score'));
+		o.datatype = 'hostname';
+		o = s.option(form.Flag, 'verify_recipients', _('Verify recipients at the office server'), _('Unknown recipients get 550; answers are cached on flash'));
+		o.default = '0';
+		o = s.option(form.ListValue, 'verify_unknown_while_down', _('Unknown recipient while the server is down'));
+		o.value('accept');
+		o.value('defer', _('defer (450)'));
+		o.default = 'accept';
+		o = s.option(form.DynamicList, 'block_extensions', _('Blocked attachment extensions'), _('e.g. scr; a match gets 554. Empty list: pif and scr'));
+		o = s.option(form.Value, 'spam_flag_score', _('Spam flag score'), _('Points for X-Spam-Flag: YES; 0 = no scoring'));
+		o.datatype = 'range(0,65535)';
+		o.placeholder = '5';
+		o = s.option(form.Value, 'spam_reject_score', _('Spam reject score'), _('Points for 554; 0 = never'));
+		o.datatype = 'range(0,65535)';
+		o.placeholder = '0';
+		o = s.option(form.Value, 'guess_threshold', _('Guessed recipients before cool-down'), _('Refused recipients per client in 10 minutes; 0 = off'));
+		o.datatype = 'uinteger';
+		o.placeholder = '20';
+		o = s.option(form.Value, 'sessions_per_client', _('Sessions per client'), _('Per IPv4 address or IPv6 /64; more get 421'));
+		o.datatype = 'min(1)';
+		o.placeholder = '8';
+		o = s.option(form.DynamicList, 'domain_rules', _('Per-domain rules'), _('DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off scan=on|off spam=on|off'));
+
+		s = m.section(form.TypedSection, 'scan', _('Virus scanning'));
+		s.anonymous = true;
+		o = s.option(form.Value, 'clamd', _('clamd'), _('ip:port or Unix socket path; empty = no scanning'));
+		o.optional = true;
+		o = s.option(form.ListValue, 'infected', _('Infected messages'));
+		o.value('reject', _('reject (554)'));
+		o.value('repackage', _('repackage (a notice with the original attached)'));
+		o.default = 'reject';
+		o = s.option(form.ListValue, 'unreachable', _('clamd unreachable'));
+		o.value('defer', _('defer (451)'));
+		o.value('accept', _('accept unscanned'));
+		o.default = 'defer';
+
 		s = m.section(form.TypedSection, 'spool', _('Spool'));
 		s.anonymous = true;
 		o = s.option(form.Value, 'path', _('Image file or MTD partition'), _('Not under /tmp or /var (RAM). A USB disk or a spare partition (/dev/mtdN) keeps held mail across sysupgrade.'));
@@ -92,8 +134,7 @@ return view.extend({
 		o.value('require');
 		o.value('require-verify');
 		o.default = 'opportunistic';
-		o = s.option(form.Value, 'upstream_silo', _('Upstream silo'), _('host:port; asked to send its mail (ETRN) when the WAN comes back.'));
-		o.optional = true;
+		o = s.option(form.DynamicList, 'upstream_silo', _('Upstream silos'), _('host:port, most preferred first; each is asked to send its mail (ETRN) when it can be reached again.'));
 		o = s.option(form.DynamicList, 'dns_servers', _('DNS servers for MX lookups'), _('Empty: those of /etc/resolv.conf'));
 		o.datatype = 'or(ipaddr, ipaddrport(1))';
 
