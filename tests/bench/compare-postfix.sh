@@ -16,8 +16,8 @@
 #
 # Per MTA and cell: accept rate with the next hop down (smtp-source, one connection per
 # message), then the time to drain that held queue to a recovered next hop (an smtp-sink
-# started on the next hop's port; Postfix is told `postqueue -f`, mailbag notices with its
-# probe, relay.probe-interval = 1 s); relay rate with the next hop up (first byte sent to the
+# started on the next hop's port; then Postfix is told `postqueue -f`, mailbag `mailbag queue
+# flush`, so neither waits for its own schedule or probe); relay rate with the next hop up (first byte sent to the
 # last message arrived at the sink); peak memory of the whole MTA (Postfix: master and all
 # its children summed). Every count is checked: a lost or duplicated message fails the run.
 #
@@ -283,6 +283,18 @@ mailbag_programmed() { # bytes the spool programmed, from its last "spool closed
     sed -n 's/.*spool closed: \([0-9]*\) bytes programmed.*/\1/p' "$mb_log" | tail -n 1
 }
 
+# Both MTAs are told the next hop is back, as an admin (or a hook) would: Postfix by
+# `postqueue -f`, mailbag by `mailbag queue flush`. Left alone, mailbag notices by its probe
+# (relay.probe-interval, 1 s here: up to a second more), Postfix at its next queue run.
+flush_queue() { # MTA
+    if [ "$1" = postfix ]; then
+        postqueue -c "$pf_etc" -f
+    else
+        "$mailbag_bin" queue flush --config "$mb_dir/$mb_cell/mailbag.toml" >/dev/null ||
+            die "mailbag queue flush failed"
+    fi
+}
+
 # --- Postfix: a private instance (postfix -c), never the system's ----------------------
 
 pf_port=$(free_port)
@@ -389,6 +401,7 @@ held_cell() { # MTA SIZE COUNT SESSIONS: accept with the next hop down, then dra
         mailbag_wait_deferred "$n"
         start_sink
         t2=$(now)
+        flush_queue mailbag
         wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "mailbag drain: $(sink_count) of $n arrived"
         t3=$(now)
         check_sink_exact "$n" "mailbag drain"
@@ -403,7 +416,7 @@ held_cell() { # MTA SIZE COUNT SESSIONS: accept with the next hop down, then dra
         wait_until "$DRAIN_TIMEOUT" pf_all_deferred "$n" || die "postfix holds $(pf_all) (deferred: $(pf_files deferred)) of $n"
         start_sink
         t2=$(now)
-        postqueue -c "$pf_etc" -f
+        flush_queue postfix
         wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "postfix drain: $(sink_count) of $n arrived"
         t3=$(now)
         check_sink_exact "$n" "postfix drain"
@@ -474,7 +487,7 @@ depth_series() { # MTA
     fi
     start_sink
     t2=$(now)
-    [ "$mta" = postfix ] && postqueue -c "$pf_etc" -f
+    flush_queue "$mta"
     wait_until "$DRAIN_TIMEOUT" arrived "$held" || die "$mta depth drain: $(sink_count) of $held arrived"
     t3=$(now)
     check_sink_exact "$held" "$mta depth drain"
@@ -539,7 +552,7 @@ restart_cell() { # MTA N: fill N with the next hop down, stop, start: time to li
     if [ "$n" = "$RESTART_DRAIN" ]; then
         start_sink
         t2=$(now)
-        [ "$mta" = postfix ] && postqueue -c "$pf_etc" -f
+        flush_queue "$mta"
         wait_until "$DRAIN_TIMEOUT" arrived "$n" || die "$mta drain after restart: $(sink_count) of $n"
         t3=$(now)
         check_sink_exact "$n" "$mta drain after restart"
@@ -671,7 +684,7 @@ row() { printf '%-40s | %10s | %10s | %s\n' "$1" "$2" "$3" "$4"; }
 table=$dir/table.txt
 {
     echo "# mailbag $(git rev-parse --short HEAD) vs Postfix $(postconf -d -h mail_version), $(date -u +%F), $(nproc) CPUs, $(uname -r)"
-    echo "# next hop down: accept rate; then drain time to a recovered next hop (mailbag probe-interval 1 s, Postfix postqueue -f)"
+    echo "# next hop down: accept rate; then drain time to a recovered next hop (each told at once: mailbag queue flush, Postfix postqueue -f)"
     echo "# smtp-source: one connection per message; relay: 4096 B, next hop up, until the last arrived"
     row "metric" "mailbag" "postfix" "mailbag/postfix"
     row "----------------------------------------" "----------" "----------" "---------------"
