@@ -27,6 +27,7 @@ pub mod index;
 pub mod message;
 mod migrate;
 pub mod open;
+mod read;
 pub mod record;
 mod replay;
 pub mod segments;
@@ -42,9 +43,8 @@ pub use error::SpoolError;
 pub use flash::{Barrier, Flash, FlashStats};
 pub use frame::CHUNK;
 pub use message::{Envelope, MessageId, MessageMeta, RcptStatus, Recipient};
-pub use store::{
-    Access, IndexEntry, Limits, Spool, SpoolRead, Usage, address_key, domain_key, fnv1a, format,
-};
+pub use read::SpoolRead;
+pub use store::{Access, IndexEntry, Limits, Spool, Usage, address_key, domain_key, fnv1a, format};
 pub use writer::{Pending, Writer};
 
 /// The filesystem state buffers a mounted spool needs (allocate once, keep for the mount).

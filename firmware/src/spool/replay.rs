@@ -4,7 +4,7 @@
 //! headers and records are checked and applied, body bytes pass by unchecked (a chunk is
 //! checked when it is read for delivery). Cost: O(log bytes) sequential reads and O(frames)
 //! index operations; no file per message is opened and no directory is searched per
-//! message. (The reads never seek: see `store::seek_once` for the littlefs bug that rules
+//! message. (The reads never seek: see `read::seek_once` for the littlefs bug that rules
 //! seeking inside an open file out.)
 //!
 //! Replay rules, applied in log order (later frames win):
@@ -24,7 +24,8 @@ use mailbag_hal::BlockDevice;
 
 use super::error::SpoolError;
 use super::frame::{self, Body, DoneRec, HEADER_LEN, Kind, Loc, MessageRec, RECORD_MAX, StateRec};
-use super::store::{Access, LOG_DIR, Spool, State, address_key, path, read_seq, seg_path};
+use super::read::read_seq;
+use super::store::{Access, LOG_DIR, Spool, State, address_key, path, seg_path};
 
 /// Bytes read from a segment at a time.
 const WINDOW: usize = 64 * 1024;

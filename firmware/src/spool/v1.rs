@@ -22,8 +22,9 @@ use super::flash::{Barrier, FORMAT_BLOCKS, Flash};
 use super::message::{
     Envelope, HEADER_MAGIC, HeaderV1, MessageId, MessageMeta, RcptStatus, Recipient,
 };
+use super::read::read_file;
 use super::record::{self, Kind, RECORD_MAX, RecordError};
-use super::store::{lfs_error, path, read_file};
+use super::store::{lfs_error, path};
 
 pub(super) const QUEUE_DIR: &str = "/q";
 const BAD_DIR: &str = "/bad";

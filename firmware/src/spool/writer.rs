@@ -27,9 +27,8 @@ use super::frame::{
 };
 use super::index::{Slot, lane_of};
 use super::message::{Envelope, MessageId, MessageMeta, RcptStatus, Recipient};
-use super::store::{
-    self, IndexEntry, Spool, State, Usage, address_key, domain_key, lfs_error, seg_path,
-};
+use super::read;
+use super::store::{IndexEntry, Spool, State, Usage, address_key, domain_key, lfs_error, seg_path};
 
 /// A message being received: hold it until [`Writer::commit`] or [`Writer::abort`].
 #[must_use = "a pending message must be committed or aborted"]
@@ -758,11 +757,11 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
     /// Writes message `slot` anew at the head, body and latest state; returns bytes copied.
     fn copy_message(&mut self, slot: Slot) -> Result<u64, SpoolError> {
         let id = self.st.index.get(slot).id;
-        let (meta, (h, rec, loc)) = store::read_meta(self.fs, self.st, id)?;
+        let (meta, (h, rec, loc)) = read::read_meta(self.fs, self.st, id)?;
         let mut buf = vec![0u8; CHUNK];
         let size = meta.size;
         let (body, data_len, min_seg) = if size as usize <= CHUNK && rec.body == Body::Inline {
-            let n = store::read_body_of(self.fs, self.st, id, &rec, (h, loc), 0, &mut buf)?;
+            let n = read::read_body_of(self.fs, self.st, id, &rec, (h, loc), 0, &mut buf)?;
             buf.truncate(n);
             (Body::Inline, n, None)
         } else {
@@ -777,7 +776,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             };
             let mut off = 0u64;
             while off < size {
-                let n = store::read_body_of(self.fs, self.st, id, &rec, (h, loc), off, &mut buf)?;
+                let n = read::read_body_of(self.fs, self.st, id, &rec, (h, loc), off, &mut buf)?;
                 if n == 0 {
                     return Err(SpoolError::Corrupt(format!("body of {id} is short")));
                 }
@@ -841,7 +840,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
 
     /// Reads a message's record with its latest delivery state.
     pub fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError> {
-        store::read_meta(self.fs, self.st, id).map(|(m, _)| m)
+        read::read_meta(self.fs, self.st, id).map(|(m, _)| m)
     }
 
     /// Reads body bytes (see [`Spool::read_body`]).
@@ -851,12 +850,12 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, SpoolError> {
-        store::read_body(self.fs, self.st, id, offset, buf)
+        read::read_body(self.fs, self.st, id, offset, buf)
     }
 
     /// Reads the whole body, checking its CRC (see [`Spool::stream_body`]).
     pub fn stream_body(&self, id: MessageId, sink: impl FnMut(&[u8])) -> Result<u64, SpoolError> {
-        store::stream_body(self.fs, self.st, id, sink)
+        read::stream_body(self.fs, self.st, id, sink)
     }
 
     /// How full the spool is.
@@ -935,7 +934,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
     }
 }
 
-impl<D: BlockDevice> store::SpoolRead for Writer<'_, '_, '_, D> {
+impl<D: BlockDevice> read::SpoolRead for Writer<'_, '_, '_, D> {
     fn meta(&self, id: MessageId) -> Result<MessageMeta, SpoolError> {
         Writer::meta(self, id)
     }
