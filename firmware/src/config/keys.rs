@@ -1,11 +1,14 @@
 //! Every setting of [`Config`] by its dotted key (`relay.lifetime-days`, the TOML spelling;
 //! UCI writes `_` for `-`): which differ between two configurations, and copying one
 //! setting from another. Reload uses it to put changed live settings in force and keep the
-//! others at their running value, without a generic value tree in the router binary.
+//! others at their running value, without a generic value tree in the router binary. The
+//! UCI reader sets each option through [`set`].
 //!
 //! The list is checked against the serde model by a test: a new field must be added here.
 
 use super::Config;
+use super::uci::UciValue;
+use super::uci_read::{FromUci, UciError};
 
 macro_rules! keys {
     ($($key:literal => $($field:ident).+;)*) => {
@@ -34,6 +37,20 @@ macro_rules! keys {
                 )*
                 _ => false,
             }
+        }
+
+        /// Sets `key` in `to` from a UCI value; `None` for an unknown key.
+        pub(super) fn set(
+            key: &str,
+            value: &UciValue,
+            to: &mut Config,
+        ) -> Option<Result<(), UciError>> {
+            Some(match key {
+                $(
+                    $key => FromUci::from_uci(value).map(|v| to.$($field).+ = v),
+                )*
+                _ => return None,
+            })
         }
     };
 }
