@@ -22,6 +22,7 @@ use crate::relay::RelayConfig;
 use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
+mod build;
 mod daemon;
 pub mod keys;
 pub mod run;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
+#[cfg(feature = "verify-tls")]
 use rustls::pki_types::pem::PemObject;
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -26,13 +27,26 @@ pub fn client_configs() -> Result<TlsClients, String> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(Arc::clone(&provider))))
         .with_no_client_auth();
+    Ok(TlsClients {
+        any: Arc::new(any),
+        verified: verified(provider)?,
+    })
+}
+
+/// The verified configuration: `None` when the CA bundle cannot be read, and always in a
+/// build without the `verify-tls` feature (config validation refuses the settings that
+/// need it there).
+#[cfg(feature = "verify-tls")]
+fn verified(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
     let mut roots = rustls::RootCertStore::empty();
     if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
         for cert in iter.flatten() {
             let _ = roots.add(cert);
         }
     }
-    let verified = if roots.is_empty() {
+    Ok(if roots.is_empty() {
         None
     } else {
         let b = rustls::ClientConfig::builder_with_provider(provider)
@@ -41,14 +55,18 @@ pub fn client_configs() -> Result<TlsClients, String> {
         Some(Arc::new(
             b.with_root_certificates(roots).with_no_client_auth(),
         ))
-    };
-    Ok(TlsClients {
-        any: Arc::new(any),
-        verified,
     })
 }
 
+#[cfg(not(feature = "verify-tls"))]
+fn verified(
+    _provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    Ok(None)
+}
+
 /// The system CA bundle (Debian and OpenWrt's `ca-bundle` package).
+#[cfg(feature = "verify-tls")]
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Accepts any server certificate, but still checks the handshake signatures.
