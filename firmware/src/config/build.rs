@@ -10,6 +10,18 @@ use super::{Config, Report};
 pub(super) fn check(c: &Config, r: &mut Report) {
     // Only read in builds that lack a feature.
     let _ = (c, &mut *r);
+    #[cfg(not(feature = "silo"))]
+    if !c.monitor.routers.is_empty() {
+        r.error(
+            "monitor.routers",
+            lacks(
+                "silo",
+                "watching routers",
+                "routers are watched by the silo (the provider's server); an edge only sends \
+                 beacons (monitor.router-id, monitor.beacon-secret, relay.upstream-silo)",
+            ),
+        );
+    }
     #[cfg(not(feature = "verify-tls"))]
     {
         if c.relay.tls_policy.trim() == "require-verify" {
@@ -57,10 +69,14 @@ mod tests {
         let mut c = Config::default();
         c.relay.tls_policy = "require-verify".into();
         c.notify.webhook = vec!["http://lan/hook".into(), "HTTPS://ntfy.example/x".into()];
+        c.monitor.routers = vec!["office1 secret1".into()];
         let mut r = Report::default();
         check(&c, &mut r);
         let keys: Vec<&str> = r.errors.iter().map(|i| i.key.as_str()).collect();
         let mut want = Vec::new();
+        if cfg!(not(feature = "silo")) {
+            want.push("monitor.routers");
+        }
         if cfg!(not(feature = "verify-tls")) {
             want.extend(["relay.tls-policy", "notify.webhook[1]"]);
         }

@@ -77,7 +77,7 @@ pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
             let d2 = Arc::clone(&d);
             sending = Some(tokio::spawn(async move { beacon::send_all(&d2).await }));
         }
-        if settings.role == Role::Silo {
+        if cfg!(feature = "silo") && settings.role == Role::Silo {
             let alerts = d
                 .watch
                 .routers
