@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod doctor;
 pub mod firewall;
 pub mod json;
 pub mod monitor;

@@ -1061,3 +1061,96 @@ fn nft_guards_a_primary_behind_a_port_forward() {
     assert_eq!(net.probe(&net.attacker, ATTACKER4, ROUTER_A4, 25), 'o');
     assert_eq!(net.probe(&net.attacker, ATTACKER6, ROUTER_A6, 25), 'o');
 }
+
+/// `mailbag doctor`'s firewall line against a running fw4: rules loaded and current pass;
+/// a silo set left behind by a configuration change, or rules lost to a firewall reload
+/// without the include, fail with the fix.
+#[test]
+#[cfg(feature = "doctor")]
+fn doctor_compares_the_loaded_rules_with_the_configuration() {
+    let Some(net) = Net::new() else { return };
+    let r = net.router.clone();
+    let scaffold = net.dir.join("fw4.nft");
+    std::fs::write(&scaffold, fw4_scaffold(None)).unwrap();
+    net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
+    let file = net.dir.join("50-mailbag.nft").display().to_string();
+    let config = |name: &str, silo: &[&str]| {
+        let list: Vec<String> = silo.iter().map(|s| format!("\"{s}\"")).collect();
+        let path = net.dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "role = \"edge\"\n[smtp]\nhostname = \"edge.office.test\"\n\
+                 [policy]\ndomains = [\"office.test\"]\n\
+                 [spool]\npath = \"{}\"\n\
+                 [relay]\nnext-hops = [\"127.0.0.1:2\"]\ndns-servers = [\"127.0.0.1:9\"]\n\
+                 [firewall]\nmode = \"walled-garden\"\nports = [25, 465]\nsilo = [{}]\n\
+                 [web]\nlisten = []\n[daemon]\ncontrol-socket = \"\"\n",
+                net.dir.join("spool.img").display(),
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let firewall_line = |cfg: &str| {
+        let o = net.mailbag(&["doctor", "--json", "--config", cfg]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "other checks fail here: {}",
+            out_text(&o)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "firewall")
+            .cloned()
+            .unwrap_or_else(|| panic!("no firewall line: {v}"));
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        (s("status"), s("text"), s("fix"))
+    };
+    let apply = |cfg: &str| {
+        let o = net.mailbag(&["firewall", "apply", "--config", cfg, "--file", &file]);
+        assert!(o.status.success(), "{}", out_text(&o));
+    };
+
+    let a = config("a.toml", &[SILO4_A, SILO6_A]);
+    let (status, text, fix) = firewall_line(&a);
+    assert_eq!(status, "fail");
+    assert!(
+        text.starts_with("mailbag's firewall rules are not loaded"),
+        "{text}"
+    );
+    assert_eq!(fix, "run `mailbag firewall apply`");
+
+    apply(&a);
+    let (status, text, _) = firewall_line(&a);
+    assert_eq!(status, "pass", "{text}");
+    assert_eq!(
+        text,
+        format!("firewall rules loaded (nft), silo set current: {SILO4_A}, {SILO6_A}")
+    );
+
+    // The silo moved in the configuration, the loaded set did not follow.
+    let b = config("b.toml", &[SILO4_B, SILO6_A]);
+    let (status, text, fix) = firewall_line(&b);
+    assert_eq!(status, "fail");
+    assert_eq!(
+        text,
+        format!(
+            "the loaded set mailbag_silo4 holds [{SILO4_A}], the configuration says [{SILO4_B}]: the firewall is not current"
+        )
+    );
+    assert!(fix.starts_with("run `mailbag firewall apply`"));
+    apply(&b);
+    assert_eq!(firewall_line(&b).0, "pass");
+
+    // A firewall reload without the include loses the rules.
+    net.exec_ok(&r, &["nft", "-f", &scaffold.display().to_string()]);
+    let (status, text, _) = firewall_line(&b);
+    assert_eq!(status, "fail");
+    assert!(text.contains("not loaded"), "{text}");
+}

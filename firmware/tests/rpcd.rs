@@ -2,7 +2,8 @@
 //! running daemon: `list` names the methods, every `call` answers one JSON object read by a
 //! real JSON parser (status, a queue page, a message with a hostile subject, the log, and
 //! the flush/bounce/delete actions through the control socket), bad arguments are refused,
-//! and a stopped daemon is an `{"error"}` answer.
+//! and a stopped daemon is an `{"error"}` answer. A build without the setup check (the
+//! router package's) answers `check_setup` with an `{"error"}` saying so.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -18,10 +19,15 @@ use serde_json::Value;
 
 /// `mailbag rpcd --config DIR/mailbag.toml ARGS` with `input` on stdin: (exit code, stdout).
 fn rpcd(dir: &Path, args: &[&str], input: &str) -> (i32, String) {
+    rpcd_with(&dir.join("mailbag.toml"), args, input)
+}
+
+/// `mailbag rpcd --config CONFIG ARGS` with `input` on stdin: (exit code, stdout).
+fn rpcd_with(config: &Path, args: &[&str], input: &str) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailbag"))
         .arg("rpcd")
         .arg("--config")
-        .arg(dir.join("mailbag.toml"))
+        .arg(config)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -76,7 +82,11 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
         &dir,
         "",
         &["office.test"],
-        &format!("[relay]\nnext-hops = [\"127.0.0.1:{hop}\"]\nprobe-interval = 3600\n"),
+        // Nothing answers DNS (port 9): the setup check's lookups fail at once.
+        &format!(
+            "[relay]\nnext-hops = [\"127.0.0.1:{hop}\"]\nprobe-interval = 3600\n\
+             dns-servers = [\"127.0.0.1:9\"]\n"
+        ),
     );
 
     // list: exactly the plugin's methods, each with an argument object.
@@ -94,6 +104,7 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
         names,
         [
             "bounce",
+            "check_setup",
             "delete",
             "firewall_apply",
             "firewall_preview",
@@ -133,6 +144,33 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
     assert_eq!(v["primary"]["up"], false);
     assert_eq!(v["domains"][0], "office.test");
     assert!(v["spool_free_bytes"].as_u64().unwrap() > 0);
+
+    // The setup check, as `mailbag doctor --json` would answer it (a build without the
+    // doctor feature says it has none).
+    #[cfg(feature = "doctor")]
+    {
+        let v = call(&dir, "check_setup", "{}");
+        let checks = v["checks"].as_array().unwrap_or_else(|| panic!("{v}"));
+        let line = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {id} in {v}"))
+        };
+        assert_eq!(line("daemon")["status"], "pass", "{v}");
+        assert_eq!(line("next-hop")["status"], "fail", "nothing answers: {v}");
+        assert!(line("next-hop")["fix"].is_string());
+        assert_eq!(v["ok"], false);
+    }
+    #[cfg(not(feature = "doctor"))]
+    {
+        let v = call(&dir, "check_setup", "{}");
+        assert!(
+            v["error"].as_str().unwrap().contains("no setup check"),
+            "{v}"
+        );
+    }
 
     let v = call(&dir, "queue", r#"{"offset":0,"limit":1}"#);
     assert_eq!(v["total"], 2, "{v}");
@@ -205,4 +243,43 @@ fn the_rpcd_plugin_answers_from_a_running_daemon() {
         assert_eq!(code, 2, "{method} {args}");
     }
     d.stop();
+}
+
+/// The router package's build (no `doctor` feature): LuCI's Check setup button gets one
+/// `{"error"}` line saying the setup check is not in this build and how to run it, and
+/// `mailbag doctor` says the same and exits 2 (could not run) — never a checklist, never an
+/// unknown method. Runs without the `doctor` feature: `--no-default-features`, as the feed
+/// builds it (the daemon test above needs `--features toml-config` for its configuration).
+#[test]
+#[cfg(not(feature = "doctor"))]
+fn the_router_build_says_it_has_no_setup_check() {
+    // The configuration the package installs as /etc/config/mailbag (UCI).
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../openwrt-package/mailbag/files/mailbag.config");
+
+    let (code, out) = rpcd_with(&config, &["list"], "");
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        list.get("check_setup").is_some(),
+        "LuCI declares it: {list}"
+    );
+
+    let (code, out) = rpcd_with(&config, &["call", "check_setup"], "{}");
+    assert_eq!(code, 0, "an answer LuCI shows, not a plugin failure: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let why = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(why.contains("has no setup check"), "{why}");
+    assert!(why.contains("mailbag doctor"), "{why}");
+    assert!(v.get("checks").is_none(), "{v}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_mailbag"))
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("has no setup check"), "{err}");
 }

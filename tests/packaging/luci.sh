@@ -52,8 +52,8 @@ check("ACL grants exactly the methods rpcd list names", granted == listed,
 check("views call exactly the methods rpcd list names", declared == listed,
       f"declared {sorted(declared)} listed {sorted(listed)}")
 read = set(grant["read"]["ubus"]["luci.mailbag"])
-check("actions (flush, delete, bounce, firewall_apply) need write access",
-      not read & {"flush", "delete", "bounce", "firewall_apply"})
+check("actions (flush, delete, bounce, firewall_apply, check_setup) need write access",
+      not read & {"flush", "delete", "bounce", "firewall_apply", "check_setup"})
 check("ACL: uci mailbag read and write", grant["read"]["uci"] == ["mailbag"] and grant["write"]["uci"] == ["mailbag"])
 for path, entry in menu.items():
     action = entry.get("action", {})

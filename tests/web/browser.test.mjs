@@ -88,6 +88,19 @@ test('admin page in Chromium', async (t) => {
     await page.waitForFunction((f) => document.querySelector('#st-updated')?.textContent !== f, first, { timeout: 12000 });
   });
 
+  await t.test('check setup lists each line with its fix, and survives the refresh', async () => {
+    await page.click('#st-check-setup');
+    await page.waitForSelector('#doctor-table tr[data-id=firewall]');
+    assert.match(await text('#doctor-summary'), /PROBLEMS\s+\d+ passed, \d+ warning\(s\), 2 failed/i);
+    const fw = page.locator('#doctor-table tr[data-id=firewall]');
+    assert.match(await fw.textContent(), /fail.*not loaded.*Fix: run `mailbag firewall apply`/);
+    assert.equal(await page.locator('#doctor-table tr.doctor-warn').count(), 3, 'TLS-RPT, one per domain');
+    await shot('setup-check');
+    const first = await text('#st-updated');
+    await page.waitForFunction((f) => document.querySelector('#st-updated')?.textContent !== f, first, { timeout: 12000 });
+    assert.equal(await page.locator('#doctor-table tr[data-id=firewall]').count(), 1, 'not wiped by the refresh');
+  });
+
   await t.test('find a held message in the queue, sort and page', async () => {
     await page.click('a[data-tab=queue]');
     await page.waitForSelector('#queue-table tbody tr[data-id]');

@@ -36,6 +36,8 @@ max-bytes = 3145728
 next-hops = ["127.0.0.1:${sinkPort}"]
 lifetime-days = 7
 probe-interval = 3600
+# Nothing answers DNS here (port 9, discard): the setup check's lookups fail at once.
+dns-servers = ["127.0.0.1:9"]
 [firewall]
 mode = "off"
 [web]
@@ -149,6 +151,18 @@ test('admin page of a real daemon', async (t) => {
     assert.match(await text('#st-primary'), /down/);
     assert.match(await text('#st-fw'), /off/);
     await shot('status');
+  });
+
+  await t.test('check setup runs the daemon\'s own checks', async () => {
+    await page.click('#st-check-setup');
+    await page.waitForSelector('#doctor-table tr[data-id=daemon]', { timeout: 30000 });
+    assert.match(await page.locator('#doctor-table tr[data-id=daemon]').textContent(), /pass.*the daemon is running \(mailbag /);
+    // Nothing listens on the next hop yet: a failure, with its fix.
+    const hop = await page.locator('#doctor-table tr[data-id=next-hop]').textContent();
+    assert.match(hop, new RegExp(`fail.*127\\.0\\.0\\.1:${sinkPort} \\(relay\\.next-hops\\) does not answer SMTP now.*Fix: `));
+    assert.match(await page.locator('#doctor-table tr[data-id="mx.present"]').textContent(), /lookup of example\.test failed/);
+    assert.match(await text('#doctor-summary'), /failed/);
+    await shot('setup-check');
   });
 
   await t.test('find a held message in the queue and open it', async () => {

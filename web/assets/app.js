@@ -121,7 +121,7 @@ async function enter() {
 // ---------- status ----------
 async function viewStatus() {
   const box = h('div', { id: 'status' });
-  setView(h('h2', {}, 'Status'), h('div', { class: 'cbi-map-descr' }, 'Refreshes every 5 seconds.'), box);
+  setView(h('h2', {}, 'Status'), h('div', { class: 'cbi-map-descr' }, 'Refreshes every 5 seconds.'), box, setupSection());
   const load = async () => {
     const r = await api('GET', '/api/status');
     if (!r.ok) { notice('error', r.data.error); return; }
@@ -137,7 +137,7 @@ async function viewStatus() {
       section('Mail flow', kvTable([
         ['Role', badge('notice', s.role), 'st-role'],
         ['Primary (' + (s.primary.name || 'next hop') + ')', [badge(s.primary.up ? 'success' : 'important', s.primary.up ? 'up' : 'down'), ' since ' + fmtTime(s.primary.since) + ' (' + rel(s.primary.since, s.now) + ')'], 'st-primary'],
-        ['Upstream silo', up ? [badge(up.reachable ? 'success' : 'important', up.reachable ? 'reachable' : 'unreachable'), ' ' + up.address] : 'not configured', 'st-upstream'],
+        ['Upstream silos', up.length ? up.map((u, i) => h('div', {}, badge(u.reachable ? 'success' : 'important', u.reachable ? 'reachable' : 'unreachable'), ' ' + u.address + (up.length > 1 ? ' (tier ' + (i + 1) + ')' : ''))) : 'not configured', 'st-upstream'],
         ['Last delivery', s.last_delivery ? fmtTime(s.last_delivery) + ' (' + rel(s.last_delivery, s.now) + ')' : 'never', 'st-last'],
         ['Next retry', s.next_retry ? fmtTime(s.next_retry) + ' (' + rel(s.next_retry, s.now) + ')' : '-', 'st-next'],
       ])),
@@ -162,6 +162,31 @@ async function viewStatus() {
   };
   await load();
   S.timer = setInterval(() => load().catch(() => {}), 5000);
+}
+
+// The setup check (`mailbag doctor`): DNS, MTA-STS, next hops, silos, firewall, spool.
+function setupSection() {
+  const out = h('div', { id: 'doctor' });
+  const run = h('button', { type: 'button', class: 'btn cbi-button-apply', id: 'st-check-setup', onclick: async () => {
+    run.disabled = true;
+    out.replaceChildren(h('div', { class: 'muted' }, 'Checking DNS, MX records, MTA-STS, next hops and silos\u2026'));
+    try {
+      const r = await api('POST', '/api/check-setup', {});
+      if (!r.ok) { out.replaceChildren(); notice('error', r.data.error); return; }
+      const kinds = { pass: 'success', warn: 'warning', fail: 'important' };
+      const d = r.data;
+      out.replaceChildren(
+        h('p', { id: 'doctor-summary' }, badge(d.ok ? 'success' : 'important', d.ok ? 'ok' : 'problems'),
+          ' ' + d.passed + ' passed, ' + d.warnings + ' warning(s), ' + d.failed + ' failed'),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'doctor-table' }, h('tbody', {},
+          d.checks.map((c) => h('tr', { class: 'doctor-' + c.status, 'data-id': c.id },
+            h('td', {}, badge(kinds[c.status] || '', c.status)),
+            h('td', { class: 'wrap' }, c.text, c.fix ? h('div', { class: 'cbi-value-description' }, 'Fix: ' + c.fix) : null)))))));
+    } finally { run.disabled = false; }
+  } }, 'Check setup');
+  return section('Setup check', h('div', { class: 'cbi-section-descr' },
+    'Checks the MX records, MTA-STS, the next hops and silos, the firewall and the spool, like "mailbag doctor".'),
+  h('div', { class: 'toolbar' }, run), out);
 }
 
 // The routers a silo watches (their heartbeat beacons); nothing on an edge.

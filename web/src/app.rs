@@ -81,6 +81,8 @@ pub struct App {
     config: WebConfig,
     sessions: Mutex<Sessions>,
     limits: Mutex<RateLimit>,
+    /// Held while a setup check runs.
+    checking: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +131,7 @@ impl App {
             config,
             sessions: Mutex::default(),
             limits: Mutex::default(),
+            checking: Mutex::default(),
         }
     }
 
@@ -330,6 +333,15 @@ impl App {
                 |e| backend_error(&e),
                 |m| Response::json(200, &json!({ "message": m })),
             ),
+            ["check-setup"] => {
+                // One at a time: a check holds its worker for seconds (DNS, SMTP).
+                let Ok(_running) = self.checking.try_lock() else {
+                    return Response::error(409, "a setup check is already running");
+                };
+                self.backend
+                    .check_setup()
+                    .map_or_else(|e| backend_error(&e), |r| Response::json(200, &r))
+            }
             _ => Response::error(404, "not found"),
         }
     }

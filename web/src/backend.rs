@@ -104,8 +104,8 @@ pub struct Status {
     pub now: u64,
     /// The primary / next hop.
     pub primary: PrimaryStatus,
-    /// The upstream silo, if this is an edge with one configured.
-    pub upstream: Option<UpstreamStatus>,
+    /// The upstream silos (edge), in `relay.upstream-silo` order; empty when none.
+    pub upstream: Vec<UpstreamStatus>,
     /// Messages held.
     pub queue_depth: u64,
     /// Age in seconds of the oldest held message.
@@ -383,6 +383,50 @@ pub struct MessageInfo {
     pub checks: String,
 }
 
+/// One line of the setup check (`mailbag doctor`): what was found and, unless it passed,
+/// what to change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetupCheck {
+    /// Stable rule name (`mx.office`, `mta-sts`, `spool.place`, …).
+    pub id: String,
+    /// `pass`, `warn` or `fail`.
+    pub status: String,
+    /// What was found.
+    pub text: String,
+    /// What to change (warnings and failures).
+    pub fix: Option<String>,
+}
+
+/// The whole setup check, as `mailbag doctor --json` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SetupReport {
+    /// The checks in order.
+    pub checks: Vec<SetupCheck>,
+    /// Checks that passed.
+    pub passed: usize,
+    /// Checks that warn.
+    pub warnings: usize,
+    /// Checks that failed.
+    pub failed: usize,
+    /// No check failed.
+    pub ok: bool,
+}
+
+impl SetupReport {
+    /// A report of `checks`, with the totals counted.
+    pub fn new(checks: Vec<SetupCheck>) -> Self {
+        let n = |s: &str| checks.iter().filter(|c| c.status == s).count();
+        let (passed, warnings, failed) = (n("pass"), n("warn"), n("fail"));
+        Self {
+            checks,
+            passed,
+            warnings,
+            failed,
+            ok: failed == 0,
+        }
+    }
+}
+
 /// A backend failure, shown to the admin as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendError {
@@ -436,6 +480,10 @@ pub trait Backend {
     fn firewall_apply(&self) -> Result<String, BackendError>;
     /// The most recent events, newest first, at most `limit`.
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError>;
+    /// Runs the setup check (`mailbag doctor`): DNS, MTA-STS, next hops, silos, firewall,
+    /// spool. Takes seconds (it asks DNS servers and connects to mail servers) and sends
+    /// the silos an ETRN each.
+    fn check_setup(&self) -> Result<SetupReport, BackendError>;
     /// The routers this silo watches (none on an edge).
     fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {
         Ok(Vec::new())

@@ -126,7 +126,7 @@ pub const SETTINGS: &[Setting] = &[
     field("policy.recipients", Live, "Domains", "Recipients", "One address per line; empty accepts any recipient of the domains", Kind::List, ""),
     field("relay.next-hops", Live, "Delivery", "Next hops", "[preference ]host[:port], one per line; lowest preference first", Kind::List, ""),
     field("relay.routes", Live, "Delivery", "Routes", "DOMAIN = [preference ]host[:port], ... or DOMAIN = mx, one per line; .domain covers subdomains; other domains use the next hops", Kind::List, ""),
-    field("relay.upstream-silo", Restart, "Delivery", "Upstream silo", "host:port that gets ETRN when the WAN returns (edge)", Kind::OptText, ""),
+    field("relay.upstream-silo", Restart, "Delivery", "Upstream silos", "host:port per line, in MX order (silo 1, then silo 2); each gets ETRN when the WAN returns (edge)", Kind::List, ""),
     field("relay.retry", Live, "Delivery", "Retry schedule", "e.g. 15m for 2h, then 30m", Kind::Text, "15m for 2h, then 30m"),
     field("relay.lifetime-days", Live, "Delivery", "Lifetime (days)", "Undeliverable mail is bounced after this long (1-30)", Kind::Number { min: 1, max: 30 }, "7"),
     field("relay.delay-warning-hours", Live, "Delivery", "Delay warning (hours)", "0 = never", Kind::Number { min: 0, max: U32_MAX }, "4"),

@@ -505,6 +505,48 @@ fn firewall_preview_and_apply() {
 }
 
 #[test]
+fn setup_check_lists_each_line_with_its_fix_and_follows_the_firewall() {
+    let f = fixture("setup", 0, |_| {});
+    let s = login(&f.app);
+    let r = s.post(&f.app, "/api/check-setup", &json!({}));
+    assert_eq!(r.status, 200);
+    let v = body(&r);
+    let checks = v["checks"].as_array().unwrap();
+    let firewall = checks.iter().find(|c| c["id"] == "firewall").unwrap();
+    assert_eq!(firewall["status"], "fail");
+    assert!(
+        firewall["fix"]
+            .as_str()
+            .unwrap()
+            .contains("mailbag firewall apply")
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["status"] == "pass" || c["fix"].is_string())
+    );
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        v["failed"].as_u64().unwrap() as usize,
+        checks.iter().filter(|c| c["status"] == "fail").count()
+    );
+    s.post(&f.app, "/api/firewall/apply", &json!({}));
+    let v = body(&s.post(&f.app, "/api/check-setup", &json!({})));
+    let firewall = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "firewall")
+        .cloned();
+    assert_eq!(firewall.unwrap()["status"], "pass");
+    // A POST with side effects (the silos get ETRN): no CSRF, no check; GET is no route.
+    let mut bare = post_json("/api/check-setup", &json!({}));
+    bare.cookie = Some(s.cookie.clone());
+    assert_eq!(f.app.handle(&bare).status, 403);
+    assert_eq!(s.get(&f.app, "/api/check-setup").status, 404);
+}
+
+#[test]
 fn metrics_need_their_own_token_and_a_session_is_not_enough() {
     let none = fixture("metrics-off", 0, |_| {});
     let r = none.app.handle(&Request::new(Method::Get, "/metrics"));

@@ -56,7 +56,7 @@ fn load(path: &str) -> Result<Config, String> {
 }
 
 /// Why a request got no `ok`.
-enum Failure {
+pub(super) enum Failure {
     /// No socket file there.
     Absent(String),
     /// Anything else, said in full.
@@ -72,7 +72,7 @@ impl From<Failure> for String {
 }
 
 /// Sends one request line; the text after `ok ` on success.
-fn request(socket: &Path, line: &str) -> Result<String, Failure> {
+pub(super) fn request(socket: &Path, line: &str) -> Result<String, Failure> {
     request_max(socket, line, REPLY_MAX)
 }
 

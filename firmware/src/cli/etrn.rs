@@ -1,14 +1,16 @@
 //! `mailbag etrn [HOST[:PORT] DOMAIN...]`: ask an SMTP server to deliver the mail it holds
 //! now (ETRN, RFC 1985).
 //!
-//! - `etrn` without arguments asks the configured upstream silo (`relay.upstream-silo`)
-//!   for every accepted domain — what the WAN hotplug does when the link comes back.
+//! - `etrn` without arguments asks each configured upstream silo (`relay.upstream-silo`,
+//!   in order) for every accepted domain — what the WAN hotplug does when the link comes
+//!   back. It fails only when no silo took the requests.
 //! - [`flush_local`] asks the local daemon (its first SMTP listener) for one domain or all:
 //!   `queue flush`'s fallback when there is no control socket.
 //!
-//! One short session per domain through the daemon's own client driver, STARTTLS when
-//! offered (certificate not checked: ETRN carries no secrets and only triggers a flush of
-//! configured domains).
+//! One short session per domain through the daemon's own client driver and resolver
+//! (`relay.dns-servers` when a config is read, else `/etc/resolv.conf`; then `/etc/hosts`),
+//! STARTTLS when offered (certificate not checked: ETRN carries no secrets and only
+//! triggers a flush of configured domains).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,9 +19,9 @@ use mailbag_hal::SystemClock;
 
 use super::Args;
 use crate::config::{Config, RunSettings};
+use crate::daemon::delivery::dns::DnsResolver;
 use crate::daemon::delivery::etrn_session;
 use crate::relay::client::{ClientConfig, FailReason, Outcome};
-use crate::relay::nexthop::Host;
 use crate::relay::{NextHop, TlsPolicy};
 
 /// Default configuration (the router's UCI file).
@@ -34,25 +36,40 @@ pub fn etrn(args: &mut Args) -> Result<(), String> {
     while let Some(w) = args.next_word() {
         words.push(w);
     }
-    let (server, domains, helo) = if words.is_empty() {
+    if words.is_empty() {
         let c = load(config_path)?;
-        let silo = c
-            .relay
-            .upstream_silo
-            .clone()
-            .ok_or("relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN")?;
-        (silo, c.policy.domains.clone(), c.smtp.hostname.clone())
-    } else if words.len() >= 2 {
-        let helo = config_path
-            .map(|p| load(Some(p)))
-            .transpose()?
-            .map(|c| c.smtp.hostname)
-            .unwrap_or_else(local_name);
-        (words[0].clone(), words[1..].to_vec(), helo)
-    } else {
+        if c.relay.upstream_silo.is_empty() {
+            return Err(
+                "relay.upstream-silo is not set; name a server: mailbag etrn HOST DOMAIN".into(),
+            );
+        }
+        let dns = RunSettings::new_checked(c.clone())?.dns_servers;
+        let mut errors = Vec::new();
+        for silo in &c.relay.upstream_silo {
+            if let Err(e) = run_all(silo, &c.policy.domains, &c.smtp.hostname, &dns) {
+                errors.push(format!("{silo}: {e}"));
+            }
+        }
+        // One silo answering is enough: the others may be down with the office link.
+        return if errors.len() < c.relay.upstream_silo.len() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        };
+    }
+    if words.len() < 2 {
         return Err("usage: mailbag etrn [HOST[:PORT] DOMAIN...] [--config FILE]".into());
+    }
+    let config = config_path.map(|p| load(Some(p))).transpose()?;
+    let helo = config
+        .as_ref()
+        .map(|c| c.smtp.hostname.clone())
+        .unwrap_or_else(local_name);
+    let dns = match config {
+        Some(c) => RunSettings::new_checked(c)?.dns_servers,
+        None => Vec::new(),
     };
-    run_all(&server, &domains, &helo)
+    run_all(&words[0], &words[1..], &helo, &dns)
 }
 
 /// ETRN for `domain` (or every configured domain) to the local daemon of config `c`.
@@ -72,7 +89,7 @@ pub fn flush_local(c: &Config, domain: Option<String>) -> Result<(), String> {
         Some(d) => vec![d],
         None => c.policy.domains.clone(),
     };
-    run_all(&target, &domains, &c.smtp.hostname)
+    run_all(&target, &domains, &c.smtp.hostname, &settings.dns_servers)
 }
 
 fn load(path: Option<String>) -> Result<Config, String> {
@@ -86,13 +103,13 @@ fn local_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
+fn run_all(server: &str, domains: &[String], helo: &str, dns: &[SocketAddr]) -> Result<(), String> {
     if domains.is_empty() {
         return Err("no domains to flush (policy.domains is empty)".into());
     }
     let mut failed = 0;
     for d in domains {
-        match send(server, d, helo) {
+        match send(server, d, helo, dns) {
             Ok(reply) => println!("{server}: ETRN {d}: {reply}"),
             Err(e) => {
                 eprintln!("{server}: ETRN {d}: {e}");
@@ -111,8 +128,9 @@ fn run_all(server: &str, domains: &[String], helo: &str) -> Result<(), String> {
 }
 
 /// One ETRN session; the server's reply on success. The daemon's own client driver runs it
-/// (`daemon::delivery::etrn_session`), on a runtime made for the call.
-pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
+/// (`daemon::delivery::etrn_session`), on a runtime made for the call; names are looked up
+/// by the daemon's resolver asking `dns` (empty: `/etc/resolv.conf`).
+pub fn send(server: &str, domain: &str, helo: &str, dns: &[SocketAddr]) -> Result<String, String> {
     let hop = NextHop::parse(server, 0).map_err(|why| format!("'{server}': {why}"))?;
     let target = format!("{}:{}", hop.host, hop.port);
     let cfg = ClientConfig {
@@ -126,14 +144,12 @@ pub fn send(server: &str, domain: &str, helo: &str) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let resolver = DnsResolver::configured(dns);
     let session = async {
-        let addrs: Vec<SocketAddr> = match &hop.host {
-            Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
-            Host::Name(name) => tokio::net::lookup_host((name.as_str(), hop.port))
-                .await
-                .map_err(|e| format!("cannot resolve {target}: {e}"))?
-                .collect(),
-        };
+        let addrs = resolver.socket_addrs(&hop.host, hop.port).await;
+        if addrs.is_empty() {
+            return Err(format!("cannot resolve {target}"));
+        }
         Ok::<_, String>(etrn_session(&addrs, &hop.host, cfg, domain, &tls, &clock).await)
     };
     // The timer is made inside the runtime.

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 mod args;
 mod config;
 mod control;
+#[cfg(feature = "doctor")]
+mod doctor;
 mod etrn;
 mod firewall;
-mod fmt;
+pub(crate) mod fmt;
 mod queue;
 mod rpcd;
 mod run;
@@ -41,6 +43,10 @@ commands:
   etrn [HOST[:PORT] DOMAIN...]           ask a server (default: relay.upstream-silo) to deliver
                                          what it holds for our domains (RFC 1985)
   check-config FILE                      check a config file (UCI or TOML)
+  doctor [DOMAIN...] [--json] [--ca-file FILE] [--config FILE]
+                                         check the setup: MX records, MTA-STS, next hops,
+                                         silos (ETRN), firewall, spool; exit 1 on a failure
+                                         (not in the router package's build)
   firewall render --format nft|uci|iptables [--config FILE]
                                          print the walled-garden firewall rules
   firewall apply [--config FILE]         load them (set update in place when loaded)
@@ -61,6 +67,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Some("spool") => spool::run(&mut args),
         Some("queue") => queue::run(&mut args),
         Some("etrn") => etrn::etrn(&mut args),
+        #[cfg(feature = "doctor")]
+        Some("doctor") => return doctor::run(&mut args),
+        #[cfg(not(feature = "doctor"))]
+        Some("doctor") => Err(crate::doctor::NOT_BUILT.into()),
         Some("check-config") => config::run(&mut args),
         Some("firewall") => firewall::run(&mut args),
         Some("rpcd") => rpcd::run(&mut args),

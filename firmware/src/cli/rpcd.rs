@@ -5,7 +5,8 @@
 //!
 //! The queue views and actions go to the running daemon's control socket (named by
 //! `--config FILE`, default `/etc/config/mailbag`); the firewall methods run here, as
-//! `mailbag firewall render|apply` would (rpcd runs plugins as root). Failures are answered
+//! `mailbag firewall render|apply` would (rpcd runs plugins as root), and so does
+//! `check_setup` (`mailbag doctor --json`). Failures are answered
 //! as `{"error": "…"}` so LuCI can show them; the exit status is 0 unless the protocol
 //! itself was misused (unknown method, bad arguments: 2).
 
@@ -33,6 +34,7 @@ pub const METHODS: &[(&str, &[(&str, &str)])] = &[
     ("bounce", &[("id", "\"str\"")]),
     ("firewall_preview", &[]),
     ("firewall_apply", &[]),
+    ("check_setup", &[]),
 ];
 
 /// Runs `rpcd list|call METHOD [--config FILE]`.
@@ -142,6 +144,17 @@ pub fn call(method: &str, fields: &[Field], config: &std::path::Path) -> Result<
                 super::firewall::apply_nft(c.firewall)
                     .map(|text| Obj::new().str("result", &text).finish())
             }));
+        }
+        "check_setup" => {
+            // `mailbag doctor --json`, run here (rpcd runs plugins as root).
+            #[cfg(feature = "doctor")]
+            return Ok(match Config::load(config) {
+                Ok(c) => super::doctor::check_config(&c, &Default::default())
+                    .map_or_else(|e| error(&e), |r| r.json()),
+                Err(e) => error(&format!("{}: {e}", config.display())),
+            });
+            #[cfg(not(feature = "doctor"))]
+            return Ok(error(crate::doctor::NOT_BUILT));
         }
         other => return Err(format!("unknown method '{other}'")),
     };

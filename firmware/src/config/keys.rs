@@ -146,7 +146,7 @@ mod tests {
         let mut c = Config::default();
         c.smtp.tls_cert = Some("c".into());
         c.smtp.tls_key = Some("k".into());
-        c.relay.upstream_silo = Some("s:25".into());
+        c.relay.upstream_silo = vec!["s:25".into()];
         c.firewall.silo_dns = Some("s".into());
         let toml::Value::Table(top) = toml::Value::try_from(&c).unwrap() else {
             panic!("not a table")

@@ -66,8 +66,9 @@ pub struct RunSettings {
     pub domains: Vec<String>,
     /// Parsed `[relay]`, with the edge's hold-unrouted rule.
     pub relay: RelaySettings,
-    /// The upstream silo the edge watches (`relay.upstream-silo`; never for a silo).
-    pub upstream_silo: Option<NextHop>,
+    /// The upstream silos the edge watches, in MX order (`relay.upstream-silo`; none for
+    /// a silo).
+    pub upstream_silo: Vec<NextHop>,
     /// DNS servers (`relay.dns-servers`); empty: the system's `resolv.conf`.
     pub dns_servers: Vec<SocketAddr>,
     /// The spool.
@@ -121,12 +122,17 @@ impl RunSettings {
         let relay = RelaySettings::from_config(&relay_config, &smtp.hostname)
             .map_err(|e| format!("relay: {e}"))?
             .for_edge(config.role == Role::Edge);
-        let upstream_silo = match (&config.role, &config.relay.upstream_silo) {
-            (Role::Edge, Some(silo)) => Some(
-                NextHop::parse(silo, 0)
-                    .map_err(|e| format!("relay.upstream-silo: '{silo}': {e}"))?,
-            ),
-            _ => None,
+        let upstream_silo = match config.role {
+            Role::Edge => config
+                .relay
+                .upstream_silo
+                .iter()
+                .map(|silo| {
+                    NextHop::parse(silo, 0)
+                        .map_err(|e| format!("relay.upstream-silo: '{silo}': {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+            Role::Silo => Vec::new(),
         };
         let dns_servers = config
             .relay
@@ -188,7 +194,7 @@ mod tests {
         assert_eq!(r.domains, ["example.test"]);
         assert_eq!(r.starttls, StartTls::SelfSigned);
         assert_eq!(r.control_socket, Some(PathBuf::from("/s/control.sock")));
-        assert!(r.upstream_silo.is_none() && r.dns_servers.is_empty());
+        assert!(r.upstream_silo.is_empty() && r.dns_servers.is_empty());
     }
 
     #[test]
@@ -206,12 +212,21 @@ mod tests {
     #[test]
     fn the_edge_watches_its_silo_and_a_silo_does_not() {
         let mut c = Config::demo(Path::new("/s"));
-        c.relay.upstream_silo = Some("silo.example.net:2525".into());
+        c.relay.upstream_silo = vec![
+            "silo1.example.net:2525".into(),
+            "silo2.example.net:25".into(),
+        ];
         c.relay.dns_servers = vec!["192.0.2.53".into()];
         let r = RunSettings::new_checked(c.clone()).unwrap();
-        assert_eq!(r.upstream_silo.unwrap().port, 2525);
+        let ports: Vec<u16> = r.upstream_silo.iter().map(|h| h.port).collect();
+        assert_eq!(ports, [2525, 25]);
         assert_eq!(r.dns_servers, ["192.0.2.53:53".parse().unwrap()]);
         c.role = Role::Silo;
-        assert!(RunSettings::new_checked(c).unwrap().upstream_silo.is_none());
+        assert!(
+            RunSettings::new_checked(c)
+                .unwrap()
+                .upstream_silo
+                .is_empty()
+        );
     }
 }

@@ -260,7 +260,7 @@ fn save_uci_writes_a_file_that_loads_equal_and_refuses_invalid_configs() {
     let path = dir.join("mailbag");
 
     let mut c = Config::demo(Path::new("/srv/mailbag"));
-    c.relay.upstream_silo = Some("silo.example.net:25".into());
+    c.relay.upstream_silo = vec!["silo1.example.net:25".into(), "silo2.example.net:25".into()];
     c.save_uci(&path).unwrap();
     assert_eq!(Config::load(&path).unwrap(), c);
     assert!(!dir.join("mailbag.tmp").exists());
@@ -281,4 +281,26 @@ fn save_uci_writes_a_file_that_loads_equal_and_refuses_invalid_configs() {
     );
 
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn upstream_silos_are_a_list_in_preference_order_and_one_string_still_reads() {
+    let toml = |v: &str| Config::parse(&format!("[relay]\nupstream-silo = {v}\n"), Format::Toml);
+    assert_eq!(
+        toml("\"s1.test:25\"").unwrap().relay.upstream_silo,
+        ["s1.test:25"]
+    );
+    let two = toml("[\"s1.test:25\", \"s2.test:2525\"]").unwrap();
+    assert_eq!(two.relay.upstream_silo, ["s1.test:25", "s2.test:2525"]);
+    let uci =
+        "config relay\n\tlist upstream_silo 's1.test:25'\n\tlist upstream_silo 's2.test:2525'\n";
+    assert_eq!(Config::parse(uci, Format::Uci).unwrap(), two);
+    let mut bad = two.clone();
+    bad.relay.upstream_silo.push("nope".into());
+    let r = bad.validate();
+    assert!(
+        r.errors.iter().any(|i| i.key == "relay.upstream-silo[2]"),
+        "{:?}",
+        r.errors
+    );
 }

@@ -330,12 +330,16 @@ fn relay(c: &Config, r: &mut Report) {
             ),
         );
     }
-    if let Some(silo) = &s.upstream_silo {
+    for (i, silo) in s.upstream_silo.iter().enumerate() {
         if !is_host_port(silo) {
-            r.error("relay.upstream-silo", format!("'{silo}' is not host:port"));
-        } else if c.role == Role::Silo {
-            r.warn("relay.upstream-silo", "ignored for role silo");
+            r.error(
+                format!("relay.upstream-silo[{i}]"),
+                format!("'{silo}' is not host:port"),
+            );
         }
+    }
+    if !s.upstream_silo.is_empty() && c.role == Role::Silo {
+        r.warn("relay.upstream-silo", "ignored for role silo");
     }
 }
 

@@ -222,7 +222,7 @@ pub async fn serve(
     let tls = inbound::tls::acceptor(&run.starttls, &state_dir, &run.config.smtp.hostname)?;
     let capacity = spool::GaugeCapacity(Arc::clone(&spool.gauge));
     let listening = inbound::local_addrs(&listeners.smtp);
-    let events = Arc::new(events::EventLog::default());
+    let events = Arc::new(events::EventLog::new(clock.unix_seconds()));
     let mut setup = delivery::Setup::new(&run, spool.clone(), Arc::clone(&clock), &listening)?;
     // Delivery's events (deliveries, next-hop changes, notices) go to the page's Log too.
     setup.events = Arc::clone(&events);

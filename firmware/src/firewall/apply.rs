@@ -134,6 +134,49 @@ pub fn apply_iptables(rules: &Ruleset, file4: &Path, file6: &Path) -> Result<Out
     Ok(outcome)
 }
 
+/// What the running firewall holds of mailbag's rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// `nft` (fw4) or `iptables` (fw3).
+    pub backend: &'static str,
+    /// Our chain is jumped to from the zone's input chain.
+    pub hooked: bool,
+    /// fw4 only: each of our sets with the elements loaded now (in [`nft::set_contents`]
+    /// order; a set that does not exist is empty).
+    pub sets: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Reads what is loaded for `rules`' zone: fw4's sets when there is an fw4 table, else
+/// whether fw3's hook chain jumps to us. An error when neither firewall is running.
+pub fn loaded(rules: &Ruleset) -> Result<Loaded, String> {
+    let input = format!("input_{}", rules.zone());
+    if let Some(listing) = output("nft", &["list", "chain", "inet", "fw4", &input]) {
+        let sets = nft::set_contents(rules)
+            .iter()
+            .map(|(set, _)| {
+                let live = output("nft", &["list", "set", "inet", "fw4", set]).unwrap_or_default();
+                (*set, nft::parse_elements(&live))
+            })
+            .collect();
+        return Ok(Loaded {
+            backend: "nft",
+            hooked: nft::is_hooked(&listing),
+            sets,
+        });
+    }
+    let hook = format!("input_{}_rule", rules.zone());
+    match output(Family::V4.list_cmd(), &["-S", &hook]) {
+        Some(l) => Ok(Loaded {
+            backend: "iptables",
+            hooked: iptables::is_hooked(&l),
+            sets: Vec::new(),
+        }),
+        None => Err(format!(
+            "neither fw4 (nft chain inet fw4 {input}) nor fw3 (iptables chain {hook}) is running"
+        )),
+    }
+}
+
 fn load_iptables(rules: &Ruleset, family: Family) -> Result<Outcome, ApplyError> {
     let hook = format!("input_{}_rule", rules.zone());
     Ok(match output(family.list_cmd(), &["-S", &hook]) {

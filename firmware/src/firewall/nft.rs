@@ -96,6 +96,22 @@ pub fn live_load(rules: &Ruleset) -> String {
     out
 }
 
+/// The elements of a set as `nft list set inet fw4 NAME` prints them (`elements = { a, b,
+/// c }`, possibly over several lines); empty when the set has none.
+pub fn parse_elements(listing: &str) -> Vec<String> {
+    let Some(start) = listing.find("elements = {") else {
+        return Vec::new();
+    };
+    let rest = &listing[start + "elements = {".len()..];
+    let inner = rest.split('}').next().unwrap_or_default();
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// True if `input_chain_listing` (`nft list chain inet fw4 input_<zone>`) jumps to us.
 pub fn is_hooked(input_chain_listing: &str) -> bool {
     input_chain_listing.contains(&format!("jump {CHAIN}"))
@@ -126,8 +142,9 @@ fn header(rules: &Ruleset) -> String {
     )
 }
 
-/// The four sets, in a fixed order, with their rendered elements.
-fn set_contents(rules: &Ruleset) -> [(&'static str, Vec<String>); 4] {
+/// The four sets, in a fixed order, with their rendered elements (what a loaded firewall
+/// must hold; `mailbag doctor` compares them with [`parse_elements`] of the live sets).
+pub fn set_contents(rules: &Ruleset) -> [(&'static str, Vec<String>); 4] {
     let ports: Vec<String> = rules.ports().iter().map(u16::to_string).collect();
     let open = if rules.open() {
         ports.clone()
@@ -258,6 +275,21 @@ mod tests {
              flush set inet fw4 mailbag_silo4\n\
              add element inet fw4 mailbag_silo4 { 198.51.100.0/24 }\n\
              flush set inet fw4 mailbag_silo6\n"
+        );
+    }
+
+    #[test]
+    fn live_set_listings_give_their_elements() {
+        let listing = "table inet fw4 {\n\tset mailbag_silo4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.77.1.2, 192.0.2.0/24,\n\t\t\t     198.51.100.0/24 }\n\t}\n}\n";
+        assert_eq!(
+            parse_elements(listing),
+            ["10.77.1.2", "192.0.2.0/24", "198.51.100.0/24"]
+        );
+        assert!(
+            parse_elements(
+                "table inet fw4 {\n\tset mailbag_open {\n\t\ttype inet_service\n\t}\n}\n"
+            )
+            .is_empty()
         );
     }
 

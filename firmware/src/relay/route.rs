@@ -47,11 +47,20 @@ impl Route<'_> {
     pub fn name(&self, domain: &str) -> String {
         match (self.target, self.entry) {
             (Target::Unrouted, _) => "unrouted".to_owned(),
-            (Target::Mx, _) => format!("mx:{}", domain.to_ascii_lowercase()),
+            (Target::Mx, _) => format!("{MX_PREFIX}{}", domain.to_ascii_lowercase()),
             (Target::Hops(_), Some(i)) => format!("route:{i}"),
             (Target::Hops(_), None) => "next-hops".to_owned(),
         }
     }
+}
+
+/// How an MX route's name starts (`mx:example.com`).
+const MX_PREFIX: &str = "mx:";
+
+/// The domain of an MX route's name ([`Route::name`]); `None` for other routes. An MX
+/// route serves one domain, whose MX records name its next hops.
+pub fn mx_domain(name: &str) -> Option<&str> {
+    name.strip_prefix(MX_PREFIX)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,6 +241,13 @@ impl Routes {
                         _ => None,
                     }),
             )
+    }
+
+    /// True when some domain is delivered by its MX records (the default, or an entry).
+    pub fn uses_mx(&self) -> bool {
+        core::iter::once(&self.default)
+            .chain(self.entries.iter().map(|e| &e.target))
+            .any(|t| *t == Target::Mx)
     }
 
     /// Every configured next-hop list (the default first), for probes and the status page.

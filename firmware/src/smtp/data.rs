@@ -8,12 +8,24 @@
 //! Content is emitted as [`Event::Body`] slices of the caller's input (no copy, no growth):
 //! the leading dot of every line is removed (RFC 5321 §4.5.2), so a slice ends before it and
 //! the next begins after it. The terminating `. CRLF` is not content; the CRLF before it is.
+//!
+//! Loop guard (RFC 5321 §6.3): the `Received:` fields of the header section are counted as
+//! the content streams by; a message with more than [`HOPS_MAX`] has circled between
+//! servers, and is aborted like an oversized one — refused after the final dot (554 5.4.6),
+//! never stored, so it cannot be bounced around again.
 
 use super::event::{AbortReason, Event, Events};
 
 /// Free event slots the receiver needs before it starts a step: one body slice, one final
 /// slice, and the session's end-of-data events (abort, reply, close).
 pub const EVENTS_RESERVE: usize = 5;
+
+/// Most `Received:` header fields a message may carry (RFC 5321 §6.3: "a large rejection
+/// threshold, normally at least 100").
+pub const HOPS_MAX: u32 = 100;
+
+/// `Received:`, the field name counted (case-insensitive).
+const RECEIVED: &[u8] = b"received:";
 
 /// How the content ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +66,22 @@ pub struct DataReceiver {
     size: u64,
     max_size: u64,
     too_big: bool,
+    hops: Hops,
+}
+
+/// The header section's `Received:` count, as the unstuffed content streams by.
+#[derive(Debug)]
+struct Hops {
+    /// Still in the header section (before the first empty line).
+    in_header: bool,
+    /// Bytes of the current line seen so far (saturating).
+    col: usize,
+    /// The line so far is a prefix of `Received:`.
+    matching: bool,
+    /// `Received:` fields seen.
+    count: u32,
+    /// More than [`HOPS_MAX`]: the abort was pushed.
+    looped: bool,
 }
 
 impl DataReceiver {
@@ -64,7 +92,30 @@ impl DataReceiver {
             size: 0,
             max_size,
             too_big: false,
+            hops: Hops {
+                in_header: true,
+                col: 0,
+                matching: true,
+                count: 0,
+                looped: false,
+            },
         }
+    }
+
+    /// True once the message was abandoned while streaming (too big, or looping): an
+    /// abort event was pushed, and the final dot gets a refusal.
+    pub fn aborted(&self) -> bool {
+        self.too_big || self.hops.looped
+    }
+
+    /// True once the message showed more than [`HOPS_MAX`] `Received:` fields.
+    pub fn looped(&self) -> bool {
+        self.hops.looped
+    }
+
+    /// `Received:` fields counted in the header section so far.
+    pub fn hops(&self) -> u32 {
+        self.hops.count
     }
 
     /// Content octets accepted so far.
@@ -130,22 +181,55 @@ impl DataReceiver {
     }
 
     fn emit<'a>(&mut self, piece: &'a [u8], out: &mut Events<'a>) {
-        if piece.is_empty() || self.too_big {
+        if piece.is_empty() || self.aborted() {
             return;
         }
-        let event = match self.size.checked_add(piece.len() as u64) {
-            Some(size) if size <= self.max_size => {
-                self.size = size;
-                Event::Body(piece)
-            }
-            _ => {
-                self.too_big = true;
-                Event::MessageAborted(AbortReason::TooBig)
+        self.count_hops(piece);
+        let event = if self.hops.count > HOPS_MAX {
+            self.hops.looped = true;
+            Event::MessageAborted(AbortReason::TooManyHops)
+        } else {
+            match self.size.checked_add(piece.len() as u64) {
+                Some(size) if size <= self.max_size => {
+                    self.size = size;
+                    Event::Body(piece)
+                }
+                _ => {
+                    self.too_big = true;
+                    Event::MessageAborted(AbortReason::TooBig)
+                }
             }
         };
         // Cannot fail: feed() keeps EVENTS_RESERVE slots free and uses at most two of them
         // before returning. Dropping a piece would only ever shorten an aborted message.
         let _ = out.push(event);
+    }
+
+    /// Counts `Received:` at the start of header lines. Lines end in CRLF (a bare LF ends
+    /// the receiver before it gets here), so a line that is only CR ends the header.
+    fn count_hops(&mut self, piece: &[u8]) {
+        let h = &mut self.hops;
+        if !h.in_header {
+            return;
+        }
+        for &b in piece {
+            if b == b'\n' {
+                if h.col <= 1 {
+                    h.in_header = false;
+                    return;
+                }
+                h.col = 0;
+                h.matching = true;
+                continue;
+            }
+            if h.matching && h.col < RECEIVED.len() {
+                h.matching = b.to_ascii_lowercase() == RECEIVED[h.col];
+                if h.matching && h.col == RECEIVED.len() - 1 {
+                    h.count = h.count.saturating_add(1);
+                }
+            }
+            h.col = h.col.saturating_add(1);
+        }
     }
 }
 

@@ -57,6 +57,9 @@ pub enum AbortReason {
     BareNewline,
     /// The session timed out.
     Timeout,
+    /// More `Received:` fields than [`HOPS_MAX`](super::data::HOPS_MAX): a mail loop
+    /// (RFC 5321 §6.3; 554 5.4.6 after the final dot).
+    TooManyHops,
 }
 
 impl fmt::Display for AbortReason {
@@ -65,6 +68,7 @@ impl fmt::Display for AbortReason {
             Self::TooBig => "message too big",
             Self::BareNewline => "bare CR or LF in message",
             Self::Timeout => "timeout",
+            Self::TooManyHops => "too many hops (mail loop)",
         })
     }
 }

@@ -7,6 +7,7 @@
 
 mod seed;
 mod settings;
+mod setup;
 
 use std::collections::VecDeque;
 use std::io::{self, Cursor};
@@ -21,8 +22,8 @@ use self::settings::{SaveFailure, SettingsStore};
 use crate::backend::{
     ActionReport, Backend, BackendError, CheckCount, DomainUsage, FieldError, FirewallPreview,
     LogEvent, MessageId, MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage,
-    QueueQuery, QueueRow, SaveError, SaveOutcome, SettingField, SettingsValues, SortKey, Status,
-    UpstreamStatus,
+    QueueQuery, QueueRow, SaveError, SaveOutcome, SettingField, SettingsValues, SetupReport,
+    SortKey, Status, UpstreamStatus,
 };
 
 /// Most log events kept.
@@ -254,10 +255,15 @@ impl Backend for FakeBackend {
                 up: false,
                 since: Some(s.started.saturating_sub(7300)),
             },
-            upstream: (!upstream.is_empty()).then(|| UpstreamStatus {
-                address: upstream.into(),
-                reachable: true,
-            }),
+            upstream: upstream
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|a| UpstreamStatus {
+                    address: a.into(),
+                    reachable: true,
+                })
+                .collect(),
             queue_depth: s.messages.len() as u64,
             oldest_age_secs: s
                 .messages
@@ -452,6 +458,24 @@ impl Backend for FakeBackend {
 
     fn log(&self, limit: usize) -> Result<Vec<LogEvent>, BackendError> {
         Ok(self.lock().log.iter().take(limit).cloned().collect())
+    }
+
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        let s = self.lock();
+        let v = |k| s.settings.value(k);
+        let hop = v("relay.next-hops");
+        let hop = hop
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("");
+        Ok(setup::report(
+            v("smtp.hostname"),
+            v("policy.domains"),
+            hop,
+            v("relay.upstream-silo").lines().next().unwrap_or(""),
+            s.firewall_applied,
+        ))
     }
 }
 

@@ -255,9 +255,7 @@ fn check_text(key: &str, v: &str) -> Option<String> {
             &|l| l.parse::<IpAddr>().is_ok() || l.parse::<SocketAddr>().is_ok(),
             "an IP address or ip:port",
         ),
-        "relay.upstream-silo" => {
-            (!v.is_empty() && !is_host_port(v)).then(|| "must be host:port".into())
-        }
+        "relay.upstream-silo" => bad_line(&is_host_port, "host:port"),
         "relay.retry" => {
             (!is_retry_schedule(v)).then(|| "must look like: 15m for 2h, then 30m".into())
         }

@@ -15,6 +15,7 @@
 //! | request | does |
 //! |---|---|
 //! | `ping` | `ok mailbag VERSION` |
+//! | `stats` | `ok messages=N used=BYTES free=BYTES rate-bytes=BYTES rate-secs=SECS`: the spool's fill and the bytes accepted over the last day (for `mailbag doctor`) |
 //! | `flush [DOMAIN]` | held mail (of DOMAIN, or all) due now, delivery woken |
 //! | `delete ID` | removes message ID (16 hex digits) |
 //! | `delete --all-for DOMAIN` | drops every pending recipient in DOMAIN ([`Actions::delete_all_for`]) |
@@ -49,6 +50,9 @@ use super::actions::{ActionError, Actions, Done};
 use super::json_view;
 use super::reload::Reloader;
 use crate::config::validate::is_domain;
+use crate::daemon::events::EventLog;
+use crate::daemon::spool::Gauge;
+use crate::doctor::facts::SpoolUsage;
 use crate::spool::MessageId;
 
 /// Usage of `queue`.
@@ -72,6 +76,8 @@ const DRAIN_MAX: usize = 64 * 1024;
 pub enum Command {
     /// `ping`.
     Ping,
+    /// `stats`.
+    Stats,
     /// `flush [DOMAIN]`.
     Flush(Option<String>),
     /// `delete ID`.
@@ -122,7 +128,7 @@ impl fmt::Display for ParseError {
             Self::NotText => f.write_str("request is not text"),
             Self::Unknown(c) => write!(
                 f,
-                "unknown command '{c}' (ping, flush, delete, bounce, status, queue, message, log)"
+                "unknown command '{c}' (ping, stats, flush, delete, bounce, status, queue, message, log)"
             ),
             Self::Usage(u) => write!(f, "usage: {u}"),
             Self::BadId(s) => write!(f, "'{s}' is not a message id (16 hex digits)"),
@@ -153,6 +159,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     match (command.as_str(), args.as_slice()) {
         ("ping", []) => Ok(Command::Ping),
         ("ping", _) => Err(ParseError::Usage("ping")),
+        ("stats", []) => Ok(Command::Stats),
+        ("stats", _) => Err(ParseError::Usage("stats")),
         ("status", []) => Ok(Command::Status),
         ("status", _) => Err(ParseError::Usage("status")),
         ("queue", rest) if rest.len() <= 2 => {
@@ -438,6 +446,20 @@ fn one<T>(r: Result<Done<T>, ActionError>, id: MessageId) -> Result<T, ActionErr
     })
 }
 
+/// The spool's fill (from its published gauge, never waiting for the spool thread) and
+/// the bytes accepted over the last day, at `now` (Unix seconds).
+pub fn spool_usage(gauge: &Gauge, events: &EventLog, now: u64) -> SpoolUsage {
+    let g = gauge.get();
+    let (rate_bytes, rate_secs) = events.accept_rate(now);
+    SpoolUsage {
+        messages: g.messages,
+        used: g.bytes,
+        free: g.max_bytes.saturating_sub(g.bytes),
+        rate_bytes,
+        rate_secs,
+    }
+}
+
 async fn execute(cmd: Command, actions: &Actions, reloader: &Reloader) -> String {
     match cmd {
         Command::Status => match json_view::status(actions, &reloader.running()).await {
@@ -455,6 +477,13 @@ async fn execute(cmd: Command, actions: &Actions, reloader: &Reloader) -> String
         },
         Command::Log(limit) => format!("ok {}", json_view::log(actions.events(), limit)),
         Command::Ping => format!("ok mailbag {}", env!("CARGO_PKG_VERSION")),
+        Command::Stats => {
+            let now = actions.clock().unix_seconds();
+            format!(
+                "ok {}",
+                spool_usage(&actions.spool().gauge, actions.events(), now)
+            )
+        }
         Command::Flush(domain) => {
             let (_, text) = actions.flush(domain.as_deref()).await;
             format!("ok {text}")
@@ -516,6 +545,8 @@ mod tests {
     fn requests_parse_to_commands() {
         assert_eq!(parse(b"ping\n"), Ok(Command::Ping));
         assert_eq!(parse(b"flush"), Ok(Command::Flush(None)));
+        assert_eq!(parse(b"stats\n"), Ok(Command::Stats));
+        assert_eq!(parse(b"stats now"), Err(ParseError::Usage("stats")));
         assert_eq!(
             parse(b"FLUSH Office.Test.\r\n"),
             Ok(Command::Flush(Some("office.test".into())))
@@ -590,7 +621,7 @@ mod tests {
         assert!(
             ParseError::Unknown("x".into())
                 .to_string()
-                .contains("ping, flush, delete, bounce")
+                .contains("ping, stats, flush, delete, bounce")
         );
     }
 }

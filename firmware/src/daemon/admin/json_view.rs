@@ -13,6 +13,7 @@ use crate::daemon::delivery::hops::Overall;
 use crate::daemon::events::EventLog;
 use crate::firewall::ruleset::mode_name;
 use crate::json::{Obj, array, str_array};
+use crate::relay::NextHop;
 use crate::spool::{MessageId, MessageMeta, RcptStatus, SpoolError, SpoolRead};
 
 /// Most rows of one `queue` page.
@@ -47,12 +48,16 @@ pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
     let (messages, used, free, oldest, next) = figures;
     let now = a.clock().unix_seconds();
     let delivery = a.delivery().status();
-    let upstream = c.relay.upstream_silo.as_deref().map(|addr| {
+    // One entry per silo, in `relay.upstream-silo` order.
+    let upstream = array(c.relay.upstream_silo.iter().map(|addr| {
         Obj::new()
             .str("address", addr)
-            .bool("reachable", delivery.upstream_reachable)
+            .bool(
+                "reachable",
+                NextHop::parse(addr, 0).is_ok_and(|h| delivery.silo_up(&h)),
+            )
             .finish()
-    });
+    }));
     Ok(Obj::new()
         .str("version", env!("CARGO_PKG_VERSION"))
         .str("hostname", &c.smtp.hostname)
@@ -76,7 +81,7 @@ pub async fn status(a: &Actions, c: &Config) -> Result<String, SpoolError> {
                 .finish(),
         )
         .opt_num("last_delivery", delivery.last_delivery)
-        .raw("upstream", upstream.as_deref().unwrap_or("null"))
+        .raw("upstream", &upstream)
         .num("queue_depth", messages)
         .opt_num("oldest_age_secs", oldest.map(|t| now.saturating_sub(t)))
         .num("spool_used_bytes", used)

@@ -17,6 +17,8 @@ pub mod actions;
 #[cfg(feature = "web")]
 mod config_tree;
 pub mod control;
+#[cfg(feature = "doctor")]
+pub mod doctor;
 pub mod json_view;
 pub mod message_head;
 #[cfg(feature = "web")]

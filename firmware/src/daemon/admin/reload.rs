@@ -178,7 +178,7 @@ mod tests {
         let mut b = a.clone();
         b.policy.domains.push("new.test".into());
         b.smtp.listen = vec!["127.0.0.1:2526".into()];
-        b.relay.upstream_silo = Some("silo.test:25".into());
+        b.relay.upstream_silo = vec!["silo.test:25".into()];
         let keys = keys::changed(&a, &b);
         assert_eq!(
             keys,

@@ -168,15 +168,18 @@ mod tests {
             &values(&[
                 ("policy.domains", "example.test\nother.test\n"),
                 ("relay.lifetime-days", "5"),
-                ("relay.upstream-silo", "silo.example.net:25"),
+                (
+                    "relay.upstream-silo",
+                    "silo1.example.net:25\nsilo2.example.net:25",
+                ),
             ]),
         )
         .unwrap();
         assert_eq!(m.policy.domains, ["example.test", "other.test"]);
         assert_eq!(m.relay.lifetime_days, 5);
         assert_eq!(
-            m.relay.upstream_silo.as_deref(),
-            Some("silo.example.net:25")
+            m.relay.upstream_silo,
+            ["silo1.example.net:25", "silo2.example.net:25"]
         );
         assert_eq!(
             changed(&c, &m),

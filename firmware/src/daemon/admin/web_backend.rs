@@ -20,10 +20,13 @@ use mailbag_web::Backend;
 use mailbag_web::backend::{
     ActionReport, BackendError, CheckCount, DomainUsage, FieldError, FirewallPreview, LogEvent,
     MessageId, MessageInfo, MessageSource, PrimaryStatus, QueueAction, QueuePage, QueueQuery,
-    RouterStatus, SaveError, SaveOutcome, SettingField, SettingsValues, Status, UpstreamStatus,
+    RouterStatus, SaveError, SaveOutcome, SettingField, SettingsValues, SetupReport, Status,
+    UpstreamStatus,
 };
 
 use super::actions::{ActionError, Actions, Done};
+#[cfg(feature = "doctor")]
+use super::doctor::{self, DaemonState, Options};
 use super::queue_view;
 use super::reload::Reloader;
 use super::settings;
@@ -38,6 +41,7 @@ use crate::firewall::ruleset::mode_name;
 use crate::firewall::{Primary, Ruleset, SiloSet, apply, nft, uci};
 use crate::monitor::metrics::{self, Gauges, RouteGauge, RouterGauge};
 use crate::relay::Health;
+use crate::relay::NextHop;
 use crate::spool::{self, SpoolError};
 
 /// Bytes fetched from the spool thread per read of a message source.
@@ -282,10 +286,15 @@ impl Backend for DaemonBackend {
                 up: delivery.primary == Overall::Up,
                 since: delivery.since,
             },
-            upstream: c.relay.upstream_silo.as_ref().map(|a| UpstreamStatus {
-                address: a.clone(),
-                reachable: delivery.upstream_reachable,
-            }),
+            upstream: c
+                .relay
+                .upstream_silo
+                .iter()
+                .map(|a| UpstreamStatus {
+                    address: a.clone(),
+                    reachable: NextHop::parse(a, 0).is_ok_and(|h| delivery.silo_up(&h)),
+                })
+                .collect(),
             queue_depth: f.messages,
             oldest_age_secs: f.oldest.map(|t| now.saturating_sub(t)),
             spool_used_bytes: f.used,
@@ -448,6 +457,47 @@ impl Backend for DaemonBackend {
             &outcome.to_string(),
         );
         Ok(outcome.to_string())
+    }
+
+    #[cfg(feature = "doctor")]
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        let config = self.running();
+        let usage =
+            super::control::spool_usage(&self.spool.gauge, &self.events, self.clock.unix_seconds());
+        let daemon = DaemonState {
+            version: Ok(format!("mailbag {}", env!("CARGO_PKG_VERSION"))),
+            usage: Ok(usage),
+        };
+        // A worker thread, never one of the runtime's: blocking here is allowed.
+        let mut facts = self
+            .runtime
+            .block_on(doctor::gather(&config, &Options::default(), daemon))
+            .map_err(BackendError::Failed)?;
+        doctor::local_facts(&config, &mut facts);
+        let report = crate::doctor::evaluate(&facts);
+        self.events.push(
+            self.clock.unix_seconds(),
+            "setup-check",
+            None,
+            &format!("setup check: {report}").replace('\n', ""),
+        );
+        Ok(SetupReport::new(
+            report
+                .checks
+                .into_iter()
+                .map(|c| mailbag_web::backend::SetupCheck {
+                    id: c.id.into(),
+                    status: c.status.name().into(),
+                    text: c.text,
+                    fix: c.fix,
+                })
+                .collect(),
+        ))
+    }
+
+    #[cfg(not(feature = "doctor"))]
+    fn check_setup(&self) -> Result<SetupReport, BackendError> {
+        Err(BackendError::Unavailable(crate::doctor::NOT_BUILT.into()))
     }
 
     fn routers(&self) -> Result<Vec<RouterStatus>, BackendError> {

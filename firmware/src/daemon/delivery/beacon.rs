@@ -46,16 +46,17 @@ pub(super) fn current(d: &Deliverer) -> Option<(Beacon, String)> {
 /// Sends the current beacon to every upstream silo.
 pub(super) async fn send_all(d: &Deliverer) {
     let s = d.watch.settings();
-    let Some(silo) = s.upstream_silo.as_deref() else {
+    if s.upstream_silo.is_empty() {
         return;
-    };
+    }
     let Some((_, line)) = current(d) else {
         return;
     };
-    let Ok(hop) = NextHop::parse(silo, 0) else {
-        return;
-    };
-    send(d, &hop, &line).await;
+    for silo in &s.upstream_silo {
+        if let Ok(hop) = NextHop::parse(silo, 0) {
+            send(d, &hop, &line).await;
+        }
+    }
 }
 
 async fn send(d: &Deliverer, silo: &NextHop, line: &str) {

@@ -13,6 +13,7 @@
 //!   NXDOMAIN for [`NEGATIVE_TTL`]; temporary failures are never kept.
 //! - **MX.** [`DnsResolver::next_hops`] looks the MX records up and hands them to
 //!   [`nexthop::from_mx`], which holds the RFC 5321 §5.1 / RFC 7505 rules and the loop guard.
+//! - **TXT, CNAME** ([`DnsResolver::txt`], [`DnsResolver::cname`]) for the setup check.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -28,7 +29,7 @@ use crate::relay::dns::{
     self, Answer, CNAME_MAX, Name, QType, Query, Records, ResponseError, TCP_MAX,
 };
 use crate::relay::nexthop::{
-    self, DnsError, LoopGuard, MxError, MxRecord, NextHops, StaticResolver,
+    self, DnsError, Host, LoopGuard, MxError, MxRecord, NextHops, StaticResolver,
 };
 
 /// How long one question waits for its answer.
@@ -109,7 +110,7 @@ impl DnsResolver {
     pub async fn mx(&self, domain: &str) -> Result<Vec<MxRecord>, DnsError> {
         match self.lookup(domain, QType::Mx).await? {
             Records::Mx(list) => Ok(list),
-            Records::Addrs(_) | Records::Txt(_) => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -141,11 +142,43 @@ impl DnsResolver {
         }
     }
 
-    /// The TXT records of `name`, each one's strings joined.
+    /// The TXT records of `name`, each one's strings joined (a DNS blocklist's reason;
+    /// `mailbag doctor`: MTA-STS and TLS-RPT records). Empty when the name exists without
+    /// any.
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
         match self.lookup(name, QType::Txt).await? {
-            Records::Txt(t) => Ok(t),
+            Records::Txt(list) => Ok(list),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Where `name` points when it is an alias (CNAME), `None` when it is not one.
+    pub async fn cname(&self, name: &str) -> Result<Option<Name>, DnsError> {
+        match self.lookup(name, QType::Cname).await? {
+            Records::Names(list) => Ok(list.into_iter().next()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The addresses of `host` on `port`: a name's from DNS, else from the host's resolver
+    /// (`/etc/hosts`); an address is its own.
+    pub async fn socket_addrs(&self, host: &Host, port: u16) -> Vec<SocketAddr> {
+        match host {
+            Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+            Host::Name(n) => {
+                let from_dns = self.addrs(n).await.unwrap_or_default();
+                if from_dns.is_empty() {
+                    tokio::net::lookup_host((n.as_str(), port))
+                        .await
+                        .map(|a| a.collect())
+                        .unwrap_or_default()
+                } else {
+                    from_dns
+                        .into_iter()
+                        .map(|ip| SocketAddr::new(ip, port))
+                        .collect()
+                }
+            }
         }
     }
 

@@ -1,8 +1,8 @@
 //! The async driver of the sans-IO SMTP client ([`Client`]): one loop that writes its
 //! output, does the STARTTLS handshake, streams a body from the spool, feeds it the next
 //! hop's bytes and keeps its deadlines. Every outbound session runs through it — a
-//! delivery, a probe, ETRN to the upstream silo — and so does `mailbag etrn`
-//! ([`etrn_session`]), on a small runtime of its own.
+//! delivery, a probe, ETRN to the upstream silo — and so do `mailbag etrn`
+//! ([`etrn_session`]) and the setup check ([`probe_session`], [`etrn_session`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,6 +104,37 @@ pub async fn etrn_session(
         return outcome;
     }
     failure(FailReason::Connect)
+}
+
+/// Connects to the first of `addrs` that answers and says EHLO and QUIT:
+/// [`Outcome::Probed`] with the extensions offered (the setup check reads STARTTLS there),
+/// or why not.
+pub async fn probe_session(
+    addrs: &[SocketAddr],
+    host: &Host,
+    cfg: ClientConfig,
+    tls: &TlsClients,
+    clock: &dyn Clock,
+) -> Outcome {
+    let drv = Driver {
+        clock,
+        tls,
+        hostname: "",
+    };
+    let mut last = failure(FailReason::Connect);
+    for &addr in addrs {
+        let Some(stream) = connect(addr).await else {
+            continue;
+        };
+        let mut io = Io::Plain(stream);
+        let mut c = Client::probe(cfg.clone(), clock.now());
+        last = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        io.shutdown().await;
+        if matches!(last, Outcome::Probed(_)) {
+            break;
+        }
+    }
+    last
 }
 
 /// One heartbeat beacon (`XBEACON line`) to the first of `addrs` that takes a connection.

@@ -94,7 +94,8 @@ pub struct DeliveryStatus {
     pub primary: Overall,
     /// Unix seconds since it is in that state.
     pub since: Option<u64>,
-    /// The upstream silo answered its last probe (edge role).
+    /// Some upstream silo answered its last probe (edge role; each silo's state is its
+    /// route in `routes`, [`DeliveryStatus::silo_up`]).
     pub upstream_reachable: bool,
     /// Unix seconds of the last delivery.
     pub last_delivery: Option<u64>,
@@ -108,12 +109,22 @@ pub struct DeliveryHandle {
     d: Arc<Deliverer>,
 }
 
-/// The running delivery tasks: the lanes, the next-hop probe, the silo watch.
+impl DeliveryStatus {
+    /// True when upstream silo `hop` answered its last probe.
+    pub fn silo_up(&self, hop: &NextHop) -> bool {
+        let name = super::hops::upstream_name(hop);
+        self.routes
+            .iter()
+            .any(|r| r.upstream && r.name == name && r.health == crate::relay::Health::Up)
+    }
+}
+
+/// The running delivery tasks: the lanes, the next-hop probe, the silo watches.
 pub struct DeliveryTasks {
     lanes: JoinHandle<()>,
     probe: JoinHandle<()>,
     watching: JoinHandle<()>,
-    silo: Option<JoinHandle<()>>,
+    silos: Vec<JoinHandle<()>>,
 }
 
 impl DeliveryTasks {
@@ -124,7 +135,7 @@ impl DeliveryTasks {
         let _ = self.lanes.await;
         let _ = self.probe.await;
         let _ = self.watching.await;
-        if let Some(w) = self.silo {
+        for w in self.silos {
             w.abort();
             let _ = w.await;
         }
@@ -144,12 +155,13 @@ impl DeliveryHandle {
     }
 
     /// Asks `hop` of route `name` whether it answers (EHLO, QUIT); an answer is recorded
-    /// as the route's state (a route that comes back flushes its held mail).
+    /// as the route's state (a route that comes back flushes its held mail; an MX route
+    /// only its domain's, and it is never the primary).
     pub async fn probe_route(&self, name: &str, hop: &NextHop) -> bool {
         let up = super::outbound::probe(&self.d, hop).await;
         if up {
             self.d
-                .route_state(RouteId::Delivery(name), true, &hop.host.to_string(), "")
+                .route_state(RouteId::of_route(name), true, &hop.host.to_string(), "")
                 .await;
         }
         up
@@ -189,20 +201,19 @@ impl DeliveryHandle {
         }
     }
 
-    /// Starts the lanes and the next-hop probe, and (edge) the watch on `upstream`; they
-    /// run until `shutdown` flips.
-    pub fn start(
-        &self,
-        upstream: Option<NextHop>,
-        shutdown: watch::Receiver<bool>,
-    ) -> DeliveryTasks {
-        let silo = upstream.map(|hop| {
-            tokio::spawn(upstream::watch_silo(
-                Arc::clone(&self.d),
-                hop,
-                shutdown.clone(),
-            ))
-        });
+    /// Starts the lanes and the next-hop probe, and (edge) one watch per `upstream` silo
+    /// (a silo that is down never delays another's ETRN); they run until `shutdown` flips.
+    pub fn start(&self, upstream: Vec<NextHop>, shutdown: watch::Receiver<bool>) -> DeliveryTasks {
+        let silos = upstream
+            .into_iter()
+            .map(|hop| {
+                tokio::spawn(upstream::watch_silo(
+                    Arc::clone(&self.d),
+                    hop,
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let probe = tokio::spawn(probe::probe_loop(Arc::clone(&self.d), shutdown.clone()));
         let watching = tokio::spawn(watching::run(Arc::clone(&self.d), shutdown.clone()));
         let lanes = tokio::spawn(lanes::run(Arc::clone(&self.d), shutdown));
@@ -210,7 +221,7 @@ impl DeliveryHandle {
             lanes,
             probe,
             watching,
-            silo,
+            silos,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Next-hop state: one [`HopHealth`] per route — the routes with fixed next hops
-//! (`relay.next-hops`, `relay.routes` with hosts) and, on the edge, each upstream silo.
+//! (`relay.next-hops`, `relay.routes` with hosts), each domain delivered by MX that was
+//! tried (a silo's offices), and, on the edge, each upstream silo.
 //! This is the only record of whether a next hop answers; the probe, every delivery
 //! attempt, the silo watch, the status page, the metrics, the LED and the firewall all
 //! read or feed it.
@@ -7,8 +8,10 @@
 //! Results are recorded, and their transitions acted on, by
 //! `Deliverer::route_state` (`transitions`).
 //!
-//! The map holds one entry per configured route or silo (bounded by the configuration);
-//! routes no longer configured are dropped when the next probe round lists them.
+//! The map holds one entry per configured route or silo, and one per accepted domain
+//! delivered by MX (all bounded by the configuration); routes no longer configured are
+//! dropped when the next probe round lists them. An MX route is never the primary: its
+//! return only releases its domain's mail.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -25,15 +28,33 @@ pub enum RouteId<'a> {
     Delivery(&'a str),
     /// An upstream silo (edge role).
     Upstream(&'a NextHop),
+    /// A domain's MX route by its name (`mx:DOMAIN`): a silo delivering an office's mail,
+    /// whose next hops come from DNS.
+    Mx(&'a str),
 }
 
-impl RouteId<'_> {
-    fn name(&self) -> String {
-        match self {
-            Self::Delivery(n) => (*n).to_owned(),
-            Self::Upstream(h) => format!("upstream {}:{}", h.host, h.port),
+impl<'a> RouteId<'a> {
+    /// The kind of the delivery route named `name` ([`crate::relay::Route::name`]): an MX
+    /// route (`mx:DOMAIN`) or one with fixed next hops.
+    pub fn of_route(name: &'a str) -> Self {
+        if crate::relay::route::mx_domain(name).is_some() {
+            Self::Mx(name)
+        } else {
+            Self::Delivery(name)
         }
     }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Delivery(n) | Self::Mx(n) => (*n).to_owned(),
+            Self::Upstream(h) => upstream_name(h),
+        }
+    }
+}
+
+/// The state's name of upstream silo `h` (`upstream silo.example:25`).
+pub fn upstream_name(h: &NextHop) -> String {
+    format!("upstream {}:{}", h.host, h.port)
 }
 
 /// One route's state as shown to people.
@@ -58,12 +79,14 @@ struct Entry {
     upstream: bool,
     /// Carries only notices: not part of the primary's overall state.
     notices: bool,
+    /// A domain's MX route: not part of the primary's overall state either.
+    mx: bool,
     last_ok: Option<Instant>,
 }
 
 impl Entry {
     fn is_primary(&self) -> bool {
-        !self.upstream && !self.notices
+        !self.upstream && !self.notices && !self.mx
     }
 }
 
@@ -148,13 +171,24 @@ impl HopStates {
     }
 
     /// Keeps only the delivery routes named in `names` (after a reload removed some);
-    /// upstream silos stay.
+    /// upstream silos and MX routes stay.
     pub fn retain(&self, names: &[String]) {
         let keys: Vec<HopKey> = names.iter().map(|n| HopKey::of(n)).collect();
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|k, e| e.upstream || keys.contains(k));
+            .retain(|k, e| e.upstream || e.mx || keys.contains(k));
+    }
+
+    /// The MX routes to probe: down, not known yet, or failing since their last success
+    /// (a route that answers is left alone: a silo does not knock on every office's door
+    /// each round).
+    pub fn mx_to_probe(&self) -> Vec<String> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values()
+            .filter(|e| e.mx && (e.health.health() != Health::Up || e.health.failures() > 0))
+            .map(|e| e.name.clone())
+            .collect()
     }
 
     /// Records one result; the transition with the overall state before and after.
@@ -176,6 +210,7 @@ impl HopStates {
             health: HopHealth::new(now, unix, down_after),
             upstream: matches!(id, RouteId::Upstream(_)),
             notices,
+            mx: matches!(id, RouteId::Mx(_)),
             last_ok: None,
         });
         if !hop.is_empty() {
@@ -254,6 +289,27 @@ mod tests {
             Overall::Down,
             "a silo or notice route is not the primary"
         );
+    }
+
+    #[test]
+    fn an_mx_route_named_by_its_name_is_never_the_primary() {
+        // Protection's accept-when probe names a silo's office route by name only.
+        assert_eq!(
+            RouteId::of_route("mx:office.test"),
+            RouteId::Mx("mx:office.test")
+        );
+        assert_eq!(RouteId::of_route("route:0"), RouteId::Delivery("route:0"));
+        let s = HopStates::default();
+        s.record(
+            &RouteId::of_route("mx:office.test"),
+            true,
+            "router.office.test",
+            (t(0), 100),
+            1,
+            false,
+        );
+        assert_eq!(s.overall(), (Overall::Unknown, None));
+        assert!(s.view().iter().all(|v| !v.upstream));
     }
 
     #[test]

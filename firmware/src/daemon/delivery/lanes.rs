@@ -206,24 +206,27 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
                     };
                     let sent = outbound::open_and_send(d, name, &hops, job, &meta, permit).await;
                     hop_name = sent.hop;
-                    if matches!(target, Target::Hops(_)) {
-                        let unreachable = match &sent.outcome {
-                            Outcome::Failed(f) if f.reason == FailReason::Connect => {
-                                Some(f.to_string())
-                            }
-                            _ => None,
-                        };
-                        // Back before the probe saw it (new mail got through): what it held
-                        // back goes now, not at its retry time. Down after `down-after`
-                        // attempts or probes in a row could not connect.
-                        d.route_state(
-                            RouteId::Delivery(name),
-                            unreachable.is_none(),
-                            &hop_name,
-                            unreachable.as_deref().unwrap_or(""),
-                        )
-                        .await;
-                    }
+                    let unreachable = match &sent.outcome {
+                        Outcome::Failed(f) if f.reason == FailReason::Connect => {
+                            Some(f.to_string())
+                        }
+                        _ => None,
+                    };
+                    // Back before the probe saw it (new mail got through): what it held
+                    // back goes now, not at its retry time. Down after `down-after`
+                    // attempts or probes in a row could not connect. An MX route too: a
+                    // silo learns that the office, or a more preferred silo, is back.
+                    let id = match target {
+                        Target::Mx => RouteId::Mx(name),
+                        _ => RouteId::Delivery(name),
+                    };
+                    d.route_state(
+                        id,
+                        unreachable.is_none(),
+                        &hop_name,
+                        unreachable.as_deref().unwrap_or(""),
+                    )
+                    .await;
                     *conn = sent.kept;
                     sent.outcome
                 }
@@ -375,7 +378,10 @@ async fn deliver_one(d: &Deliverer, mut meta: MessageMeta, conn: &mut Option<Hop
 }
 
 /// Next hops from `domain`'s MX records (we and anything less preferred left out).
-async fn mx_hops(d: &Deliverer, domain: &str) -> Result<crate::relay::NextHops, MxError> {
+pub(super) async fn mx_hops(
+    d: &Deliverer,
+    domain: &str,
+) -> Result<crate::relay::NextHops, MxError> {
     d.dns
         .next_hops(domain, &d.guard, crate::relay::nexthop::DEFAULT_PORT)
         .await

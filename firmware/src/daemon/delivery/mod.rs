@@ -66,6 +66,6 @@ mod webhook;
 
 pub use claims::{Claim, InFlight};
 pub use deliverer::Scope;
-pub use driver::etrn_session;
+pub use driver::{etrn_session, probe_session};
 pub use handle::{DeliveryHandle, DeliveryStatus, DeliveryTasks, Setup};
 pub use notice::Notice;

@@ -21,7 +21,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::deliverer::Deliverer;
 use super::driver::{self, Driver, Io, ReadBuf, connect, drive, failure};
 use crate::relay::client::{FailReason, Kept, Outcome};
-use crate::relay::nexthop::Host;
 use crate::relay::reply::ServerReply;
 use crate::relay::{Client, DeliveryJob, NextHop};
 use crate::spool::MessageMeta;
@@ -222,27 +221,12 @@ pub async fn etrn(d: &Deliverer, hop: &NextHop, domain: &str) -> Outcome {
     driver::etrn_session(&addrs, &hop.host, cfg, domain, &d.tls, d.clock.as_ref()).await
 }
 
-/// The addresses of a next hop: a name's from DNS, else from the host's resolver
-/// (`/etc/hosts`); our own addresses left out (the loop guard, after resolution).
+/// The addresses of a next hop ([`super::dns::DnsResolver::socket_addrs`]), our own left
+/// out (the loop guard, after resolution).
 pub async fn resolve(d: &Deliverer, hop: &NextHop) -> Vec<SocketAddr> {
-    let addrs: Vec<SocketAddr> = match &hop.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, hop.port)],
-        Host::Name(n) => {
-            let from_dns = d.dns.addrs(n).await.unwrap_or_default();
-            if from_dns.is_empty() {
-                tokio::net::lookup_host((n.as_str(), hop.port))
-                    .await
-                    .map(|a| a.collect())
-                    .unwrap_or_default()
-            } else {
-                from_dns
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, hop.port))
-                    .collect()
-            }
-        }
-    };
-    addrs
+    d.dns
+        .socket_addrs(&hop.host, hop.port)
+        .await
         .into_iter()
         .filter(|a| !d.guard.is_our_address(*a))
         .collect()

@@ -1,6 +1,13 @@
 //! STARTTLS client configurations for delivery: rustls (ring), one that encrypts without
 //! checking the certificate (opportunistic) and one verified against the system CA bundle.
+//!
+//! **Trust roots.** The CA bundle is [`CA_BUNDLE`] unless the environment names another
+//! PEM file in [`CA_FILE_ENV`] (`MAILBAG_CA_FILE=/etc/mailbag/ca.pem`): for a provider's
+//! own CA, or for tests with a test CA. `mailbag doctor --ca-file FILE` does the same for
+//! its MTA-STS policy fetch.
 
+#[cfg(feature = "verify-tls")]
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
@@ -29,45 +36,63 @@ pub fn client_configs() -> Result<TlsClients, String> {
         .with_no_client_auth();
     Ok(TlsClients {
         any: Arc::new(any),
-        verified: verified(provider)?,
+        verified: verified_default(),
     })
 }
 
-/// The verified configuration: `None` when the CA bundle cannot be read, and always in a
-/// build without the `verify-tls` feature (config validation refuses the settings that
-/// need it there).
+/// The verified configuration from the CA file in force: `None` when it cannot be read,
+/// and always in a build without the `verify-tls` feature (config validation refuses the
+/// settings that need it there).
 #[cfg(feature = "verify-tls")]
-fn verified(
-    provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+fn verified_default() -> Option<Arc<rustls::ClientConfig>> {
+    verified(&ca_file(None)).ok()
+}
+
+#[cfg(not(feature = "verify-tls"))]
+fn verified_default() -> Option<Arc<rustls::ClientConfig>> {
+    None
+}
+
+/// The CA file in force: `explicit`, else [`CA_FILE_ENV`], else [`CA_BUNDLE`].
+#[cfg(feature = "verify-tls")]
+pub fn ca_file(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CA_FILE_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(CA_BUNDLE))
+}
+
+/// A client configuration that verifies servers against the certificates of `ca_file`
+/// (PEM); an error names the file when it holds none.
+#[cfg(feature = "verify-tls")]
+pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    if let Ok(iter) = CertificateDer::pem_file_iter(CA_BUNDLE) {
+    if let Ok(iter) = CertificateDer::pem_file_iter(ca_file) {
         for cert in iter.flatten() {
             let _ = roots.add(cert);
         }
     }
-    Ok(if roots.is_empty() {
-        None
-    } else {
-        let b = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS client: {e}"))?;
-        Some(Arc::new(
-            b.with_root_certificates(roots).with_no_client_auth(),
-        ))
-    })
-}
-
-#[cfg(not(feature = "verify-tls"))]
-fn verified(
-    _provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
-    Ok(None)
+    if roots.is_empty() {
+        return Err(format!(
+            "no CA certificate could be read from {}",
+            ca_file.display()
+        ));
+    }
+    let provider = crate::crypto::provider();
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS client: {e}"))?;
+    Ok(Arc::new(
+        b.with_root_certificates(roots).with_no_client_auth(),
+    ))
 }
 
 /// The system CA bundle (Debian and OpenWrt's `ca-bundle` package).
 #[cfg(feature = "verify-tls")]
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The environment variable naming another CA file (PEM).
+#[cfg(feature = "verify-tls")]
+pub const CA_FILE_ENV: &str = "MAILBAG_CA_FILE";
 
 /// Accepts any server certificate, but still checks the handshake signatures.
 #[derive(Debug)]

@@ -9,6 +9,9 @@
 //!   ([`super::upstream::etrn_upstream`], once per silo that came up);
 //! - **went down** — a delivery route: the admin is told ([`notify`]: a warning in the
 //!   log, the event log, notices); mail for it is held. An upstream silo: a warning.
+//! - **an MX route** (a silo's office, by its MX records) — came up: that domain's held
+//!   mail is made due (the office, or a more preferred silo, answers again: "Two tiers" in
+//!   the README); went down: a log line. Never the primary, never a notice.
 //!
 //! When the primary's overall state (all delivery routes together) changes, the firewall
 //! follows it ([`follow`], `open-when-primary-down`).
@@ -55,6 +58,17 @@ impl Deliverer {
     async fn on_change(&self, id: RouteId<'_>, change: Change, hop: &str, reason: &str) {
         let now = self.clock.unix_seconds();
         match (id, change) {
+            (RouteId::Mx(route), Change::CameUp { .. }) => {
+                let domain = crate::relay::route::mx_domain(route).unwrap_or_default();
+                let made_due = self.make_due(Scope::of(Some(domain))).await;
+                crate::log!(
+                    "MX host {hop} of {domain} answers: delivering {made_due} held message(s) now"
+                );
+            }
+            (RouteId::Mx(route), Change::WentDown) => {
+                let domain = crate::relay::route::mx_domain(route).unwrap_or_default();
+                crate::log!("no MX host of {domain} answers ({reason}): its mail is held");
+            }
             (RouteId::Upstream(silo), Change::CameUp { .. }) => {
                 super::upstream::etrn_upstream(self, silo).await;
             }

@@ -43,8 +43,8 @@ pub struct WatchSettings {
     pub hostname: String,
     /// Edge or silo.
     pub role: Role,
-    /// The upstream silo (edge), where beacons go.
-    pub upstream_silo: Option<String>,
+    /// The upstream silos (edge), where beacons go.
+    pub upstream_silo: Vec<String>,
     /// Failures in a row before a route is down (`monitor.down-after`).
     pub down_after: u32,
     /// Routes that only carry notices (`notify.via` hops, see

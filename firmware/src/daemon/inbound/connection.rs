@@ -298,6 +298,7 @@ impl InboundConnection {
                             Event::Reply(r) => {
                                 if r.code() >= 400 {
                                     self.event("refused", None, r.as_str().trim_end());
+                                    self.count_refusal(r.as_str());
                                 }
                                 self.wbuf.extend_from_slice(r.as_bytes());
                             }
@@ -455,6 +456,9 @@ impl InboundConnection {
                 crate::log!("accepted {id}: {text}");
                 Counters::inc(&self.ctx.watch.counters.accepted);
                 self.event("accepted", Some(id.to_string()), &text);
+                self.ctx
+                    .events
+                    .accepted_bytes(self.ctx.clock.unix_seconds(), size);
                 self.ctx.delivery.wake();
                 session.stored(Ok(id), self.ctx.clock.now())
             }

@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::relay::nexthop::{DnsError, MxRecord};
 use crate::smtp::limits::DOMAIN_MAX;
-use wire::{Rr, read_name, read_rr, read_u16, root};
+use wire::{Rr, read_name, read_rr, read_txt, read_u16, root};
 
 /// Longest query we send: header, a 255-byte name, type and class.
 pub const QUERY_MAX: usize = HEADER_LEN + 255 + 4;
@@ -49,7 +49,7 @@ const HEADER_LEN: usize = 12;
 const CLASS_IN: u16 = 1;
 const TYPE_CNAME: u16 = 5;
 
-/// The record types the relay asks for.
+/// The record types the relay (and `mailbag doctor`) asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QType {
     /// IPv4 address (RFC 1035 §3.4.1).
@@ -58,8 +58,11 @@ pub enum QType {
     Aaaa,
     /// Mail exchanger (RFC 1035 §3.3.9).
     Mx,
-    /// Text (RFC 1035 §3.3.14): a DNS blocklist's reason for a listing (RFC 5782 §2.1).
+    /// Text (RFC 1035 §3.3.14): MTA-STS and TLS-RPT records, a DNS blocklist's reason for a
+    /// listing (RFC 5782 §2.1).
     Txt,
+    /// Alias (RFC 1035 §3.3.1): is an MX host a CNAME?
+    Cname,
 }
 
 impl QType {
@@ -69,6 +72,7 @@ impl QType {
             Self::Aaaa => 28,
             Self::Mx => 15,
             Self::Txt => 16,
+            Self::Cname => TYPE_CNAME,
         }
     }
 }
@@ -128,9 +132,12 @@ pub enum Records {
     Mx(Vec<MxRecord>),
     /// A or AAAA addresses in answer order.
     Addrs(Vec<IpAddr>),
-    /// TXT records in answer order, each one's character-strings joined; bytes that are
-    /// not UTF-8 shown as U+FFFD.
+    /// TXT records in answer order, each one's character-strings joined (RFC 7208 §3.3
+    /// style; RFC 8461 §3.1 reads `_mta-sts` records so), bytes that are not UTF-8 shown
+    /// as U+FFFD.
     Txt(Vec<String>),
+    /// CNAME targets (the name asked for is an alias of these; at most one in practice).
+    Names(Vec<Name>),
 }
 
 /// Why a response gives no [`Answer`].
@@ -290,6 +297,7 @@ impl Query {
             QType::Mx => Records::Mx(Vec::new()),
             QType::A | QType::Aaaa => Records::Addrs(Vec::new()),
             QType::Txt => Records::Txt(Vec::new()),
+            QType::Cname => Records::Names(Vec::new()),
         };
         for _ in 0..=CNAME_MAX {
             let mut found = false;
@@ -322,6 +330,13 @@ impl Query {
                         });
                     }
                     Records::Txt(list) => list.push(read_txt(data)?),
+                    Records::Names(list) => {
+                        let (target, end) = read_name(msg, rr.rdata)?;
+                        if end != rr.rdata + rr.rdlen || target.is_empty() {
+                            return Err(ResponseError::Malformed);
+                        }
+                        list.push(target);
+                    }
                     Records::Addrs(list) => list.push(match (self.qtype, data.len()) {
                         (QType::A, 4) => {
                             IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))
@@ -366,17 +381,3 @@ impl Query {
 
 #[cfg(test)]
 mod tests;
-
-/// One TXT record's RDATA: length-prefixed character-strings, joined.
-fn read_txt(data: &[u8]) -> Result<String, ResponseError> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut rest = data;
-    while let Some((&len, tail)) = rest.split_first() {
-        let piece = tail
-            .get(..usize::from(len))
-            .ok_or(ResponseError::Malformed)?;
-        out.extend_from_slice(piece);
-        rest = &tail[usize::from(len)..];
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}

@@ -192,6 +192,32 @@ fn cnames_are_followed_within_the_answer() {
 }
 
 #[test]
+fn txt_strings_are_joined_and_cnames_read_as_names() {
+    let m = Msg::new("_mta-sts.office.test", 16)
+        .rr(&ptr(12), 16, 300, b"\x08v=STSv1;\x05 id=7")
+        .rr(&ptr(12), 16, 300, b"\x00");
+    let a = q("_mta-sts.office.test", QType::Txt).parse(&m.0).unwrap();
+    assert_eq!(
+        a.records,
+        Records::Txt(vec!["v=STSv1; id=7".into(), String::new()])
+    );
+    let cut = Msg::new("t.test", 16).rr(&ptr(12), 16, 300, b"\x09short");
+    assert_eq!(
+        q("t.test", QType::Txt).parse(&cut.0),
+        Err(ResponseError::Malformed)
+    );
+    let m = Msg::new("backup.test", TYPE_CNAME).rr(&ptr(12), TYPE_CNAME, 60, &wire("silo.test"));
+    let a = q("backup.test", QType::Cname).parse(&m.0).unwrap();
+    assert_eq!(
+        a.records,
+        Records::Names(vec![Name::try_from("silo.test").unwrap()])
+    );
+    let none = Msg::new("host.test", TYPE_CNAME);
+    let a = q("host.test", QType::Cname).parse(&none.0).unwrap();
+    assert_eq!(a.records, Records::Names(vec![]), "not an alias");
+}
+
+#[test]
 fn rcodes_map_to_permanent_or_temporary() {
     let with = |rcode: u8| Msg::with(ID, 0x81, 0x80 | rcode, "x.test", MX).0;
     let parse = |m: &[u8]| q("x.test", QType::Mx).parse(m);
@@ -351,7 +377,12 @@ fn random_and_mutated_bytes_never_panic() {
             .rr(&wire("b.test"), A, 60, &[192, 0, 2, 7])
             .0,
     ];
-    let queries = [q("office.test", QType::Mx), q("office.test", QType::A)];
+    let queries = [
+        q("office.test", QType::Mx),
+        q("office.test", QType::A),
+        q("office.test", QType::Txt),
+        q("office.test", QType::Cname),
+    ];
     let mut state = 7u64;
     let mut parsed = 0;
     for round in 0..20_000 {

@@ -50,6 +50,20 @@ pub(super) fn read_rr(msg: &[u8], pos: usize) -> Result<(Rr, usize), ResponseErr
     Ok((rr, rdata + rdlen))
 }
 
+/// One TXT record's RDATA: length-prefixed character-strings, joined.
+pub(super) fn read_txt(data: &[u8]) -> Result<String, ResponseError> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let piece = tail
+            .get(..usize::from(len))
+            .ok_or(ResponseError::Malformed)?;
+        out.extend_from_slice(piece);
+        rest = &tail[usize::from(len)..];
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 pub(super) fn read_u16(msg: &[u8], pos: usize) -> Option<u16> {
     let b = msg.get(pos..pos.checked_add(2)?)?;
     Some(u16::from_be_bytes([b[0], b[1]]))

@@ -18,7 +18,7 @@ impl<P: Policy> Session<P> {
             return;
         }
         if let State::Data(_, rx) = &self.state {
-            if !rx.too_big() {
+            if !rx.aborted() {
                 push(out, Event::MessageAborted(AbortReason::Timeout));
             }
         }

@@ -8,7 +8,7 @@ use embassy_time::Instant;
 use super::bounds::too_big;
 use super::{Event, Events, Helo, Reply, Session, State, push, reply};
 use crate::policy::{Policy, QuotaError};
-use crate::smtp::data::{DataEnd, DataReceiver};
+use crate::smtp::data::{DataEnd, DataReceiver, HOPS_MAX};
 use crate::smtp::event::AbortReason;
 use crate::smtp::received::{Protocol, received_header};
 
@@ -101,6 +101,16 @@ impl<P: Policy> Session<P> {
             return;
         };
         match end {
+            DataEnd::Complete if rx.looped() => {
+                // RFC 5321 §6.3: refuse, never store: a stored looping message would be
+                // bounced around again.
+                self.state = State::Ready(helo);
+                let text = format_args!(
+                    "Error: too many hops ({} Received: fields, at most {HOPS_MAX}); mail loop?",
+                    rx.hops()
+                );
+                push(out, Event::Reply(Reply::new(554, "5.4.6", text)));
+            }
             DataEnd::Complete if rx.too_big() => {
                 // RFC 1870 §6.3: 552 after the final dot, transaction reset.
                 self.state = State::Ready(helo);
@@ -111,7 +121,7 @@ impl<P: Policy> Session<P> {
                 push(out, Event::MessageEnd);
             }
             DataEnd::BareNewline => {
-                if !rx.too_big() {
+                if !rx.aborted() {
                     push(out, Event::MessageAborted(AbortReason::BareNewline));
                 }
                 self.bare_newline(out);

@@ -2,6 +2,8 @@
 
 use embassy_time::Duration;
 
+use crate::smtp::data::HOPS_MAX;
+
 use super::*;
 
 #[test]
@@ -157,4 +159,63 @@ fn idle_time_does_not_run_while_the_host_stores_but_the_session_limit_does() {
     h.tick();
     expect_reply!(h, 421);
     expect_event!(h, Seen::Close);
+}
+
+#[test]
+fn a_message_that_circled_is_refused_not_stored() {
+    // Fed 7 bytes at a time: field names split across reads are still counted.
+    let big = SmtpConfig {
+        max_message_size: 100_000,
+        ..smtp_config()
+    };
+    let mut h = Host::with(big, 7);
+    let hops = |n: u32| {
+        let mut m = String::new();
+        for i in 0..n {
+            // Mixed case, as relays write it; a continuation line between them.
+            m += if i % 2 == 0 {
+                "Received: from a\r\n\tby b;\r\n"
+            } else {
+                "RECEIVED:x\r\n"
+            };
+        }
+        m + "X-Received: not a trace field\r\nSubject: loop\r\n\r\nReceived: in the body\r\n"
+    };
+    let skip_body = |h: &mut Host| loop {
+        match h.next() {
+            Some(Seen::Body(_)) => {}
+            other => break other,
+        }
+    };
+    send!(h, "EHLO c.example\r\n", "MAIL FROM:<a@b.example>\r\n");
+    send!(h, "RCPT TO:<u@example.com>\r\n", "DATA\r\n");
+    for _ in 0..5 {
+        h.next();
+    }
+    expect_event!(h, Seen::Begin);
+    send!(h, hops(HOPS_MAX), ".\r\n");
+    assert_eq!(skip_body(&mut h), Some(Seen::End), "100 hops are fine");
+    h.stored(Ok("7"));
+    expect_reply!(h, 250, "queued");
+    send!(
+        h,
+        "MAIL FROM:<a@b.example>\r\n",
+        "RCPT TO:<u@example.com>\r\n",
+        "DATA\r\n"
+    );
+    for _ in 0..3 {
+        h.next();
+    }
+    expect_event!(h, Seen::Begin);
+    send!(h, hops(HOPS_MAX + 1), ".\r\n", "QUIT\r\n");
+    assert_eq!(
+        skip_body(&mut h),
+        Some(Seen::Aborted(AbortReason::TooManyHops))
+    );
+    let r = expect_reply!(h, 554, "5.4.6");
+    assert!(
+        r.contains("too many hops (101 Received: fields, at most 100)"),
+        "{r}"
+    );
+    expect_reply!(h, 221);
 }

@@ -8,6 +8,7 @@
 
 var callStatus = rpc.declare({ object: 'luci.mailbag', method: 'status', expect: { '': {} } });
 var callFlush = rpc.declare({ object: 'luci.mailbag', method: 'flush', params: [ 'domain' ], expect: { '': {} } });
+var callCheckSetup = rpc.declare({ object: 'luci.mailbag', method: 'check_setup', expect: { '': {} } });
 
 // Text from mail (subjects, addresses, bodies) and from the daemon goes in as text nodes,
 // never as HTML (E() would parse a string child as markup).
@@ -35,7 +36,9 @@ function rows(s) {
 		[ _('Host name'), s.hostname ],
 		[ _('Accepted domains'), (s.domains || []).join(', ') || _('none: all mail is refused') ],
 		[ _('Office mail server'), '%s (%s)'.format((s.primary.next_hops || []).join(', ') || _('by MX'), s.primary.up ? _('up') : _('down')) ],
-		[ _('Upstream silo'), s.upstream ? '%s (%s)'.format(s.upstream.address, s.upstream.reachable ? _('reachable') : _('not reachable')) : '-' ],
+		[ _('Upstream silos'), (s.upstream || []).map(function(u) {
+			return '%s (%s)'.format(u.address, u.reachable ? _('reachable') : _('not reachable'));
+		}).join(', ') || '-' ],
 		[ _('Held messages'), String(s.queue_depth) ],
 		[ _('Oldest held'), age(s.oldest_age_secs) ],
 		[ _('Next retry'), when(s.next_retry) ],
@@ -43,6 +46,22 @@ function rows(s) {
 		[ _('Firewall'), s.firewall_mode ],
 		[ _('Version'), s.version ]
 	];
+}
+
+// The setup check (`mailbag doctor`): one row per check, its fix under each problem.
+function checks(r) {
+	if (r.error)
+		return E('p', { 'id': 'mailbag-doctor' }, E('em', {}, T(r.error)));
+	var badge = { pass: 'success', warn: 'warning', fail: 'danger' };
+	return E('div', { 'id': 'mailbag-doctor' }, [
+		E('p', {}, T(_('%d passed, %d warnings, %d failed').format(r.passed, r.warnings, r.failed))),
+		E('table', { 'class': 'table' }, (r.checks || []).map(function(c) {
+			return E('tr', { 'class': 'tr' }, [
+				E('td', { 'class': 'td left', 'width': '10%' }, E('span', { 'class': 'label ' + (badge[c.status] || '') }, T(c.status))),
+				E('td', { 'class': 'td left' }, [ T(c.text), c.fix ? E('div', { 'class': 'cbi-value-description' }, T(_('Fix: %s').format(c.fix))) : '' ])
+			]);
+		}))
+	]);
 }
 
 function table(s) {
@@ -78,7 +97,19 @@ return view.extend({
 						ui.addNotification(null, E('p', {}, T(r.error || r.result)), r.error ? 'error' : 'info');
 					});
 				}
-			}, _('Deliver held mail now'))
+			}, _('Deliver held mail now')),
+			E('h3', {}, _('Setup check')),
+			E('div', { 'class': 'cbi-map-descr' }, _('MX records, MTA-STS, the next hops and silos (they get an ETRN), the firewall and the spool, as "mailbag doctor" checks them.')),
+			E('button', {
+				'class': 'cbi-button cbi-button-action',
+				'click': ui.createHandlerFn(this, function() {
+					return L.resolveDefault(callCheckSetup(), { error: _('no answer from rpcd') }).then(function(r) {
+						var old = document.getElementById('mailbag-doctor');
+						if (old) old.replaceWith(checks(r));
+					});
+				})
+			}, _('Check setup')),
+			E('div', { 'id': 'mailbag-doctor' })
 		]);
 	},
 
