@@ -22,6 +22,18 @@ pub(super) fn check(c: &Config, r: &mut Report) {
             ),
         );
     }
+    #[cfg(not(feature = "scan"))]
+    if !c.scan.clamd.trim().is_empty() {
+        r.error(
+            "scan.clamd",
+            lacks(
+                "scan",
+                "virus scanning (clamd)",
+                "let the silo scan (it has the feature), or build the package with the 'scan' \
+                 feature",
+            ),
+        );
+    }
     #[cfg(not(feature = "verify-tls"))]
     {
         if c.relay.tls_policy.trim() == "require-verify" {
@@ -70,12 +82,16 @@ mod tests {
         c.relay.tls_policy = "require-verify".into();
         c.notify.webhook = vec!["http://lan/hook".into(), "HTTPS://ntfy.example/x".into()];
         c.monitor.routers = vec!["office1 secret1".into()];
+        c.scan.clamd = "127.0.0.1:3310".into();
         let mut r = Report::default();
         check(&c, &mut r);
         let keys: Vec<&str> = r.errors.iter().map(|i| i.key.as_str()).collect();
         let mut want = Vec::new();
         if cfg!(not(feature = "silo")) {
             want.push("monitor.routers");
+        }
+        if cfg!(not(feature = "scan")) {
+            want.push("scan.clamd");
         }
         if cfg!(not(feature = "verify-tls")) {
             want.extend(["relay.tls-policy", "notify.webhook[1]"]);
