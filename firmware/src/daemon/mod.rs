@@ -106,6 +106,7 @@ pub mod io;
 pub mod live;
 pub mod shutdown;
 pub mod spool;
+pub mod task;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
