@@ -24,3 +24,12 @@ pub fn spawn_on(
 ) -> JoinHandle<()> {
     rt.spawn(Box::pin(f) as Task)
 }
+
+/// The one blocking job type.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs `f` on tokio's blocking threads as a [`Job`] (one copy of the blocking task's
+/// machinery, as [`spawn`] for tasks).
+pub fn spawn_blocking(f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    tokio::task::spawn_blocking(Box::new(f) as Job)
+}

@@ -91,11 +91,9 @@ pub(super) async fn send(d: &Deliverer, n: &Notice) {
             n.env(),
             std::sync::Arc::clone(&w.counters),
         );
-        crate::daemon::task::spawn(async move {
-            let results = tokio::task::spawn_blocking(move || hook::run_all(&dir, &env))
-                .await
-                .unwrap_or_default();
-            for (path, r) in results {
+        // The hooks run on a blocking thread, and their outcome is counted there.
+        crate::daemon::task::spawn_blocking(move || {
+            for (path, r) in hook::run_all(&dir, &env) {
                 match r {
                     Ok(()) => Counters::inc(&counters.notices_sent),
                     Err(e) => {

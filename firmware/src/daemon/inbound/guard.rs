@@ -257,7 +257,7 @@ pub(super) async fn save_verify_cache(
         };
         let g = Arc::clone(&guard);
         let now = clock.unix_seconds();
-        let _ = tokio::task::spawn_blocking(move || g.save_verify_cache(now)).await;
+        let _ = crate::daemon::task::spawn_blocking(move || g.save_verify_cache(now)).await;
         if stop {
             return;
         }
