@@ -87,10 +87,12 @@ return view.extend({
 		o = s.option(form.Value, 'probe_interval', _('Probe the server every (seconds)'));
 		o.datatype = 'uinteger';
 		o.placeholder = '30';
-		o = s.option(form.ListValue, 'tls_policy', _('TLS to the next hop'));
+		// No 'require-verify': the router package is built without certificate checking
+		// against CAs (the 'verify-tls' feature), and its daemon refuses that setting.
+		o = s.option(form.ListValue, 'tls_policy', _('TLS to the next hop'),
+			_('require: encrypted, the certificate not checked (checking against CAs is the silo\'s job; this build cannot).'));
 		o.value('opportunistic');
 		o.value('require');
-		o.value('require-verify');
 		o.default = 'opportunistic';
 		o = s.option(form.Value, 'upstream_silo', _('Upstream silo'), _('host:port; asked to send its mail (ETRN) when the WAN comes back.'));
 		o.optional = true;
