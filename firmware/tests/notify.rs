@@ -143,6 +143,17 @@ led = "{}"
             .contains("err: next hop 127.0.0.1 (next-hops) is UP"),
         "up is no error"
     );
+    // The notices' own relay (notify.via) is not a primary: its coming up is a log line,
+    // never "next hop ... is up" nor an event of the primary's.
+    d.wait_log(
+        "notice relay 127.0.0.1 for isp.example answers",
+        Duration::from_secs(5),
+    );
+    assert!(
+        !d.log.lock().unwrap().contains("(route:"),
+        "the notice route is reported as a next hop:\n{}",
+        d.log.lock().unwrap()
+    );
     // Everything delivered (the notices too): the LED goes dark.
     wait_trigger("none");
     let hooked = std::fs::read_to_string(&hook_out).unwrap();

@@ -97,7 +97,7 @@ check "firewall mode off: no CAP_NET_ADMIN" \
 
 run_init "$config" service_triggers
 check "reload trigger on /etc/config/mailbag" grep -qx "reload_trigger mailbag" "$work/log"
-for section in mailbag smtp policy spool relay firewall web daemon; do
+for section in mailbag smtp policy spool relay firewall web daemon notify monitor; do
 	check "procd validation covers config $section" sh -c \
 		'sed -n "/^open_validate\$/,/^close_validate\$/p" "$1" | grep -q "^validate mailbag $2 "' \
 		_ "$work/log" "$section"

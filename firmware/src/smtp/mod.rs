@@ -82,6 +82,7 @@
 //!             Event::StartTls => { /* flush, drop `pending`, handshake, tls_established() */ }
 //!             Event::Etrn(_) => { /* kick the relay, write Reply::etrn(..) */ }
 //!             Event::RcptCheck(_) => { /* only with rcpt_checks: answer with rcpt_checked() */ }
+//!             Event::Beacon(_) => { /* check the router's heartbeat, write its reply */ }
 //!             Event::Close => { /* flush and close the socket */ }
 //!         }
 //!     }

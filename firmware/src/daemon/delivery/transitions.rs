@@ -13,6 +13,9 @@
 //!   mail is made due (the office, or a more preferred silo, answers again: "Two tiers" in
 //!   the README); went down: a log line. Never the primary, never a notice.
 //!
+//! - **a notice route** (`notify.via` for the notice recipients' domains): logged only;
+//!   when it came up its domain's held notices are made due.
+//!
 //! When the primary's overall state (all delivery routes together) changes, the firewall
 //! follows it ([`follow`], `open-when-primary-down`).
 //!
@@ -35,21 +38,49 @@ impl Deliverer {
         reason: &str,
     ) {
         let settings = self.watch.settings();
-        let notices =
-            matches!(id, RouteId::Delivery(n) if settings.notice_routes.iter().any(|r| r == n));
+        let notice_domain = match id {
+            RouteId::Delivery(n) => settings
+                .notice_routes
+                .iter()
+                .find(|(r, _)| r == n)
+                .map(|(_, d)| d.as_str()),
+            _ => None,
+        };
         let recorded = self.hops.record(
             &id,
             reachable,
             hop,
             (self.clock.now(), self.clock.unix_seconds()),
             settings.down_after,
-            notices,
+            notice_domain.is_some(),
         );
         if let Some((change, before, after)) = recorded {
-            self.on_change(id, change, hop, reason).await;
+            match notice_domain {
+                Some(domain) => self.on_notice_route(domain, change, hop, reason).await,
+                None => self.on_change(id, change, hop, reason).await,
+            }
             if before != after {
                 self.watch.set_primary(after);
                 follow::follow(&self.watch, after);
+            }
+        }
+    }
+
+    /// A route that only carries notices (`notify.via`) came or went: its held notices go
+    /// now, or wait; logged only. It is not the primary, and a notice about the notices'
+    /// own route could not travel by it anyway.
+    async fn on_notice_route(&self, domain: &str, change: Change, hop: &str, reason: &str) {
+        match change {
+            Change::CameUp { .. } => {
+                let made_due = self.make_due(Scope::of(Some(domain))).await;
+                crate::log!(
+                    "notice relay {hop} for {domain} answers: {made_due} held notice(s) due now"
+                );
+            }
+            Change::WentDown => {
+                crate::warn!(
+                    "notice relay {hop} for {domain} unreachable ({reason}): notices are held"
+                );
             }
         }
     }

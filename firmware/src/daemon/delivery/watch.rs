@@ -49,8 +49,9 @@ pub struct WatchSettings {
     pub down_after: u32,
     /// Routes that only carry notices (`notify.via` hops, see
     /// [`crate::monitor::config::relay_config`]): not the primary, so the firewall, the LED and the
-    /// beacons do not follow them.
-    pub notice_routes: Vec<String>,
+    /// beacons do not follow them, and their coming and going is logged, never noticed.
+    /// Each with the notice recipients' domain it carries.
+    pub notice_routes: Vec<(String, String)>,
 }
 
 impl WatchSettings {
@@ -64,9 +65,15 @@ impl WatchSettings {
             role: c.role,
             upstream_silo: c.relay.upstream_silo.clone(),
             down_after: c.monitor.down_after,
-            notice_routes: (c.relay.routes.len()..relay_config(c).routes.len())
-                .map(|i| format!("route:{i}"))
-                .collect(),
+            notice_routes: {
+                let all = relay_config(c).routes;
+                (c.relay.routes.len()..all.len())
+                    .map(|i| {
+                        let domain = all[i].split_once('=').map_or("", |(d, _)| d.trim());
+                        (format!("route:{i}"), domain.to_ascii_lowercase())
+                    })
+                    .collect()
+            },
         }
     }
 

@@ -60,6 +60,38 @@ return view.extend({
 		o.datatype = 'hostname';
 		o = s.option(form.DynamicList, 'recipients', _('Recipients'), _('Optional: only these addresses of the domains above.'));
 
+		s = m.section(form.TypedSection, 'policy', _('Protection'));
+		s.anonymous = true;
+		o = s.option(form.DynamicList, 'trusted', _('Trusted networks'), _('CIDRs no check applies to (the silo, the LAN)'));
+		o.datatype = 'cidr';
+		o = s.option(form.DynamicList, 'dnsbl', _('DNS blocklists'), _('Zones asked at connect; a listed client gets 554'));
+		o.datatype = 'hostname';
+		o = s.option(form.DynamicList, 'dnsbl_score', _('Scoring blocklists'), _('Zones that only add to the spam score'));
+		o.datatype = 'hostname';
+		o = s.option(form.Flag, 'verify_recipients', _('Verify recipients at the office server'), _('Unknown recipients get 550; answers are cached on flash'));
+		o.default = '0';
+		o = s.option(form.ListValue, 'verify_unknown_while_down', _('Unknown recipient while the server is down'));
+		o.value('accept');
+		o.value('defer', _('defer (450)'));
+		o.default = 'accept';
+		o = s.option(form.DynamicList, 'block_extensions', _('Blocked attachment extensions'), _('e.g. scr; a match gets 554. Empty list: pif and scr'));
+		o = s.option(form.Value, 'spam_flag_score', _('Spam flag score'), _('Points for X-Spam-Flag: YES; 0 = no scoring'));
+		o.datatype = 'range(0,65535)';
+		o.placeholder = '5';
+		o = s.option(form.Value, 'spam_reject_score', _('Spam reject score'), _('Points for 554; 0 = never'));
+		o.datatype = 'range(0,65535)';
+		o.placeholder = '0';
+		o = s.option(form.Value, 'guess_threshold', _('Guessed recipients before cool-down'), _('Refused recipients per client in 10 minutes; 0 = off'));
+		o.datatype = 'uinteger';
+		o.placeholder = '20';
+		o = s.option(form.Value, 'sessions_per_client', _('Sessions per client'), _('Per IPv4 address or IPv6 /64; more get 421'));
+		o.datatype = 'min(1)';
+		o.placeholder = '8';
+		o = s.option(form.DynamicList, 'domain_rules', _('Per-domain rules'), _('DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off spam=on|off'));
+
+		// No 'Virus scanning' section: the router package is built without the 'scan'
+		// feature (clamd), and its daemon refuses scan.clamd. The silo scans.
+
 		s = m.section(form.TypedSection, 'spool', _('Spool'));
 		s.anonymous = true;
 		o = s.option(form.Value, 'path', _('Image file or MTD partition'), _('Not under /tmp or /var (RAM). A USB disk or a spare partition (/dev/mtdN) keeps held mail across sysupgrade.'));
@@ -94,8 +126,7 @@ return view.extend({
 		o.value('opportunistic');
 		o.value('require');
 		o.default = 'opportunistic';
-		o = s.option(form.Value, 'upstream_silo', _('Upstream silo'), _('host:port; asked to send its mail (ETRN) when the WAN comes back.'));
-		o.optional = true;
+		o = s.option(form.DynamicList, 'upstream_silo', _('Upstream silos'), _('host:port, most preferred first; each is asked to send its mail (ETRN) when it can be reached again.'));
 		o = s.option(form.DynamicList, 'dns_servers', _('DNS servers for MX lookups'), _('Empty: those of /etc/resolv.conf'));
 		o.datatype = 'or(ipaddr, ipaddrport(1))';
 
@@ -117,6 +148,46 @@ return view.extend({
 		o = s.option(form.Value, 'wan_zone', _('WAN zone'));
 		o.datatype = 'uciname';
 		o.placeholder = 'wan';
+
+		s = m.section(form.TypedSection, 'notify', _('Notifications'));
+		s.anonymous = true;
+		o = s.option(form.DynamicList, 'to', _('Tell these addresses'), _('When the office server goes down or comes back, the spool is nearly full, or mail expires.'));
+		o = s.option(form.Value, 'via', _('Send notices via'), _('mx (the recipients\' MX, never the server that is down) or [preference ]host:port'));
+		o.placeholder = 'mx';
+		// http:// only: https needs certificate checking against CAs (the 'verify-tls'
+		// feature), which the router package is built without; its daemon refuses https.
+		o = s.option(form.DynamicList, 'webhook', _('Webhooks'), _('http:// URLs (on the LAN), POSTed a JSON document per notice; https is not supported by the router build'));
+		o.validate = function(id, v) {
+			if (v == null || v === '') return true;
+			return /^http:\/\//i.test(v) ? true : _('Expecting an http:// URL (https is not supported by the router build)');
+		};
+		o = s.option(form.Value, 'hook', _('Hook directory'), _('Executables run per notice'));
+		o.placeholder = '/etc/mailbag/notify.d';
+		o = s.option(form.Value, 'damping', _('At most one notice of a kind per (seconds)'));
+		o.datatype = 'uinteger';
+		o.placeholder = '900';
+		o = s.option(form.Value, 'spool_full_percent', _('Spool nearly full at (percent, 0 = never)'));
+		o.datatype = 'range(0,100)';
+		o.placeholder = '80';
+
+		s = m.section(form.TypedSection, 'monitor', _('Monitoring'));
+		s.anonymous = true;
+		o = s.option(form.Value, 'router_id', _('Router name in beacons'), _('Empty: the SMTP host name'));
+		o.optional = true;
+		o = s.option(form.Value, 'beacon_secret', _('Beacon secret'), _('Given by the provider; empty sends no beacons to the upstream silo.'));
+		o.password = true;
+		o.optional = true;
+		o = s.option(form.Value, 'beacon_interval', _('Beacon every (seconds)'));
+		o.datatype = 'min(1)';
+		o.placeholder = '300';
+		o = s.option(form.Value, 'down_after', _('Server down after (failures in a row)'));
+		o.datatype = 'range(1,100)';
+		o.placeholder = '2';
+		o = s.option(form.Value, 'led', _('LED'), _('Under /sys/class/leds/: on while mail is held, blinking while the server is down'));
+		o.optional = true;
+		o = s.option(form.Value, 'metrics_token', _('Metrics token'), _('Bearer token for /metrics on the admin page (empty: not served)'));
+		o.password = true;
+		o.optional = true;
 
 		s = m.section(form.TypedSection, 'daemon', _('Daemon'));
 		s.anonymous = true;
