@@ -69,6 +69,14 @@ impl<K: Ord, V> VecMap<K, V> {
         }
     }
 
+    /// A map of `pairs` in any order; of pairs with equal keys the last stays.
+    pub fn from_pairs(mut pairs: Vec<(K, V)>) -> Self {
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last given comes first
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        Self(pairs)
+    }
+
     /// Removes `key`; its value.
     pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
     where
@@ -82,6 +90,20 @@ impl<K, V> VecMap<K, V> {
     /// Keeps the pairs for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.0.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// The pairs, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Whether `key` is there.
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        K: Ord,
+    {
+        self.find(key).is_ok()
     }
 
     /// The values, in key order.
@@ -129,5 +151,8 @@ mod tests {
         assert_eq!(m.len(), 2);
         m.clear();
         assert!(m.is_empty());
+        let m = VecMap::from_pairs(vec![(3, 'a'), (1, 'b'), (3, 'c')]);
+        assert_eq!(m.iter().collect::<Vec<_>>(), [(&1, &'b'), (&3, &'c')]);
+        assert!(m.contains_key(&1) && !m.contains_key(&2));
     }
 }
