@@ -24,3 +24,4 @@ pub mod policy;
 pub mod relay;
 pub mod smtp;
 pub mod spool;
+pub mod vecmap;

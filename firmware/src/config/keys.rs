@@ -1,11 +1,14 @@
 //! Every setting of [`Config`] by its dotted key (`relay.lifetime-days`, the TOML spelling;
 //! UCI writes `_` for `-`): which differ between two configurations, and copying one
 //! setting from another. Reload uses it to put changed live settings in force and keep the
-//! others at their running value, without a generic value tree in the router binary.
+//! others at their running value, without a generic value tree in the router binary. The
+//! UCI reader sets each option through [`set`].
 //!
 //! The list is checked against the serde model by a test: a new field must be added here.
 
 use super::Config;
+use super::uci::UciValue;
+use super::uci_read::{FromUci, UciError};
 
 macro_rules! keys {
     ($($key:literal => $($field:ident).+;)*) => {
@@ -16,7 +19,7 @@ macro_rules! keys {
         pub fn changed(a: &Config, b: &Config) -> Vec<&'static str> {
             let mut out = Vec::new();
             $(
-                if a.$($field).+ != b.$($field).+ {
+                if differ(&a.$($field).+, &b.$($field).+) {
                     out.push($key);
                 }
             )*
@@ -25,17 +28,55 @@ macro_rules! keys {
 
         /// Copies the value of `key` from `from` into `to`; false for an unknown key.
         pub fn copy(key: &str, from: &Config, to: &mut Config) -> bool {
-            match key {
-                $(
-                    $key => {
-                        to.$($field).+ = from.$($field).+.clone();
-                        true
-                    }
-                )*
-                _ => false,
+            /// One copier per key, in [`KEYS`]' order.
+            const COPY: &[fn(&Config, &mut Config)] =
+                &[$(|f, t| copy_field(&mut t.$($field).+, &f.$($field).+)),*];
+            match index(key) {
+                Some(i) => {
+                    COPY[i](from, to);
+                    true
+                }
+                None => false,
             }
         }
+
+        /// Sets `key` in `to` from a UCI value; `None` for an unknown key.
+        pub(super) fn set(
+            key: &str,
+            value: &UciValue,
+            to: &mut Config,
+        ) -> Option<Result<(), UciError>> {
+            /// One setter per key, in [`KEYS`]' order.
+            const SET: &[fn(&UciValue, &mut Config) -> Result<(), UciError>] =
+                &[$(|v, c| put(&mut c.$($field).+, v)),*];
+            index(key).map(|i| SET[i](value, to))
+        }
     };
+}
+
+/// Where `key` is in [`KEYS`] (sorted: a binary search, then a table of one small function
+/// per key, rather than a string compare chain over every key).
+fn index(key: &str) -> Option<usize> {
+    KEYS.binary_search(&key).ok()
+}
+
+/// Reads `value` into `slot`: one copy per field type, not one inlined parse per key.
+#[inline(never)]
+fn put<T: FromUci>(slot: &mut T, value: &UciValue) -> Result<(), UciError> {
+    *slot = T::from_uci(value)?;
+    Ok(())
+}
+
+/// Whether two values of a field differ (one copy per field type, as [`put`]).
+#[inline(never)]
+fn differ<T: PartialEq>(a: &T, b: &T) -> bool {
+    a != b
+}
+
+/// Copies one field's value (one copy per field type, as [`put`]).
+#[inline(never)]
+fn copy_field<T: Clone>(to: &mut T, from: &T) {
+    to.clone_from(from);
 }
 
 keys! {

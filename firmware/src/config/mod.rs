@@ -22,18 +22,19 @@ use crate::relay::RelayConfig;
 use crate::smtp::SmtpConfig;
 use crate::spool::SpoolConfig;
 
+mod build;
 mod daemon;
 pub mod keys;
 pub mod run;
 pub mod uci;
-mod uci_de;
+mod uci_read;
 mod uci_write;
 pub mod validate;
 mod web;
 
 pub use daemon::{DEFAULT_CONTROL_SOCKET, DaemonConfig};
 pub use run::{RunSettings, SpoolPlace, StartTls};
-pub use uci_de::UciError;
+pub use uci_read::UciError;
 pub use uci_write::WriteError;
 pub use validate::{Issue, Report};
 pub use web::WebConfig;
@@ -234,7 +235,7 @@ impl Config {
             Format::Toml => Err(ConfigError::Toml(NO_TOML.into())),
             Format::Uci => {
                 let pkg = uci::parse(text).map_err(ConfigError::UciSyntax)?;
-                uci_de::from_package(&pkg).map_err(ConfigError::Uci)
+                uci_read::from_package(&pkg).map_err(ConfigError::Uci)
             }
         }
     }

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 #[cfg(feature = "web")]
-use super::uci_de::GLOBAL_SECTION;
+use super::uci_read::GLOBAL_SECTION;
 
 /// The model has a shape UCI cannot hold (nested tables, tables in lists).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -48,7 +48,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn error(&mut self, key: impl Into<String>, msg: impl Into<String>) {
+    pub(super) fn error(&mut self, key: impl Into<String>, msg: impl Into<String>) {
         self.errors.push(Issue {
             key: key.into(),
             msg: msg.into(),
@@ -79,6 +79,7 @@ pub fn check(c: &Config) -> Report {
             );
         }
     }
+    super::build::check(c, &mut r);
     smtp(c, &mut r);
     policy(c, &mut r);
     spool(c, &mut r);

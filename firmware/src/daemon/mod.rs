@@ -106,6 +106,7 @@ pub mod io;
 pub mod live;
 pub mod shutdown;
 pub mod spool;
+pub mod task;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -323,14 +324,16 @@ pub async fn serve(
     }
     // The page's workers hold spool handles too: stop them before waiting for the thread.
     #[cfg(feature = "web")]
-    let _ = tokio::task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
+    let _ = task::spawn_blocking(move || pages.into_iter().for_each(|p| p.stop())).await;
     delivery_tasks.join().await;
     // The spool thread ends once the last handle is gone, after the queued requests; the
     // reloader and inbound (its protection guard) hold the last delivery handles (and so
     // spool handles).
     drop(reloader);
     drop(inbound);
-    let join = tokio::task::spawn_blocking(move || spool_thread.join());
+    let join = task::spawn_blocking(move || {
+        let _ = spool_thread.join();
+    });
     if tokio::time::timeout(GRACE, join).await.is_err() {
         crate::warn!(
             "spool thread still busy after the grace period; exiting (acknowledged mail is durable)"

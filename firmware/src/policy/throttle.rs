@@ -12,9 +12,8 @@
 //!   key; [`stressed`] says when most session slots are taken, so idle timeouts shrink
 //!   the way Postfix's stress mode does. The table never holds more keys than sessions.
 
-use std::collections::HashMap;
-
 use super::client::ClientKey;
+use crate::vecmap::VecMap;
 
 /// Clients remembered by [`Guesses`].
 pub const GUESS_CLIENTS_MAX: usize = 1024;
@@ -139,20 +138,20 @@ impl Guesses {
 /// Concurrent sessions per client (see the module docs).
 #[derive(Debug, Default)]
 pub struct Sessions {
-    open: HashMap<ClientKey, u32>,
+    open: VecMap<ClientKey, u32>,
 }
 
 impl Sessions {
     /// An empty table with room for `max_sessions` clients (it never holds more).
     pub fn new(max_sessions: usize) -> Self {
         Self {
-            open: HashMap::with_capacity(max_sessions),
+            open: VecMap::with_capacity(max_sessions),
         }
     }
 
     /// Takes one of `key`'s `per_client` session slots; false when it has them all.
     pub fn open(&mut self, key: ClientKey, per_client: u32) -> bool {
-        let n = self.open.entry(key).or_insert(0);
+        let n = self.open.get_or_insert_with(key, || 0);
         if *n >= per_client {
             if *n == 0 {
                 self.open.remove(&key);

@@ -8,8 +8,9 @@
 //!
 //! **Bounds.** At most [`ENTRIES_MAX`] addresses, each kept as a 64-bit FNV-1a hash of
 //! the lower-cased address with its expiry and answer (17 bytes on file); when full, the
-//! answer that expires first is dropped. Lookups are O(1) (a hash map); inserting into a
-//! full cache is O([`ENTRIES_MAX`]).
+//! answer that expires first is dropped. Lookups are O(log n) (a sorted vector, no hash
+//! table code in the router binary); inserting is O([`ENTRIES_MAX`]) at worst (a move of
+//! at most 96 KB), once per callout.
 //!
 //! **File** (written by the host atomically — temporary file, fsync, rename — next to
 //! the spool image or in the state directory, never inside the spool): big-endian,
@@ -22,9 +23,8 @@
 //! A file that is damaged, truncated or of another version is ignored (the cache starts
 //! empty: it only costs a few callouts), never trusted in part.
 
-use std::collections::HashMap;
-
 use crate::spool::{crc32, fnv1a};
+use crate::vecmap::VecMap;
 
 /// Addresses remembered.
 pub const ENTRIES_MAX: usize = 4096;
@@ -76,7 +76,7 @@ pub enum Known {
 /// The answers kept.
 #[derive(Debug, Default)]
 pub struct VerifyCache {
-    map: HashMap<u64, (u64, Known)>,
+    map: VecMap<u64, (u64, Known)>,
     dirty: bool,
 }
 
@@ -164,7 +164,7 @@ impl VerifyCache {
         if count > ENTRIES_MAX || body.len() != HEADER_LEN + count * ENTRY_LEN {
             return Err(FileError::NotACache);
         }
-        let mut map = HashMap::with_capacity(count);
+        let mut map = Vec::with_capacity(count);
         for e in body[HEADER_LEN..].chunks_exact(ENTRY_LEN) {
             let mut k = [0u8; 8];
             let mut t = [0u8; 8];
@@ -177,10 +177,13 @@ impl VerifyCache {
                 } else {
                     Known::Unknown
                 };
-                map.insert(u64::from_be_bytes(k), (expires, known));
+                map.push((u64::from_be_bytes(k), (expires, known)));
             }
         }
-        Ok(Self { map, dirty: false })
+        Ok(Self {
+            map: VecMap::from_pairs(map),
+            dirty: false,
+        })
     }
 }
 

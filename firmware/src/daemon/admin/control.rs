@@ -234,7 +234,7 @@ pub fn start(
     let listener =
         bind_private(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
     crate::log!("control socket on {}", path.display());
-    let task = tokio::spawn(serve(
+    let task = crate::daemon::task::spawn(serve(
         listener,
         path.to_path_buf(),
         actions,
@@ -332,7 +332,7 @@ async fn serve(
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(permit) => {
                             let (actions, reloader) = (actions.clone(), Arc::clone(&reloader));
-                            tokio::spawn(async move {
+                            crate::daemon::task::spawn(async move {
                                 connection(stream, allowed, &actions, &reloader).await;
                                 drop(permit);
                             });

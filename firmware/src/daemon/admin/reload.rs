@@ -130,7 +130,7 @@ impl Reloader {
     fn make_held_mail_due(&self) {
         let Some(rt) = &self.runtime else { return };
         let delivery = self.delivery.clone();
-        rt.spawn(async move {
+        crate::daemon::task::spawn_on(rt, async move {
             let n = delivery.flush(Scope::All).await;
             if n > 0 {
                 crate::log!("next hops changed: {n} held message(s) made due");

@@ -3,17 +3,17 @@
 //! has the message to itself: a lane skips a message an action holds, an action is refused
 //! ("try again") for a message a lane holds. The claim ends when the [`Claim`] is dropped.
 //!
-//! A set behind a mutex, held only to insert or remove one id: O(1) per claim, and never
-//! across an await.
+//! A sorted vector behind a mutex, held only to insert or remove one id (a binary search,
+//! then a move of the ids above it: lanes hold a few, an admin action at most the queue
+//! it names), never across an await. No hash map: its code costs flash on a router.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::spool::MessageId;
 
 /// The set of claimed message ids; clones share it.
 #[derive(Clone, Debug, Default)]
-pub struct InFlight(Arc<Mutex<HashSet<u64>>>);
+pub struct InFlight(Arc<Mutex<Vec<u64>>>);
 
 /// One claimed message; released when dropped.
 #[derive(Debug)]
@@ -24,19 +24,30 @@ pub struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.set.lock().remove(&self.id);
+        let mut set = self.set.lock();
+        if let Ok(i) = set.binary_search(&self.id) {
+            set.remove(i);
+        }
     }
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
         // One insert or remove at a time: a panic elsewhere cannot leave it half-changed.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Claims `id`, or `None` when someone else holds it.
     pub fn try_claim(&self, id: MessageId) -> Option<Claim> {
-        let fresh = self.lock().insert(id.0);
+        let mut set = self.lock();
+        let fresh = match set.binary_search(&id.0) {
+            Ok(_) => false,
+            Err(i) => {
+                set.insert(i, id.0);
+                true
+            }
+        };
+        drop(set);
         fresh.then(|| Claim {
             set: self.clone(),
             id: id.0,

@@ -3,7 +3,6 @@
 //! next-hop state and the ids being worked on. Private to delivery: the rest of the daemon
 //! holds a [`DeliveryHandle`](super::DeliveryHandle).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mailbag_hal::Clock;
@@ -14,6 +13,7 @@ use super::tls::TlsClients;
 use crate::daemon::live::Live;
 use crate::daemon::spool::SpoolHandle;
 use crate::relay::{HopKey, LoopGuard, RelaySettings};
+use crate::vecmap::VecMap;
 
 /// Which held mail a flush makes due.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub(super) struct Deliverer {
     /// DNS for delivery by MX and for next-hop names.
     pub(super) dns: super::dns::DnsResolver,
     /// Connection permits per route (`relay.max-per-hop` each).
-    pub(super) hop_slots: Mutex<HashMap<HopKey, Arc<Semaphore>>>,
+    pub(super) hop_slots: Mutex<VecMap<HopKey, Arc<Semaphore>>>,
     /// Ids of messages being worked on: by a lane while it delivers them, or claimed by
     /// an admin action. Neither touches a message the other holds.
     pub(super) in_flight: InFlight,
@@ -94,9 +94,6 @@ impl Deliverer {
         // Routes nobody uses any more (an MX route per domain) are forgotten.
         let full = self.settings().max_per_hop.max(1) as usize;
         map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
-        Arc::clone(
-            map.entry(HopKey::of(route))
-                .or_insert_with(|| Arc::new(Semaphore::new(full))),
-        )
+        Arc::clone(map.get_or_insert_with(HopKey::of(route), || Arc::new(Semaphore::new(full))))
     }
 }

@@ -395,7 +395,7 @@ mod tests {
         let addr = socket.local_addr().unwrap();
         let count = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&count);
-        tokio::spawn(async move {
+        crate::daemon::task::spawn(async move {
             let mut buf = [0u8; 512];
             while let Ok((n, from)) = socket.recv_from(&mut buf).await {
                 seen.fetch_add(1, Ordering::SeqCst);
@@ -490,13 +490,13 @@ mod tests {
         }
         let (tcp, udp) = bound.unwrap();
         let server = tcp.local_addr().unwrap();
-        tokio::spawn(async move {
+        crate::daemon::task::spawn(async move {
             let mut buf = [0u8; 512];
             while let Ok((n, from)) = udp.recv_from(&mut buf).await {
                 let _ = udp.send_to(&reply(&buf[..n], true, 0, &[]), from).await;
             }
         });
-        tokio::spawn(async move {
+        crate::daemon::task::spawn(async move {
             while let Ok((mut s, _)) = tcp.accept().await {
                 let len = usize::from(s.read_u16().await.unwrap());
                 let mut q = vec![0u8; len];

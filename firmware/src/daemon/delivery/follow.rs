@@ -31,7 +31,7 @@ pub fn follow(w: &Watch, state: Overall) {
         Arc::clone(&w.clock),
         Arc::clone(&w.firewall_loaded),
     );
-    tokio::task::spawn_blocking(move || {
+    crate::daemon::task::spawn_blocking(move || {
         // One switch at a time, and the state last loaded.
         let mut loaded = loaded.lock().unwrap_or_else(PoisonError::into_inner);
         let changed = *loaded != Some(primary);

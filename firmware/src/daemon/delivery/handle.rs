@@ -207,16 +207,18 @@ impl DeliveryHandle {
         let silos = upstream
             .into_iter()
             .map(|hop| {
-                tokio::spawn(upstream::watch_silo(
+                crate::daemon::task::spawn(upstream::watch_silo(
                     Arc::clone(&self.d),
                     hop,
                     shutdown.clone(),
                 ))
             })
             .collect();
-        let probe = tokio::spawn(probe::probe_loop(Arc::clone(&self.d), shutdown.clone()));
-        let watching = tokio::spawn(watching::run(Arc::clone(&self.d), shutdown.clone()));
-        let lanes = tokio::spawn(lanes::run(Arc::clone(&self.d), shutdown));
+        let probe =
+            crate::daemon::task::spawn(probe::probe_loop(Arc::clone(&self.d), shutdown.clone()));
+        let watching =
+            crate::daemon::task::spawn(watching::run(Arc::clone(&self.d), shutdown.clone()));
+        let lanes = crate::daemon::task::spawn(lanes::run(Arc::clone(&self.d), shutdown));
         DeliveryTasks {
             lanes,
             probe,

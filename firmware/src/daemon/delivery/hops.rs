@@ -13,13 +13,13 @@
 //! dropped when the next probe round lists them. An MX route is never the primary: its
 //! return only releases its domain's mail.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use embassy_time::Instant;
 
 use crate::relay::health::{Change, Health, HopHealth};
 use crate::relay::{HopKey, NextHop};
+use crate::vecmap::VecMap;
 
 /// Which kind of route a state is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl Entry {
 
 /// Every route's state.
 #[derive(Default)]
-pub struct HopStates(Mutex<HashMap<HopKey, Entry>>);
+pub struct HopStates(Mutex<VecMap<HopKey, Entry>>);
 
 /// The primary's overall state: any delivery route down is "down"; else any up is "up"
 /// (routes not probed yet wait their turn). Upstream silos and notice routes are not the
@@ -204,7 +204,8 @@ impl HopStates {
         let name = id.name();
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let before = overall_of(&map);
-        let e = map.entry(HopKey::of(&name)).or_insert_with(|| Entry {
+        let key = HopKey::of(&name);
+        let e = map.get_or_insert_with(key, || Entry {
             name,
             hop: hop.to_owned(),
             health: HopHealth::new(now, unix, down_after),
@@ -224,7 +225,7 @@ impl HopStates {
     }
 }
 
-fn overall_of(map: &HashMap<HopKey, Entry>) -> Overall {
+fn overall_of(map: &VecMap<HopKey, Entry>) -> Overall {
     let mut any_up = false;
     for e in map.values().filter(|e| e.is_primary()) {
         match e.health.health() {

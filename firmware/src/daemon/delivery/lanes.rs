@@ -48,7 +48,7 @@ pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(lane);
                 let (d2, busy2, stop) = (Arc::clone(&d), Arc::clone(&busy), shutdown.clone());
-                tokio::spawn(async move {
+                crate::daemon::task::spawn(async move {
                     deliver_lane(&d2, lane, stop).await;
                     busy2
                         .lock()

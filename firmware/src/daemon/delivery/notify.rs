@@ -72,7 +72,7 @@ pub(super) async fn send(d: &Deliverer, n: &Notice) {
     for url in &s.notify.webhook {
         let (url, body, counters) = (url.clone(), n.json(), std::sync::Arc::clone(&w.counters));
         let tls = d.tls.verified.clone();
-        tokio::spawn(async move {
+        crate::daemon::task::spawn(async move {
             match webhook::post(&url, &body, tls).await {
                 Ok(status) => {
                     crate::log!("notice webhook {url}: HTTP {status}");
@@ -91,11 +91,9 @@ pub(super) async fn send(d: &Deliverer, n: &Notice) {
             n.env(),
             std::sync::Arc::clone(&w.counters),
         );
-        tokio::spawn(async move {
-            let results = tokio::task::spawn_blocking(move || hook::run_all(&dir, &env))
-                .await
-                .unwrap_or_default();
-            for (path, r) in results {
+        // The hooks run on a blocking thread, and their outcome is counted there.
+        crate::daemon::task::spawn_blocking(move || {
+            for (path, r) in hook::run_all(&dir, &env) {
                 match r {
                     Ok(()) => Counters::inc(&counters.notices_sent),
                     Err(e) => {

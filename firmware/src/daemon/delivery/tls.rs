@@ -6,10 +6,12 @@
 //! own CA, or for tests with a test CA. `mailbag doctor --ca-file FILE` does the same for
 //! its MTA-STS policy fetch.
 
+#[cfg(feature = "verify-tls")]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
+#[cfg(feature = "verify-tls")]
 use rustls::pki_types::pem::PemObject;
 
 /// TLS client configurations for opportunistic and verified STARTTLS.
@@ -34,11 +36,25 @@ pub fn client_configs() -> Result<TlsClients, String> {
         .with_no_client_auth();
     Ok(TlsClients {
         any: Arc::new(any),
-        verified: verified(&ca_file(None)).ok(),
+        verified: verified_default(),
     })
 }
 
+/// The verified configuration from the CA file in force: `None` when it cannot be read,
+/// and always in a build without the `verify-tls` feature (config validation refuses the
+/// settings that need it there).
+#[cfg(feature = "verify-tls")]
+fn verified_default() -> Option<Arc<rustls::ClientConfig>> {
+    verified(&ca_file(None)).ok()
+}
+
+#[cfg(not(feature = "verify-tls"))]
+fn verified_default() -> Option<Arc<rustls::ClientConfig>> {
+    None
+}
+
 /// The CA file in force: `explicit`, else [`CA_FILE_ENV`], else [`CA_BUNDLE`].
+#[cfg(feature = "verify-tls")]
 pub fn ca_file(explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
@@ -48,6 +64,7 @@ pub fn ca_file(explicit: Option<&Path>) -> PathBuf {
 
 /// A client configuration that verifies servers against the certificates of `ca_file`
 /// (PEM); an error names the file when it holds none.
+#[cfg(feature = "verify-tls")]
 pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     if let Ok(iter) = CertificateDer::pem_file_iter(ca_file) {
@@ -71,8 +88,10 @@ pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 /// The system CA bundle (Debian and OpenWrt's `ca-bundle` package).
+#[cfg(feature = "verify-tls")]
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The environment variable naming another CA file (PEM).
+#[cfg(feature = "verify-tls")]
 pub const CA_FILE_ENV: &str = "MAILBAG_CA_FILE";
 
 /// Accepts any server certificate, but still checks the handshake signatures.

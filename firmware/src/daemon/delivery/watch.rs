@@ -123,7 +123,9 @@ impl Watch {
     /// Watching with `settings` from now on.
     pub fn new(settings: WatchSettings, events: Arc<EventLog>, clock: Arc<dyn Clock>) -> Self {
         let now = clock.unix_seconds();
-        let specs: Vec<RouterSpec> = if settings.role == Role::Silo {
+        // Watching routers is a silo's job: a build without the `silo` feature keeps an
+        // empty table (config validation refuses `monitor.routers` there).
+        let specs: Vec<RouterSpec> = if cfg!(feature = "silo") && settings.role == Role::Silo {
             settings
                 .monitor
                 .routers

@@ -75,9 +75,11 @@ pub(super) async fn run(d: Arc<Deliverer>, mut shutdown: watch::Receiver<bool>) 
         if settings.role == Role::Edge && now >= next_beacon && idle {
             next_beacon = now + u64::from(settings.monitor.beacon_interval.max(1));
             let d2 = Arc::clone(&d);
-            sending = Some(tokio::spawn(async move { beacon::send_all(&d2).await }));
+            sending = Some(crate::daemon::task::spawn(async move {
+                beacon::send_all(&d2).await
+            }));
         }
-        if settings.role == Role::Silo {
+        if cfg!(feature = "silo") && settings.role == Role::Silo {
             let alerts = d
                 .watch
                 .routers

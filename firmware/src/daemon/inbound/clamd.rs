@@ -2,19 +2,31 @@
 //! verdict read at the end of DATA ([`crate::policy::clamd`] has the protocol). Every
 //! step is bounded by `scan.timeout` from the message's start; a failure is kept and
 //! reported at the end, never an error in the middle of receiving.
+//!
+//! Only with the cargo feature `scan` (on by default, off in the router build): without
+//! it `scan.clamd` is a configuration error and [`ClamdScan`] has no value, so everything
+//! that handles a scan is dead code the compiler drops.
 
+#[cfg(feature = "scan")]
 use std::time::Duration;
 
+#[cfg(feature = "scan")]
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(feature = "scan")]
 use tokio::net::{TcpStream, UnixStream};
+#[cfg(feature = "scan")]
 use tokio::time::Instant;
 
+#[cfg(feature = "scan")]
 use crate::policy::clamd::{self, CHUNK_MAX, ClamdAddr, ScanResult};
 
+#[cfg(feature = "scan")]
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+#[cfg(feature = "scan")]
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// One message's scan in progress.
+#[cfg(feature = "scan")]
 pub struct ClamdScan {
     conn: Option<Box<dyn Stream>>,
     deadline: Instant,
@@ -22,6 +34,7 @@ pub struct ClamdScan {
     sent: u64,
 }
 
+#[cfg(feature = "scan")]
 impl ClamdScan {
     /// Connects and starts INSTREAM; a failure is remembered for [`ClamdScan::finish`].
     pub async fn start(addr: &ClamdAddr, timeout: Duration) -> Self {
@@ -101,5 +114,22 @@ impl ClamdScan {
             Ok(Err(e)) => ScanResult::Error(format!("clamd: {e}")),
             Err(_) => ScanResult::Error("clamd did not answer in time".into()),
         }
+    }
+}
+
+/// Without the `scan` feature no scan can exist (config validation refuses `scan.clamd`).
+#[cfg(not(feature = "scan"))]
+pub enum ClamdScan {}
+
+#[cfg(not(feature = "scan"))]
+impl ClamdScan {
+    /// Never called: there is no scan to feed.
+    pub async fn send(&mut self, _bytes: &[u8]) {
+        match *self {}
+    }
+
+    /// Never called: there is no scan to finish.
+    pub async fn finish(self) -> crate::policy::clamd::ScanResult {
+        match self {}
     }
 }

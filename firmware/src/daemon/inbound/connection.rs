@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use mailbag_hal::Clock;
 use tokio::net::TcpStream;
@@ -17,6 +17,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::daemon::delivery::{DeliveryHandle, Scope};
 use crate::daemon::spool::{BODY_CHUNK, Chunk, MessageSlot, SpoolHandle};
+#[cfg(feature = "silo")]
 use crate::monitor::beacon::BeaconError;
 use crate::monitor::metrics::{Counters, Refusal};
 use crate::policy::{Checker, Protection};
@@ -146,7 +147,8 @@ pub(super) struct InboundConnection {
     chunk: Option<Chunk>,
     incoming: Option<Incoming>,
     wbuf: Vec<u8>,
-    /// The client's address (for the log).
+    /// The client's address (for the log of refused beacons).
+    #[cfg_attr(not(feature = "silo"), allow(dead_code))]
     peer: SocketAddr,
     /// Who is connected, and what the blocklists said.
     pub(super) client: super::checks::Client,
@@ -472,10 +474,28 @@ impl InboundConnection {
     /// (signature, clock, replay). A router that was overdue is back: its contacts are
     /// told (by the watch task).
     fn beacon(&mut self, line: &str) -> Reply {
+        #[cfg(not(feature = "silo"))]
+        {
+            let _ = line;
+            Reply::new(
+                502,
+                "5.5.1",
+                format_args!("XBEACON: this server watches no routers"),
+            )
+        }
+        #[cfg(feature = "silo")]
+        self.accept_beacon(line)
+    }
+
+    #[cfg(feature = "silo")]
+    fn accept_beacon(&mut self, line: &str) -> Reply {
         let w = &self.ctx.watch;
         let now = self.ctx.clock.unix_seconds();
         let result = {
-            let mut table = w.routers.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut table = w
+                .routers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if table.rows().is_empty() {
                 return Reply::new(
                     502,

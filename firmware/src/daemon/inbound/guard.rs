@@ -4,7 +4,6 @@
 //! delivery: "is this domain's next hop down?" and "does the next hop know this
 //! recipient?". The decisions themselves are the sans-IO cores in [`crate::policy`].
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +16,7 @@ use crate::policy::Counters;
 use crate::policy::client::ClientKey;
 use crate::policy::throttle::{GuessLimits, GuessVerdict, Guesses, Sessions, stressed};
 use crate::policy::verify::{Known, VerifyCache};
+use crate::vecmap::VecMap;
 
 /// Longest a next hop's answer to our own probe counts as its state (shorter when
 /// `relay.probe-interval` is).
@@ -39,7 +39,7 @@ pub struct Guard {
     guesses: Mutex<Guesses>,
     verify: Mutex<VerifyCache>,
     verify_path: PathBuf,
-    hop_view: Mutex<HashMap<String, (bool, Instant)>>,
+    hop_view: Mutex<VecMap<String, (bool, Instant)>>,
 }
 
 /// A session slot of one client, given back when dropped.
@@ -92,7 +92,7 @@ impl Guard {
             guesses: Mutex::new(Guesses::new(guesses)),
             verify: Mutex::new(verify),
             verify_path,
-            hop_view: Mutex::new(HashMap::new()),
+            hop_view: Mutex::new(VecMap::default()),
         }
     }
 
@@ -185,7 +185,7 @@ impl Guard {
         }
         let probe_interval = Duration::from_micros(d.settings().probe_interval.as_micros());
         let fresh = HOP_FRESH.min(probe_interval);
-        if let Some(&(up, at)) = lock(&self.hop_view).get(&route) {
+        if let Some(&(up, at)) = lock(&self.hop_view).get(route.as_str()) {
             if at.elapsed() < fresh {
                 return !up;
             }
@@ -257,7 +257,7 @@ pub(super) async fn save_verify_cache(
         };
         let g = Arc::clone(&guard);
         let now = clock.unix_seconds();
-        let _ = tokio::task::spawn_blocking(move || g.save_verify_cache(now)).await;
+        let _ = crate::daemon::task::spawn_blocking(move || g.save_verify_cache(now)).await;
         if stop {
             return;
         }

@@ -95,7 +95,7 @@ impl InboundHandle {
 
     /// Starts one accept loop per listener; they stop when `shutdown` flips.
     pub fn start(&self, setup: Setup, shutdown: watch::Receiver<bool>) -> InboundTasks {
-        let saver = tokio::spawn(save_verify_cache(
+        let saver = crate::daemon::task::spawn(save_verify_cache(
             Arc::clone(&self.guard),
             Arc::clone(&setup.clock),
             shutdown.clone(),
@@ -120,7 +120,7 @@ impl InboundHandle {
                 if let Ok(local) = l.local_addr() {
                     crate::log!("smtp listening on {local}");
                 }
-                tokio::spawn(listen::accept_loop(
+                crate::daemon::task::spawn(listen::accept_loop(
                     l,
                     Arc::clone(&ctx),
                     Arc::clone(&slots),

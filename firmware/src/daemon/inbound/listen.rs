@@ -70,7 +70,7 @@ pub async fn accept_loop(
             continue;
         };
         let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
+        crate::daemon::task::spawn(async move {
             connection::serve(stream, peer, ctx).await;
             drop(client_slot);
             drop(permit);
@@ -84,7 +84,7 @@ fn turn_away(stream: tokio::net::TcpStream, rejecting: &Arc<Semaphore>, msg: &'s
     let Ok(permit) = Arc::clone(rejecting).try_acquire_owned() else {
         return;
     };
-    tokio::spawn(async move {
+    crate::daemon::task::spawn(async move {
         let mut stream = stream;
         let _ = tokio::time::timeout(REJECT_WRITE_TIMEOUT, stream.write_all(msg)).await;
         let _ = stream.shutdown().await;

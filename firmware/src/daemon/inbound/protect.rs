@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::checks::MessageChecks;
+#[cfg(feature = "scan")]
 use super::clamd::ClamdScan;
 use super::connection::{InboundConnection, Incoming};
 use super::guard::Guard;
@@ -287,11 +288,14 @@ impl InboundConnection {
         }
         m.attachments = attachments;
         m.spam = spam;
+        #[cfg(feature = "scan")]
         if scan {
             if let Some(s) = &prot.scan {
                 m.clamd = Some(ClamdScan::start(&s.addr, s.timeout).await);
             }
         }
+        #[cfg(not(feature = "scan"))]
+        let _ = scan; // config validation refused scan.clamd: nothing to scan with
         if spam {
             let sender = env.from.as_ref().map(|f| f.to_string()).unwrap_or_default();
             let domain = sender

@@ -87,20 +87,10 @@ return view.extend({
 		o = s.option(form.Value, 'sessions_per_client', _('Sessions per client'), _('Per IPv4 address or IPv6 /64; more get 421'));
 		o.datatype = 'min(1)';
 		o.placeholder = '8';
-		o = s.option(form.DynamicList, 'domain_rules', _('Per-domain rules'), _('DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off scan=on|off spam=on|off'));
+		o = s.option(form.DynamicList, 'domain_rules', _('Per-domain rules'), _('DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off spam=on|off'));
 
-		s = m.section(form.TypedSection, 'scan', _('Virus scanning'));
-		s.anonymous = true;
-		o = s.option(form.Value, 'clamd', _('clamd'), _('ip:port or Unix socket path; empty = no scanning'));
-		o.optional = true;
-		o = s.option(form.ListValue, 'infected', _('Infected messages'));
-		o.value('reject', _('reject (554)'));
-		o.value('repackage', _('repackage (a notice with the original attached)'));
-		o.default = 'reject';
-		o = s.option(form.ListValue, 'unreachable', _('clamd unreachable'));
-		o.value('defer', _('defer (451)'));
-		o.value('accept', _('accept unscanned'));
-		o.default = 'defer';
+		// No 'Virus scanning' section: the router package is built without the 'scan'
+		// feature (clamd), and its daemon refuses scan.clamd. The silo scans.
 
 		s = m.section(form.TypedSection, 'spool', _('Spool'));
 		s.anonymous = true;
@@ -129,10 +119,12 @@ return view.extend({
 		o = s.option(form.Value, 'probe_interval', _('Probe the server every (seconds)'));
 		o.datatype = 'uinteger';
 		o.placeholder = '30';
-		o = s.option(form.ListValue, 'tls_policy', _('TLS to the next hop'));
+		// No 'require-verify': the router package is built without certificate checking
+		// against CAs (the 'verify-tls' feature), and its daemon refuses that setting.
+		o = s.option(form.ListValue, 'tls_policy', _('TLS to the next hop'),
+			_('require: encrypted, the certificate not checked (checking against CAs is the silo\'s job; this build cannot).'));
 		o.value('opportunistic');
 		o.value('require');
-		o.value('require-verify');
 		o.default = 'opportunistic';
 		o = s.option(form.DynamicList, 'upstream_silo', _('Upstream silos'), _('host:port, most preferred first; each is asked to send its mail (ETRN) when it can be reached again.'));
 		o = s.option(form.DynamicList, 'dns_servers', _('DNS servers for MX lookups'), _('Empty: those of /etc/resolv.conf'));
@@ -162,7 +154,13 @@ return view.extend({
 		o = s.option(form.DynamicList, 'to', _('Tell these addresses'), _('When the office server goes down or comes back, the spool is nearly full, or mail expires.'));
 		o = s.option(form.Value, 'via', _('Send notices via'), _('mx (the recipients\' MX, never the server that is down) or [preference ]host:port'));
 		o.placeholder = 'mx';
-		o = s.option(form.DynamicList, 'webhook', _('Webhooks'), _('http:// or https:// URLs, POSTed a JSON document per notice'));
+		// http:// only: https needs certificate checking against CAs (the 'verify-tls'
+		// feature), which the router package is built without; its daemon refuses https.
+		o = s.option(form.DynamicList, 'webhook', _('Webhooks'), _('http:// URLs (on the LAN), POSTed a JSON document per notice; https is not supported by the router build'));
+		o.validate = function(id, v) {
+			if (v == null || v === '') return true;
+			return /^http:\/\//i.test(v) ? true : _('Expecting an http:// URL (https is not supported by the router build)');
+		};
 		o = s.option(form.Value, 'hook', _('Hook directory'), _('Executables run per notice'));
 		o.placeholder = '/etc/mailbag/notify.d';
 		o = s.option(form.Value, 'damping', _('At most one notice of a kind per (seconds)'));
