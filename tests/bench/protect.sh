@@ -107,7 +107,7 @@ listen = []
 control-socket = ""
 $tables
 TOML
-  "$bin" run --config "$cdir/mailbag.toml" --state-dir "$cdir" 2>"$cdir/log" &
+  "$bin" run --config "$cdir/mailbag.toml" --state-dir "$cdir" >"$cdir/log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   wait_port "$port" || { echo "$name: daemon did not start: $(tail -3 "$cdir/log")" >&2; exit 1; }
