@@ -15,6 +15,10 @@ run() {
 }
 
 run cargo-test cargo test --workspace --no-fail-fast
+# The router (feed) build leaves features out (docs/size.md): its library and what rpcd
+# answers for them (e.g. no setup check) are tested as built for the router.
+run cargo-test-router cargo test -p mailbag --no-default-features --features toml-config \
+  --no-fail-fast --lib --test rpcd
 for t in tests/*/run.sh; do
   [ -x "$t" ] || continue
   run "$(basename "$(dirname "$t")")" "$t"
