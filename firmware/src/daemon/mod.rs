@@ -29,7 +29,7 @@
 //!                      update, remove, flush, enqueue, run, run_blocking }, GaugeCapacity
 //!  ─────────────────────────────────────────────────────────────────────────────────────
 //!  shared    live (Live<T>) · io (Io<T>, STARTTLS-capable stream) · events (EventLog)
-//!            · shutdown (GRACE)
+//!            · shutdown (GRACE) · task (spawn, spawn_blocking: one task type)
 //! ```
 //!
 //! What each owns, and the handle it offers (every handle is cheap to clone: an `Arc` or
