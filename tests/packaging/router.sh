@@ -12,8 +12,10 @@
 #
 # install (opkg's steps) -> registered, nothing filtered while disabled
 # configure (uci set enabled=1; firewall reload) -> walled garden in fw4, file in
-# /usr/share/nftables.d; daemon started as procd would (user, capabilities); WAN hotplug
-# flushes through the control socket; state in /etc/mailbag
+# /usr/share/nftables.d; enabled=0 or firewall.mode=off and one fw4 reload -> the ruleset
+# from before install, on again -> walled again; daemon started as procd would (user,
+# capabilities); WAN hotplug flushes through the control socket; state in /etc/mailbag
+# stopped but enabled -> still walled after a fw4 reload
 # remove (prerm, files, postrm) -> the ruleset is exactly what it was before install.
 #
 # Needs root (chroot, ip netns), busybox-static, nft and swaks. Prints a transcript.
@@ -136,6 +138,26 @@ on_router "/etc/init.d/firewall reload"
 check "configure: rules survive another fw4 reload (from the include file)" \
 	sh -c 'ip netns exec "$1" nft list chain inet fw4 input_wan | grep -q "jump mailbag_smtp"' _ "$ns"
 
+# Turning mailbag off (enabled=0, or firewall.mode=off) and reloading fw4 once gives the
+# router its own ruleset back; turning it on again walls port 25 again.
+walled() { ip netns exec "$ns" nft list chain inet fw4 input_wan 2>/dev/null | grep -q "jump mailbag_smtp"; }
+step "disable: uci set mailbag.main.enabled=0; uci commit; /etc/init.d/firewall reload"
+on_router "uci set mailbag.main.enabled=0; uci commit mailbag; /etc/init.d/firewall reload"
+check "disabled: one fw4 reload restores the ruleset from before install" \
+	test "$(on_router 'nft list ruleset')" = "$before"
+check "disabled: generated rules file deleted" \
+	test ! -e "$root/usr/share/nftables.d/table-pre/50-mailbag.nft"
+on_router "uci set mailbag.main.enabled=1; uci commit mailbag; /etc/init.d/firewall reload"
+check "enabled again: walled garden back after one fw4 reload" walled
+step "uci set mailbag.firewall.mode=off; uci commit; /etc/init.d/firewall reload"
+on_router "uci set mailbag.firewall.mode=off; uci commit mailbag; /etc/init.d/firewall reload"
+check "mode off: one fw4 reload restores the ruleset from before install" \
+	test "$(on_router 'nft list ruleset')" = "$before"
+check "mode off: generated rules file deleted" \
+	test ! -e "$root/usr/share/nftables.d/table-pre/50-mailbag.nft"
+on_router "uci set mailbag.firewall.mode=walled-garden; uci commit mailbag; /etc/init.d/firewall reload"
+check "walled-garden again: port 25 walled after one fw4 reload" walled
+
 step "/etc/init.d/mailbag start (procd's view)"
 : >"$root/tmp/procd.log"
 on_router "/etc/init.d/mailbag start" 2>"$work/start.err"
@@ -210,6 +232,9 @@ step "opkg remove mailbag"
 kill "$daemon_pid" 2>/dev/null
 wait "$daemon_pid" 2>/dev/null
 daemon_pid=""
+# Stopped but still enabled: the office server behind the port forward stays guarded.
+on_router "/etc/init.d/mailbag stop; /etc/init.d/firewall reload"
+check "stopped (still enabled): a fw4 reload keeps port 25 walled" walled
 on_router "/usr/lib/opkg/info/mailbag.prerm remove"
 while read -r f; do rm -f "$root$f"; done <"$root/usr/lib/opkg/info/mailbag.list"
 out="$(on_router '/usr/lib/opkg/info/mailbag.postrm remove' 2>&1)"
