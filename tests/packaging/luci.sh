@@ -85,6 +85,8 @@ for sec, opts in sorted(form.items()):
 js = open(os.path.join(views, "mailbag/settings.js")).read()
 check("settings offer no require-verify (not in the router build)", "value('require-verify')" not in js)
 check("settings refuse https webhooks (not in the router build)", "^http:\\/\\/" in js)
+check("settings offer no metrics token and no page listener (the router build has no page)",
+      "'metrics_token'" not in js and not form.get("web"))
 sys.exit(0 if ok else 1)
 PY
 status=$?

@@ -59,6 +59,30 @@ pub(super) fn check(c: &Config, r: &mut Report) {
             }
         }
     }
+    // The page also serves `/metrics`; LuCI (luci-app-mailbag) replaces both on a router.
+    #[cfg(not(feature = "web"))]
+    {
+        if !c.web.listen.is_empty() {
+            r.error(
+                "web.listen",
+                lacks(
+                    "web",
+                    "the built-in admin page",
+                    "manage mailbag in LuCI (luci-app-mailbag) and leave web.listen empty",
+                ),
+            );
+        }
+        if !c.monitor.metrics_token.trim().is_empty() {
+            r.error(
+                "monitor.metrics-token",
+                lacks(
+                    "web",
+                    "/metrics (served by the built-in admin page)",
+                    "leave it empty; LuCI's mailbag status page shows the state",
+                ),
+            );
+        }
+    }
 }
 
 /// "this mailbag was built without the FEATURE feature ...".
@@ -83,6 +107,8 @@ mod tests {
         c.notify.webhook = vec!["http://lan/hook".into(), "HTTPS://ntfy.example/x".into()];
         c.monitor.routers = vec!["office1 secret1".into()];
         c.scan.clamd = "127.0.0.1:3310".into();
+        c.web.listen = vec!["192.168.1.1:8025".into()];
+        c.monitor.metrics_token = "a-token-long-enough-for-metrics".into();
         let mut r = Report::default();
         check(&c, &mut r);
         let keys: Vec<&str> = r.errors.iter().map(|i| i.key.as_str()).collect();
@@ -95,6 +121,9 @@ mod tests {
         }
         if cfg!(not(feature = "verify-tls")) {
             want.extend(["relay.tls-policy", "notify.webhook[1]"]);
+        }
+        if cfg!(not(feature = "web")) {
+            want.extend(["web.listen", "monitor.metrics-token"]);
         }
         assert_eq!(keys, want, "{:?}", r.errors);
         for i in &r.errors {

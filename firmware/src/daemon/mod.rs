@@ -265,10 +265,6 @@ pub async fn serve(
         &reloader,
         &inbound.counters(),
     )?;
-    #[cfg(not(feature = "web"))]
-    if !run.config.web.listen.is_empty() {
-        crate::log!("web.listen ignored: this build has no admin page (LuCI: luci-app-mailbag)");
-    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Not fatal: an MX that refuses to start over its admin socket takes no mail.

@@ -185,9 +185,6 @@ return view.extend({
 		o.placeholder = '2';
 		o = s.option(form.Value, 'led', _('LED'), _('Under /sys/class/leds/: on while mail is held, blinking while the server is down'));
 		o.optional = true;
-		o = s.option(form.Value, 'metrics_token', _('Metrics token'), _('Bearer token for /metrics on the admin page (empty: not served)'));
-		o.password = true;
-		o.optional = true;
 
 		s = m.section(form.TypedSection, 'daemon', _('Daemon'));
 		s.anonymous = true;
