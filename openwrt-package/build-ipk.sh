@@ -146,7 +146,8 @@ description="$(sed -n '/^define Package\/mailbag\/description$/,/^endef$/p' "$pk
 {
 	echo "Package: $pkg_name"
 	echo "Version: $version"
-	echo "Depends: libc"
+	# procd-ujail: procd applies the capabilities file only through ujail.
+	echo "Depends: libc, procd-ujail"
 	echo "Require-User: mailbag=225:mailbag=225"
 	echo "Source: feeds/mailbag/mailbag"
 	echo "SourceName: $pkg_name"

@@ -33,6 +33,9 @@ run_init() {
 	LOG="$work/log" sh -c '
 		. "$1"; . "$2"
 		PROG="$3"; CONFIG="$4"; STATE_DIR="$5/state"; RUN_DIR="$5/run"; PASSWD="$5/passwd"
+		UJAIL="$5/ujail"; LEDS_DIR="$5/leds"; NOTIFY_DIR="$5/state/notify.d"
+		# The host has no user mailbag: ownership changes are recorded, then tried.
+		chown() { log "chown $*"; command chown "$@" 2>/dev/null; }
 		"$6"
 	' _ "$repo/tests/packaging/procd-stubs.sh" "$init" "$work/prog" "$work/mailbag" "$work" "$2" 2>>"$work/stderr"
 }
@@ -53,15 +56,34 @@ check "enabled: foreground 'mailbag run --config --state-dir' (state dir named h
 	grep -qx "set_param command $work/prog run --config $work/mailbag --state-dir $work/state" "$work/log"
 check "enabled: state and run directories made, private" \
 	test "$(stat -c %a "$work/state") $(stat -c %a "$work/run")" = "700 700"
-check "enabled: no_new_privs" grep -qx "set_param no_new_privs 1" "$work/log"
 check "enabled: walled garden applied at start with the UCI file" \
 	grep -qx "firewall firewall apply --config $work/mailbag" "$work/log"
 # No 'mailbag' user in passwd (yet): the script falls back to root.
-check "no mailbag user: runs as root, no user param" sh -c '! grep -q "set_param user" "$1"' _ "$work/log"
+check "no mailbag user: runs as root, no user param, no jail" \
+	sh -c '! grep -q "set_param user" "$1" && ! grep -q "^jail" "$1"' _ "$work/log"
 echo "mailbag:x:$(id -u):$(id -g):mailbag:/var/run/mailbag:/bin/false" >"$work/passwd"
+run_init "$enabled" start_service
+check "no ujail: root (procd applies capabilities only through ujail), and says so" \
+	sh -c '! grep -q "set_param user" "$1" && grep -q "daemon.warn no .*ujail" "$1"' _ "$work/log"
+printf '#!/bin/sh\n' >"$work/ujail"
+chmod +x "$work/ujail"
 run_init "$enabled" start_service
 check "with the package's user: user and group mailbag" \
 	sh -c 'grep -qx "set_param user mailbag" "$1" && grep -qx "set_param group mailbag" "$1"' _ "$work/log"
+check "with the package's user: no_new_privs" grep -qx "set_param no_new_privs 1" "$work/log"
+# procd passes user, capabilities and no_new_privs to ujail only (service/instance.c
+# jail_run); without a jail it just setuid()s and port 25 cannot be bound.
+check "jailed: procd_add_jail mailbag (log, procfs) in the instance" \
+	sh -c 'sed -n "/^open_instance/,/^close_instance/p" "$1" | grep -qx "jail mailbag log procfs"' _ "$work/log"
+check "jailed: no mount outside the jail (procd.sh would drop it)" \
+	sh -c '! grep -q "^jail_mount.*_lost" "$1"' _ "$work/log"
+check "jailed: state and run directories mounted rw" \
+	sh -c 'grep -qx "jail_mount_rw $2/state" "$1" && grep -qx "jail_mount_rw $2/run" "$1"' _ "$work/log" "$work"
+check "jailed: spool image's directory mounted rw" grep -qx "jail_mount_rw $work/spool" "$work/log"
+check "jailed: the config's directory read-only (uci commit renames the file)" \
+	grep -qx "jail_mount $work" "$work/log"
+check "jailed: CA bundle for TLS to next hops" grep -qx "jail_mount /etc/ssl/certs" "$work/log"
+check "jailed: walled garden needs no nft in the jail" sh -c '! grep -q "^jail_mount.*nft\$" "$1"' _ "$work/log"
 check "walled garden on: capabilities with CAP_NET_ADMIN" \
 	grep -qx "set_param capabilities /etc/capabilities/mailbag-firewall.json" "$work/log"
 check "enabled: respawn forever" grep -qx "set_param respawn 3600 5 0" "$work/log"
@@ -96,6 +118,43 @@ run_init "$fw_off" start_service
 check "firewall mode off: no apply at start" sh -c '! grep -q "^firewall" "$1"' _ "$work/log"
 check "firewall mode off: no CAP_NET_ADMIN" \
 	grep -qx "set_param capabilities /etc/capabilities/mailbag.json" "$work/log"
+follow="$(with "$enabled" "s/option mode 'walled-garden'/option mode 'open-when-primary-down'/")"
+run_init "$follow" start_service
+check "open-when-primary-down: the include file in the jail" \
+	grep -qx "jail_mount /usr/share/nftables.d/table-pre/50-mailbag.nft" "$work/log"
+if nft="$(command -v nft)"; then
+	check "open-when-primary-down: nft in the jail" grep -qx "jail_mount $nft" "$work/log"
+fi
+
+mtd="$(with "$enabled" "s#'$work/spool/spool.img'#'$work/mtd5'#")"
+: >"$work/mtd5"
+# A path under /dev is the spool's device node; here any file stands in for /dev/mtd5.
+run_init "$(printf '%s' "$mtd" | sed "s#'$work/mtd5'#'/dev/mtd5'#")" start_service
+check "MTD spool: the device node mounted rw" grep -qx "jail_mount_rw /dev/mtd5" "$work/log"
+
+mkdir -p "$work/leds/mailbag:green"
+for f in trigger brightness max_brightness; do echo 0 >"$work/leds/mailbag:green/$f"; done
+led="$(with "$enabled" "s/# option led ''/option led 'mailbag:green'/")"
+run_init "$led" start_service
+check "monitor.led: trigger and brightness handed to the daemon's user" sh -c '
+	grep -qx "chown mailbag:mailbag $2/trigger" "$1" && grep -qx "chown mailbag:mailbag $2/brightness" "$1"' \
+	_ "$work/log" "$work/leds/mailbag:green"
+check "monitor.led: no other file of the LED" sh -c '! grep -q "chown .*max_brightness" "$1"' _ "$work/log"
+check "monitor.led: the LED's directory mounted rw in the jail" \
+	grep -qx "jail_mount_rw $work/leds/mailbag:green" "$work/log"
+rm -f "$work/passwd"
+run_init "$led" start_service
+check "monitor.led as root: nothing chowned" sh -c '! grep -q "chown .*leds" "$1"' _ "$work/log"
+echo "mailbag:x:$(id -u):$(id -g):mailbag:/var/run/mailbag:/bin/false" >"$work/passwd"
+
+mkdir -p "$work/state/notify.d"
+printf '#!/bin/sh\n' >"$work/state/notify.d/10-page"
+chmod +x "$work/state/notify.d/10-page"
+run_init "$enabled" start_service
+check "a notify hook: jail without mounts (a hook may run anything), still user and caps" sh -c '
+	grep -qx "jail mailbag" "$1" && ! grep -q "^jail_mount" "$1" &&
+	grep -qx "set_param user mailbag" "$1" && grep -q "set_param capabilities" "$1"' _ "$work/log"
+rm -r "$work/state/notify.d"
 
 run_init "$config" service_triggers
 check "reload trigger on /etc/config/mailbag" grep -qx "reload_trigger mailbag" "$work/log"

@@ -40,7 +40,7 @@ check "Version: $version-r$release" test "$(field Version)" = "$version-r$releas
 check "Architecture: $arch" test "$(field Architecture)" = "$arch"
 check "License: Apache-2.0" test "$(field License)" = Apache-2.0
 check "Section: mail" test "$(field Section)" = mail
-check "Depends: libc" test "$(field Depends)" = libc
+check "Depends: libc, procd-ujail (capabilities go through ujail)" test "$(field Depends)" = "libc, procd-ujail"
 check "Source ends in the package directory" test "$(field Source | sed 's#.*/##')" = mailbag
 for f in Maintainer SourceName LicenseFiles Description; do
 	check "$f present" test -n "$(field "$f")"

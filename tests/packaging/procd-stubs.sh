@@ -7,9 +7,26 @@
 
 log() { echo "$*" >>"$LOG"; }
 
-procd_open_instance() { log "open_instance $*"; }
+procd_open_instance() {
+	log "open_instance $*"
+	jail_open=""
+}
 procd_set_param() { log "set_param $*"; }
 procd_close_instance() { log "close_instance"; }
+# procd.sh adds mounts to the instance's jail object: before procd_add_jail they are lost.
+procd_add_jail() {
+	log "jail $*"
+	jail_open=1
+}
+# One line per path: 'jail_mount PATH', 'jail_mount_rw PATH' ('..._lost' without a jail).
+jail_mounts() {
+	kind="$1"
+	shift
+	[ -n "$jail_open" ] || kind="${kind}_lost"
+	for p in "$@"; do log "$kind $p"; done
+}
+procd_add_jail_mount() { jail_mounts jail_mount "$@"; }
+procd_add_jail_mount_rw() { jail_mounts jail_mount_rw "$@"; }
 procd_add_reload_trigger() { log "reload_trigger $*"; }
 procd_add_validation() { log "validation $*"; }
 procd_send_signal() { log "send_signal $*"; }

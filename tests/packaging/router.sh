@@ -70,6 +70,8 @@ install -m0755 "$stubs/fw4" "$root/sbin/fw4"
 install -m0755 "$stubs/rc.common" "$root/etc/rc.common"
 install -m0755 "$stubs/firewall.init" "$root/etc/init.d/firewall"
 install -m0755 "$stubs/logger" "$root/usr/bin/logger"
+# procd-ujail (a dependency): the init checks it is there; procd would run it.
+printf '#!/bin/sh\nexit 1\n' >"$root/sbin/ujail" && chmod 0755 "$root/sbin/ujail"
 install -m0644 "$stubs/functions.sh" "$root/lib/functions.sh"
 install -m0644 "$repo/tests/packaging/procd-stubs.sh" "$root/lib/procd-stubs.sh"
 printf 'root:x:0:0:root:/root:/bin/ash\n' >"$root/etc/passwd"
@@ -168,6 +170,9 @@ check "start: runs as user and group mailbag" \
 check "start: capabilities with CAP_NET_ADMIN (walled garden on)" \
 	grep -qx "set_param capabilities /etc/capabilities/mailbag-firewall.json" "$root/tmp/procd.log"
 check "start: no_new_privs" grep -qx "set_param no_new_privs 1" "$root/tmp/procd.log"
+check "start: jailed (procd applies capabilities through ujail), spool and state mounted rw" \
+	sh -c 'grep -qx "jail mailbag log procfs" "$1" && grep -qx "jail_mount_rw /srv/mailbag" "$1" &&
+		grep -qx "jail_mount_rw /etc/mailbag" "$1"' _ "$root/tmp/procd.log"
 check "start: state in /etc/mailbag, owned by mailbag, 0700" \
 	test "$(stat -c '%u %a' "$root/etc/mailbag")" = "225 700"
 check "start: config readable by the daemon's group" \
