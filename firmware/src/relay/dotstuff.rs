@@ -50,8 +50,23 @@ impl DotStuffer {
     /// Encode as much of `input` as fits into `out`; returns `(consumed, written)`.
     /// At most two output octets per input octet, so `out` of two octets always progresses.
     pub fn encode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), BareNewline> {
-        let mut w = 0;
-        for (i, &b) in input.iter().enumerate() {
+        let (mut i, mut w) = (0, 0);
+        while i < input.len() {
+            let b = input[i];
+            if !self.cr && !self.line_start && b != b'\r' && b != b'\n' {
+                // Inside a line: copy the run up to the next CR or LF as it is.
+                let run = input[i..]
+                    .iter()
+                    .position(|&c| c == b'\r' || c == b'\n')
+                    .unwrap_or(input.len() - i);
+                let n = run.min(out.len() - w);
+                if n == 0 {
+                    return Ok((i, w));
+                }
+                out[w..w + n].copy_from_slice(&input[i..i + n]);
+                (i, w) = (i + n, w + n);
+                continue;
+            }
             if self.cr != (b == b'\n') {
                 return Err(BareNewline);
             }
@@ -68,6 +83,7 @@ impl DotStuffer {
             w += 1;
             self.cr = b == b'\r';
             self.line_start = b == b'\n';
+            i += 1;
         }
         Ok((input.len(), w))
     }
@@ -113,6 +129,19 @@ mod tests {
         );
         assert_eq!(wire(&[b""], 16).unwrap(), b".\r\n");
         assert_eq!(wire(&[b"x\r\n"], 16).unwrap(), b"x\r\n.\r\n");
+    }
+
+    #[test]
+    fn long_lines_are_copied_whole_and_bare_newlines_inside_them_are_refused() {
+        let line = "x".repeat(5000);
+        let body = format!("{line}\r\n.{line}\r\n{line}");
+        let want = format!("{line}\r\n..{line}\r\n{line}\r\n.\r\n");
+        for out_size in [2, 3, 1000, 4096, 20_000] {
+            assert_eq!(wire(&[body.as_bytes()], out_size).unwrap(), want.as_bytes());
+        }
+        assert_eq!(wire(&[b"abc\ndef\r\n"], 4096), Err(BareNewline));
+        assert_eq!(wire(&[b"abc\rdef\r\n"], 4096), Err(BareNewline));
+        assert_eq!(wire(&[b"abc\r", b"def\r\n"], 4096), Err(BareNewline));
     }
 
     #[test]
