@@ -2,6 +2,8 @@
 //! [`super::store`]; the on-flash format is in `docs/spool.md`). Every read opens its segment
 //! file, seeks once and reads forward ([`seek_once`] says why).
 
+use std::cell::RefCell;
+
 use littlefs2::fs::{File, Filesystem, OpenOptions};
 use littlefs2::io::{Error as LfsError, SeekFrom};
 use mailbag_hal::BlockDevice;
@@ -13,6 +15,47 @@ use super::frame::{self, Body, CHUNK, GROUP, GroupRec, HEADER_LEN, Kind, Loc, Me
 use super::message::{MessageId, MessageMeta};
 use super::store::{IndexEntry, Spool, State, Usage, lfs_error, seg_path};
 use super::writer::Publish;
+
+/// What reading a body needs from its message's record: where the record is (an inline
+/// body follows it), the body's size and CRC, and where its chunks are.
+pub(super) struct BodyRef {
+    h: frame::Header,
+    loc: Loc,
+    size: u64,
+    crc: u32,
+    body: Body,
+}
+
+impl BodyRef {
+    pub(super) fn of(h: frame::Header, loc: Loc, rec: MessageRec) -> Self {
+        Self {
+            h,
+            loc,
+            size: rec.meta.size,
+            crc: rec.meta.body_crc,
+            body: rec.body,
+        }
+    }
+}
+
+/// The body references of the last few messages read piece by piece. Delivery reads a body
+/// in 16 KiB pieces, one request each; without this every piece would open and decode the
+/// message's record again (the top of the drain's profile: `docs/spool.md`, "Costs"). An
+/// entry is used only while the index still places the message's record where the entry
+/// was read from — frames are never rewritten in place, a copy-forward writes a new record
+/// elsewhere — and the writer empties the cache whenever it reclaims or copies forward.
+#[derive(Default)]
+pub(super) struct BodyCache(RefCell<Vec<(MessageId, BodyRef)>>);
+
+/// Bodies remembered at once (delivery runs up to 8 lanes).
+const BODY_CACHE: usize = 8;
+
+impl BodyCache {
+    /// Forgets everything (segments were reclaimed or mail copied forward).
+    pub(super) fn clear(&mut self) {
+        self.0.get_mut().clear();
+    }
+}
 
 /// Reads up to `buf.len()` bytes at `offset` of a file (one open, one seek).
 pub(super) fn read_file<S: littlefs2::driver::Storage>(
@@ -222,26 +265,40 @@ pub(super) fn read_body<D: BlockDevice>(
 ) -> Result<usize, SpoolError> {
     let slot = st.held(id)?;
     let loc = Loc::unpack(st.index.get(slot).m_loc).ok_or(SpoolError::NotFound)?;
+    {
+        let known = st.bodies.0.borrow();
+        if let Some((_, b)) = known.iter().find(|(i, b)| *i == id && b.loc == loc) {
+            return read_body_of(fs, st, id, b, offset, buf);
+        }
+    }
     let (h, rec) = read_message(fs, st, id, loc)?;
-    read_body_of(fs, st, id, &rec, (h, loc), offset, buf)
+    let b = BodyRef::of(h, loc, rec);
+    let n = read_body_of(fs, st, id, &b, offset, buf)?;
+    if b.body != Body::Inline {
+        let mut known = st.bodies.0.borrow_mut();
+        if known.len() == BODY_CACHE {
+            known.remove(0);
+        }
+        known.push((id, b));
+    }
+    Ok(n)
 }
 
-/// [`read_body`] for a message record already read.
+/// [`read_body`] for a message whose record was read.
 pub(super) fn read_body_of<D: BlockDevice>(
     fs: &Filesystem<'_, Flash<D>>,
     st: &State<D>,
     id: MessageId,
-    rec: &MessageRec,
-    (h, loc): (frame::Header, Loc),
+    b: &BodyRef,
     offset: u64,
     buf: &mut [u8],
 ) -> Result<usize, SpoolError> {
-    let size = rec.meta.size;
+    let (h, loc, size) = (b.h, b.loc, b.size);
     if offset >= size || buf.is_empty() {
         return Ok(0);
     }
     let io = |e| lfs_error(&st.flash, e);
-    if rec.body == Body::Inline {
+    if b.body == Body::Inline {
         let n = buf.len().min((size - offset) as usize);
         let at = loc.off + HEADER_LEN as u32 + h.rlen;
         let got = with_seg(fs, loc.seg, at, |f| {
@@ -255,14 +312,14 @@ pub(super) fn read_body_of<D: BlockDevice>(
         if got < n {
             return Err(damaged(id, loc, "body shorter than its record says"));
         }
-        if offset == 0 && n as u64 == size && crc32(0, &buf[..n]) != rec.meta.body_crc {
+        if offset == 0 && n as u64 == size && crc32(0, &buf[..n]) != b.crc {
             return Err(damaged(id, loc, "body checksum mismatch"));
         }
         return Ok(n);
     }
     let k = (offset / CHUNK as u64) as usize;
     let within = (offset % CHUNK as u64) as usize;
-    let cloc = chunk_loc(fs, st, id, &rec.body, k)?
+    let cloc = chunk_loc(fs, st, id, &b.body, k)?
         .ok_or_else(|| damaged(id, loc, "chunk list shorter than the body"))?;
     let got = with_seg(fs, cloc.seg, cloc.off, |f| {
         let frame = read_frame(f)?;
@@ -314,10 +371,11 @@ pub(super) fn stream_body<D: BlockDevice>(
     let slot = st.held(id)?;
     let loc = Loc::unpack(st.index.get(slot).m_loc).ok_or(SpoolError::NotFound)?;
     let (h, rec) = read_message(fs, st, id, loc)?;
+    let b = BodyRef::of(h, loc, rec);
     let mut buf = vec![0u8; CHUNK];
     let (mut off, mut crc) = (0u64, 0u32);
     loop {
-        let n = read_body_of(fs, st, id, &rec, (h, loc), off, &mut buf)?;
+        let n = read_body_of(fs, st, id, &b, off, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -325,7 +383,7 @@ pub(super) fn stream_body<D: BlockDevice>(
         sink(&buf[..n]);
         off += n as u64;
     }
-    if off != rec.meta.size || crc != rec.meta.body_crc {
+    if off != b.size || crc != b.crc {
         return Err(SpoolError::Corrupt(format!(
             "body of {id} does not match its record"
         )));

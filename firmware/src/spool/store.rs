@@ -28,7 +28,7 @@ use super::flash::{Barrier, FORMAT_BLOCKS, Flash, FlashHandle, FlashStats, SPOOL
 use super::frame::{self, HEADER_LEN};
 use super::index::{Index, Slot};
 use super::message::{HEADER_MAGIC, Header, HeaderV1, MessageId, MessageMeta, domain_of};
-use super::read::{read_body, read_file, read_meta, stream_body};
+use super::read::{BodyCache, read_body, read_file, read_meta, stream_body};
 use super::record::{self, RecordError};
 use super::segments::Segments;
 use super::writer::Publish;
@@ -141,6 +141,8 @@ pub(super) struct State<D: BlockDevice> {
     pub copy_failed: bool,
     /// Frame encoding buffer.
     pub buf: Vec<u8>,
+    /// The last bodies read piece by piece (delivery).
+    pub bodies: BodyCache,
 }
 
 /// The message queue on a mounted littlefs2 filesystem.
@@ -277,6 +279,7 @@ impl<'a, D: BlockDevice> Spool<'a, D> {
                 reclaim_pause: 0,
                 copy_failed: false,
                 buf: vec![0u8; HEADER_LEN + frame::RECORD_MAX],
+                bodies: BodyCache::default(),
             },
         };
         if access == Access::ReadWrite && !spool.fs.exists(&path(LOG_DIR)) {

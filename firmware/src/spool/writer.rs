@@ -692,6 +692,8 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
                 return Ok(());
             }
             let no = old.no;
+            // Locations in that segment mean nothing from now on.
+            self.st.bodies.clear();
             match self.fs.remove(&seg_path(no)) {
                 Err(e) if e != littlefs2::io::Error::NO_SUCH_ENTRY => return Err(self.io(e)),
                 _ => {}
@@ -717,6 +719,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
     /// Returns how many messages were copied. Scans the index once (O(n) in RAM); runs at
     /// most once per sync, and only when flash runs short or on request.
     pub fn copy_forward(&mut self, budget: u64) -> Result<usize, SpoolError> {
+        self.st.bodies.clear();
         let (Some(old), Some(head)) =
             (self.st.segs.oldest().copied(), self.st.segs.head().copied())
         else {
@@ -760,8 +763,10 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         let (meta, (h, rec, loc)) = read::read_meta(self.fs, self.st, id)?;
         let mut buf = vec![0u8; CHUNK];
         let size = meta.size;
-        let (body, data_len, min_seg) = if size as usize <= CHUNK && rec.body == Body::Inline {
-            let n = read::read_body_of(self.fs, self.st, id, &rec, (h, loc), 0, &mut buf)?;
+        let inline = rec.body == Body::Inline;
+        let b = read::BodyRef::of(h, loc, rec);
+        let (body, data_len, min_seg) = if size as usize <= CHUNK && inline {
+            let n = read::read_body_of(self.fs, self.st, id, &b, 0, &mut buf)?;
             buf.truncate(n);
             (Body::Inline, n, None)
         } else {
@@ -776,7 +781,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
             };
             let mut off = 0u64;
             while off < size {
-                let n = read::read_body_of(self.fs, self.st, id, &rec, (h, loc), off, &mut buf)?;
+                let n = read::read_body_of(self.fs, self.st, id, &b, off, &mut buf)?;
                 if n == 0 {
                     return Err(SpoolError::Corrupt(format!("body of {id} is short")));
                 }
