@@ -191,11 +191,12 @@ fn build(s: &Settings, resolver: &dyn Resolver, last_good: &[IpAddr]) -> Result<
         .map_err(|e| e.to_string())
 }
 
-/// The fw4 rules for `cfg` as `firewall render --format nft` prints them (LuCI's preview).
-pub(super) fn render_nft(cfg: FirewallConfig) -> Result<String, String> {
+/// The fw4 rules for `cfg` as `firewall render --format nft` prints them (LuCI's preview),
+/// with the primary as the daemon last saw it.
+pub(super) fn render_nft(cfg: FirewallConfig, primary: Primary) -> Result<String, String> {
     let s = Settings {
         cfg,
-        primary: Primary::Up,
+        primary,
         force: false,
     };
     let last_good = read_last_good(Path::new(nft::INCLUDE_PATH));
@@ -203,10 +204,10 @@ pub(super) fn render_nft(cfg: FirewallConfig) -> Result<String, String> {
 }
 
 /// `firewall apply` for `cfg` (LuCI's Apply): loads the rules, writes the include file.
-pub(super) fn apply_nft(cfg: FirewallConfig) -> Result<String, String> {
+pub(super) fn apply_nft(cfg: FirewallConfig, primary: Primary) -> Result<String, String> {
     let s = Settings {
         cfg,
-        primary: Primary::Up,
+        primary,
         force: false,
     };
     let file = Path::new(nft::INCLUDE_PATH);

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use super::Args;
 use super::control::request_json;
 use crate::config::Config;
+use crate::firewall::{FirewallMode, Primary};
 use crate::json::{Field, Obj, parse_flat};
 use crate::spool::MessageId;
 
@@ -135,13 +136,13 @@ pub fn call(method: &str, fields: &[Field], config: &std::path::Path) -> Result<
         "firewall_preview" => {
             return Ok(firewall(config, |c| {
                 let mode = crate::firewall::ruleset::mode_name(c.firewall.mode);
-                super::firewall::render_nft(c.firewall)
+                super::firewall::render_nft(c.firewall.clone(), primary_of(&c))
                     .map(|rules| Obj::new().str("mode", mode).str("rules", &rules).finish())
             }));
         }
         "firewall_apply" => {
             return Ok(firewall(config, |c| {
-                super::firewall::apply_nft(c.firewall)
+                super::firewall::apply_nft(c.firewall.clone(), primary_of(&c))
                     .map(|text| Obj::new().str("result", &text).finish())
             }));
         }
@@ -175,6 +176,27 @@ pub fn call(method: &str, fields: &[Field], config: &std::path::Path) -> Result<
     })
 }
 
+/// The primary as the running daemon sees it, for `open-when-primary-down`: LuCI's Apply
+/// must not close port 25 while the primary is down (the daemon would reopen it only at its
+/// next change). Up (walled) in the other modes, and when the daemon does not answer.
+fn primary_of(c: &Config) -> Primary {
+    if c.firewall.mode != FirewallMode::OpenWhenPrimaryDown || c.daemon.control_socket.is_empty() {
+        return Primary::Up;
+    }
+    request_json(std::path::Path::new(&c.daemon.control_socket), "status")
+        .map_or(Primary::Up, |status| primary_in_status(&status))
+}
+
+/// Reads `"primary":{…,"up":false,…}` in the daemon's `status` view.
+fn primary_in_status(status: &str) -> Primary {
+    let down = status.find("\"primary\":{").is_some_and(|at| {
+        let rest = &status[at..];
+        let object = &rest[..rest.find('}').unwrap_or(rest.len())];
+        object.contains("\"up\":false")
+    });
+    if down { Primary::Down } else { Primary::Up }
+}
+
 fn firewall(config: &std::path::Path, f: impl FnOnce(Config) -> Result<String, String>) -> String {
     match Config::read(config) {
         Ok(c) => f(c).unwrap_or_else(|e| error(&e)),
@@ -189,6 +211,16 @@ fn error(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_primary_is_read_from_the_daemons_status() {
+        let down = r#"{"role":"edge","primary":{"next_hops":["10.0.0.2:25"],"up":false,"since":5},"upstream":[{"up":true}]}"#;
+        let up = r#"{"role":"edge","primary":{"next_hops":["10.0.0.2:25"],"up":true,"since":5},"upstream":[{"up":false}]}"#;
+        assert_eq!(primary_in_status(down), Primary::Down);
+        // An upstream silo that is down is not the primary.
+        assert_eq!(primary_in_status(up), Primary::Up);
+        assert_eq!(primary_in_status("{}"), Primary::Up);
+    }
 
     #[test]
     fn list_is_json_with_every_method() {
