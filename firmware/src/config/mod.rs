@@ -285,7 +285,7 @@ impl Config {
 
     /// The built-in demo: loopback listeners on unprivileged ports, a 16 MiB spool image
     /// under `state_dir`, domain `example.test`, next hop `127.0.0.1:2526`, no firewall
-    /// rules, the admin page on `127.0.0.1:8080` with the password file
+    /// rules, the admin page (in builds that have it) on `127.0.0.1:8080` with the password file
     /// `state_dir/shadow.demo` (the daemon creates it: `root` / `demo`), and the control
     /// socket `state_dir/control.sock`. `mailbag run` uses it when no `--config` is given.
     pub fn demo(state_dir: &Path) -> Config {
@@ -298,7 +298,10 @@ impl Config {
         c.spool.size = 16 * 1024 * 1024;
         c.relay.next_hops = vec!["127.0.0.1:2526".into()];
         c.firewall.mode = FirewallMode::Off;
-        c.web.listen = vec!["127.0.0.1:8080".into()];
+        // A build without the page (the router's) has no page to offer.
+        if cfg!(feature = "web") {
+            c.web.listen = vec!["127.0.0.1:8080".into()];
+        }
         c.web.shadow = state_dir.join(DEMO_SHADOW).to_string_lossy().into_owned();
         c.daemon.control_socket = state_dir
             .join("control.sock")
