@@ -28,6 +28,7 @@ pub mod message;
 mod migrate;
 pub mod open;
 mod read;
+mod reclaim;
 pub mod record;
 mod replay;
 pub mod segments;
