@@ -347,24 +347,9 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         self.st
             .check_quota(p.dom, "", p.size + len)
             .map_err(|_| SpoolError::DomainQuota(format!("#{:08x}", p.dom)))?;
-        let n = p.chunks.as_ref().map_or(0, |c| c.n);
-        let rec = ChunkRec {
-            id: p.id,
-            seq: n,
-            crc: crc32(0, data),
-        };
-        let loc = self.write_frame(Kind::Chunk, &rec, data)?;
-        if p.chunks.is_none() {
-            if let Some(s) = self.st.segs.get_mut(loc.seg) {
-                s.pending += 1;
-            }
+        let (loc, first) = self.write_chunk(p, data)?;
+        if first {
             self.st.index.get_mut(p.slot).min_seg = loc.seg;
-            p.chunks = Some(Box::new(Chunks {
-                first: loc,
-                n: 0,
-                locs: heapless::Vec::new(),
-                groups: heapless::Vec::new(),
-            }));
         }
         p.size += len;
         p.crc = crc32(p.crc, data);
@@ -372,16 +357,40 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
         if data.len() < CHUNK {
             p.closed = true;
         }
-        let Some(c) = p.chunks.as_mut() else {
-            return Ok(());
-        };
-        c.n += 1;
-        // `locs` has room: it is flushed to a group frame as soon as it fills.
-        let _ = c.locs.push(loc);
-        if c.locs.is_full() {
-            self.flush_group(p.id, p.chunks.as_mut())?;
-        }
         Ok(())
+    }
+
+    /// Writes one chunk frame of `p` and lists it (in a group frame once the list fills);
+    /// returns where it went and whether it was the message's first.
+    fn write_chunk(&mut self, p: &mut Pending, data: &[u8]) -> Result<(Loc, bool), SpoolError> {
+        let n = p.chunks.as_ref().map_or(0, |c| c.n);
+        let rec = ChunkRec {
+            id: p.id,
+            seq: n,
+            crc: crc32(0, data),
+        };
+        let loc = self.write_frame(Kind::Chunk, &rec, data)?;
+        let first = p.chunks.is_none();
+        if first {
+            if let Some(s) = self.st.segs.get_mut(loc.seg) {
+                s.pending += 1;
+            }
+            p.chunks = Some(Box::new(Chunks {
+                first: loc,
+                n: 0,
+                locs: heapless::Vec::new(),
+                groups: heapless::Vec::new(),
+            }));
+        }
+        if let Some(c) = p.chunks.as_mut() {
+            c.n += 1;
+            // `locs` has room: it is flushed to a group frame as soon as it fills.
+            let _ = c.locs.push(loc);
+            if c.locs.is_full() {
+                self.flush_group(p.id, p.chunks.as_mut())?;
+            }
+        }
+        Ok((loc, first))
     }
 
     /// Writes the listed chunk locations as a group frame.
@@ -653,33 +662,7 @@ impl<D: BlockDevice> Writer<'_, '_, '_, D> {
 
     /// A chunk of a message being copied (not counted against the limits: it is held).
     pub(super) fn copy_chunk(&mut self, p: &mut Pending, data: &[u8]) -> Result<(), SpoolError> {
-        let n = p.chunks.as_ref().map_or(0, |c| c.n);
-        let rec = ChunkRec {
-            id: p.id,
-            seq: n,
-            crc: crc32(0, data),
-        };
-        let loc = self.write_frame(Kind::Chunk, &rec, data)?;
-        if p.chunks.is_none() {
-            if let Some(s) = self.st.segs.get_mut(loc.seg) {
-                s.pending += 1;
-            }
-            p.chunks = Some(Box::new(Chunks {
-                first: loc,
-                n: 0,
-                locs: heapless::Vec::new(),
-                groups: heapless::Vec::new(),
-            }));
-        }
-        let Some(c) = p.chunks.as_mut() else {
-            return Ok(());
-        };
-        c.n += 1;
-        let _ = c.locs.push(loc);
-        if c.locs.is_full() {
-            self.flush_group(p.id, p.chunks.as_mut())?;
-        }
-        Ok(())
+        self.write_chunk(p, data).map(|_| ())
     }
 
     /// Reads a message's record with its latest delivery state.
