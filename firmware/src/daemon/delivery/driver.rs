@@ -88,22 +88,8 @@ pub async fn etrn_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
-    let drv = Driver {
-        clock,
-        tls,
-        hostname: "",
-    };
-    for &addr in addrs {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::etrn(cfg, domain, clock.now());
-        let outcome = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
-        io.shutdown().await;
-        return outcome;
-    }
-    failure(FailReason::Connect)
+    let client = || Client::etrn(cfg.clone(), domain, clock.now());
+    short_session(addrs, host, tls, clock, client, |_| false).await
 }
 
 /// Connects to the first of `addrs` that answers and says EHLO and QUIT:
@@ -116,25 +102,9 @@ pub async fn probe_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
-    let drv = Driver {
-        clock,
-        tls,
-        hostname: "",
-    };
-    let mut last = failure(FailReason::Connect);
-    for &addr in addrs {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::probe(cfg.clone(), clock.now());
-        last = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
-        io.shutdown().await;
-        if matches!(last, Outcome::Probed(_)) {
-            break;
-        }
-    }
-    last
+    let client = || Client::probe(cfg.clone(), clock.now());
+    let again = |o: &Outcome| !matches!(o, Outcome::Probed(_));
+    short_session(addrs, host, tls, clock, client, again).await
 }
 
 /// One heartbeat beacon (`XBEACON line`) to the first of `addrs` that takes a connection.
@@ -146,22 +116,39 @@ pub(super) async fn beacon_session(
     tls: &TlsClients,
     clock: &dyn Clock,
 ) -> Outcome {
+    let client = || Client::beacon(cfg.clone(), line, clock.now());
+    short_session(addrs, host, tls, clock, client, |_| false).await
+}
+
+/// A session without a message (ETRN, probe, beacon) with the first of `addrs` that takes a
+/// connection, and with the next ones while `again` says so; the last outcome.
+async fn short_session<'c>(
+    addrs: &[SocketAddr],
+    host: &Host,
+    tls: &TlsClients,
+    clock: &dyn Clock,
+    client: impl Fn() -> Client<'c>,
+    again: impl Fn(&Outcome) -> bool,
+) -> Outcome {
     let drv = Driver {
         clock,
         tls,
         hostname: "",
     };
+    let mut last = failure(FailReason::Connect);
     for &addr in addrs {
         let Some(stream) = connect(addr).await else {
             continue;
         };
         let mut io = Io::Plain(stream);
-        let mut c = Client::beacon(cfg, line, clock.now());
-        let outcome = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
+        let mut c = client();
+        last = drive(drv, host, &mut io, &mut ReadBuf::new(), &mut c, None).await;
         io.shutdown().await;
-        return outcome;
+        if !again(&last) {
+            break;
+        }
     }
-    failure(FailReason::Connect)
+    last
 }
 
 impl Driver<'_> {
