@@ -263,6 +263,10 @@ impl Protection {
                 Err(m) => err(key, m),
             }
         }
+        // Checked with or without clamd, as the settings forms check it.
+        if !(1..=600).contains(&s.timeout) {
+            err("scan.timeout".into(), "must be 1..=600 seconds".into());
+        }
         let scan = if s.clamd.trim().is_empty() {
             None
         } else {
@@ -291,9 +295,6 @@ impl Protection {
                     false
                 }
             };
-            if !(1..=600).contains(&s.timeout) {
-                err("scan.timeout".into(), "must be 1..=600 seconds".into());
-            }
             addr.map(|addr| Scan {
                 addr,
                 infected,

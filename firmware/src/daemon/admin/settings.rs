@@ -242,6 +242,9 @@ mod tests {
                 ("scan.clamd", "clamd.lan:3310"),
                 ("policy.trusted", "10.0.0.0/8\n10.1.2.3/40"),
                 ("policy.block-extensions", "scr\n*.exe"),
+                ("policy.dnsbl-timeout", "0"),
+                ("policy.guess-delay", "61"),
+                ("scan.timeout", "601"),
             ]),
         )
         .unwrap_err();
@@ -251,6 +254,9 @@ mod tests {
             "scan.clamd",
             "policy.trusted",
             "policy.block-extensions",
+            "policy.dnsbl-timeout",
+            "policy.guess-delay",
+            "scan.timeout",
         ] {
             assert!(fields.contains(&f), "{f} in {e:?}");
         }
@@ -264,10 +270,23 @@ mod tests {
                 ("scan.clamd", "127.0.0.1:3310"),
                 ("scan.infected", "repackage"),
                 ("policy.verify-recipients", "1"),
+                ("policy.verify-positive-days", "7"),
+                ("policy.guess-window", "300"),
+                ("policy.stress-idle-timeout", "0"),
+                ("scan.timeout", "60"),
             ]),
         )
         .unwrap();
         assert_eq!(m.scan.infected, "repackage");
+        assert_eq!(m.policy.verify_positive_days, 7);
+        assert_eq!(m.policy.guess_window, 300);
+        assert_eq!(m.policy.stress_idle_timeout, 0);
+        assert_eq!(m.scan.timeout, 60);
+        // A bad value of one finer setting alone is refused under its own field.
+        let e = merge(&c, &values(&[("policy.verify-negative-minutes", "0")])).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "policy.verify-negative-minutes");
+        assert!(e[0].message.contains("1..=10080"), "{e:?}");
         assert!(m.policy.verify_recipients);
         assert_eq!(m.policy.domain_rules.len(), 1);
     }

@@ -89,6 +89,32 @@ return view.extend({
 		o.placeholder = '8';
 		o = s.option(form.DynamicList, 'domain_rules', _('Per-domain rules'), _('DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off spam=on|off'));
 
+		s = m.section(form.TypedSection, 'policy', _('Protection (advanced)'), _('The defaults suit most sites; the daemon checks the same ranges.'));
+		s.anonymous = true;
+		o = s.option(form.Value, 'dnsbl_timeout', _('Blocklist timeout (seconds)'), _('All blocklist lookups of a connection together; a client is let through when it passes (1-60)'));
+		o.datatype = 'range(1,60)';
+		o.placeholder = '5';
+		o = s.option(form.Value, 'verify_positive_days', _('Keep "exists" answers (days)'), _('Recipient verification cache (1-365)'));
+		o.datatype = 'range(1,365)';
+		o.placeholder = '30';
+		o = s.option(form.Value, 'verify_negative_minutes', _('Keep "unknown" answers (minutes)'), _('Recipient verification cache (1-10080, a week)'));
+		o.datatype = 'range(1,10080)';
+		o.placeholder = '60';
+		o = s.option(form.Value, 'verify_cache', _('Verification cache file'), _('Empty: next to the spool image (spool.img.verify). Applies after a restart.'));
+		o.placeholder = '/srv/mailbag/spool.img.verify';
+		o = s.option(form.Value, 'guess_window', _('Guessing window (seconds)'), _('Refused recipients are counted over this long'));
+		o.datatype = 'min(1)';
+		o.placeholder = '600';
+		o = s.option(form.Value, 'guess_cooldown', _('Guessing cool-down (seconds)'), _('A guessing client gets 450 for every RCPT this long'));
+		o.datatype = 'min(1)';
+		o.placeholder = '600';
+		o = s.option(form.Value, 'guess_delay', _('Cool-down delay (seconds)'), _('Each RCPT of a cooling-down client waits this long before its 450 (0-60)'));
+		o.datatype = 'range(0,60)';
+		o.placeholder = '5';
+		o = s.option(form.Value, 'stress_idle_timeout', _('Idle timeout under stress (seconds)'), _('Before MAIL, while three quarters of the sessions are taken; 0 = no stress mode'));
+		o.datatype = 'uinteger';
+		o.placeholder = '10';
+
 		// No 'Virus scanning' section: the router package is built without the 'scan'
 		// feature (clamd), and its daemon refuses scan.clamd. The silo scans.
 
