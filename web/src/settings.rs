@@ -77,8 +77,6 @@ pub const MODES: &[&str] = &["walled-garden", "open-when-primary-down", "off"];
 const SIZE_MAX: u64 = 1 << 40;
 const U32_MAX: u64 = u32::MAX as u64;
 const U16_MAX: u64 = u16::MAX as u64;
-/// The largest whole number the config model's TOML can hold.
-const I64_MAX: u64 = i64::MAX as u64;
 /// The heading of Protection's finer settings.
 const ADVANCED: &str = "Protection (advanced)";
 /// What an unknown recipient gets while the next hop is down.
@@ -165,10 +163,10 @@ pub const SETTINGS: &[Setting] = &[
     field("policy.verify-positive-days", Live, ADVANCED, "Keep \"exists\" answers (days)", "Recipient verification cache (1-365)", Kind::Number { min: 1, max: 365 }, "30"),
     field("policy.verify-negative-minutes", Live, ADVANCED, "Keep \"unknown\" answers (minutes)", "Recipient verification cache (1-10080, a week)", Kind::Number { min: 1, max: 10_080 }, "60"),
     field("policy.verify-cache", Restart, ADVANCED, "Verification cache file", "Empty = next to the spool image (<spool>.verify), or verify.cache in the state directory for a /dev/ spool", Kind::OptText, ""),
-    field("policy.guess-window", Live, ADVANCED, "Guessing window (s)", "Refused recipients are counted over this long (at least 1 while guessing is checked)", Kind::Number { min: 1, max: I64_MAX }, "600"),
-    field("policy.guess-cooldown", Live, ADVANCED, "Guessing cool-down (s)", "A guessing client gets 450 for every RCPT this long (at least 1 while guessing is checked)", Kind::Number { min: 1, max: I64_MAX }, "600"),
+    field("policy.guess-window", Live, ADVANCED, "Guessing window (s)", "Refused recipients are counted over this long (at least 1 while guessing is checked)", Kind::Number { min: 1, max: 86_400 }, "600"),
+    field("policy.guess-cooldown", Live, ADVANCED, "Guessing cool-down (s)", "A guessing client gets 450 for every RCPT this long (at least 1 while guessing is checked)", Kind::Number { min: 1, max: 86_400 }, "600"),
     field("policy.guess-delay", Live, ADVANCED, "Cool-down delay (s)", "Each RCPT of a cooling-down client waits this long before its 450 (0-60)", Kind::Number { min: 0, max: 60 }, "5"),
-    field("policy.stress-idle-timeout", Live, ADVANCED, "Idle timeout under stress (s)", "Before MAIL, while three quarters of the sessions are taken; 0 = no stress mode", Kind::Number { min: 0, max: I64_MAX }, "10"),
+    field("policy.stress-idle-timeout", Live, ADVANCED, "Idle timeout under stress (s)", "Before MAIL, while three quarters of the sessions are taken; 0 = no stress mode", Kind::Number { min: 0, max: 3_600 }, "10"),
     field("scan.timeout", Live, ADVANCED, "clamd timeout (s)", "How long clamd may take for one message (1-600)", Kind::Number { min: 1, max: 600 }, "30"),
     field("firewall.mode", Live, "Firewall", "Mode", "Who may reach port 25 from the WAN", Kind::Select(MODES), "walled-garden"),
     field("firewall.silo", Live, "Firewall", "Silo addresses", "CIDRs, one per line", Kind::List, ""),

@@ -232,6 +232,19 @@ impl Protection {
                 "window and cool-down must be at least 1 second".into(),
             );
         }
+        // Bounded so that no setting overflows a clock's ticks.
+        if p.guess_window > 86_400 || p.guess_cooldown > 86_400 {
+            err(
+                "policy.guess-window".into(),
+                "window and cool-down are at most 86400 seconds (a day)".into(),
+            );
+        }
+        if p.stress_idle_timeout > 3_600 {
+            err(
+                "policy.stress-idle-timeout".into(),
+                "at most 3600 seconds (the normal idle limit is 300)".into(),
+            );
+        }
         if p.guess_delay > 60 {
             err("policy.guess-delay".into(), "at most 60 seconds".into());
         }
@@ -479,6 +492,8 @@ mod tests {
         p.spam_flag_score = 5;
         p.spam_reject_score = 3;
         p.verify_unknown_while_down = "maybe".into();
+        p.guess_cooldown = 86_401;
+        p.stress_idle_timeout = u64::MAX;
         let scan = ScanConfig {
             clamd: "clamd:3310".into(),
             infected: "quarantine".into(),
@@ -492,6 +507,8 @@ mod tests {
             "policy.verify-unknown-while-down",
             "policy.block-extensions[0]",
             "policy.spam-reject-score",
+            "policy.guess-window",
+            "policy.stress-idle-timeout",
             "policy.domain-rules[0]",
             "policy.domain-rules[1]",
             "policy.domain-rules[2]",

@@ -102,17 +102,17 @@ return view.extend({
 		o.placeholder = '60';
 		o = s.option(form.Value, 'verify_cache', _('Verification cache file'), _('Empty: next to the spool image (spool.img.verify). Applies after a restart.'));
 		o.placeholder = '/srv/mailbag/spool.img.verify';
-		o = s.option(form.Value, 'guess_window', _('Guessing window (seconds)'), _('Refused recipients are counted over this long'));
-		o.datatype = 'min(1)';
+		o = s.option(form.Value, 'guess_window', _('Guessing window (seconds)'), _('Refused recipients are counted over this long (1-86400)'));
+		o.datatype = 'range(1,86400)';
 		o.placeholder = '600';
-		o = s.option(form.Value, 'guess_cooldown', _('Guessing cool-down (seconds)'), _('A guessing client gets 450 for every RCPT this long'));
-		o.datatype = 'min(1)';
+		o = s.option(form.Value, 'guess_cooldown', _('Guessing cool-down (seconds)'), _('A guessing client gets 450 for every RCPT this long (1-86400)'));
+		o.datatype = 'range(1,86400)';
 		o.placeholder = '600';
 		o = s.option(form.Value, 'guess_delay', _('Cool-down delay (seconds)'), _('Each RCPT of a cooling-down client waits this long before its 450 (0-60)'));
 		o.datatype = 'range(0,60)';
 		o.placeholder = '5';
-		o = s.option(form.Value, 'stress_idle_timeout', _('Idle timeout under stress (seconds)'), _('Before MAIL, while three quarters of the sessions are taken; 0 = no stress mode'));
-		o.datatype = 'uinteger';
+		o = s.option(form.Value, 'stress_idle_timeout', _('Idle timeout under stress (seconds)'), _('Before MAIL, while three quarters of the sessions are taken; 0 = no stress mode (0-3600)'));
+		o.datatype = 'range(0,3600)';
 		o.placeholder = '10';
 
 		// No 'Virus scanning' section: the router package is built without the 'scan'
