@@ -178,8 +178,8 @@ fn clamd_repackages_eicar_and_the_recipient_gets_a_notice_with_it_attached() {
         &["office.test"],
         "",
         &format!(
-            "[scan]\nclamd = \"{}\"\ninfected = \"repackage\"\n[relay]\nnext-hops = [\"127.0.0.1:{primary}\"]\nprobe-interval = 1\n",
-            clamd.addr
+            "[scan]\nclamd = \"localhost:{}\"\ninfected = \"repackage\"\n[relay]\nnext-hops = [\"127.0.0.1:{primary}\"]\nprobe-interval = 1\n",
+            clamd.addr.port()
         ),
     );
     let sink = Sink::start(primary, &dir.join("sink"));

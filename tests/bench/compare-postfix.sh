@@ -240,6 +240,10 @@ probe-interval = 1
 mode = "off"
 [web]
 listen = []
+[daemon]
+# Its own control socket (queue flush): never the system's /var/run/mailbag/control.sock,
+# which another mailbag on this machine may hold.
+control-socket = "$d/control.sock"
 EOF
     mb_log=$d/mailbag.log
     : >"$mb_log"

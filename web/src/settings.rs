@@ -155,7 +155,7 @@ pub const SETTINGS: &[Setting] = &[
     field("policy.guess-threshold", Live, "Protection", "Guessed recipients before cool-down", "Refused recipients per client in the window; 0 = off", Kind::Number { min: 0, max: U32_MAX }, "20"),
     field("policy.sessions-per-client", Live, "Protection", "Sessions per client", "Per IPv4 address or IPv6 /64; more get 421", Kind::Number { min: 1, max: U32_MAX }, "8"),
     field("policy.domain-rules", Live, "Protection", "Per-domain rules", "DOMAIN: accept-when=always|next-hop-down max-message-size=50M max-bytes=500M verify=on|off attachments=on|off scan=on|off spam=on|off", Kind::List, ""),
-    field("scan.clamd", Live, "Protection", "clamd", "ip:port or Unix socket path; empty = no virus scanning", Kind::Text, ""),
+    field("scan.clamd", Live, "Protection", "clamd", "host:port or Unix socket path; empty = no virus scanning", Kind::Text, ""),
     field("scan.infected", Live, "Protection", "Infected messages", "reject (554) or repackage (a notice with the original attached)", Kind::Select(INFECTED), "reject"),
     field("scan.unreachable", Live, "Protection", "clamd unreachable", "defer (451) or accept unscanned", Kind::Select(UNREACHABLE), "defer"),
     // Protection's finer settings (advanced): the defaults suit most sites.

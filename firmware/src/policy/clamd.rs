@@ -25,22 +25,40 @@ pub const REPLY_MAX: usize = 512;
 /// Where clamd listens (`scan.clamd`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClamdAddr {
-    /// `host:port` (an IP address; clamd runs on the router or the silo's LAN).
+    /// `ip:port` (clamd runs on the router or the silo's LAN).
     Tcp(SocketAddr),
+    /// `name:port`, looked up (the system resolver) at every connection.
+    Host(String, u16),
     /// An absolute path of a Unix socket (`/var/run/clamav/clamd.ctl`).
     Unix(PathBuf),
 }
 
 impl ClamdAddr {
-    /// Parses `127.0.0.1:3310`, `[::1]:3310` or `/run/clamd.sock`.
+    /// Parses `127.0.0.1:3310`, `[::1]:3310`, `clamd.lan:3310` or `/run/clamd.sock`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
         if t.starts_with('/') {
             return Ok(Self::Unix(PathBuf::from(t)));
         }
-        t.parse::<SocketAddr>()
-            .map(Self::Tcp)
-            .map_err(|_| format!("'{t}' is neither ip:port nor an absolute Unix socket path"))
+        if let Ok(a) = t.parse::<SocketAddr>() {
+            return Ok(Self::Tcp(a));
+        }
+        let bad = || format!("'{t}' is neither host:port nor an absolute Unix socket path");
+        let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !name_ok || port == 0 {
+            return Err(bad());
+        }
+        Ok(Self::Host(host.to_ascii_lowercase(), port))
     }
 }
 
@@ -48,6 +66,7 @@ impl std::fmt::Display for ClamdAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Tcp(a) => write!(f, "{a}"),
+            Self::Host(h, port) => write!(f, "{h}:{port}"),
             Self::Unix(p) => write!(f, "{}", p.display()),
         }
     }
@@ -138,10 +157,26 @@ mod tests {
             ClamdAddr::Tcp("127.0.0.1:3310".parse().unwrap())
         );
         assert_eq!(
+            ClamdAddr::parse("ClamD.lan:3310").unwrap(),
+            ClamdAddr::Host("clamd.lan".into(), 3310)
+        );
+        for bad in [
+            "clamd",
+            "clamd:",
+            "clamd:0",
+            "clamd:99999",
+            "-x:1",
+            "a..b:1",
+            "a b:1",
+            ":3310",
+        ] {
+            assert!(ClamdAddr::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
             ClamdAddr::parse("/run/clamav/clamd.ctl").unwrap(),
             ClamdAddr::Unix("/run/clamav/clamd.ctl".into())
         );
-        assert!(ClamdAddr::parse("clamd.lan:3310").is_err());
+        assert!(ClamdAddr::parse("relative/clamd.sock").is_err());
         assert_eq!(chunk_header(16384), [0, 0, 0x40, 0]);
     }
 }

@@ -89,7 +89,7 @@ impl Default for PolicyConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ScanConfig {
-    /// clamd's address: `ip:port` or the absolute path of its Unix socket; empty: no
+    /// clamd's address: `host:port` or the absolute path of its Unix socket; empty: no
     /// scanning.
     pub clamd: String,
     /// An infected message: `reject` (554 naming the virus) or `repackage` (delivered as

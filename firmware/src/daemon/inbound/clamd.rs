@@ -42,6 +42,9 @@ impl ClamdScan {
         let connect = async {
             let mut conn: Box<dyn Stream> = match addr {
                 ClamdAddr::Tcp(a) => Box::new(TcpStream::connect(a).await?),
+                ClamdAddr::Host(h, port) => {
+                    Box::new(TcpStream::connect((h.as_str(), *port)).await?)
+                }
                 ClamdAddr::Unix(p) => Box::new(UnixStream::connect(p).await?),
             };
             conn.write_all(clamd::INSTREAM).await?;
