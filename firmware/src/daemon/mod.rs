@@ -22,7 +22,8 @@
 //!  │           uses: SpoolHandle
 //!  │           offers: DeliveryHandle { flush(scope), wake(), try_claim/claim_all,
 //!  │                   in_flight(), notify_sender(..), apply(settings), settings(),
-//!  │                   status(), watch(), start(..) → DeliveryTasks }
+//!  │                   status(), watch(), route_of/route_down/probe_route(..),
+//!  │                   verify(..) (inbound's recipient checks), start(..) → DeliveryTasks }
 //!  ▼
 //!  spool     the thread that owns the flash device and the mounted spool
 //!              offers: SpoolHandle { begin/append/commit/abort, lanes, lane_due, body,
