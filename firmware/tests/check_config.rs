@@ -87,7 +87,7 @@ fn protection_settings_are_checked_by_key() {
         "config policy\n\tlist domains 'office.test'\n\tlist trusted '10.0.0.0/33'\n\
          \tlist dnsbl 'zen spamhaus'\n\tlist domain_rules 'office.test: accept-when=sometimes'\n\
          \tlist domain_rules 'other.test: max-bytes=500M'\n\
-         config scan\n\toption clamd 'clamd.lan:3310'\n\toption infected 'quarantine'\n",
+         config scan\n\toption clamd 'clamd.lan'\n\toption infected 'quarantine'\n",
         "mailbag",
     );
     assert_eq!(code, 2, "{out}");

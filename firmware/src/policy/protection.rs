@@ -495,7 +495,7 @@ mod tests {
         p.guess_cooldown = 86_401;
         p.stress_idle_timeout = u64::MAX;
         let scan = ScanConfig {
-            clamd: "clamd:3310".into(),
+            clamd: "clamd.lan".into(),
             infected: "quarantine".into(),
             ..ScanConfig::default()
         };

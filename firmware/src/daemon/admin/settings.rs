@@ -239,7 +239,7 @@ mod tests {
             &c,
             &values(&[
                 ("policy.domain-rules", "example.test: accept-when=sometimes"),
-                ("scan.clamd", "clamd.lan:3310"),
+                ("scan.clamd", "clamd.lan"),
                 ("policy.trusted", "10.0.0.0/8\n10.1.2.3/40"),
                 ("policy.block-extensions", "scr\n*.exe"),
                 ("policy.dnsbl-timeout", "0"),
