@@ -120,9 +120,9 @@ pub(super) async fn beacon_session(
     short_session(addrs, host, tls, clock, client, |_| false).await
 }
 
-/// A session without a message (ETRN, probe, beacon) with the first of `addrs` that takes a
+/// A session without a message (ETRN, probe, beacon, recipient verification) with the first of `addrs` that takes a
 /// connection, and with the next ones while `again` says so; the last outcome.
-async fn short_session<'c>(
+pub(super) async fn short_session<'c>(
     addrs: &[SocketAddr],
     host: &Host,
     tls: &TlsClients,

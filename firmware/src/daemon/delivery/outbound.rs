@@ -191,27 +191,10 @@ pub async fn open_and_send(
 
 /// Connects, says EHLO and QUIT: true when `hop` answers like a mail server.
 pub async fn probe(d: &Deliverer, hop: &NextHop) -> bool {
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::probe(d.settings().client.clone(), d.clock.now());
-        let outcome = drive(
-            driver(d),
-            &hop.host,
-            &mut io,
-            &mut ReadBuf::new(),
-            &mut c,
-            None,
-        )
-        .await;
-        io.shutdown().await;
-        if matches!(outcome, Outcome::Probed(_)) {
-            return true;
-        }
-    }
-    false
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    let outcome = driver::probe_session(&addrs, &hop.host, cfg, &d.tls, d.clock.as_ref()).await;
+    matches!(outcome, Outcome::Probed(_))
 }
 
 /// Asks `hop` (a silo) to deliver what it holds for `domain` now (ETRN, RFC 1985).
@@ -247,25 +230,13 @@ pub async fn beacon(d: &Deliverer, hop: &NextHop, line: &str) -> Result<String, 
 /// Asks `hop` whether `address` exists (`MAIL FROM:<>`, `RCPT TO`, `RSET`); the RCPT
 /// reply, or `None` when no address of the hop answered that far.
 pub async fn verify(d: &Deliverer, hop: &NextHop, address: &str) -> Option<ServerReply> {
-    for addr in resolve(d, hop).await {
-        let Some(stream) = connect(addr).await else {
-            continue;
-        };
-        let mut io = Io::Plain(stream);
-        let mut c = Client::verify(d.settings().client.clone(), address, d.clock.now());
-        let outcome = drive(
-            driver(d),
-            &hop.host,
-            &mut io,
-            &mut ReadBuf::new(),
-            &mut c,
-            None,
-        )
-        .await;
-        io.shutdown().await;
-        if let Outcome::Verified(reply) = outcome {
-            return Some(reply);
-        }
+    let addrs = resolve(d, hop).await;
+    let cfg = d.settings().client.clone();
+    let client = || Client::verify(cfg.clone(), address, d.clock.now());
+    let again = |o: &Outcome| !matches!(o, Outcome::Verified(_));
+    let tls = &d.tls;
+    match driver::short_session(&addrs, &hop.host, tls, d.clock.as_ref(), client, again).await {
+        Outcome::Verified(reply) => Some(reply),
+        _ => None,
     }
-    None
 }
